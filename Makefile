@@ -1,0 +1,59 @@
+# EnergiTech predictive-maintenance cockpit — every target matches a CI job or a README step.
+# `make help` lists them.
+SHELL := /bin/bash
+PY := .venv/bin/python
+PYTEST := .venv/bin/pytest
+export OMP_NUM_THREADS ?= 1
+
+.DEFAULT_GOAL := help
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+
+setup: ## Install system packages, the Python virtualenv (requirements.lock) — idempotent
+	@bash deploy/local/setup.sh
+
+up: setup ## Start local Kafka (KRaft) and PostgreSQL, apply migrations
+	@bash deploy/local/stack.sh up
+	@$(PY) -m common migrate
+
+down: ## Stop the local cockpit processes and the stack
+	@bash deploy/local/run.sh stop || true
+	@bash deploy/local/stack.sh down
+
+status: ## Show what runs where
+	@bash deploy/local/stack.sh status || true
+	@bash deploy/local/run.sh status || true
+
+logs: ## Tail the stack logs (make logs SERVICE=kafka|postgres|scorer|api|producer)
+	@if [[ "$(SERVICE)" =~ ^(scorer|api|producer)$$ ]]; then tail -n 50 .stack/logs/$(SERVICE).log; else bash deploy/local/stack.sh logs $(SERVICE); fi
+
+reset: ## Stop everything and delete local Kafka and PostgreSQL data
+	@bash deploy/local/run.sh stop || true
+	@bash deploy/local/stack.sh reset
+
+migrate: ## Apply database migrations (COCKPIT_DATABASE_URL)
+	@$(PY) -m common migrate
+
+run: up ## Set up and run the whole cockpit locally, then print where to look
+	@bash deploy/local/run.sh start
+
+test: ## Run the whole test suite (unit + integration on real Kafka/PostgreSQL + browser)
+	@bash deploy/local/setup.sh --browser
+	@$(PYTEST) tests
+
+test-unit: setup ## Unit tests only (no services)
+	@$(PYTEST) tests/unit -m unit
+
+test-integration: setup ## Integration tests only (real services, started if needed)
+	@bash deploy/local/setup.sh --browser
+	@$(PYTEST) tests/integration -m integration
+
+lint: setup ## ruff and mypy
+	@.venv/bin/ruff check .
+	@.venv/bin/mypy common simulator producers models scorer api
+
+bench: setup ## Run the benchmarks under bench/ (ratios against same-run baselines)
+	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+.PHONY: help setup up down status logs reset migrate run test test-unit test-integration lint bench

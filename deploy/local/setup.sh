@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs everything the cockpit needs on a fresh machine, from the project's own files:
+# Debian packages (PostgreSQL; Chromium with --browser), the Python 3.11 virtualenv from
+# requirements.lock, and the Kafka broker jars from Maven Central. Idempotent and quick when done.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+VENV="$ROOT/.venv"
+say() { printf '\033[1;34m[setup]\033[0m %s\n' "$*"; }
+die() { printf '\033[1;31m[setup] error:\033[0m %s\n' "$*" >&2; exit 1; }
+
+want_browser=0
+[[ "${1:-}" == "--browser" ]] && want_browser=1
+
+apt_missing=()
+ls -d /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_missing+=(postgresql postgresql-contrib)
+command -v java >/dev/null || apt_missing+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || apt_missing+=(maven)
+if [[ $want_browser == 1 ]] && [[ ! -x /usr/bin/chromium ]]; then apt_missing+=(chromium fonts-dejavu-core); fi
+if ((${#apt_missing[@]})); then
+  command -v apt-get >/dev/null || die "missing system packages (${apt_missing[*]}) and no apt-get to install them"
+  say "installing Debian packages: ${apt_missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${apt_missing[@]}" >/dev/null
+fi
+
+PY="${COCKPIT_PYTHON:-}"
+if [[ -z "$PY" ]]; then
+  for candidate in python3.11 python3; do
+    if command -v "$candidate" >/dev/null && "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+      PY="$(command -v "$candidate")"; break
+    fi
+  done
+fi
+[[ -n "$PY" ]] || die "Python 3.11 is required (looked for python3.11 and python3 on PATH; set COCKPIT_PYTHON)"
+
+stamp="$VENV/.installed-$(cat "$ROOT/requirements.lock" "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)"
+if [[ ! -f "$stamp" ]]; then
+  [[ -x "$VENV/bin/python" ]] || { say "creating virtualenv $VENV with $PY"; "$PY" -m venv "$VENV"; }
+  [[ -x "$VENV/bin/uv" ]] || "$VENV/bin/pip" install -q --disable-pip-version-check uv
+  say "installing locked Python dependencies (requirements.lock)"
+  "$VENV/bin/uv" pip install -q -p "$VENV/bin/python" -r "$ROOT/requirements.lock"
+  "$VENV/bin/uv" pip install -q -p "$VENV/bin/python" --no-deps -e "$ROOT"
+  rm -f "$VENV"/.installed-*; touch "$stamp"
+fi
+
+# Kafka jars (Maven Central) are fetched by the stack script on first `up`.
+say "ready: $("$VENV/bin/python" --version), venv $VENV"
