@@ -17,8 +17,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_IMAGE = "apache/kafka:4.3.1"
 TIMESCALE_IMAGE = "timescale/timescaledb:2.17.2-pg16"
-LOCAL_KAFKA = "127.0.0.1:9092"
-LOCAL_ADMIN_URL = "postgresql://cockpit_admin:cockpit_admin@127.0.0.1:5433/postgres"
+# The same port variables as deploy/local/stack.sh, so a second checkout can run beside the first.
+LOCAL_KAFKA = f"127.0.0.1:{os.environ.get('COCKPIT_KAFKA_PORT', '9092')}"
+LOCAL_ADMIN_URL = (
+    f"postgresql://cockpit_admin:cockpit_admin@127.0.0.1:{os.environ.get('COCKPIT_PG_PORT', '5433')}/postgres"
+)
 
 
 @dataclass(frozen=True)
