@@ -20,8 +20,9 @@ if ((${#apt_missing[@]})); then
   command -v apt-get >/dev/null || die "missing system packages (${apt_missing[*]}) and no apt-get to install them"
   say "installing Debian packages: ${apt_missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null
-  apt-get install -y -qq --no-install-recommends "${apt_missing[@]}" >/dev/null
+  apt_opts=(-o DPkg::Lock::Timeout=600 -qq)
+  apt-get "${apt_opts[@]}" update >/dev/null
+  apt-get "${apt_opts[@]}" install -y --no-install-recommends "${apt_missing[@]}" >/dev/null
 fi
 
 PY="${COCKPIT_PYTHON:-}"

@@ -58,7 +58,8 @@ ensure_postgres_installed() {
     say "PostgreSQL server not found in /usr/lib/postgresql/*/bin: installing Debian's postgresql package"
     command -v apt-get >/dev/null || die "PostgreSQL is missing and apt-get is not available: install PostgreSQL >= 14 (looked in /usr/lib/postgresql/*/bin)"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq && apt-get install -y -qq postgresql postgresql-contrib >/dev/null \
+    apt-get -o DPkg::Lock::Timeout=600 -qq update && \
+      apt-get -o DPkg::Lock::Timeout=600 -qq install -y postgresql postgresql-contrib >/dev/null \
       || die "apt-get install postgresql failed"
   fi
   getent passwd "$PG_OS_USER" >/dev/null || useradd --system --home /var/lib/postgresql --shell /bin/bash "$PG_OS_USER" \
