@@ -192,7 +192,6 @@ EOF
 kafka_running() { [[ -f "$KAFKA_PID" ]] && kill -0 "$(cat "$KAFKA_PID")" 2>/dev/null; }
 
 kafka_up() {
-  ensure_kafka_libs
   if kafka_running; then
     say "Kafka $(kafka_version) already running on 127.0.0.1:$KAFKA_PORT (pid $(cat "$KAFKA_PID"))"
     return
@@ -201,6 +200,7 @@ kafka_up() {
     local owner; owner="$(port_owner "$port")"
     [[ -z "$owner" ]] || die "port $port on 127.0.0.1 is already in use by $owner; stop it or set COCKPIT_KAFKA_PORT / COCKPIT_KAFKA_CONTROLLER_PORT"
   done
+  ensure_kafka_libs
   write_kafka_config
   local cp; cp="$(kafka_classpath)"
   if [[ ! -f "$KAFKA_DATA/meta.properties" ]]; then
