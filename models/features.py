@@ -1,0 +1,757 @@
+"""Per-turbine features: one incremental definition used by the streaming scorer AND by training.
+
+Why bins: the scorer must absorb >= 20,000 events/s per worker, so ``FeatureWindow.update`` does
+O(1) pure-Python work per event - it adds each tracked signal into a one-hour bin (sum, count, max)
+of a preallocated ring buffer (``array.array``, compact and fast to index) and updates a few
+data-quality counters. Features (rolling means, maxima, spreads and slopes over 6 h .. 7 d,
+residuals against a normal-behaviour model, power-curve residual, alarm counts, data quality) are
+computed lazily and vectorised from the bins, for one window or for a whole batch of windows.
+
+Offline (``compute_features``) replays history through exactly the same ``_ingest`` code and
+computes features with exactly the same ``feature_matrix`` function, so training and serving agree.
+
+Out-of-order events: an event whose hour is still inside the 7-day ring is added to its bin; older
+events are ignored and counted (``late_events_dropped``). Frozen-sensor and spike detection only
+look at in-order events (a late event says nothing about the current run of identical values).
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import zlib
+from array import array
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from common.contracts import (
+    STATUS_ALARM_PRESSURE,
+    STATUS_ALARM_TEMPERATURE,
+    STATUS_ALARM_VIBRATION,
+    STATUS_CURTAILED,
+    STATUS_FAULT,
+    STATUS_MAINTENANCE,
+)
+
+#: Serialisation format of :meth:`FeatureWindow.to_bytes`; bump on any layout change.
+WINDOW_FORMAT_VERSION = 1
+_MAGIC = b"FWIN"
+
+BIN_SECONDS = 3600
+N_BINS = 168  # 7 days of hourly bins
+HORIZONS_H: tuple[int, ...] = (6, 24, 72, 168)
+
+#: Component temperatures (targets of the normal-behaviour model).
+TEMP_SIGNALS: tuple[str, ...] = (
+    "gearbox_oil_temp_c",
+    "gearbox_bearing_temp_c",
+    "generator_winding_temp_c",
+    "generator_bearing_temp_c",
+    "main_bearing_temp_c",
+    "converter_temp_c",
+)
+#: Signals that get the full rolling statistics.
+COMPONENT_SIGNALS: tuple[str, ...] = (*TEMP_SIGNALS, "vibration_mm_s", "pitch_hydraulic_pressure_bar")
+#: Signals the normal-behaviour model predicts from load and ambient.
+NBM_TARGETS: tuple[str, ...] = (*TEMP_SIGNALS, "vibration_mm_s")
+#: Operating context (inputs of the normal-behaviour model and of the power curve).
+CONTEXT_SIGNALS: tuple[str, ...] = ("power_kw", "ambient_temp_c", "wind_speed_ms")
+TRACKED_SIGNALS: tuple[str, ...] = (*COMPONENT_SIGNALS, *CONTEXT_SIGNALS)
+K = len(TRACKED_SIGNALS)
+_IDX = {name: i for i, name in enumerate(TRACKED_SIGNALS)}
+#: Signals whose frozen reading makes an assessment untrustworthy.
+KEY_SIGNALS: tuple[str, ...] = (*TEMP_SIGNALS, "vibration_mm_s")
+_KEY_IDX = np.array([_IDX[s] for s in KEY_SIGNALS])
+
+#: Jump between consecutive readings counted as a spike (inf = not checked).
+SPIKE_THRESHOLDS: dict[str, float] = {
+    **{s: 20.0 for s in TEMP_SIGNALS},
+    "vibration_mm_s": 8.0,
+    "pitch_hydraulic_pressure_bar": 60.0,
+    "power_kw": math.inf,
+    "ambient_temp_c": 10.0,
+    "wind_speed_ms": math.inf,
+}
+
+# Per-bin counters.
+C_EVENTS, C_MISSING, C_SPIKES, C_ALARMS, C_DOWN, C_CURTAILED = range(6)
+N_COUNTERS = 6
+_STATUS_COUNTER = {
+    STATUS_ALARM_TEMPERATURE: C_ALARMS,
+    STATUS_ALARM_VIBRATION: C_ALARMS,
+    STATUS_ALARM_PRESSURE: C_ALARMS,
+    STATUS_FAULT: C_DOWN,
+    STATUS_MAINTENANCE: C_DOWN,
+    STATUS_CURTAILED: C_CURTAILED,
+}
+
+DEFAULT_FROZEN_MIN_COUNT = 12
+DEFAULT_FROZEN_MIN_SECONDS = 3 * 3600.0
+_NO_HOUR = -(1 << 62)
+
+
+def _build_feature_names() -> tuple[str, ...]:
+    names: list[str] = []
+    for sig in COMPONENT_SIGNALS:
+        for h in HORIZONS_H:
+            names += [f"{sig}__mean_{h}h", f"{sig}__max_{h}h", f"{sig}__spread_{h}h", f"{sig}__slope_{h}h"]
+    names += [f"{sig}__mean_24h" for sig in CONTEXT_SIGNALS]
+    for sig in NBM_TARGETS:
+        names += [f"{sig}__resid_{h}h" for h in HORIZONS_H]
+        names += [f"{sig}__resid_slope_72h", f"{sig}__resid_slope_168h"]
+    names += ["power_curve_resid_24h", "power_curve_resid_168h"]
+    names += ["alarms_24h", "alarms_168h", "down_share_24h"]
+    names += ["missing_share_24h", "spikes_24h", "coverage_hours_168h", "n_frozen_key", "frozen_max_hours"]
+    return tuple(names)
+
+
+#: Feature order of :meth:`FeatureWindow.features` and of every model's input.
+FEATURE_NAMES: tuple[str, ...] = _build_feature_names()
+N_FEATURES = len(FEATURE_NAMES)
+
+
+# --------------------------------------------------------------------------------------------------
+# Normal-behaviour model
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class NormalModel:
+    """Expected component temperature / vibration for the current load and ambient, plus power curve.
+
+    Why linear: ``target ~ 1 + P + P^2 + P(previous hour) + ambient`` on hourly means captures load,
+    thermal lag and weather with five coefficients per signal, is fitted in milliseconds and evaluates
+    vectorised over thousands of windows.
+    """
+
+    targets: tuple[str, ...]
+    coef: np.ndarray  # (len(targets), 5)
+    resid_std: np.ndarray  # (len(targets),) residual std on healthy data
+    pc_wind: np.ndarray  # power-curve wind-speed grid (m/s)
+    pc_power: np.ndarray  # expected power (kW) at pc_wind
+    pc_resid_std: float = 0.0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def expected(self, power_kw: np.ndarray, power_prev_kw: np.ndarray, ambient_c: np.ndarray) -> np.ndarray:
+        """Expected targets, shape ``power_kw.shape + (n_targets,)``."""
+        p = power_kw / 1000.0
+        pp = power_prev_kw / 1000.0
+        design = np.stack([np.ones_like(p), p, p * p, pp, ambient_c], axis=-1)
+        return design @ self.coef.T
+
+    def expected_power(self, wind_ms: np.ndarray) -> np.ndarray:
+        return np.interp(wind_ms, self.pc_wind, self.pc_power)
+
+
+def _design(power_kw: np.ndarray, power_prev_kw: np.ndarray, ambient_c: np.ndarray) -> np.ndarray:
+    p = power_kw / 1000.0
+    pp = power_prev_kw / 1000.0
+    return np.column_stack([np.ones_like(p), p, p * p, pp, ambient_c])
+
+
+def fit_normal_model(hourly: pd.DataFrame) -> NormalModel:
+    """Fit the normal-behaviour model on HEALTHY hourly means.
+
+    ``hourly`` has one row per turbine-hour with the tracked signals' hourly means and a
+    ``power_prev_kw`` column (previous hour's mean power of the same turbine; NaN if unknown). The
+    caller removes degraded, down and curtailed hours. Two-pass least squares drops gross outliers.
+    """
+    prev = hourly["power_prev_kw"].fillna(hourly["power_kw"]).to_numpy(float)
+    power = hourly["power_kw"].to_numpy(float)
+    amb = hourly["ambient_temp_c"].to_numpy(float)
+    base_ok = np.isfinite(power) & np.isfinite(prev) & np.isfinite(amb)
+    coefs, stds = [], []
+    for sig in NBM_TARGETS:
+        y = hourly[sig].to_numpy(float)
+        ok = base_ok & np.isfinite(y)
+        if ok.sum() < 10:
+            coefs.append(np.array([np.nanmean(y) if np.isfinite(y).any() else 0.0, 0, 0, 0, 0]))
+            stds.append(1.0)
+            continue
+        x = _design(power[ok], prev[ok], amb[ok])
+        yy = y[ok]
+        c, *_ = np.linalg.lstsq(x, yy, rcond=None)
+        r = yy - x @ c
+        keep = np.abs(r) <= 4 * (r.std() + 1e-9)
+        c, *_ = np.linalg.lstsq(x[keep], yy[keep], rcond=None)
+        coefs.append(c)
+        stds.append(float(np.std(yy[keep] - x[keep] @ c)))
+    wind = hourly["wind_speed_ms"].to_numpy(float)
+    ok = np.isfinite(wind) & np.isfinite(power)
+    grid = np.arange(0.0, 30.01, 0.5)
+    pc = np.full(grid.shape, np.nan)
+    if ok.any():
+        idx = np.clip(np.round(wind[ok] / 0.5).astype(int), 0, len(grid) - 1)
+        for g in np.unique(idx):
+            sel = idx == g
+            if sel.sum() >= 3:
+                pc[g] = float(np.median(power[ok][sel]))
+    good = np.isfinite(pc)
+    pc = np.interp(grid, grid[good], pc[good]) if good.any() else np.zeros_like(grid)
+    pc_resid = power[ok] - np.interp(wind[ok], grid, pc) if ok.any() else np.zeros(1)
+    return NormalModel(
+        targets=NBM_TARGETS,
+        coef=np.vstack(coefs),
+        resid_std=np.asarray(stds),
+        pc_wind=grid,
+        pc_power=pc,
+        pc_resid_std=float(np.std(pc_resid)),
+        meta={"n_hours": len(hourly)},
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# The window
+# --------------------------------------------------------------------------------------------------
+
+_ZERO_D = array("d", [0.0] * K)
+_ZERO_I = array("I", [0] * K)
+_NEGINF_F = array("f", [-math.inf] * K)
+_ZERO_C = array("I", [0] * N_COUNTERS)
+_SPIKE_THR = [SPIKE_THRESHOLDS[s] for s in TRACKED_SIGNALS]
+_HEADER = struct.Struct("<4sBBHHqdddQQ")  # magic ver flags n_bins k newest first last as_of late total
+
+
+def _to_epoch(value: Any) -> float:
+    """Event time as epoch seconds; naive datetimes are taken as UTC (the contract requires UTC)."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.timestamp()
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        return _to_epoch(datetime.fromisoformat(value))
+    if isinstance(value, np.datetime64):
+        return float(value.astype("datetime64[ns]").astype(np.int64)) / 1e9
+    raise TypeError(f"unsupported event_time {value!r}")
+
+
+class FeatureWindow:
+    """Rolling 7-day state of ONE turbine; see module docstring for why it is built on hourly bins."""
+
+    __slots__ = (
+        "_cnt",
+        "_ctr",
+        "_first_ts",
+        "_frozen_min_count",
+        "_frozen_min_seconds",
+        "_last",
+        "_last_ts",
+        "_late",
+        "_max",
+        "_newest_hour",
+        "_run",
+        "_run_start",
+        "_sum",
+        "_total",
+        "turbine_id",
+    )
+
+    def __init__(
+        self,
+        turbine_id: str = "",
+        *,
+        frozen_min_count: int = DEFAULT_FROZEN_MIN_COUNT,
+        frozen_min_seconds: float = DEFAULT_FROZEN_MIN_SECONDS,
+    ) -> None:
+        self.turbine_id = turbine_id
+        self._frozen_min_count = frozen_min_count
+        self._frozen_min_seconds = frozen_min_seconds
+        self._sum = array("d", [0.0] * (N_BINS * K))
+        self._cnt = array("I", [0] * (N_BINS * K))
+        self._max = array("f", [-math.inf] * (N_BINS * K))
+        self._ctr = array("I", [0] * (N_BINS * N_COUNTERS))
+        self._last = [math.nan] * K
+        self._run = [0] * K
+        self._run_start = [0.0] * K
+        self._newest_hour = _NO_HOUR
+        self._first_ts = math.inf
+        self._last_ts = -math.inf
+        self._late = 0
+        self._total = 0
+
+    # ---------------------------------------------------------------- ingestion (hot path)
+    def update(self, event: Any) -> None:
+        """Add one reading (``TelemetryEvent`` or mapping with the same fields). O(number of signals)."""
+        d = event if isinstance(event, Mapping) else event.__dict__
+        self._ingest(
+            _to_epoch(d["event_time"]),
+            [d.get(name) for name in TRACKED_SIGNALS],
+            d.get("status_code") or 0,
+        )
+
+    def _ingest(self, ts: float, vals: Sequence[Any], status: int) -> None:
+        hour = int(ts // BIN_SECONDS)
+        newest = self._newest_hour
+        if hour > newest:
+            self._advance(hour)
+        elif hour <= newest - N_BINS:
+            self._late += 1
+            return
+        self._total += 1
+        slot = hour % N_BINS
+        base = slot * K
+        s = self._sum
+        c = self._cnt
+        mx = self._max
+        in_order = ts >= self._last_ts
+        if in_order:
+            self._last_ts = ts
+        if ts < self._first_ts:
+            self._first_ts = ts
+        last = self._last
+        run = self._run
+        miss = 0
+        spikes = 0
+        for k in range(K):
+            v = vals[k]
+            if v is None or v != v:
+                miss += 1
+                continue
+            j = base + k
+            s[j] += v
+            c[j] += 1
+            if v > mx[j]:
+                mx[j] = v
+            if in_order:
+                p = last[k]
+                if v == p:
+                    run[k] += 1
+                else:
+                    if abs(v - p) > _SPIKE_THR[k]:
+                        spikes += 1
+                    last[k] = v
+                    run[k] = 1
+                    self._run_start[k] = ts
+        cb = slot * N_COUNTERS
+        ctr = self._ctr
+        ctr[cb] += 1
+        if miss:
+            ctr[cb + C_MISSING] += miss
+        if spikes:
+            ctr[cb + C_SPIKES] += spikes
+        if status:
+            which = _STATUS_COUNTER.get(status)
+            if which is not None:
+                ctr[cb + which] += 1
+
+    def _advance(self, hour: int) -> None:
+        """Move the ring to ``hour``, clearing the bins of the hours that are skipped or reused."""
+        old = self._newest_hour
+        if old != _NO_HOUR:
+            for h in range(old + 1, old + 1 + min(hour - old, N_BINS)):
+                slot = h % N_BINS
+                a, b = slot * K, slot * K + K
+                self._sum[a:b] = _ZERO_D
+                self._cnt[a:b] = _ZERO_I
+                self._max[a:b] = _NEGINF_F
+                self._ctr[slot * N_COUNTERS : slot * N_COUNTERS + N_COUNTERS] = _ZERO_C
+        self._newest_hour = hour
+
+    # ---------------------------------------------------------------- views
+    @property
+    def n_events(self) -> int:
+        return self._total
+
+    @property
+    def late_events_dropped(self) -> int:
+        return self._late
+
+    @property
+    def last_event_ts(self) -> float | None:
+        return None if self._last_ts == -math.inf else self._last_ts
+
+    @property
+    def as_of(self) -> datetime | None:
+        """Time of the newest event seen (the as-of time of a score computed from this window)."""
+        ts = self.last_event_ts
+        return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+    def _frozen_hours(self) -> np.ndarray:
+        """Per tracked signal: hours the current identical-value run lasts (0 when not frozen)."""
+        out = np.zeros(K)
+        if self._last_ts == -math.inf:
+            return out
+        for k in range(K):
+            if self._run[k] >= self._frozen_min_count:
+                dur = self._last_ts - self._run_start[k]
+                if dur >= self._frozen_min_seconds:
+                    out[k] = dur / 3600.0
+        return out
+
+    def snapshot(self) -> WindowSnapshot:
+        """Time-ordered copy of the bins (oldest hour first) for vectorised feature computation."""
+        newest = self._newest_hour
+        start = 0 if newest == _NO_HOUR else newest + 1
+        order = (start + np.arange(N_BINS)) % N_BINS
+        sums = np.frombuffer(self._sum, dtype=np.float64).reshape(N_BINS, K)[order]
+        cnts = np.frombuffer(self._cnt, dtype=np.uint32).reshape(N_BINS, K)[order]
+        maxs = np.frombuffer(self._max, dtype=np.float32).reshape(N_BINS, K)[order]
+        ctrs = np.frombuffer(self._ctr, dtype=np.uint32).reshape(N_BINS, N_COUNTERS)[order]
+        return WindowSnapshot(sums, cnts, maxs, ctrs, self._frozen_hours())
+
+    def features(self, normal_model: NormalModel | None = None) -> np.ndarray:
+        """Feature vector in ``FEATURE_NAMES`` order (NaN where not computable)."""
+        return feature_matrix([self.snapshot()], normal_model)[0]
+
+    def data_quality(self, now: datetime | None = None) -> dict[str, Any]:
+        """Data-quality indicators used by the risk policy (JSON-serialisable)."""
+        snap = self.snapshot()
+        last24 = snap.counters[-24:]
+        cnt24 = snap.counts[-24:]
+        events24 = int(last24[:, C_EVENTS].sum())
+        expected_values = events24 * K
+        missing24 = int(last24[:, C_MISSING].sum())
+        frozen = {TRACKED_SIGNALS[k]: round(float(h), 2) for k, h in enumerate(snap.frozen_hours) if h > 0}
+        key_counts = cnt24[:, _KEY_IDX].sum(axis=0)
+        silent = [KEY_SIGNALS[i] for i, n in enumerate(key_counts) if n == 0 and events24 > 0]
+        last_ts = self.last_event_ts
+        since: float | None = None
+        if now is not None and last_ts is not None:
+            since = max(0.0, _to_epoch(now) - last_ts)
+        first = None if self._first_ts == math.inf else self._first_ts
+        return {
+            "events_in_window": int(snap.counters[:, C_EVENTS].sum()),
+            "events_24h": events24,
+            "last_event_time": None if last_ts is None else datetime.fromtimestamp(last_ts, UTC).isoformat(),
+            "seconds_since_last_event": since,
+            "history_hours": 0.0 if first is None or last_ts is None else round((last_ts - first) / 3600, 2),
+            "coverage_hours_24h": int((last24[:, C_EVENTS] > 0).sum()),
+            "missing_share_24h": round(missing24 / expected_values, 4) if expected_values else 1.0,
+            "spikes_24h": int(last24[:, C_SPIKES].sum()),
+            "frozen_signals": frozen,
+            "silent_key_signals_24h": silent,
+            "late_events_dropped": self._late,
+        }
+
+    # ---------------------------------------------------------------- serialisation
+    def to_bytes(self) -> bytes:
+        """Compact versioned state: a struct header + raw typed arrays, zlib-compressed (no pickle)."""
+        counts = np.frombuffer(self._cnt, dtype=np.uint32)
+        ctrs = np.frombuffer(self._ctr, dtype=np.uint32)
+        small = bool(counts.max(initial=0) < 65536 and ctrs.max(initial=0) < 65536)
+        ctype = np.uint16 if small else np.uint32
+        header = _HEADER.pack(
+            _MAGIC,
+            WINDOW_FORMAT_VERSION,
+            1 if small else 0,
+            N_BINS,
+            K,
+            self._newest_hour,
+            self._first_ts,
+            self._last_ts,
+            self._frozen_min_seconds,
+            self._late,
+            self._total,
+        )
+        tid = self.turbine_id.encode()
+        body = b"".join(
+            [
+                struct.pack("<HI", len(tid), self._frozen_min_count),
+                tid,
+                np.asarray(self._last, dtype=np.float64).tobytes(),
+                np.asarray(self._run, dtype=np.uint32).tobytes(),
+                np.asarray(self._run_start, dtype=np.float64).tobytes(),
+                self._sum.tobytes(),
+                counts.astype(ctype).tobytes(),
+                self._max.tobytes(),
+                ctrs.astype(ctype).tobytes(),
+            ]
+        )
+        return header + zlib.compress(body, 1)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> FeatureWindow:
+        """Inverse of :meth:`to_bytes`; raises ``ValueError`` on an unknown format or layout."""
+        if len(data) < _HEADER.size or data[:4] != _MAGIC:
+            raise ValueError("not a FeatureWindow state (bad magic)")
+        _magic, ver, flags, n_bins, k, newest, first, last, fmin_s, late, total = _HEADER.unpack_from(data)
+        if ver != WINDOW_FORMAT_VERSION or n_bins != N_BINS or k != K:
+            raise ValueError(
+                f"FeatureWindow state format {ver} (bins={n_bins}, signals={k}) is not supported; "
+                f"expected {WINDOW_FORMAT_VERSION} (bins={N_BINS}, signals={K})"
+            )
+        body = zlib.decompress(data[_HEADER.size :])
+        tid_len, fmin_c = struct.unpack_from("<HI", body)
+        pos = 6
+        tid = body[pos : pos + tid_len].decode()
+        pos += tid_len
+        ctype = np.uint16 if flags & 1 else np.uint32
+        csize = np.dtype(ctype).itemsize
+
+        def take(dtype: Any, n: int, size: int) -> np.ndarray:
+            nonlocal pos
+            arr = np.frombuffer(body, dtype=dtype, count=n, offset=pos)
+            pos += n * size
+            return arr
+
+        win = cls(tid, frozen_min_count=fmin_c, frozen_min_seconds=fmin_s)
+        win._last = take(np.float64, K, 8).tolist()
+        win._run = take(np.uint32, K, 4).tolist()
+        win._run_start = take(np.float64, K, 8).tolist()
+        win._sum = array("d", take(np.float64, N_BINS * K, 8).tobytes())
+        win._cnt = array("I", take(ctype, N_BINS * K, csize).astype(np.uint32).tobytes())
+        win._max = array("f", take(np.float32, N_BINS * K, 4).tobytes())
+        win._ctr = array("I", take(ctype, N_BINS * N_COUNTERS, csize).astype(np.uint32).tobytes())
+        win._newest_hour = newest
+        win._first_ts = first
+        win._last_ts = last
+        win._late = late
+        win._total = total
+        return win
+
+
+@dataclass
+class WindowSnapshot:
+    """Time-ordered bins of one window (oldest first): input of :func:`feature_matrix`."""
+
+    sums: np.ndarray  # (N_BINS, K) float64
+    counts: np.ndarray  # (N_BINS, K) uint32
+    maxs: np.ndarray  # (N_BINS, K) float32
+    counters: np.ndarray  # (N_BINS, N_COUNTERS) uint32
+    frozen_hours: np.ndarray  # (K,)
+
+
+# --------------------------------------------------------------------------------------------------
+# Vectorised features
+# --------------------------------------------------------------------------------------------------
+
+
+def _slope_per_day(y: np.ndarray) -> np.ndarray:
+    """Least-squares slope along axis 1 of hourly values (NaN = missing), in units per day."""
+    n = y.shape[1]
+    x = np.arange(n, dtype=float).reshape((1, n) + (1,) * (y.ndim - 2))
+    w = np.isfinite(y)
+    cnt = w.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        xm = np.where(w, x, 0.0).sum(axis=1, keepdims=True) / cnt
+        ym = np.where(w, y, 0.0).sum(axis=1, keepdims=True) / cnt
+        dx = np.where(w, x - xm, 0.0)
+        dy = np.where(w, y - ym, 0.0)
+        slope = (dx * dy).sum(axis=1) / (dx * dx).sum(axis=1)
+    slope[cnt[:, 0] < 3] = np.nan
+    return slope * 24.0
+
+
+def _nanmean_axis1(y: np.ndarray) -> np.ndarray:
+    w = np.isfinite(y)
+    n = w.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(w, y, 0.0).sum(axis=1) / np.where(n > 0, n, np.nan)
+
+
+def _nanstd_axis1(y: np.ndarray) -> np.ndarray:
+    w = np.isfinite(y)
+    n = w.sum(axis=1)
+    m = _nanmean_axis1(y)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = np.where(w, (y - np.expand_dims(m, 1)) ** 2, 0.0).sum(axis=1) / np.where(n > 1, n, np.nan)
+    return np.sqrt(var)
+
+
+def feature_matrix(
+    snapshots: Sequence[WindowSnapshot], normal_model: NormalModel | None = None
+) -> np.ndarray:
+    """Features of many windows at once, shape ``(len(snapshots), N_FEATURES)``.
+
+    Vectorised over windows so a sweep of 10,000 turbines costs a handful of numpy calls.
+    """
+    b = len(snapshots)
+    if b == 0:
+        return np.zeros((0, N_FEATURES))
+    sums = np.stack([s.sums for s in snapshots])
+    cnts = np.stack([s.counts for s in snapshots]).astype(np.float64)
+    maxs = np.stack([s.maxs for s in snapshots]).astype(np.float64)
+    ctrs = np.stack([s.counters for s in snapshots]).astype(np.float64)
+    frozen = np.stack([s.frozen_hours for s in snapshots])
+    maxs[~np.isfinite(maxs)] = np.nan
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = sums / np.where(cnts > 0, cnts, np.nan)  # (B, N, K) hourly means
+
+    cols: list[np.ndarray] = []
+    comp = [_IDX[s] for s in COMPONENT_SIGNALS]
+    per_h: dict[int, list[np.ndarray]] = {}
+    for h in HORIZONS_H:
+        s_h = sums[:, -h:, comp].sum(axis=1)
+        c_h = cnts[:, -h:, comp].sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean_h = s_h / np.where(c_h > 0, c_h, np.nan)
+        mx = maxs[:, -h:, comp]
+        allnan = ~np.isfinite(mx).any(axis=1)
+        max_h = np.where(allnan, np.nan, np.nanmax(np.where(np.isfinite(mx), mx, -np.inf), axis=1))
+        spread_h = _nanstd_axis1(means[:, -h:, comp])
+        slope_h = _slope_per_day(means[:, -h:, comp])
+        per_h[h] = [mean_h, max_h, spread_h, slope_h]
+    for j in range(len(comp)):
+        for h in HORIZONS_H:
+            cols += [arr[:, j] for arr in per_h[h]]
+
+    ctx = [_IDX[s] for s in CONTEXT_SIGNALS]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ctx_mean = sums[:, -24:, ctx].sum(axis=1) / np.where(
+            cnts[:, -24:, ctx].sum(axis=1) > 0, cnts[:, -24:, ctx].sum(axis=1), np.nan
+        )
+    cols += [ctx_mean[:, j] for j in range(len(ctx))]
+
+    n_t = len(NBM_TARGETS)
+    if normal_model is not None:
+        power = means[:, :, _IDX["power_kw"]]
+        prev = np.concatenate([power[:, :1], power[:, :-1]], axis=1)
+        prev = np.where(np.isfinite(prev), prev, power)
+        amb = means[:, :, _IDX["ambient_temp_c"]]
+        expected = normal_model.expected(power, prev, amb)  # (B, N, T)
+        resid = means[:, :, [_IDX[s] for s in NBM_TARGETS]] - expected
+        r_mean = {h: _nanmean_axis1(resid[:, -h:, :]) for h in HORIZONS_H}
+        r_sl72 = _slope_per_day(resid[:, -72:, :])
+        r_sl168 = _slope_per_day(resid[:, -168:, :])
+        for j in range(n_t):
+            cols += [r_mean[h][:, j] for h in HORIZONS_H]
+            cols += [r_sl72[:, j], r_sl168[:, j]]
+        wind = means[:, :, _IDX["wind_speed_ms"]]
+        pc = power - normal_model.expected_power(wind)
+        unusual = (ctrs[:, :, C_DOWN] + ctrs[:, :, C_CURTAILED]) > 0
+        pc = np.where(unusual, np.nan, pc)
+        cols += [_nanmean_axis1(pc[:, -24:]), _nanmean_axis1(pc)]
+    else:
+        cols += [np.full(b, np.nan)] * (n_t * (len(HORIZONS_H) + 2) + 2)
+
+    ev24 = ctrs[:, -24:, C_EVENTS].sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cols += [
+            ctrs[:, -24:, C_ALARMS].sum(axis=1),
+            ctrs[:, :, C_ALARMS].sum(axis=1),
+            ctrs[:, -24:, C_DOWN].sum(axis=1) / np.where(ev24 > 0, ev24, np.nan),
+            np.where(ev24 > 0, ctrs[:, -24:, C_MISSING].sum(axis=1) / (np.maximum(ev24, 1) * K), 1.0),
+        ]
+    key_frozen = frozen[:, _KEY_IDX]
+    cols += [
+        ctrs[:, -24:, C_SPIKES].sum(axis=1),
+        (ctrs[:, :, C_EVENTS] > 0).sum(axis=1).astype(float),
+        (key_frozen > 0).sum(axis=1).astype(float),
+        frozen.max(axis=1),
+    ]
+    out = np.column_stack(cols)
+    assert out.shape[1] == N_FEATURES, (out.shape, N_FEATURES)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Offline replay
+# --------------------------------------------------------------------------------------------------
+
+
+def _frame_rows(frame: pd.DataFrame) -> Iterator[tuple[str, float, list[Any], int]]:
+    """(turbine_id, epoch seconds, tracked values with None for missing, status) in time order."""
+    # Microsecond integers / 1e6 round exactly like ``datetime.timestamp()`` of the online path.
+    ts = pd.to_datetime(frame["event_time"], utc=True).dt.tz_localize(None)
+    epoch = ts.to_numpy().astype("datetime64[us]").astype(np.int64) / 1e6
+    cols = []
+    for name in TRACKED_SIGNALS:
+        if name in frame:
+            arr = pd.to_numeric(frame[name], errors="coerce").to_numpy(float)
+            obj = arr.astype(object)
+            obj[~np.isfinite(arr)] = None
+            cols.append(obj)
+        else:
+            cols.append(np.full(len(frame), None, dtype=object))
+    vals = np.column_stack(cols).tolist() if cols else [[]] * len(frame)
+    status = (
+        frame["status_code"].fillna(0).astype(int).tolist() if "status_code" in frame else [0] * len(frame)
+    )
+    tids = frame["turbine_id"].astype(str).tolist()
+    yield from zip(tids, epoch.tolist(), vals, status, strict=True)
+
+
+def replay(
+    frame: pd.DataFrame,
+    sample_times: Mapping[str, Iterable[float]] | None = None,
+    every_hours: float = 1.0,
+) -> Iterator[tuple[str, float, FeatureWindow]]:
+    """Replay ``frame`` (any order; sorted here by time) through one window per turbine.
+
+    Yields ``(turbine_id, sample_ts, window)`` after all events with ``event_time <= sample_ts``
+    have been ingested. Sample times are either given per turbine (epoch seconds) or taken every
+    ``every_hours`` on the hour grid between the turbine's first and last event.
+    """
+    frame = frame.sort_values(["turbine_id", "event_time"], kind="stable")
+    for tid, group in frame.groupby("turbine_id", sort=True):
+        rows = list(_frame_rows(group))
+        if not rows:
+            continue
+        win = FeatureWindow(str(tid))
+        if sample_times is not None:
+            samples = sorted(sample_times.get(str(tid), []))
+        else:
+            step = every_hours * 3600.0
+            start = math.ceil(rows[0][1] / step) * step
+            samples = list(np.arange(start, rows[-1][1] + 1e-9, step))
+        i = 0
+        n = len(rows)
+        for t in samples:
+            while i < n and rows[i][1] <= t:
+                _, ts, vals, st = rows[i]
+                win._ingest(ts, vals, st)
+                i += 1
+            yield str(tid), float(t), win
+
+
+def compute_features(
+    frame: pd.DataFrame,
+    normal_model: NormalModel | None = None,
+    *,
+    every_hours: float = 1.0,
+    sample_times: Mapping[str, Iterable[float]] | None = None,
+    chunk: int = 512,
+) -> pd.DataFrame:
+    """Offline features: replay history through ``FeatureWindow`` and sample it periodically.
+
+    Returns one row per (turbine, sample time) with ``turbine_id``, ``time`` (UTC), the
+    ``FEATURE_NAMES`` columns and the data-quality columns used by training.
+    """
+    tids: list[str] = []
+    times: list[float] = []
+    blocks: list[np.ndarray] = []
+    pending: list[WindowSnapshot] = []
+    for tid, t, win in replay(frame, sample_times, every_hours):
+        if win.last_event_ts is None:
+            continue
+        tids.append(tid)
+        times.append(t)
+        pending.append(win.snapshot())
+        if len(pending) >= chunk:
+            blocks.append(feature_matrix(pending, normal_model))
+            pending = []
+    if pending:
+        blocks.append(feature_matrix(pending, normal_model))
+    x = np.vstack(blocks) if blocks else np.zeros((0, N_FEATURES))
+    out = pd.DataFrame(x, columns=list(FEATURE_NAMES))
+    out.insert(0, "time", pd.to_datetime(np.asarray(times, dtype=float), unit="s", utc=True))
+    out.insert(0, "turbine_id", tids)
+    return out
+
+
+def hourly_means(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per turbine-hour means of the tracked signals (same hour grid as the bins) + status shares.
+
+    Used to fit the normal-behaviour model; ``power_prev_kw`` is the previous hour's mean power.
+    """
+    df = pd.DataFrame({"turbine_id": frame["turbine_id"].astype(str)})
+    df["hour"] = pd.to_datetime(frame["event_time"], utc=True).dt.floor("h")
+    for s in TRACKED_SIGNALS:
+        df[s] = pd.to_numeric(frame[s], errors="coerce") if s in frame else np.nan
+    st = (
+        frame["status_code"].fillna(0).astype(int) if "status_code" in frame else pd.Series(0, index=df.index)
+    )
+    df["unusual"] = st.isin([STATUS_FAULT, STATUS_MAINTENANCE, STATUS_CURTAILED]).astype(float)
+    g = df.groupby(["turbine_id", "hour"], sort=True).mean().reset_index()
+    prev_hour = g.groupby("turbine_id")["hour"].shift(1)
+    prev_power = g.groupby("turbine_id")["power_kw"].shift(1)
+    contiguous = (g["hour"] - prev_hour) == pd.Timedelta(hours=1)
+    g["power_prev_kw"] = prev_power.where(contiguous)
+    return g

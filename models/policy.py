@@ -1,0 +1,377 @@
+"""Risk policy: model outputs + data quality -> 0-100 score, tier and plain-language reasons.
+
+Why a separate, configurable layer: operators tune thresholds without retraining, and data-quality
+rules (stale, missing, frozen sensors) must override the model - a frozen gearbox thermometer stuck at
+a hot value must never page someone as "critical".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from models.features import KEY_SIGNALS, NBM_TARGETS, TEMP_SIGNALS
+
+DEFAULT_POLICY_PATH = Path(__file__).resolve().parent / "config" / "policy.yaml"
+TIER_ORDER: tuple[str, ...] = ("low", "moderate", "high", "critical")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ScoreConfig(_Strict):
+    ttf_horizon_days: float = Field(default=30.0, gt=0)
+    ttf_urgent_days: float = Field(default=2.0, ge=0)
+    ttf_weight: float = Field(default=0.7, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _urgent_below_horizon(self) -> ScoreConfig:
+        if self.ttf_urgent_days >= self.ttf_horizon_days:
+            raise ValueError("ttf_urgent_days must be below ttf_horizon_days")
+        return self
+
+
+class TierConfig(_Strict):
+    critical: float = Field(default=80.0, ge=0, le=100)
+    high: float = Field(default=50.0, ge=0, le=100)
+    moderate: float = Field(default=20.0, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TierConfig:
+        if not (self.critical > self.high > self.moderate > 0):
+            raise ValueError("tier thresholds must satisfy critical > high > moderate > 0")
+        return self
+
+
+class DataQualityConfig(_Strict):
+    max_staleness_minutes: float = Field(default=120.0, gt=0)
+    max_missing_share: float = Field(default=0.5, ge=0, le=1)
+    min_coverage_hours_24h: int = Field(default=6, ge=0, le=24)
+    key_signals: tuple[str, ...] = KEY_SIGNALS
+    frozen_key_signal: Literal["unknown", "cap"] = "unknown"
+    silent_key_signal: Literal["unknown", "cap", "ignore"] = "unknown"
+    cap_score: float = Field(default=49.0, ge=0, le=100)
+
+
+class ReasonConfig(_Strict):
+    max_reasons: int = Field(default=3, ge=1, le=10)
+
+
+class PolicyConfig(_Strict):
+    """Validated content of ``policy.yaml``."""
+
+    schema_version: Literal[1] = 1
+    score: ScoreConfig = Field(default_factory=ScoreConfig)
+    tiers: TierConfig = Field(default_factory=TierConfig)
+    data_quality: DataQualityConfig = Field(default_factory=DataQualityConfig)
+    reasons: ReasonConfig = Field(default_factory=ReasonConfig)
+
+    @model_validator(mode="after")
+    def _cap_below_critical(self) -> PolicyConfig:
+        if self.data_quality.cap_score >= self.tiers.critical:
+            raise ValueError("data_quality.cap_score must be below tiers.critical")
+        return self
+
+
+class PolicyConfigError(ValueError):
+    """Invalid policy file; the message names the file and every offending key."""
+
+
+def load_policy(path: str | Path | None = None) -> RiskPolicy:
+    """Load and validate a policy YAML (default: the packaged ``models/config/policy.yaml``)."""
+    p = Path(path) if path is not None else DEFAULT_POLICY_PATH
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError as exc:
+        raise PolicyConfigError(f"{p}: policy file not found") from exc
+    except yaml.YAMLError as exc:
+        raise PolicyConfigError(f"{p}: invalid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise PolicyConfigError(f"{p}: top level must be a mapping")
+    try:
+        cfg = PolicyConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = ".".join(str(x) for x in err["loc"]) or "<root>"
+            msg = "unknown key (not allowed)" if err["type"] == "extra_forbidden" else err["msg"]
+            problems.append(f"{loc}: {msg}")
+        raise PolicyConfigError(f"{p}: invalid policy configuration: " + "; ".join(problems)) from exc
+    return RiskPolicy(cfg)
+
+
+# --------------------------------------------------------------------------------------------------
+# Reasons
+# --------------------------------------------------------------------------------------------------
+
+_PRETTY = {
+    "gearbox_oil_temp_c": "gearbox oil temperature",
+    "gearbox_bearing_temp_c": "gearbox bearing temperature",
+    "generator_winding_temp_c": "generator winding temperature",
+    "generator_bearing_temp_c": "generator bearing temperature",
+    "main_bearing_temp_c": "main bearing temperature",
+    "converter_temp_c": "converter temperature",
+    "vibration_mm_s": "drive-train vibration",
+    "pitch_hydraulic_pressure_bar": "pitch hydraulic pressure",
+    "power_kw": "power",
+    "ambient_temp_c": "ambient temperature",
+    "wind_speed_ms": "wind speed",
+}
+_UNIT = {s: "°C" for s in TEMP_SIGNALS} | {
+    "vibration_mm_s": "mm/s",
+    "pitch_hydraulic_pressure_bar": "bar",
+}
+
+
+def pretty_signal(name: str) -> str:
+    return _PRETTY.get(name, name.replace("_", " "))
+
+
+def _fmt_range(rng: tuple[float, float] | None, unit: str) -> str:
+    if rng is None:
+        return ""
+    return f" (normal {rng[0]:.1f} to {rng[1]:.1f} {unit})"
+
+
+def _exceedance(value: float, rng: tuple[float, float]) -> float:
+    """How far outside its normal range a value is, in range widths (0 when inside)."""
+    lo, hi = rng
+    width = max(hi - lo, 1e-6)
+    if value > hi:
+        return (value - hi) / width
+    if value < lo:
+        return (lo - value) / width
+    return 0.0
+
+
+def build_reasons(
+    indicators: Mapping[str, float],
+    normal_ranges: Mapping[str, Sequence[float]] | None,
+    max_reasons: int,
+) -> list[dict[str, Any]]:
+    """The indicators furthest outside their normal range, in plain words with value and range."""
+    ranges = {k: (float(v[0]), float(v[1])) for k, v in (normal_ranges or {}).items()}
+    candidates: list[tuple[float, dict[str, Any]]] = []
+
+    def get(name: str) -> float | None:
+        v = indicators.get(name)
+        return None if v is None or not math.isfinite(v) else float(v)
+
+    for sig in NBM_TARGETS:
+        unit = _UNIT.get(sig, "")
+        name = f"{sig}__resid_24h"
+        val = get(name)
+        rng = ranges.get(name)
+        if val is not None and rng is not None:
+            exc = _exceedance(val, rng)
+            if exc > 0:
+                direction = "above" if val > rng[1] else "below"
+                text = f"{pretty_signal(sig)} {abs(val):.1f} {unit} {direction} expected for this load"
+                slope = get(f"{sig}__resid_slope_72h")
+                srng = ranges.get(f"{sig}__resid_slope_72h")
+                if slope is not None and srng is not None and _exceedance(slope, srng) > 0:
+                    trend = "rising" if slope > 0 else "falling"
+                    text += f", {trend} {abs(slope):.1f} {unit}/day"
+                candidates.append(
+                    (
+                        exc,
+                        {"indicator": name, "text": text, "value": round(val, 2), "normal_range": list(rng)},
+                    )
+                )
+        name = f"{sig}__slope_72h"
+        val = get(name)
+        rng = ranges.get(name)
+        if val is not None and rng is not None and _exceedance(val, rng) > 0:
+            trend = "rising" if val > 0 else "falling"
+            candidates.append(
+                (
+                    _exceedance(val, rng) * 0.8,
+                    {
+                        "indicator": name,
+                        "text": f"{pretty_signal(sig)} {trend} {abs(val):.1f} {unit}/day over 3 days"
+                        + _fmt_range(rng, f"{unit}/day"),
+                        "value": round(val, 2),
+                        "normal_range": list(rng),
+                    },
+                )
+            )
+    for name, words, unit in (
+        ("vibration_mm_s__max_24h", "peak drive-train vibration in the last 24 h", "mm/s"),
+        ("pitch_hydraulic_pressure_bar__mean_24h", "pitch hydraulic pressure (24 h mean)", "bar"),
+        ("power_curve_resid_24h", "power vs. the power curve (24 h mean)", "kW"),
+        ("alarms_24h", "alarm events in the last 24 h", ""),
+    ):
+        val = get(name)
+        rng = ranges.get(name)
+        if val is not None and rng is not None and _exceedance(val, rng) > 0:
+            candidates.append(
+                (
+                    _exceedance(val, rng),
+                    {
+                        "indicator": name,
+                        "text": f"{words}: {val:.1f} {unit}".rstrip() + _fmt_range(rng, unit),
+                        "value": round(val, 2),
+                        "normal_range": list(rng),
+                    },
+                )
+            )
+    candidates.sort(key=lambda c: -c[0])
+    return [c[1] for c in candidates[:max_reasons]]
+
+
+# --------------------------------------------------------------------------------------------------
+# Policy
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PolicyDecision:
+    score: float
+    tier: str
+    reasons: list[dict[str, Any]] = field(default_factory=list)
+
+
+class RiskPolicy:
+    """Turns model outputs and data-quality indicators into a score, a tier and reasons."""
+
+    def __init__(self, config: PolicyConfig | None = None) -> None:
+        self.config = config or PolicyConfig()
+
+    def score(self, probability: float, ttf_days: float | None = None) -> float:
+        """0-100, non-decreasing in probability and in TTF urgency."""
+        sc = self.config.score
+        p = min(max(float(probability), 0.0), 1.0)
+        urgency = 0.0
+        if ttf_days is not None and math.isfinite(ttf_days):
+            span = sc.ttf_horizon_days - sc.ttf_urgent_days
+            urgency = min(max((sc.ttf_horizon_days - ttf_days) / span, 0.0), 1.0) * sc.ttf_weight
+        return round(100.0 * max(p, urgency), 2)
+
+    def tier_for_score(self, score: float) -> str:
+        t = self.config.tiers
+        if score >= t.critical:
+            return "critical"
+        if score >= t.high:
+            return "high"
+        if score >= t.moderate:
+            return "moderate"
+        return "low"
+
+    def data_quality_issues(self, dq: Mapping[str, Any]) -> tuple[list[dict[str, Any]], bool]:
+        """(reasons, hard) - hard issues make the tier unknown; soft ones only cap it."""
+        cfg = self.config.data_quality
+        reasons: list[dict[str, Any]] = []
+        hard = False
+
+        def add(indicator: str, text: str, value: Any, rng: Any, is_hard: bool) -> None:
+            nonlocal hard
+            reasons.append({"indicator": indicator, "text": text, "value": value, "normal_range": rng})
+            hard = hard or is_hard
+
+        if not dq or not dq.get("events_in_window") or dq.get("last_event_time") is None:
+            add("no_data", "no telemetry in the feature window", 0, None, True)
+            return reasons, hard
+        since = dq.get("seconds_since_last_event")
+        if since is not None and since > cfg.max_staleness_minutes * 60:
+            add(
+                "stale_data",
+                f"last reading {since / 60:.0f} min ago (max {cfg.max_staleness_minutes:.0f} min)",
+                round(float(since), 1),
+                [0, cfg.max_staleness_minutes * 60],
+                True,
+            )
+        miss = dq.get("missing_share_24h")
+        if miss is not None and miss > cfg.max_missing_share:
+            add(
+                "missing_values",
+                f"{miss:.0%} of values missing in the last 24 h (max {cfg.max_missing_share:.0%})",
+                miss,
+                [0, cfg.max_missing_share],
+                True,
+            )
+        cov = dq.get("coverage_hours_24h")
+        if cov is not None and cov < cfg.min_coverage_hours_24h:
+            add(
+                "low_coverage",
+                f"readings in only {cov} of the last 24 hours (min {cfg.min_coverage_hours_24h})",
+                cov,
+                [cfg.min_coverage_hours_24h, 24],
+                True,
+            )
+        for sig in dq.get("silent_key_signals_24h") or []:
+            if sig in cfg.key_signals and cfg.silent_key_signal != "ignore":
+                add(
+                    f"silent_sensor:{sig}",
+                    f"{pretty_signal(sig)} sensor sent no value in the last 24 h",
+                    0,
+                    None,
+                    cfg.silent_key_signal == "unknown",
+                )
+        for sig, hours in (dq.get("frozen_signals") or {}).items():
+            if sig in cfg.key_signals:
+                add(
+                    f"frozen_sensor:{sig}",
+                    f"{pretty_signal(sig)} sensor frozen (identical readings) for {hours:.1f} h",
+                    hours,
+                    None,
+                    cfg.frozen_key_signal == "unknown",
+                )
+        return reasons, hard
+
+    def assess(
+        self,
+        *,
+        probability: float | None,
+        ttf_days: float | None = None,
+        ttf_low_days: float | None = None,
+        ttf_high_days: float | None = None,
+        data_quality: Mapping[str, Any] | None = None,
+        indicators: Mapping[str, float] | None = None,
+        normal_ranges: Mapping[str, Sequence[float]] | None = None,
+    ) -> PolicyDecision:
+        """Score, tier and reasons for one turbine."""
+        cfg = self.config
+        dq_reasons, hard = self.data_quality_issues(data_quality or {})
+        valid_p = probability is not None and math.isfinite(probability)
+        score = self.score(probability, ttf_days) if valid_p else 0.0  # type: ignore[arg-type]
+        tier = self.tier_for_score(score)
+        model_reasons = build_reasons(indicators or {}, normal_ranges, cfg.reasons.max_reasons)
+        if valid_p:
+            ttf_txt = ""
+            if ttf_days is not None and math.isfinite(ttf_days):
+                if ttf_days >= cfg.score.ttf_horizon_days - 1e-9:
+                    ttf_txt = f"; no failure expected within {cfg.score.ttf_horizon_days:.0f} days"
+                else:
+                    lo = "?" if ttf_low_days is None else f"{ttf_low_days:.1f}"
+                    hi = "?" if ttf_high_days is None else f"{ttf_high_days:.1f}"
+                    ttf_txt = f"; expected time to failure {ttf_days:.1f} days ({lo}-{hi})"
+            model_reasons.append(
+                {
+                    "indicator": "failure_probability_7d",
+                    "text": f"model: {probability:.0%} probability of failure within 7 days{ttf_txt}",
+                    "value": round(float(probability), 4),  # type: ignore[arg-type]
+                    "normal_range": [0.0, cfg.tiers.moderate / 100.0],
+                }
+            )
+        if not valid_p:
+            dq_reasons.append(
+                {
+                    "indicator": "no_model_output",
+                    "text": "model output unavailable",
+                    "value": None,
+                    "normal_range": None,
+                }
+            )
+            hard = True
+        if dq_reasons:
+            score = min(score, cfg.data_quality.cap_score)
+            capped = self.tier_for_score(score)
+            tier = "unknown" if hard else min(tier, capped, key=TIER_ORDER.index)
+        return PolicyDecision(score=score, tier=tier, reasons=dq_reasons + model_reasons)
