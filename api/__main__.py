@@ -1,0 +1,48 @@
+"""``python -m api serve``: run the API with uvicorn using ``COCKPIT_*`` settings."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(add_completion=False, help="Cockpit API server.")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Default: COCKPIT_HOST")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: COCKPIT_PORT")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes")] = 1,
+) -> None:
+    """Serve the API and the web cockpit."""
+    import uvicorn
+
+    from api.settings import ApiSettings
+    from common.settings import load_settings
+
+    settings = load_settings(ApiSettings)  # fail fast with a clear message before uvicorn starts
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+    )
+
+
+@app.command()
+def openapi() -> None:
+    """Print the OpenAPI document (no database needed)."""
+    import orjson
+
+    from api.app import create_app
+
+    typer.echo(orjson.dumps(create_app().openapi(), option=orjson.OPT_INDENT_2).decode())
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,267 @@
+"""``cockpit``: terminal client of the API (rich tables for people, ``--json`` for scripts).
+
+Exit codes: 0 ok · 1 not found / not ready · 2 usage · 3 API unreachable or unavailable · 4 auth refused.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, NoReturn
+
+import httpx
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from api.settings import ClientSettings
+
+EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_AUTH = 0, 1, 2, 3, 4
+TIER_STYLE = {
+    "critical": "bold red",
+    "high": "dark_orange",
+    "moderate": "yellow",
+    "low": "green",
+    "unknown": "grey50",
+}
+TIER_LABEL = {
+    "critical": "Critique / Critical",
+    "high": "Élevé / High",
+    "moderate": "Modéré / Moderate",
+    "low": "Faible / Low",
+    "unknown": "Inconnu / Unknown",
+}
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Wind fleet cockpit client. Exit codes: 0 ok, 1 not found/not ready, 2 usage, "
+    "3 API unreachable, 4 auth.",
+)
+console = Console()
+err_console = Console(stderr=True)
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the raw JSON response")]
+
+
+def _settings() -> ClientSettings:
+    return ClientSettings()
+
+
+def _fail(code: int, message: str) -> NoReturn:
+    err_console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+def _request(
+    method: str, path: str, *, params: Any = None, headers: dict[str, str] | None = None
+) -> httpx.Response:
+    settings = _settings()
+    try:
+        with httpx.Client(base_url=settings.api_url, timeout=settings.timeout_seconds) as client:
+            return client.request(method, path, params=params, headers=headers)
+    except httpx.HTTPError as exc:
+        _fail(EXIT_UNREACHABLE, f"API unreachable at {settings.api_url}: {exc}")
+
+
+def _detail(res: httpx.Response) -> str:
+    try:
+        body = res.json()
+    except ValueError:
+        return res.text[:200]
+    detail = body.get("detail") if isinstance(body, dict) else body
+    if isinstance(detail, list):
+        return "; ".join(f"{'.'.join(map(str, d.get('loc', [])[1:]))}: {d.get('msg')}" for d in detail)
+    reason = body.get("reason") if isinstance(body, dict) else None
+    return f"{detail}" + (f" ({reason})" if reason else "")
+
+
+def _checked(res: httpx.Response, *, allow: tuple[int, ...] = (200,)) -> Any:
+    if res.status_code in allow:
+        return res.json()
+    if res.status_code == 404:
+        _fail(EXIT_NOT_FOUND, _detail(res))
+    if res.status_code == 422:
+        _fail(EXIT_USAGE, _detail(res))
+    if res.status_code in (401, 403):
+        _fail(EXIT_AUTH, _detail(res))
+    _fail(EXIT_UNREACHABLE, f"API answered {res.status_code}: {_detail(res)}")
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def _tier(tier: str) -> str:
+    return f"[{TIER_STYLE.get(tier, '')}]{TIER_LABEL.get(tier, tier)}[/]"
+
+
+def _num(value: Any, digits: int = 1) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+@app.command()
+def top(
+    tier: Annotated[str | None, typer.Option(help="Comma list: critical,high,moderate,low,unknown")] = None,
+    site: Annotated[str | None, typer.Option(help="Site id (comma list allowed)")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="How many turbines")] = 20,
+    sort: Annotated[str, typer.Option(help="score, probability, ttf or turbine_id")] = "score",
+    as_json: JsonOpt = False,
+) -> None:
+    """Riskiest turbines first."""
+    params: dict[str, Any] = {"limit": limit, "sort": sort}
+    if tier:
+        params["tier"] = tier
+    if site:
+        params["site"] = site
+    data = _checked(_request("GET", "/v1/turbines", params=params))
+    if as_json:
+        _print_json(data)
+        return
+    table = Table(title="Classement / Ranking" + (" — scorer stale" if data["scorer_stale"] else ""))
+    for col in ("Turbine", "Site", "Score", "Tier", "Prob.", "TTF (d)", "Top reason", "Stale"):
+        table.add_column(col, justify="right" if col in ("Score", "Prob.", "TTF (d)") else "left")
+    for row in data["items"]:
+        reason = (
+            row["reasons"][0].get("text") or row["reasons"][0].get("indicator") if row["reasons"] else "—"
+        )
+        prob = "—" if row["probability"] is None else f"{row['probability'] * 100:.0f} %"
+        table.add_row(
+            row["turbine_id"],
+            row["site_id"],
+            _num(row["score"]),
+            _tier(row["tier"]),
+            prob,
+            _num(row["ttf_days"]),
+            str(reason),
+            "yes" if row["stale"] else "",
+        )
+    console.print(table)
+
+
+@app.command()
+def turbine(turbine_id: Annotated[str, typer.Argument(help="e.g. WT-007")], as_json: JsonOpt = False) -> None:
+    """Detail of one turbine: prediction, reasons, latest measurements, last sweep."""
+    data = _checked(_request("GET", f"/v1/turbines/{turbine_id}"))
+    if as_json:
+        _print_json(data)
+        return
+    p = data["prediction"]
+    console.print(
+        f"[bold]{data['turbine_id']}[/] · site {data['site_id']} · "
+        f"last event {data['last_event_time'] or '—'}" + (" [red](stale)[/]" if data["stale"] else "")
+    )
+    if p:
+        console.print(
+            f"Tier {_tier(p['tier'])} · score {_num(p['score'])} · probability "
+            f"{_num(p['probability'], 2)} · TTF {_num(p['ttf_days'])} d "
+            f"({_num(p['ttf_low_days'], 0)}-{_num(p['ttf_high_days'], 0)}) · model {p['model_version']}"
+        )
+        reasons = Table(title="Raisons / Reasons")
+        for col in ("Indicator", "Explanation", "Value", "Normal range"):
+            reasons.add_column(col)
+        for r in p["reasons"]:
+            reasons.add_row(
+                str(r.get("indicator")), str(r.get("text")), str(r.get("value")), str(r.get("normal_range"))
+            )
+        console.print(reasons)
+    else:
+        console.print(f"Tier {_tier('unknown')}: never scored")
+    if data["measurements"]:
+        m = Table(title=f"Mesures / Measurements @ {data['measurements']['event_time']}")
+        m.add_column("Signal")
+        m.add_column("Value", justify="right")
+        for k, v in data["measurements"]["values"].items():
+            m.add_row(k, _num(v, 2) if isinstance(v, int | float) else str(v))
+        console.print(m)
+    sweep = data["last_sweep"]
+    if sweep:
+        console.print(f"Last sweep: score {_num(sweep['score'])} {_tier(sweep['tier'])} at {sweep['time']}")
+
+
+@app.command()
+def history(
+    turbine_id: Annotated[str, typer.Argument(help="e.g. WT-007")],
+    days: Annotated[int, typer.Option(min=1, max=400, help="How many days back")] = 30,
+    bucket: Annotated[str | None, typer.Option(help="Bucket width: 1h, 6h, 1d... (default: auto)")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Score history of one turbine."""
+    end = datetime.now(UTC)
+    params: dict[str, Any] = {"start": (end - timedelta(days=days)).isoformat(), "end": end.isoformat()}
+    params["bucket"] = bucket or ("1d" if days > 3 else "1h")
+    data = _checked(_request("GET", f"/v1/turbines/{turbine_id}/history", params=params))
+    if as_json:
+        _print_json(data)
+        return
+    table = Table(title=f"{turbine_id} — {days} j/d, bucket {data['bucket']}")
+    for col in ("Bucket", "Avg", "Max", "Tier", "Samples", ""):
+        table.add_column(col)
+    for p in data["scores"]:
+        bar = "█" * round(p["avg_score"] / 5)
+        table.add_row(
+            p["bucket"][:16],
+            _num(p["avg_score"]),
+            _num(p["max_score"]),
+            _tier(p["tier"]),
+            str(p["samples"]),
+            f"[{TIER_STYLE.get(p['tier'], '')}]{bar}[/]",
+        )
+    console.print(table)
+
+
+@app.command()
+def sweep(as_json: JsonOpt = False) -> None:
+    """Ask the scorer for a full-fleet sweep (needs COCKPIT_API_KEY)."""
+    key = _settings().api_key
+    if key is None:
+        _fail(EXIT_AUTH, "COCKPIT_API_KEY is not set")
+    res = _request("POST", "/v1/sweeps", headers={"X-API-Key": key.get_secret_value()})
+    if res.status_code == 503 and "sweeps disabled" in res.text:
+        _fail(EXIT_AUTH, _detail(res))
+    data = _checked(res, allow=(202,))
+    if as_json:
+        _print_json(data)
+        return
+    console.print(f"Sweep requested: run [bold]{data['run_id']}[/] → {data['link']}")
+
+
+@app.command()
+def status(as_json: JsonOpt = False) -> None:
+    """Readiness of the service (exit 1 when not ready) and the fleet summary."""
+    ready_res = _request("GET", "/readyz")
+    ready = (
+        _checked(ready_res, allow=(200, 503))
+        if ready_res.headers.get("content-type", "").startswith("application/json")
+        else _checked(ready_res)
+    )
+    summary_res = _request("GET", "/v1/fleet/summary", params={"days": 7})
+    summary = summary_res.json() if summary_res.status_code == 200 else None
+    if as_json:
+        _print_json({"readiness": ready, "summary": summary})
+    else:
+        table = Table(
+            title="État / Status: " + ("[green]ready[/]" if ready.get("ready") else "[red]not ready[/]")
+        )
+        table.add_column("Check")
+        table.add_column("State")
+        table.add_column("Detail")
+        for name, check in ready.get("checks", {}).items():
+            table.add_row(name, "[green]ok[/]" if check["ok"] else "[red]KO[/]", check["detail"])
+        console.print(table)
+        if summary:
+            console.print("  ".join(f"{_tier(t)}: {n}" for t, n in summary["tiers"].items()))
+            console.print(
+                f"stale {summary['stale']}/{summary['turbines']} ({summary['stale_share'] * 100:.0f} %)"
+            )
+    if not ready.get("ready"):
+        raise typer.Exit(EXIT_NOT_FOUND)
+
+
+def main() -> None:
+    """Console-script entry point (``cockpit``)."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

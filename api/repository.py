@@ -1,0 +1,395 @@
+"""SQL of the API. Every query is read-only and parameterised.
+
+Why JSON built in PostgreSQL for the hot paths (ranking rows, history series): the database already
+has the values in hand, and handing the text to orjson as a ``Fragment`` avoids building thousands of
+Python objects per request.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from api.cursor import CursorError, decode_cursor, encode_cursor, float_key, parse_float_key
+from api.db import Database
+
+TIER_ORDER = ("critical", "high", "moderate", "low", "unknown")
+_LAST_EVENT = "COALESCE(s.last_event_time, t.last_event_time)"
+_STALE = f"({_LAST_EVENT} IS NULL OR {_LAST_EVENT} < %(cutoff)s OR %(scorer_stale)s)"
+
+DEFAULT_ORDER = {"score": "desc", "probability": "desc", "ttf": "asc", "turbine_id": "asc"}
+_SORT_COLUMN = {
+    "score": "s.score",
+    "probability": "s.probability",
+    "ttf": "s.ttf_days",
+    "turbine_id": "s.turbine_id",
+}
+
+RUN_COLUMNS = (
+    "run_id, trigger, status, requested_at, started_at, finished_at, turbines_scored, tier_counts, "
+    "model_version, error, duration_ms"
+)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+# ------------------------------------------------------------------------------------------- freshness
+@dataclass
+class ScorerFreshness:
+    heartbeats: list[dict[str, Any]]
+    fresh_workers: int
+    max_lag_seconds: float | None
+    newest_age_seconds: float | None
+    stale: bool
+    reason: str
+
+
+class FreshnessCache:
+    """Heartbeats change every few seconds; one small query per ``ttl`` is enough for every request."""
+
+    def __init__(self, db: Database, *, max_age: float, max_lag: float, ttl: float) -> None:
+        self.db = db
+        self.max_age = max_age
+        self.max_lag = max_lag
+        self.ttl = ttl
+        self._value: ScorerFreshness | None = None
+        self._at = 0.0
+
+    async def get(self, *, fresh: bool = False) -> ScorerFreshness:
+        if not fresh and self._value is not None and time.monotonic() - self._at < self.ttl:
+            return self._value
+        rows = await self.db.dicts(
+            "SELECT worker_id, updated_at, started_at, model_version, events_per_minute, lag_messages, "
+            "lag_seconds, GREATEST(EXTRACT(EPOCH FROM now() - updated_at), 0)::float8 AS age_seconds "
+            "FROM scorer_heartbeats ORDER BY worker_id"
+        )
+        fresh_rows = [r for r in rows if r["age_seconds"] <= self.max_age]
+        max_lag = max((r["lag_seconds"] for r in fresh_rows), default=None)
+        newest = min((r["age_seconds"] for r in rows), default=None)
+        if not rows:
+            stale, reason = True, "no scorer heartbeat recorded"
+        elif not fresh_rows:
+            stale, reason = (
+                True,
+                f"newest scorer heartbeat is {newest:.0f} s old (limit {self.max_age:.0f} s)",
+            )
+        elif max_lag is not None and max_lag > self.max_lag:
+            stale, reason = True, f"scorer lag {max_lag:.0f} s exceeds {self.max_lag:.0f} s"
+        else:
+            stale, reason = False, f"{len(fresh_rows)} scorer worker(s) publishing"
+        value = ScorerFreshness(rows, len(fresh_rows), max_lag, newest, stale, reason)
+        self._value, self._at = value, time.monotonic()
+        return value
+
+
+# ------------------------------------------------------------------------------------------- ranking
+@dataclass
+class RankQuery:
+    tiers: list[str]
+    sites: list[str]
+    sort: str
+    order: str
+    limit: int
+    cursor: str | None
+
+
+def _filter_key(q: RankQuery) -> str:
+    return ",".join(sorted(q.tiers)) + "|" + ",".join(sorted(q.sites))
+
+
+def _sort_expr(sort: str, order: str) -> str:
+    column = _SORT_COLUMN[sort]
+    if sort in ("probability", "ttf"):  # nullable: nulls last in both directions
+        return f"COALESCE({column}, '{'-' if order == 'desc' else ''}Infinity'::float8)"
+    return column
+
+
+async def ranking(
+    db: Database, q: RankQuery, *, cutoff: datetime, scorer_stale: bool
+) -> tuple[list[orjson.Fragment], str | None]:
+    """Keyset pagination in two phases: scored turbines (by the sort key), then never-scored ones."""
+    expect = {"s": q.sort, "o": q.order, "f": _filter_key(q)}
+    phase: Any = 1
+    after_value: float | None = None
+    after_id: Any = None
+    if q.cursor:
+        data = decode_cursor(q.cursor, expect=expect)
+        phase = data.get("p")
+        after_id = data.get("i")
+        if phase not in (1, 2) or not isinstance(after_id, str):
+            raise CursorError("invalid cursor")
+        if phase == 1 and q.sort != "turbine_id":
+            after_value = parse_float_key(data.get("v"))
+    want_unknown = not q.tiers or "unknown" in q.tiers
+    params: dict[str, Any] = {
+        "tiers": q.tiers,
+        "sites": q.sites,
+        "cutoff": cutoff,
+        "scorer_stale": scorer_stale,
+    }
+    items: list[orjson.Fragment] = []
+    next_cursor: str | None = None
+
+    if phase == 1:
+        expr = _sort_expr(q.sort, q.order)
+        where = ["TRUE"]
+        if q.tiers:
+            where.append("s.tier = ANY(%(tiers)s)")
+        if q.sites:
+            where.append("s.site_id = ANY(%(sites)s)")
+        if after_id is not None:
+            params["after_id"] = after_id
+            if q.sort == "turbine_id":
+                where.append(
+                    "s.turbine_id > %(after_id)s" if q.order == "asc" else "s.turbine_id < %(after_id)s"
+                )
+            else:
+                params["after_v"] = after_value
+                op = "<" if q.order == "desc" else ">"
+                if q.sort == "score":  # lets the planner range-scan the (score DESC, turbine_id) index
+                    where.append(f"s.score {op}= %(after_v)s")
+                where.append(
+                    f"({expr} {op} %(after_v)s OR ({expr} = %(after_v)s AND s.turbine_id > %(after_id)s))"
+                )
+        direction = "DESC" if q.order == "desc" else "ASC"
+        order_by = (
+            f"s.turbine_id {direction}" if q.sort == "turbine_id" else f"{expr} {direction}, s.turbine_id ASC"
+        )
+        params["n"] = q.limit + 1
+        rows = await db.rows(
+            f"""SELECT {expr if q.sort != "turbine_id" else "NULL::float8"} AS k, s.turbine_id,
+                json_build_object(
+                  'turbine_id', s.turbine_id, 'site_id', s.site_id, 'score', s.score, 'tier', s.tier,
+                  'probability', s.probability, 'ttf_days', s.ttf_days, 'ttf_low_days', s.ttf_low_days,
+                  'ttf_high_days', s.ttf_high_days,
+                  'reasons', CASE WHEN jsonb_typeof(s.reasons) = 'array'
+                                  THEN jsonb_path_query_array(s.reasons, '$[0 to 2]') ELSE '[]'::jsonb END,
+                  'last_event_time', {_LAST_EVENT}, 'as_of', s.as_of, 'model_version', s.model_version,
+                  'stale', {_STALE})::text
+                FROM turbine_state s LEFT JOIN turbines t ON t.turbine_id = s.turbine_id
+                WHERE {" AND ".join(where)}
+                ORDER BY {order_by} LIMIT %(n)s""",
+            params,
+        )
+        for key, turbine_id, body in rows[: q.limit]:
+            items.append(orjson.Fragment(body))
+            last_key, last_id = key, turbine_id
+        if len(rows) > q.limit:
+            payload = {**expect, "p": 1, "i": last_id}
+            if q.sort != "turbine_id":
+                payload["v"] = float_key(last_key)
+            return items, encode_cursor(payload)
+        if not want_unknown:
+            return items, None
+        phase, after_id = 2, None
+
+    # phase 2: turbines known from telemetry but never scored (tier "unknown"), by turbine_id
+    remaining = q.limit - len(items)
+    where = ["NOT EXISTS (SELECT 1 FROM turbine_state s WHERE s.turbine_id = t.turbine_id)"]
+    if q.sites:
+        where.append("t.site_id = ANY(%(sites)s)")
+    if after_id:
+        params["after_id"] = after_id
+        where.append("t.turbine_id > %(after_id)s")
+    params["n"] = remaining + 1
+    rows = await db.rows(
+        f"""SELECT t.turbine_id, json_build_object(
+              'turbine_id', t.turbine_id, 'site_id', t.site_id, 'score', NULL, 'tier', 'unknown',
+              'probability', NULL, 'ttf_days', NULL, 'ttf_low_days', NULL, 'ttf_high_days', NULL,
+              'reasons', '[]'::json, 'last_event_time', t.last_event_time, 'as_of', NULL,
+              'model_version', NULL,
+              'stale', (t.last_event_time IS NULL OR t.last_event_time < %(cutoff)s
+                        OR %(scorer_stale)s))::text
+            FROM turbines t WHERE {" AND ".join(where)} ORDER BY t.turbine_id LIMIT %(n)s""",
+        params,
+    )
+    if remaining == 0:
+        if rows:
+            next_cursor = encode_cursor({**expect, "p": 2, "i": ""})
+        return items, next_cursor
+    for turbine_id, body in rows[:remaining]:
+        items.append(orjson.Fragment(body))
+        last_id = turbine_id
+    if len(rows) > remaining:
+        next_cursor = encode_cursor({**expect, "p": 2, "i": last_id})
+    return items, next_cursor
+
+
+# ------------------------------------------------------------------------------------------- detail
+async def turbine_detail(db: Database, turbine_id: str) -> dict[str, Any] | None:
+    row = await db.dict_one(
+        """SELECT t.turbine_id, t.site_id, t.rated_power_kw, t.commissioned_on, t.first_seen_at,
+                  COALESCE(s.last_event_time, t.last_event_time) AS last_event_time,
+                  l.event_time AS m_event_time, l.status_code AS m_status_code, l.measurements AS m_values,
+                  s.as_of, s.scored_at, s.trigger, s.score, s.tier, s.probability, s.ttf_days,
+                  s.ttf_low_days, s.ttf_high_days, s.model_version, s.run_id, s.reasons, s.data_quality,
+                  h.time AS w_time, h.score AS w_score, h.tier AS w_tier, h.probability AS w_probability,
+                  h.ttf_days AS w_ttf_days, h.model_version AS w_model_version, h.run_id AS w_run_id
+           FROM turbines t
+           LEFT JOIN turbine_state s ON s.turbine_id = t.turbine_id
+           LEFT JOIN telemetry_latest l ON l.turbine_id = t.turbine_id
+           LEFT JOIN LATERAL (
+               SELECT time, score, tier, probability, ttf_days, model_version, run_id FROM score_history
+               WHERE turbine_id = t.turbine_id AND trigger = 'sweep' ORDER BY time DESC LIMIT 1) h ON TRUE
+           WHERE t.turbine_id = %s""",
+        (turbine_id,),
+    )
+    if row is None:
+        return None
+    run = None
+    if row["w_run_id"] is not None:
+        run = await db.dict_one(f"SELECT {RUN_COLUMNS} FROM sweep_runs WHERE run_id = %s", (row["w_run_id"],))
+    return {"row": row, "run": run}
+
+
+# ------------------------------------------------------------------------------------------- history
+def bucket_expr(timescale: bool, column: str) -> str:
+    """Same buckets on both dialects: fixed width from a fixed origin (a Monday, like time_bucket)."""
+    if timescale:
+        return f"time_bucket(%(bucket)s::interval, {column}, TIMESTAMPTZ '2000-01-03 00:00:00+00')"
+    return f"date_bin(%(bucket)s::interval, {column}, TIMESTAMPTZ '2000-01-03 00:00:00+00')"
+
+
+_WORST = (
+    "(ARRAY['unknown','low','moderate','high','critical'])[1 + max(CASE tier WHEN 'critical' THEN 4 "
+    "WHEN 'high' THEN 3 WHEN 'moderate' THEN 2 WHEN 'low' THEN 1 ELSE 0 END)]"
+)
+
+
+async def history(
+    db: Database, turbine_id: str, start: datetime, end: datetime, bucket: timedelta, timescale: bool
+) -> tuple[bool, str, str]:
+    """One round-trip: (turbine exists, scores JSON array, telemetry JSON array)."""
+    sb = bucket_expr(timescale, "time")
+    tb = bucket_expr(timescale, "bucket")
+    row = await db.one(
+        f"""SELECT EXISTS (SELECT 1 FROM turbines WHERE turbine_id = %(id)s),
+            (SELECT COALESCE(json_agg(x ORDER BY x.bucket), '[]'::json)::text FROM (
+                SELECT {sb} AS bucket, avg(score) AS avg_score, max(score) AS max_score,
+                       (array_agg(score ORDER BY time DESC))[1] AS last_score,
+                       (array_agg(tier ORDER BY time DESC))[1] AS tier, {_WORST} AS worst_tier,
+                       count(*) AS samples
+                FROM score_history WHERE turbine_id = %(id)s AND time >= %(start)s AND time < %(end)s
+                GROUP BY 1) x),
+            (SELECT COALESCE(json_agg(y ORDER BY y.bucket), '[]'::json)::text FROM (
+                SELECT {tb} AS bucket, sum(samples)::int AS samples,
+                       avg(wind_speed_ms) AS wind_speed_ms, avg(power_kw) AS power_kw,
+                       avg(ambient_temp_c) AS ambient_temp_c,
+                       avg(gearbox_bearing_temp_c) AS gearbox_bearing_temp_c,
+                       avg(generator_winding_temp_c) AS generator_winding_temp_c,
+                       avg(main_bearing_temp_c) AS main_bearing_temp_c,
+                       avg(converter_temp_c) AS converter_temp_c, avg(vibration_mm_s) AS vibration_mm_s,
+                       avg(pitch_hydraulic_pressure_bar) AS pitch_hydraulic_pressure_bar
+                FROM telemetry_agg WHERE turbine_id = %(id)s AND bucket >= %(start)s AND bucket < %(end)s
+                GROUP BY 1) y)""",
+        {"id": turbine_id, "start": start, "end": end, "bucket": bucket},
+    )
+    assert row is not None
+    return bool(row[0]), row[1], row[2]
+
+
+# ------------------------------------------------------------------------------------------- fleet
+async def tier_counts(db: Database, cutoff: datetime, scorer_stale: bool) -> dict[str, tuple[int, int]]:
+    """{tier: (turbines, stale turbines)} over the whole fleet, never-scored turbines as 'unknown'."""
+    rows = await db.rows(
+        f"""SELECT COALESCE(s.tier, 'unknown'), count(*), count(*) FILTER (WHERE {_STALE})
+            FROM turbines t LEFT JOIN turbine_state s ON s.turbine_id = t.turbine_id GROUP BY 1""",
+        {"cutoff": cutoff, "scorer_stale": scorer_stale},
+    )
+    counts = {tier: (0, 0) for tier in TIER_ORDER}
+    for tier, total, stale in rows:
+        counts[tier] = (int(total), int(stale))
+    return counts
+
+
+async def daily_tiers(
+    db: Database, start: datetime, timescale: bool, tiers: tuple[str, ...] = TIER_ORDER
+) -> list[dict[str, Any]]:
+    """Per day, how many turbines ended the day (last assessment of that day) in each tier."""
+    day = bucket_expr(timescale, "time")
+    rows = await db.rows(
+        f"""SELECT day, tier, count(*) FROM (
+                SELECT DISTINCT ON (turbine_id, {day}) {day} AS day, tier
+                FROM score_history WHERE time >= %(start)s
+                ORDER BY turbine_id, {day}, time DESC) x
+            WHERE tier = ANY(%(tiers)s) GROUP BY 1, 2 ORDER BY 1""",
+        {"start": start, "bucket": timedelta(days=1), "tiers": list(tiers)},
+    )
+    out: dict[datetime, dict[str, int]] = {}
+    for day_start, tier, count in rows:
+        out.setdefault(day_start, {t: 0 for t in tiers})[tier] = int(count)
+    return [{"day": d, "counts": c} for d, c in out.items()]
+
+
+async def last_sweep(db: Database, *, succeeded: bool = False) -> dict[str, Any] | None:
+    where = "WHERE status = 'succeeded'" if succeeded else ""
+    order = "finished_at DESC NULLS LAST" if succeeded else "requested_at DESC, run_id DESC"
+    return await db.dict_one(f"SELECT {RUN_COLUMNS} FROM sweep_runs {where} ORDER BY {order} LIMIT 1")
+
+
+# ------------------------------------------------------------------------------------------- runs
+async def runs_page(db: Database, limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    params: dict[str, Any] = {"n": limit + 1}
+    where = ""
+    if cursor:
+        data = decode_cursor(cursor, expect={"k": "runs"})
+        try:
+            params["at"] = datetime.fromisoformat(str(data["t"]))
+            params["id"] = str(data["i"])
+        except (KeyError, ValueError) as exc:
+            raise CursorError("invalid cursor") from exc
+        where = "WHERE (requested_at, run_id::text) < (%(at)s, %(id)s)"
+    rows = await db.dicts(
+        f"SELECT {RUN_COLUMNS} FROM sweep_runs {where} "
+        "ORDER BY requested_at DESC, run_id::text DESC LIMIT %(n)s",
+        params,
+    )
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = encode_cursor(
+            {"k": "runs", "t": last["requested_at"].isoformat(), "i": str(last["run_id"])}
+        )
+    return rows[:limit], next_cursor
+
+
+async def run_detail(db: Database, run_id: str) -> dict[str, Any] | None:
+    run = await db.dict_one(f"SELECT {RUN_COLUMNS} FROM sweep_runs WHERE run_id = %s", (run_id,))
+    if run is None:
+        return None
+    stats = await db.rows(
+        "SELECT tier, count(*), avg(score), max(score) FROM score_history WHERE run_id = %s GROUP BY tier",
+        (run_id,),
+    )
+    log = await db.dicts(
+        """SELECT time, operation, turbines, events, status, duration_ms, model_version, worker_id, error
+           FROM scoring_log WHERE operation = 'sweep'
+             AND time >= COALESCE(%(started)s, %(requested)s) - interval '1 minute'
+             AND time <= COALESCE(%(finished)s, now()) + interval '1 minute'
+           ORDER BY time LIMIT 100""",
+        {"started": run["started_at"], "requested": run["requested_at"], "finished": run["finished_at"]},
+    )
+    total = sum(int(r[1]) for r in stats)
+    weighted = sum(float(r[2]) * int(r[1]) for r in stats)
+    return {
+        "run": run,
+        "assessments": total,
+        "tier_counts": {str(r[0]): int(r[1]) for r in stats},
+        "score_avg": weighted / total if total else None,
+        "score_max": max((float(r[3]) for r in stats), default=None),
+        "log": log,
+    }
+
+
+async def log_last_hour(db: Database) -> tuple[int, int]:
+    row = await db.one(
+        "SELECT count(*), count(*) FILTER (WHERE status = 'error') FROM scoring_log "
+        "WHERE time >= now() - interval '1 hour'"
+    )
+    return (int(row[0]), int(row[1])) if row else (0, 0)

@@ -1,0 +1,440 @@
+"""HTTP endpoints. Handlers validate, call :mod:`api.repository` and answer with orjson."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi.concurrency import run_in_threadpool
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+
+from api import repository as repo
+from api.commands import kafka_reachable
+from api.deps import ApiKeyDep, DbDep, FreshnessDep, MetricsDep, PublisherDep, SettingsDep
+from api.errors import OrjsonResponse, query_error
+from api.repository import RankQuery, now_utc
+from api.schemas import (
+    ErrorBody,
+    FleetSummary,
+    History,
+    Readiness,
+    RunDetail,
+    RunPage,
+    SortKey,
+    SortOrder,
+    Supervision,
+    SweepAccepted,
+    TurbineDetail,
+    TurbinePage,
+)
+from api.validation import (
+    ParamError,
+    check_bucket_count,
+    choose_bucket,
+    format_bucket,
+    parse_bucket,
+    parse_tiers,
+    resolve_range,
+    split_multi,
+)
+from common.contracts import SweepCommand
+
+router = APIRouter()
+
+Responses = dict[int | str, dict[str, Any]]
+ERR_404: Responses = {404: {"model": ErrorBody, "description": "Unknown turbine or run"}}
+ERR_503: Responses = {503: {"model": ErrorBody, "description": "Database (or Kafka) unavailable"}}
+TurbineId = Annotated[str, Path(min_length=1, max_length=64, description="Turbine id", examples=["WT-007"])]
+
+
+def _fail(exc: ParamError, value: Any = None) -> Exception:
+    return query_error(exc.field, exc.message, value)
+
+
+def _cutoff(settings: Any) -> datetime:
+    return now_utc() - timedelta(minutes=settings.stale_after_minutes)
+
+
+# -------------------------------------------------------------------------------------- turbines
+@router.get(
+    "/v1/turbines",
+    response_model=TurbinePage,
+    tags=["turbines"],
+    summary="Risk ranking of the fleet",
+    description=(
+        "Turbines ranked by risk, from the scorer's current state. Filter by `tier` (repeat the parameter or "
+        "give a comma list) and `site`; sort by `score` (default, descending), `probability`, `ttf` "
+        "(ascending by default) or `turbine_id`. Keyset pagination: pass `next_cursor` back as `cursor`. "
+        "Turbines never scored come last with tier `unknown`."
+    ),
+    responses={**ERR_503},
+)
+async def list_turbines(
+    db: DbDep,
+    settings: SettingsDep,
+    freshness: FreshnessDep,
+    tier: Annotated[
+        list[str] | None,
+        Query(
+            description="critical, high, moderate, low, unknown; repeat or comma-separate",
+            examples=[["critical", "high"]],
+        ),
+    ] = None,
+    site: Annotated[list[str] | None, Query(description="Site id(s)", examples=[["SITE-A"]])] = None,
+    sort: Annotated[SortKey, Query(description="Sort key")] = "score",
+    order: Annotated[
+        SortOrder | None, Query(description="Default: desc for score/probability, asc otherwise")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="Page size")] = 50,
+    cursor: Annotated[
+        str | None, Query(max_length=1024, description="Opaque cursor from next_cursor")
+    ] = None,
+) -> Response:
+    try:
+        tiers = parse_tiers(tier)
+    except ParamError as exc:
+        raise _fail(exc, tier) from None
+    sites = split_multi(site)
+    chosen = order or repo.DEFAULT_ORDER[sort]
+    fresh = await freshness.get()
+    items, next_cursor = await repo.ranking(
+        db,
+        RankQuery(tiers, sites, sort, chosen, limit, cursor),
+        cutoff=_cutoff(settings),
+        scorer_stale=fresh.stale,
+    )
+    return OrjsonResponse(
+        {
+            "items": items,
+            "next_cursor": next_cursor,
+            "sort": sort,
+            "order": chosen,
+            "scorer_stale": fresh.stale,
+            "generated_at": now_utc(),
+        }
+    )
+
+
+def _run(run: dict[str, Any] | None) -> dict[str, Any] | None:
+    if run is None:
+        return None
+    return {**run, "tier_counts": run.get("tier_counts") or {}}
+
+
+@router.get(
+    "/v1/turbines/{turbine_id}",
+    response_model=TurbineDetail,
+    tags=["turbines"],
+    summary="One turbine: identity, latest measurements, prediction, data quality, last sweep",
+    responses={**ERR_404, **ERR_503},
+)
+async def get_turbine(
+    turbine_id: TurbineId, db: DbDep, settings: SettingsDep, freshness: FreshnessDep
+) -> Response:
+    found = await repo.turbine_detail(db, turbine_id)
+    if found is None:
+        raise HTTPException(status_code=404, detail=f"turbine {turbine_id!r} not found")
+    r, run = found["row"], found["run"]
+    fresh = await freshness.get()
+    last = r["last_event_time"]
+    stale = fresh.stale or last is None or last < _cutoff(settings)
+    body: dict[str, Any] = {
+        "turbine_id": r["turbine_id"],
+        "site_id": r["site_id"],
+        "rated_power_kw": r["rated_power_kw"],
+        "commissioned_on": r["commissioned_on"].isoformat() if r["commissioned_on"] else None,
+        "first_seen_at": r["first_seen_at"],
+        "last_event_time": last,
+        "stale": stale,
+        "measurements": None,
+        "prediction": None,
+        "data_quality": r["data_quality"] if isinstance(r["data_quality"], dict) else {},
+        "last_sweep": None,
+    }
+    if r["m_event_time"] is not None:
+        values = r["m_values"] if isinstance(r["m_values"], dict) else {}
+        body["measurements"] = {
+            "event_time": r["m_event_time"],
+            "status_code": r["m_status_code"],
+            "values": values,
+        }
+    if r["as_of"] is not None:
+        body["prediction"] = {
+            k: r[k]
+            for k in (
+                "as_of",
+                "scored_at",
+                "trigger",
+                "score",
+                "tier",
+                "probability",
+                "ttf_days",
+                "ttf_low_days",
+                "ttf_high_days",
+                "model_version",
+                "run_id",
+            )
+        }
+        body["prediction"]["reasons"] = r["reasons"] if isinstance(r["reasons"], list) else []
+    if r["w_time"] is not None:
+        body["last_sweep"] = {
+            "time": r["w_time"],
+            "score": r["w_score"],
+            "tier": r["w_tier"],
+            "probability": r["w_probability"],
+            "ttf_days": r["w_ttf_days"],
+            "model_version": r["w_model_version"],
+            "run": _run(run),
+        }
+    return OrjsonResponse(body)
+
+
+@router.get(
+    "/v1/turbines/{turbine_id}/history",
+    response_model=History,
+    tags=["turbines"],
+    summary="Score, tier and key measurements over time, bucketed",
+    description=(
+        "Buckets of `bucket` width (`10m`, `1h`, `1d`...; chosen automatically when omitted) between `start` "
+        "(default: `end` - 30 days) and `end` (default: now). Times are UTC. Range at most "
+        "`COCKPIT_HISTORY_MAX_DAYS` days and 5000 buckets."
+    ),
+    responses={**ERR_404, **ERR_503},
+)
+async def get_history(
+    turbine_id: TurbineId,
+    db: DbDep,
+    settings: SettingsDep,
+    start: Annotated[datetime | None, Query(description="Inclusive start (ISO 8601)")] = None,
+    end: Annotated[datetime | None, Query(description="Exclusive end (ISO 8601)")] = None,
+    bucket: Annotated[str | None, Query(max_length=16, description="Bucket width", examples=["1h"])] = None,
+) -> Response:
+    try:
+        start_utc, end_utc = resolve_range(
+            start, end, default_span=timedelta(days=30), max_span=timedelta(days=settings.history_max_days)
+        )
+        size = parse_bucket(bucket) if bucket is not None else choose_bucket(end_utc - start_utc)
+        check_bucket_count(start_utc, end_utc, size)
+    except ParamError as exc:
+        raise _fail(exc) from None
+    timescale = await db.detect_timescale()
+    exists, scores, telemetry = await repo.history(db, turbine_id, start_utc, end_utc, size, timescale)
+    if not exists:
+        raise HTTPException(status_code=404, detail=f"turbine {turbine_id!r} not found")
+    return OrjsonResponse(
+        {
+            "turbine_id": turbine_id,
+            "start": start_utc,
+            "end": end_utc,
+            "bucket": format_bucket(size),
+            "bucket_seconds": int(size.total_seconds()),
+            "scores": orjson.Fragment(scores),
+            "telemetry": orjson.Fragment(telemetry),
+        }
+    )
+
+
+# -------------------------------------------------------------------------------------- fleet
+@router.get(
+    "/v1/fleet/summary",
+    response_model=FleetSummary,
+    tags=["fleet"],
+    summary="Counts per tier now and per day, stale share, last sweep",
+    responses={**ERR_503},
+)
+async def fleet_summary(
+    db: DbDep,
+    settings: SettingsDep,
+    freshness: FreshnessDep,
+    days: Annotated[int, Query(ge=1, le=365, description="Days of daily counts")] = 14,
+) -> Response:
+    fresh = await freshness.get()
+    counts = await repo.tier_counts(db, _cutoff(settings), fresh.stale)
+    timescale = await db.detect_timescale()
+    since = _day_start(days)
+    daily = await repo.daily_tiers(db, since, timescale)
+    sweep = await repo.last_sweep(db)
+    total = sum(c[0] for c in counts.values())
+    stale = sum(c[1] for c in counts.values())
+    return OrjsonResponse(
+        {
+            "turbines": total,
+            "tiers": {t: c[0] for t, c in counts.items()},
+            "stale": stale,
+            "stale_share": (stale / total) if total else 0.0,
+            "scorer_stale": fresh.stale,
+            "daily": daily,
+            "last_sweep": _run(sweep),
+            "generated_at": now_utc(),
+        }
+    )
+
+
+def _day_start(days: int) -> datetime:
+    today = now_utc().replace(hour=0, minute=0, second=0, microsecond=0)
+    return today - timedelta(days=days - 1)
+
+
+@router.get(
+    "/v1/supervision",
+    response_model=Supervision,
+    tags=["fleet"],
+    summary="Scorer heartbeats (events/min, lag), last sweep, high/critical per day, scoring log",
+    responses={**ERR_503},
+)
+async def supervision(
+    db: DbDep,
+    freshness: FreshnessDep,
+    days: Annotated[int, Query(ge=1, le=90, description="Days of high/critical counts")] = 7,
+) -> Response:
+    fresh = await freshness.get(fresh=True)
+    timescale = await db.detect_timescale()
+    daily, sweep, (batches, errors) = await asyncio.gather(
+        repo.daily_tiers(db, _day_start(days), timescale, ("critical", "high")),
+        repo.last_sweep(db),
+        repo.log_last_hour(db),
+    )
+    return OrjsonResponse(
+        {
+            "heartbeats": fresh.heartbeats,
+            "events_per_minute": sum(
+                h["events_per_minute"] for h in fresh.heartbeats if h["age_seconds"] <= freshness.max_age
+            ),
+            "max_lag_seconds": fresh.max_lag_seconds,
+            "scorer_stale": fresh.stale,
+            "last_sweep": _run(sweep),
+            "high_critical_daily": daily,
+            "batches_last_hour": batches,
+            "errors_last_hour": errors,
+            "generated_at": now_utc(),
+        }
+    )
+
+
+# -------------------------------------------------------------------------------------- runs
+@router.get(
+    "/v1/runs",
+    response_model=RunPage,
+    tags=["runs"],
+    summary="Sweep runs, newest first",
+    responses={**ERR_503},
+)
+async def list_runs(
+    db: DbDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+) -> Response:
+    rows, next_cursor = await repo.runs_page(db, limit, cursor)
+    return OrjsonResponse({"items": [_run(r) for r in rows], "next_cursor": next_cursor})
+
+
+@router.get(
+    "/v1/runs/{run_id}",
+    response_model=RunDetail,
+    tags=["runs"],
+    summary="One sweep run with its statistics",
+    responses={**ERR_404, **ERR_503},
+)
+async def get_run(run_id: uuid.UUID, db: DbDep) -> Response:
+    found = await repo.run_detail(db, str(run_id))
+    if found is None:
+        raise HTTPException(status_code=404, detail=f"run {run_id} not found")
+    found["run"] = _run(found["run"])
+    return OrjsonResponse(found)
+
+
+@router.post(
+    "/v1/sweeps",
+    response_model=SweepAccepted,
+    status_code=202,
+    tags=["runs"],
+    summary="Ask the scorer for a full-fleet sweep",
+    description=(
+        "Publishes a `SweepCommand` with a fresh run id on the command topic (acks=all) and returns at once. "
+        "The scorer creates the run; follow `link`. Requires the `X-API-Key` header."
+    ),
+    responses={
+        401: {"model": ErrorBody, "description": "Missing or wrong X-API-Key"},
+        503: {"model": ErrorBody, "description": "Sweeps disabled (no key configured) or Kafka unavailable"},
+    },
+)
+async def trigger_sweep(_: ApiKeyDep, publisher: PublisherDep) -> Response:
+    command = SweepCommand(run_id=uuid.uuid4(), requested_at=datetime.now(UTC), requested_by="api")
+    await run_in_threadpool(publisher.publish, command)
+    link = f"/v1/runs/{command.run_id}"
+    return OrjsonResponse(
+        {"run_id": command.run_id, "status": "requested", "link": link, "requested_at": command.requested_at},
+        status_code=202,
+        headers={"Location": link},
+    )
+
+
+# -------------------------------------------------------------------------------------- operations
+@router.get("/healthz", tags=["operations"], summary="Process alive")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    tags=["operations"],
+    summary="Database, Kafka, scorer heartbeat and last sweep; 503 unless all are ok",
+    responses={503: {"model": Readiness, "description": "At least one check failed"}},
+)
+async def readyz(db: DbDep, settings: SettingsDep, freshness: FreshnessDep) -> Response:
+    checks: dict[str, dict[str, Any]] = {}
+    try:
+        await db.one("SELECT 1")
+        checks["database"] = {"ok": True, "detail": "reachable"}
+    except Exception as exc:
+        checks["database"] = {"ok": False, "detail": f"{type(exc).__name__}: {str(exc)[:160]}"}
+    ok, detail = await run_in_threadpool(kafka_reachable, settings.kafka_bootstrap_servers, 1.0)
+    checks["kafka"] = {"ok": ok, "detail": detail}
+    if checks["database"]["ok"]:
+        try:
+            fresh = await freshness.get(fresh=True)
+            checks["scorer"] = {"ok": fresh.fresh_workers > 0, "detail": fresh.reason}
+            sweep = await repo.last_sweep(db, succeeded=True)
+            if sweep is None or sweep["finished_at"] is None:
+                checks["sweep"] = {"ok": False, "detail": "no successful sweep recorded"}
+            else:
+                age_h = (now_utc() - sweep["finished_at"]).total_seconds() / 3600
+                checks["sweep"] = {
+                    "ok": age_h <= settings.sweep_max_age_hours,
+                    "detail": f"last successful sweep {age_h:.1f} h ago "
+                    f"(limit {settings.sweep_max_age_hours:g} h)",
+                }
+        except Exception as exc:
+            for name in ("scorer", "sweep"):
+                checks.setdefault(name, {"ok": False, "detail": f"{type(exc).__name__}: {str(exc)[:160]}"})
+    else:
+        checks["scorer"] = {"ok": False, "detail": "unknown: database unavailable"}
+        checks["sweep"] = {"ok": False, "detail": "unknown: database unavailable"}
+    ready = all(c["ok"] for c in checks.values())
+    return OrjsonResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(db: DbDep, settings: SettingsDep, freshness: FreshnessDep, m: MetricsDep) -> Response:
+    """Refresh the fleet gauges with two cheap queries, then expose the registry."""
+    try:
+        fresh = await freshness.get()
+        counts = await repo.tier_counts(db, _cutoff(settings), fresh.stale)
+        sweep = await repo.last_sweep(db, succeeded=True)
+        total = sum(c[0] for c in counts.values())
+        for tier, (n, _) in counts.items():
+            m.turbines.labels(tier).set(n)
+        m.stale_share.set(sum(c[1] for c in counts.values()) / total if total else 0.0)
+        finished = sweep["finished_at"] if sweep else None
+        m.sweep_age.set((now_utc() - finished).total_seconds() if finished else -1)
+        m.heartbeat_age.set(fresh.newest_age_seconds if fresh.newest_age_seconds is not None else -1)
+        m.db_up.set(1)
+    except Exception:
+        m.db_up.set(0)
+    return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)

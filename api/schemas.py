@@ -1,0 +1,231 @@
+"""Response models: they document the contract (OpenAPI, examples); handlers serialise with orjson."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TierName = Literal["critical", "high", "moderate", "low", "unknown"]
+SortKey = Literal["score", "probability", "ttf", "turbine_id"]
+SortOrder = Literal["asc", "desc"]
+
+
+class Reason(BaseModel):
+    """One explanation of a score, as written by the scorer."""
+
+    model_config = ConfigDict(extra="allow")
+
+    indicator: str | None = Field(default=None, examples=["gearbox_bearing_temp_c"])
+    text: str | None = Field(default=None, examples=["Gearbox bearing 9 K above normal for this load"])
+    value: float | None = Field(default=None, examples=[84.2])
+    normal_range: Any = Field(default=None, examples=[[55.0, 75.0]])
+
+
+class TurbineRank(BaseModel):
+    turbine_id: str = Field(examples=["WT-007"])
+    site_id: str = Field(examples=["SITE-A"])
+    score: float | None = Field(description="Risk score 0-100; null when never scored.", examples=[87.5])
+    tier: TierName = Field(examples=["critical"])
+    probability: float | None = Field(description="Failure probability within the horizon.", examples=[0.62])
+    ttf_days: float | None = Field(description="Estimated days to failure.", examples=[9.5])
+    ttf_low_days: float | None = Field(examples=[5.0])
+    ttf_high_days: float | None = Field(examples=[16.0])
+    reasons: list[Reason] = Field(description="Top reasons (at most three).")
+    last_event_time: datetime | None
+    as_of: datetime | None = Field(description="As-of time of the current assessment.")
+    model_version: str | None = Field(examples=["2026.11.1"])
+    stale: bool = Field(description="True when the data behind this row is older than the configured limits.")
+
+
+class TurbinePage(BaseModel):
+    items: list[TurbineRank]
+    next_cursor: str | None = Field(description="Pass as `cursor` to get the next page; null at the end.")
+    sort: SortKey
+    order: SortOrder
+    scorer_stale: bool = Field(description="The scorer is silent or lagging: every row is stale.")
+    generated_at: datetime
+
+
+class Measurements(BaseModel):
+    event_time: datetime
+    status_code: int
+    values: dict[str, float | None]
+
+
+class Prediction(BaseModel):
+    as_of: datetime
+    scored_at: datetime
+    trigger: str
+    score: float
+    tier: TierName
+    probability: float | None
+    ttf_days: float | None
+    ttf_low_days: float | None
+    ttf_high_days: float | None
+    model_version: str
+    run_id: UUID | None
+    reasons: list[Reason]
+
+
+class SweepRun(BaseModel):
+    run_id: UUID
+    trigger: str = Field(examples=["on_demand"])
+    status: Literal["requested", "running", "succeeded", "failed"]
+    requested_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    turbines_scored: int
+    tier_counts: dict[str, int]
+    model_version: str | None
+    error: str | None
+    duration_ms: float | None
+
+
+class SweepResult(BaseModel):
+    time: datetime
+    score: float
+    tier: TierName
+    probability: float | None
+    ttf_days: float | None
+    model_version: str
+    run: SweepRun | None
+
+
+class TurbineDetail(BaseModel):
+    turbine_id: str
+    site_id: str
+    rated_power_kw: float | None
+    commissioned_on: str | None = Field(description="ISO date.")
+    first_seen_at: datetime
+    last_event_time: datetime | None
+    stale: bool
+    measurements: Measurements | None
+    prediction: Prediction | None
+    data_quality: dict[str, Any]
+    last_sweep: SweepResult | None
+
+
+class ScorePoint(BaseModel):
+    bucket: datetime
+    avg_score: float
+    max_score: float
+    last_score: float
+    tier: TierName = Field(description="Tier of the last assessment in the bucket.")
+    worst_tier: TierName
+    samples: int
+
+
+class TelemetryPoint(BaseModel):
+    bucket: datetime
+    samples: int
+    wind_speed_ms: float | None
+    power_kw: float | None
+    ambient_temp_c: float | None
+    gearbox_bearing_temp_c: float | None
+    generator_winding_temp_c: float | None
+    main_bearing_temp_c: float | None
+    converter_temp_c: float | None
+    vibration_mm_s: float | None
+    pitch_hydraulic_pressure_bar: float | None
+
+
+class History(BaseModel):
+    turbine_id: str
+    start: datetime
+    end: datetime
+    bucket: str = Field(examples=["1h"])
+    bucket_seconds: int
+    scores: list[ScorePoint]
+    telemetry: list[TelemetryPoint]
+
+
+class DayCounts(BaseModel):
+    day: datetime
+    counts: dict[str, int]
+
+
+class FleetSummary(BaseModel):
+    turbines: int
+    tiers: dict[str, int] = Field(
+        examples=[{"critical": 2, "high": 5, "moderate": 20, "low": 70, "unknown": 3}]
+    )
+    stale: int
+    stale_share: float
+    scorer_stale: bool
+    daily: list[DayCounts]
+    last_sweep: SweepRun | None
+    generated_at: datetime
+
+
+class RunPage(BaseModel):
+    items: list[SweepRun]
+    next_cursor: str | None
+
+
+class LogEntry(BaseModel):
+    time: datetime
+    operation: str
+    turbines: int
+    events: int
+    status: str
+    duration_ms: float
+    model_version: str | None
+    worker_id: str | None
+    error: str | None
+
+
+class RunDetail(BaseModel):
+    run: SweepRun
+    assessments: int
+    tier_counts: dict[str, int]
+    score_avg: float | None
+    score_max: float | None
+    log: list[LogEntry]
+
+
+class SweepAccepted(BaseModel):
+    run_id: UUID
+    status: Literal["requested"] = "requested"
+    link: str = Field(examples=["/v1/runs/6f1c3b8e-5d0a-4c53-9a77-0e0b6c1d2f41"])
+    requested_at: datetime
+
+
+class Heartbeat(BaseModel):
+    worker_id: str
+    updated_at: datetime
+    age_seconds: float
+    started_at: datetime
+    model_version: str | None
+    events_per_minute: float
+    lag_messages: int
+    lag_seconds: float
+
+
+class Supervision(BaseModel):
+    heartbeats: list[Heartbeat]
+    events_per_minute: float
+    max_lag_seconds: float | None
+    scorer_stale: bool
+    last_sweep: SweepRun | None
+    high_critical_daily: list[DayCounts]
+    batches_last_hour: int
+    errors_last_hour: int
+    generated_at: datetime
+
+
+class Check(BaseModel):
+    ok: bool
+    detail: str
+
+
+class Readiness(BaseModel):
+    ready: bool
+    checks: dict[str, Check]
+
+
+class ErrorBody(BaseModel):
+    detail: str = Field(examples=["turbine 'WT-999' not found"])
+    reason: str | None = None

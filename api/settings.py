@@ -1,0 +1,76 @@
+"""Settings of the API process and of the CLI client.
+
+Why two classes: the server needs database/Kafka/freshness limits, the CLI only needs where the API is
+and the key; both read ``COCKPIT_*`` variables so one ``.env`` serves both.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from common.settings import ENV_PREFIX, CommonSettings
+
+
+class ApiSettings(CommonSettings):
+    """Everything the API reads from the environment (``COCKPIT_*``), loaded once in ``create_app``."""
+
+    reader_database_url: str = Field(
+        default="postgresql://cockpit_reader:cockpit_reader@127.0.0.1:5433/cockpit",
+        description="libpq URL of the read-only role the API uses.",
+    )
+    api_key: SecretStr | None = Field(
+        default=None, description="Key expected in X-API-Key for POST /v1/sweeps; unset disables sweeps."
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    stale_after_minutes: float = Field(
+        default=30.0, gt=0, description="A turbine whose newest event is older than this is stale."
+    )
+    max_lag_seconds: float = Field(
+        default=300.0, gt=0, description="Scorer consumer lag above which every turbine is stale."
+    )
+    heartbeat_max_age_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="A scorer heartbeat older than this means the scorer is not publishing.",
+    )
+    sweep_max_age_hours: float = Field(
+        default=26.0, gt=0, description="Readiness fails when the last successful sweep is older than this."
+    )
+    cors_origins: list[str] = Field(default_factory=list, description="Allowed origins; empty = CORS closed.")
+    db_pool_min_size: int = Field(default=2, ge=1, le=100)
+    db_pool_max_size: int = Field(default=8, ge=1, le=200)
+    db_pool_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
+    db_statement_timeout_ms: int = Field(default=5000, ge=100, le=600_000)
+    kafka_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    history_max_days: int = Field(default=400, ge=1, le=3650)
+    cache_seconds: float = Field(
+        default=2.0, ge=0, description="How long small supervision snapshots (heartbeats) are reused."
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        """Accept a comma-separated string as well as a JSON list."""
+        if isinstance(value, str) and not value.strip().startswith("["):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("db_pool_max_size")
+    @classmethod
+    def _max_not_below_min(cls, value: int, info) -> int:  # type: ignore[no-untyped-def]
+        low = info.data.get("db_pool_min_size", 1)
+        if value < low:
+            raise ValueError(f"must be >= COCKPIT_DB_POOL_MIN_SIZE ({low})")
+        return value
+
+
+class ClientSettings(BaseSettings):
+    """Where the CLI finds the API: ``COCKPIT_API_URL`` and ``COCKPIT_API_KEY``."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="ignore")
+
+    api_url: str = Field(default="http://127.0.0.1:8000", min_length=1)
+    api_key: SecretStr | None = None
+    timeout_seconds: float = Field(default=10.0, gt=0)

@@ -1,0 +1,122 @@
+"""API integration fixtures: a private seeded database, app settings, an in-process client, a live server.
+
+Why a private database (``fresh_database("api")``) rather than the shared session one: the API tests assert
+exact counts (tiers, stale share); other components' tests write into the shared database.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.settings import ApiSettings
+from common.settings import load_settings
+from tests.integration.api.seed import Seeded, seed_fleet
+
+API_KEY = "test-key-0123456789"
+
+
+def reader_url_for(writer_url: str) -> str:
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = conninfo_to_dict(writer_url)
+    params.update(user="cockpit_reader", password="cockpit_reader")
+    return make_conninfo(**params)  # type: ignore[arg-type]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class ApiDb:
+    writer_url: str
+    reader_url: str
+    seeded: Seeded
+
+
+@pytest.fixture(scope="session")
+def api_db(fresh_database: Callable[[str], str]) -> ApiDb:
+    url = fresh_database("api")
+    return ApiDb(url, reader_url_for(url), seed_fleet(url))
+
+
+@pytest.fixture(scope="session")
+def command_topic(make_topic: Callable[..., str]) -> str:
+    return make_topic("api-commands", 1)
+
+
+@pytest.fixture(scope="session")
+def make_settings(api_db: ApiDb, kafka_bootstrap: str, command_topic: str) -> Callable[..., ApiSettings]:
+    """Settings for the seeded DB; generous heartbeat age so that a long session does not go stale."""
+
+    def _make(**overrides: object) -> ApiSettings:
+        values: dict[str, object] = {
+            "reader_database_url": api_db.reader_url,
+            "kafka_bootstrap_servers": kafka_bootstrap,
+            "command_topic": command_topic,
+            "api_key": API_KEY,
+            "heartbeat_max_age_seconds": 6 * 3600,
+            "stale_after_minutes": 30,
+            "log_format": "console",
+            "log_level": "WARNING",
+            "cors_origins": [],
+        }
+        values.update(overrides)
+        return load_settings(ApiSettings, **values)
+
+    return _make
+
+
+@pytest.fixture(scope="session")
+def client(make_settings: Callable[..., ApiSettings]) -> Iterator[TestClient]:
+    with TestClient(create_app(make_settings())) as test_client:
+        yield test_client
+
+
+class LiveServer:
+    """uvicorn in a background thread on a free loopback port (real HTTP for CLI, browser, schemathesis)."""
+
+    def __init__(self, settings: ApiSettings) -> None:
+        import uvicorn
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            create_app(settings),
+            host="127.0.0.1",
+            port=self.port,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="live-api", daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError(f"uvicorn did not start on {self.url}")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_api(make_settings: Callable[..., ApiSettings]) -> Iterator[str]:
+    with LiveServer(make_settings()) as server:
+        yield server.url

@@ -1,0 +1,428 @@
+"""Seed the scorer's tables the way the scorer writes them (COPY for volume), for API tests and the bench.
+
+Why here: the API only reads; to test it we must mimic the scorer's writes, with a known shape:
+tiers, stale and never-scored turbines, sweeps with their score rows, heartbeats, scoring log.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import orjson
+import psycopg
+
+TIER_BY_SCORE = ((80.0, "critical"), (60.0, "high"), (35.0, "moderate"), (0.0, "low"))
+MODEL_VERSION = "2026.11.1-test"
+AGG_SIGNALS = (
+    "wind_speed_ms",
+    "power_kw",
+    "ambient_temp_c",
+    "gearbox_bearing_temp_c",
+    "generator_winding_temp_c",
+    "main_bearing_temp_c",
+    "converter_temp_c",
+    "vibration_mm_s",
+    "pitch_hydraulic_pressure_bar",
+)
+
+
+def tier_of(score: float) -> str:
+    for low, tier in TIER_BY_SCORE:
+        if score >= low:
+            return tier
+    return "low"
+
+
+def reasons_for(score: float) -> list[dict[str, Any]]:
+    return [
+        {
+            "indicator": "gearbox_bearing_temp_c",
+            "text": "Gearbox bearing hotter than normal for this load",
+            "value": round(60 + score / 3, 1),
+            "normal_range": [55.0, 75.0],
+        },
+        {
+            "indicator": "vibration_mm_s",
+            "text": "Vibration trending up over 7 days",
+            "value": round(2 + score / 20, 2),
+            "normal_range": [0.5, 4.5],
+        },
+        {
+            "indicator": "main_bearing_temp_c",
+            "text": "Main bearing temperature drift",
+            "value": round(40 + score / 5, 1),
+            "normal_range": [30.0, 55.0],
+        },
+        {
+            "indicator": "converter_temp_c",
+            "text": "Converter warm",
+            "value": 48.0,
+            "normal_range": [25.0, 60.0],
+        },
+    ]
+
+
+def copy_rows(
+    conn: psycopg.Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> int:
+    n = 0
+    with conn.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+            n += 1
+    return n
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+@dataclass
+class Seeded:
+    """What was written, so tests can assert on it."""
+
+    now: datetime
+    turbines: list[str]
+    scored: dict[str, float]  # turbine_id -> current score
+    tiers: dict[str, str]
+    unknown: list[str]
+    stale: list[str]
+    sites: dict[str, str]
+    runs: list[uuid.UUID] = field(default_factory=list)  # newest first
+    telemetry_turbines: list[str] = field(default_factory=list)
+
+
+def seed_fleet(
+    url: str,
+    *,
+    turbines: int = 12,
+    unscored: int = 2,
+    stale: int = 1,
+    days: int = 30,
+    per_day: int = 4,
+    telemetry_turbines: int = 2,
+    telemetry_step: timedelta = timedelta(hours=1),
+    sweeps: int = 3,
+    seed: int = 7,
+    now: datetime | None = None,
+    id_format: str = "WT-{:03d}",
+) -> Seeded:
+    """Write a coherent fleet: ``turbines`` ids, the last ``unscored`` never scored, ``stale`` old ones."""
+    rng = random.Random(seed)
+    now = (now or datetime.now(UTC)).replace(microsecond=0)
+    ids = [id_format.format(i + 1) for i in range(turbines)]
+    scored_ids = ids[: turbines - unscored]
+    unknown_ids = ids[turbines - unscored :]
+    stale_ids = scored_ids[len(scored_ids) - stale :] if stale else []
+    sites = {tid: ("SITE-A" if i % 2 == 0 else "SITE-B") for i, tid in enumerate(ids)}
+    # spread of current scores: the first turbines are the riskiest
+    current = {
+        tid: round(max(1.0, 97.0 - i * (95.0 / max(1, len(scored_ids)))), 3)
+        for i, tid in enumerate(scored_ids)
+    }
+    if len(scored_ids) > 3:  # a tie on score, to exercise the keyset tie-breaker
+        current[scored_ids[3]] = current[scored_ids[2]]
+    last_event = {
+        tid: now - (timedelta(hours=3) if tid in stale_ids else timedelta(minutes=1)) for tid in ids
+    }
+    run_ids = [uuid.UUID(int=rng.getrandbits(128), version=4) for _ in range(sweeps)]  # newest first
+    run_times = [now - timedelta(days=k, hours=1) for k in range(sweeps)]
+
+    with psycopg.connect(url, autocommit=False) as conn:
+        copy_rows(
+            conn,
+            "turbines",
+            (
+                "turbine_id",
+                "site_id",
+                "rated_power_kw",
+                "commissioned_on",
+                "first_seen_at",
+                "last_event_time",
+            ),
+            (
+                (tid, sites[tid], 3600.0, date(2019, 5, 1), now - timedelta(days=days + 5), last_event[tid])
+                for tid in ids
+            ),
+        )
+        copy_rows(
+            conn,
+            "telemetry_latest",
+            ("turbine_id", "event_time", "measurements", "status_code", "updated_at"),
+            (
+                (
+                    tid,
+                    last_event[tid],
+                    _json(
+                        {
+                            "wind_speed_ms": 8.4,
+                            "power_kw": 2100.0,
+                            "gearbox_bearing_temp_c": 71.5,
+                            "vibration_mm_s": 3.2,
+                            "main_bearing_temp_c": 44.0,
+                            "rotor_rpm": None,
+                        }
+                    ),
+                    0,
+                    now,
+                )
+                for tid in ids
+            ),
+        )
+
+        def state_rows() -> Iterable[Sequence[Any]]:
+            for tid in scored_ids:
+                score = current[tid]
+                prob = round(score / 100 * 0.9, 4) if tid != scored_ids[-2] else None  # one null probability
+                ttf = round(max(1.0, (100 - score) / 2), 2)
+                yield (
+                    tid,
+                    sites[tid],
+                    now - timedelta(minutes=2),
+                    now,
+                    "stream",
+                    score,
+                    tier_of(score),
+                    prob,
+                    ttf,
+                    ttf * 0.6,
+                    ttf * 1.6,
+                    MODEL_VERSION,
+                    None,
+                    _json(reasons_for(score)),
+                    _json({"missing_share": 0.01, "frozen_signals": []}),
+                    last_event[tid],
+                )
+
+        copy_rows(
+            conn,
+            "turbine_state",
+            (
+                "turbine_id",
+                "site_id",
+                "as_of",
+                "scored_at",
+                "trigger",
+                "score",
+                "tier",
+                "probability",
+                "ttf_days",
+                "ttf_low_days",
+                "ttf_high_days",
+                "model_version",
+                "run_id",
+                "reasons",
+                "data_quality",
+                "last_event_time",
+            ),
+            state_rows(),
+        )
+
+        def history_rows() -> Iterable[Sequence[Any]]:
+            step = timedelta(days=1) / per_day
+            start = now - timedelta(days=days)
+            n = days * per_day
+            for tid in scored_ids:
+                base = current[tid]
+                for k in range(n):
+                    t = start + step * k
+                    drift = (k - n) / n * 20  # risk rose towards now
+                    score = min(100.0, max(0.0, base + drift + rng.uniform(-3, 3)))
+                    yield (
+                        t,
+                        tid,
+                        "stream",
+                        round(score, 3),
+                        tier_of(score),
+                        score / 100 * 0.9,
+                        10.0,
+                        6.0,
+                        16.0,
+                        MODEL_VERSION,
+                        None,
+                        "[]",
+                        "{}",
+                        t,
+                    )
+                for run_id, rt in zip(run_ids, run_times, strict=True):
+                    yield (
+                        rt,
+                        tid,
+                        "sweep",
+                        base,
+                        tier_of(base),
+                        base / 100 * 0.9,
+                        10.0,
+                        6.0,
+                        16.0,
+                        MODEL_VERSION,
+                        run_id,
+                        _json(reasons_for(base)[:3]),
+                        "{}",
+                        rt,
+                    )
+
+        copy_rows(
+            conn,
+            "score_history",
+            (
+                "time",
+                "turbine_id",
+                "trigger",
+                "score",
+                "tier",
+                "probability",
+                "ttf_days",
+                "ttf_low_days",
+                "ttf_high_days",
+                "model_version",
+                "run_id",
+                "reasons",
+                "data_quality",
+                "scored_at",
+            ),
+            history_rows(),
+        )
+
+        tele_ids = scored_ids[:telemetry_turbines]
+
+        def agg_rows() -> Iterable[Sequence[Any]]:
+            start = (now - timedelta(days=days)).replace(minute=0, second=0)
+            n = int(timedelta(days=days) / telemetry_step)
+            for tid in tele_ids:
+                for k in range(n):
+                    t = start + telemetry_step * k
+                    yield (
+                        t,
+                        tid,
+                        60,
+                        8.0 + rng.uniform(-2, 2),
+                        2000 + rng.uniform(-300, 300),
+                        12.0,
+                        65 + k / n * 10,
+                        90.0,
+                        42.0,
+                        45.0,
+                        2.5 + k / n,
+                        180.0,
+                    )
+
+        copy_rows(conn, "telemetry_agg", ("bucket", "turbine_id", "samples", *AGG_SIGNALS), agg_rows())
+
+        tier_counts: dict[str, int] = {}
+        for tid in scored_ids:
+            tier_counts[tier_of(current[tid])] = tier_counts.get(tier_of(current[tid]), 0) + 1
+        copy_rows(
+            conn,
+            "sweep_runs",
+            (
+                "run_id",
+                "trigger",
+                "requested_at",
+                "started_at",
+                "finished_at",
+                "status",
+                "turbines_scored",
+                "tier_counts",
+                "model_version",
+                "error",
+                "duration_ms",
+            ),
+            [
+                (
+                    rid,
+                    "schedule" if k else "on_demand",
+                    rt - timedelta(seconds=5),
+                    rt - timedelta(seconds=4),
+                    rt,
+                    "succeeded",
+                    len(scored_ids),
+                    _json(tier_counts),
+                    MODEL_VERSION,
+                    None,
+                    4000.0,
+                )
+                for k, (rid, rt) in enumerate(zip(run_ids, run_times, strict=True))
+            ],
+        )
+        copy_rows(
+            conn,
+            "scoring_log",
+            (
+                "time",
+                "operation",
+                "turbines",
+                "events",
+                "status",
+                "duration_ms",
+                "model_version",
+                "worker_id",
+                "error",
+            ),
+            [
+                *(
+                    (
+                        rt - timedelta(seconds=1),
+                        "sweep",
+                        len(scored_ids),
+                        0,
+                        "ok",
+                        3900.0,
+                        MODEL_VERSION,
+                        "worker-1",
+                        None,
+                    )
+                    for rt in run_times
+                ),
+                *(
+                    (
+                        now - timedelta(minutes=m),
+                        "stream_batch",
+                        5,
+                        50,
+                        "ok" if m != 7 else "error",
+                        12.5,
+                        MODEL_VERSION,
+                        "worker-1",
+                        None if m != 7 else "timeout",
+                    )
+                    for m in range(1, 31, 2)
+                ),
+            ],
+        )
+        copy_rows(
+            conn,
+            "scorer_heartbeats",
+            (
+                "worker_id",
+                "updated_at",
+                "started_at",
+                "model_version",
+                "events_per_minute",
+                "lag_messages",
+                "lag_seconds",
+                "details",
+            ),
+            [
+                ("worker-1", now, now - timedelta(hours=5), MODEL_VERSION, 600.0, 12, 1.5, "{}"),
+                ("worker-2", now, now - timedelta(hours=5), MODEL_VERSION, 540.0, 8, 0.8, "{}"),
+            ],
+        )
+        conn.commit()
+        conn.execute("ANALYZE")
+    return Seeded(
+        now=now,
+        turbines=ids,
+        scored=current,
+        tiers={tid: tier_of(s) for tid, s in current.items()},
+        unknown=unknown_ids,
+        stale=stale_ids,
+        sites=sites,
+        runs=run_ids,
+        telemetry_turbines=tele_ids,
+    )
