@@ -1,0 +1,166 @@
+"""Command line: ``python -m simulator export|scenarios|show``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from simulator.config import ConfigError, FleetConfig, load_fleet_config, parse_fleet_config
+from simulator.export import export_history
+from simulator.fleet import Fleet
+from simulator.scenarios import UnknownScenarioError, list_scenarios, load_scenario
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Wind-fleet SCADA simulator.")
+console = Console(stderr=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code=2)
+
+
+def build_config(
+    *,
+    base: FleetConfig | None,
+    turbines: int | None,
+    days: float | None,
+    turbine_years: float | None,
+    seed: int | None,
+    preset: str | None,
+    period: int | None,
+    start: datetime | None,
+) -> FleetConfig:
+    """Overlay command-line options on a base config; ``--turbine-years`` sets days from the fleet size."""
+    data: dict[str, Any] = base.model_dump(exclude_unset=True) if base is not None else {}
+    if preset is not None:
+        data["preset"] = preset  # preset rates apply wherever the base did not set rates explicitly
+    if turbines is not None:
+        data["n_turbines"] = turbines
+    if seed is not None:
+        data["seed"] = seed
+    if period is not None:
+        data["period_s"] = period
+    if start is not None:
+        data["start"] = start
+    if turbine_years is not None:
+        if days is not None:
+            raise ConfigError("give either --days or --turbine-years, not both")
+        n = int(data.get("n_turbines", FleetConfig.model_fields["n_turbines"].default))
+        data["duration_days"] = turbine_years * 365.25 / n
+    elif days is not None:
+        data["duration_days"] = days
+    return parse_fleet_config(data, "command line")
+
+
+@app.command()
+def export(
+    out: Path = typer.Option(Path("data/history.parquet"), "--out", "-o", help="telemetry Parquet file"),
+    turbines: int | None = typer.Option(None, "--turbines", "-n", help="fleet size (default 20)"),
+    days: float | None = typer.Option(None, "--days", help="simulated days"),
+    turbine_years: float | None = typer.Option(
+        None, "--turbine-years", help="total turbine-years; sets --days from the fleet size"
+    ),
+    seed: int | None = typer.Option(None, "--seed"),
+    preset: str | None = typer.Option(None, "--preset", help="realistic | training"),
+    period: int | None = typer.Option(None, "--period", help="seconds between readings (default 600)"),
+    start: datetime | None = typer.Option(None, "--start", help="UTC start, e.g. 2023-01-01"),
+    config: Path | None = typer.Option(None, "--config", "-c", help="FleetConfig YAML to start from"),
+    scenario: str | None = typer.Option(None, "--scenario", "-s", help="scenario to start from"),
+    compression: str = typer.Option("zstd", "--compression"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+) -> None:
+    """Write labelled history: telemetry Parquet + failures/sensor-fault ground truth next to it."""
+    try:
+        if preset is not None and preset not in ("realistic", "training"):
+            raise ConfigError(f"--preset must be 'realistic' or 'training', got {preset!r}")
+        base: FleetConfig | None = None
+        if config is not None:
+            base = load_fleet_config(config)
+        elif scenario is not None:
+            base = load_scenario(scenario).config
+        cfg = build_config(
+            base=base,
+            turbines=turbines,
+            days=days,
+            turbine_years=turbine_years,
+            seed=seed,
+            preset=preset,
+            period=period,
+            start=start,
+        )
+    except (ConfigError, UnknownScenarioError) as exc:
+        raise _fail(str(exc)) from exc
+
+    total = cfg.n_turbines * cfg.n_steps
+    console.print(
+        f"simulating {cfg.n_turbines} turbines x {cfg.duration_days:g} days at {cfg.period_s} s "
+        f"({total:,} rows, preset {cfg.preset}, seed {cfg.seed})"
+    )
+    with Progress(
+        TextColumn("[bold]export"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=quiet,
+    ) as progress:
+        task = progress.add_task("rows", total=total)
+        result = export_history(
+            cfg, out, compression=compression, on_progress=lambda n: progress.advance(task, n)
+        )
+    console.print(
+        f"wrote {result.rows:,} rows to {result.telemetry} in {result.seconds:.1f} s "
+        f"({result.rows / max(result.seconds, 1e-9):,.0f} rows/s)"
+    )
+    console.print(f"ground truth: {result.failures}, {result.sensor_faults}, {result.ground_truth_json}")
+
+
+@app.command("scenarios")
+def scenarios_cmd() -> None:
+    """List the bundled incident scenarios."""
+    table = Table("name", "turbines", "days", "description")
+    for name in list_scenarios():
+        sc = load_scenario(name)
+        table.add_row(
+            name, str(sc.config.n_turbines), f"{sc.config.duration_days:g}", " ".join(sc.description.split())
+        )
+    Console().print(table)
+
+
+@app.command()
+def show(
+    name: str = typer.Argument(..., help="scenario name (see `scenarios`)"),
+    head: int = typer.Option(0, "--head", help="also print the first N telemetry rows"),
+) -> None:
+    """Describe a scenario: configuration, forced incidents and the resulting ground truth."""
+    try:
+        sc = load_scenario(name)
+    except (ConfigError, UnknownScenarioError) as exc:
+        raise _fail(str(exc)) from exc
+    out = Console()
+    out.print(f"[bold]{sc.name}[/bold]: {' '.join(sc.description.split())}")
+    out.print(yaml.safe_dump(sc.config.model_dump(mode="json", exclude_defaults=True), sort_keys=False))
+    fleet = Fleet(sc.config)
+    out.print(fleet.describe())
+    truth = fleet.ground_truth()
+    for title, frame in (("failures", truth.failures), ("sensor faults", truth.sensor_faults)):
+        out.print(f"[bold]{title}[/bold] ({len(frame)})")
+        if len(frame):
+            out.print(frame.to_string(index=False))
+    if head > 0:
+        out.print(fleet.to_frame().head(head).to_string(index=False))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+__all__ = ["app", "build_config", "main"]
