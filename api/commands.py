@@ -34,17 +34,19 @@ class CommandPublisher:
             if self._producer is None:
                 from kafka import KafkaProducer
 
+                config: dict[str, Any] = {
+                    "bootstrap_servers": [s.strip() for s in self.bootstrap_servers.split(",") if s.strip()],
+                    "acks": "all",
+                    "retries": 3,
+                    "linger_ms": 0,
+                    "client_id": "cockpit-api",
+                    "request_timeout_ms": int(self.timeout * 1000),
+                    "max_block_ms": int(self.timeout * 1000),
+                }
+                if "bootstrap_timeout_ms" in KafkaProducer.DEFAULT_CONFIG:  # kafka-python >= 3
+                    config["bootstrap_timeout_ms"] = int(self.timeout * 1000)
                 try:
-                    self._producer = KafkaProducer(
-                        bootstrap_servers=[s.strip() for s in self.bootstrap_servers.split(",") if s.strip()],
-                        acks="all",
-                        retries=3,
-                        linger_ms=0,
-                        client_id="cockpit-api",
-                        request_timeout_ms=int(self.timeout * 1000),
-                        max_block_ms=int(self.timeout * 1000),
-                        api_version_auto_timeout_ms=int(self.timeout * 1000),
-                    )
+                    self._producer = KafkaProducer(**config)
                 except Exception as exc:
                     raise KafkaUnavailable(f"kafka not reachable at {self.bootstrap_servers}: {exc}") from exc
             return self._producer

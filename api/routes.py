@@ -11,6 +11,7 @@ import orjson
 from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import Field
 from starlette.responses import Response
 
 from api import repository as repo
@@ -33,6 +34,8 @@ from api.schemas import (
     TurbinePage,
 )
 from api.validation import (
+    BUCKET_PATTERN,
+    TIER_LIST_PATTERN,
     ParamError,
     check_bucket_count,
     choose_bucket,
@@ -79,7 +82,7 @@ async def list_turbines(
     settings: SettingsDep,
     freshness: FreshnessDep,
     tier: Annotated[
-        list[str] | None,
+        list[Annotated[str, Field(pattern=TIER_LIST_PATTERN)]] | None,
         Query(
             description="critical, high, moderate, low, unknown; repeat or comma-separate",
             examples=[["critical", "high"]],
@@ -212,7 +215,9 @@ async def get_history(
     settings: SettingsDep,
     start: Annotated[datetime | None, Query(description="Inclusive start (ISO 8601)")] = None,
     end: Annotated[datetime | None, Query(description="Exclusive end (ISO 8601)")] = None,
-    bucket: Annotated[str | None, Query(max_length=16, description="Bucket width", examples=["1h"])] = None,
+    bucket: Annotated[
+        str | None, Query(max_length=16, pattern=BUCKET_PATTERN, description="Bucket width", examples=["1h"])
+    ] = None,
 ) -> Response:
     try:
         start_utc, end_utc = resolve_range(

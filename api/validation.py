@@ -7,7 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 from common.contracts import TIERS
 
-_BUCKET = re.compile(r"^\s*(\d{1,6})\s*(m|min|h|d)\s*$")
+BUCKET_PATTERN = r"^\s*(\d{1,6})\s*(m|min|h|d)\s*$"
+_BUCKET = re.compile(BUCKET_PATTERN)
+_TIER_NAME = "(critical|high|moderate|low|unknown)"
+#: One ``tier`` query value: a tier or a comma list of tiers (documented in the OpenAPI schema).
+TIER_LIST_PATTERN = rf"^\s*{_TIER_NAME}(\s*,\s*{_TIER_NAME})*\s*$"
 _UNIT = {"m": 60, "min": 60, "h": 3600, "d": 86400}
 MIN_BUCKET = timedelta(minutes=1)
 MAX_BUCKET = timedelta(days=366)

@@ -117,7 +117,7 @@ def test_site_filter(client: TestClient, api_db: ApiDb) -> None:
 def test_ranking_validation_errors_name_the_field(client: TestClient, query: str, field: str) -> None:
     res = client.get(f"/v1/turbines?{query}")
     assert res.status_code == 422
-    assert res.json()["detail"][0]["loc"][-1] == field
+    assert field in res.json()["detail"][0]["loc"]
 
 
 def test_cursor_of_another_sort_is_refused(client: TestClient) -> None:
@@ -195,7 +195,7 @@ def test_history_defaults_and_auto_bucket(client: TestClient, api_db: ApiDb) -> 
 def test_history_validation(client: TestClient, api_db: ApiDb, params: dict[str, str], field: str) -> None:
     res = client.get(f"/v1/turbines/{api_db.seeded.turbines[0]}/history", params=params)
     assert res.status_code == 422, res.text
-    assert res.json()["detail"][0]["loc"][-1] == field
+    assert field in res.json()["detail"][0]["loc"]
 
 
 # ------------------------------------------------------------------------------------------ fleet

@@ -1,0 +1,104 @@
+"""The ``cockpit`` CLI against a live uvicorn on seeded data: output and documented exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+
+import pytest
+from typer.testing import CliRunner
+
+from api.cli import EXIT_AUTH, EXIT_NOT_FOUND, EXIT_UNREACHABLE, EXIT_USAGE, app
+from tests.integration.api.conftest import API_KEY, ApiDb, free_port
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture()
+def run(live_api: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("COCKPIT_API_KEY", raising=False)
+    runner = CliRunner()
+
+    def _run(*args: str, url: str | None = None, key: str | None = None):  # type: ignore[no-untyped-def]
+        env = {"COCKPIT_API_URL": url or live_api, "COCKPIT_API_KEY": key or "", "COLUMNS": "200"}
+        if key is None:
+            env.pop("COCKPIT_API_KEY")
+        return runner.invoke(app, list(args), env=env)
+
+    return _run
+
+
+def test_top_table_and_json(run, api_db: ApiDb) -> None:  # type: ignore[no-untyped-def]
+    res = run("top", "--limit", "3")
+    assert res.exit_code == 0, res.output
+    first = max(api_db.seeded.scored, key=lambda t: api_db.seeded.scored[t])
+    assert first in res.output and "Critique / Critical" in res.output
+    res = run("top", "--tier", "critical,high", "--json")
+    assert res.exit_code == 0
+    data = json.loads(res.stdout)
+    assert {r["tier"] for r in data["items"]} <= {"critical", "high"} and data["items"]
+    res = run("top", "--site", "SITE-B", "--json")
+    assert {r["site_id"] for r in json.loads(res.stdout)["items"]} == {"SITE-B"}
+
+
+def test_top_usage_errors(run) -> None:  # type: ignore[no-untyped-def]
+    assert run("top", "--tier", "bogus").exit_code == EXIT_USAGE
+    assert run("top", "--limit", "0").exit_code == EXIT_USAGE
+    assert run("nonsense").exit_code == EXIT_USAGE
+
+
+def test_turbine(run, api_db: ApiDb) -> None:  # type: ignore[no-untyped-def]
+    tid = api_db.seeded.turbines[0]
+    res = run("turbine", tid)
+    assert res.exit_code == 0, res.output
+    assert tid in res.output and "gearbox_bearing_temp_c" in res.output and "Last sweep" in res.output
+    data = json.loads(run("turbine", tid, "--json").stdout)
+    assert data["turbine_id"] == tid
+    missing = run("turbine", "WT-404")
+    assert missing.exit_code == EXIT_NOT_FOUND and "not found" in missing.output
+
+
+def test_history(run, api_db: ApiDb) -> None:  # type: ignore[no-untyped-def]
+    tid = api_db.seeded.turbines[0]
+    res = run("history", tid, "--days", "7")
+    assert res.exit_code == 0, res.output
+    assert "bucket 1d" in res.output
+    data = json.loads(run("history", tid, "--days", "2", "--json").stdout)
+    assert data["bucket"] == "1h" and data["scores"]
+    assert run("history", "WT-404").exit_code == EXIT_NOT_FOUND
+    assert run("history", tid, "--bucket", "fortnight").exit_code == EXIT_USAGE
+
+
+def test_sweep(run) -> None:  # type: ignore[no-untyped-def]
+    res = run("sweep", "--json", key=API_KEY)
+    assert res.exit_code == 0, res.output
+    assert uuid.UUID(json.loads(res.stdout)["run_id"])
+    assert run("sweep", key="wrong-key").exit_code == EXIT_AUTH
+    assert run("sweep").exit_code == EXIT_AUTH  # no key configured on the client
+
+
+def test_status(run) -> None:  # type: ignore[no-untyped-def]
+    res = run("status")
+    assert res.exit_code == 0, res.output
+    assert "ready" in res.output and "database" in res.output
+    data = json.loads(run("status", "--json").stdout)
+    assert data["readiness"]["ready"] is True and data["summary"]["turbines"] == 12
+
+
+def test_unreachable_api(run) -> None:  # type: ignore[no-untyped-def]
+    dead = f"http://127.0.0.1:{free_port()}"
+    for args in (("top",), ("status",), ("turbine", "WT-001")):
+        res = run(*args, url=dead)
+        assert res.exit_code == EXIT_UNREACHABLE, (args, res.output)
+
+
+def test_console_entry_points(live_api: str) -> None:
+    """``python -m api.cli`` (what the ``cockpit`` script runs) and ``python -m api --help`` both work."""
+    out = subprocess.run(
+        [sys.executable, "-m", "api.cli", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0 and "top" in out.stdout and "Exit codes" in out.stdout
+    out = subprocess.run([sys.executable, "-m", "api", "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "serve" in out.stdout
