@@ -87,7 +87,7 @@ class ClimateConfig(_Strict):
         default=0.04, ge=0.0, le=0.3, description="std of per-turbine scale"
     )
     site_correlation: float = Field(
-        default=0.85, ge=0.0, le=1.0, description="turbine vs site wind correlation"
+        default=0.95, ge=0.0, le=1.0, description="turbine vs site wind correlation"
     )
     prevailing_direction_deg: float = Field(default=240.0, ge=0.0, lt=360.0)
     mean_temp_c: float = Field(default=9.0, ge=-30.0, le=35.0)

@@ -93,7 +93,7 @@ def _uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
 
 
 def _progression(rng: np.random.Generator) -> tuple[float, tuple[float, float, float]]:
-    shape = float(rng.uniform(1.4, 2.8))
+    shape = float(rng.uniform(1.0, 2.0))  # >1: damage accelerates towards failure
     w = rng.uniform(-0.3, 0.3, 3)  # sum |a| < 1 keeps the health index monotone
     return shape, (float(w[0]), float(w[1]), float(w[2]))
 
