@@ -156,12 +156,12 @@ function renderDetail(d) {
 }
 
 // ------------------------------------------------------------------ charts
-function frame(container, height) {
+function frame(container, height, top = 8) {
   container.textContent = "";
   const width = Math.max(320, container.clientWidth || 600);
   const svg = svgEl("svg", { viewBox: `0 0 ${width} ${height}`, role: "img" });
   container.appendChild(svg);
-  return { svg, width, height, pad: { l: 34, r: 10, t: 8, b: 20 } };
+  return { svg, width, height, pad: { l: 34, r: 10, t: top, b: 20 } };
 }
 function timeAxis(f, t0, t1) {
   const { svg, width, height, pad } = f;
@@ -219,7 +219,7 @@ function drawTelemetryChart(container, points) {
   container.appendChild(legend);
 }
 function drawDailyChart(container, days) {
-  const f = frame(container, 150); const { svg, width, height, pad } = f;
+  const f = frame(container, 150, 16); const { svg, width, height, pad } = f;
   if (!days.length) { svg.appendChild(svgEl("text", { x: 20, y: 40 }, "Pas de données / No data")); return; }
   const max = Math.max(1, ...days.map((d) => (d.counts.critical || 0) + (d.counts.high || 0)));
   const bw = (width - pad.l - pad.r) / days.length;
