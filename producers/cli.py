@@ -1,0 +1,441 @@
+"""``python -m producers <mode>``: publish telemetry to Kafka.
+
+Modes: ``live``, ``accelerated --speed N`` (alias ``simulate``), ``backfill``, ``scenario NAME``,
+``replay FILE --mapping M.yaml``; ``scenarios`` lists the named scenarios. Ctrl-C / SIGTERM stop reading
+new records, flush what was accepted, print the summary and exit 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from common.logging import configure_logging, event
+from common.settings import load_settings
+from producers.pacing import AcceleratedClock, RateLimiter
+from producers.settings import ProducerSettings
+
+log = logging.getLogger("producers")
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Publish turbine telemetry (TelemetryEvent v1, key = turbine_id) to Kafka.",
+)
+
+EXIT_OK, EXIT_SEND_FAILED, EXIT_BAD_INPUT, EXIT_KAFKA_UNAVAILABLE = 0, 1, 2, 3
+
+# Options shared by every publishing command (each overrides the COCKPIT_* setting of the same name).
+TopicOpt = Annotated[str | None, typer.Option("--topic", help="Target topic [COCKPIT_TELEMETRY_TOPIC].")]
+BootstrapOpt = Annotated[
+    str | None, typer.Option("--bootstrap-servers", help="Kafka brokers [COCKPIT_KAFKA_BOOTSTRAP_SERVERS].")
+]
+PartitionsOpt = Annotated[
+    int | None,
+    typer.Option("--partitions", min=1, help="Partitions if the topic is created [COCKPIT_PARTITIONS]."),
+]
+MetricsOpt = Annotated[
+    int | None,
+    typer.Option("--metrics-port", min=1, max=65535, help="Serve Prometheus /metrics on this port."),
+]
+RateOpt = Annotated[
+    float | None, typer.Option("--rate", min=0.001, help="Limit to this many events/s [COCKPIT_RATE_LIMIT].")
+]
+TurbinesOpt = Annotated[int | None, typer.Option("--turbines", min=1, help="Fleet size (default 20).")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", min=0, help="Simulator seed.")]
+FleetOpt = Annotated[
+    Path | None,
+    typer.Option("--fleet-config", exists=True, dir_okay=False, help="Simulator FleetConfig YAML."),
+]
+
+
+def _parse_time(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not an ISO-8601 time (e.g. 2024-03-01T00:00:00Z)", param_hint=name
+        ) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _settings(
+    topic: str | None,
+    bootstrap: str | None,
+    partitions: int | None,
+    metrics_port: int | None,
+    rate: float | None,
+) -> ProducerSettings:
+    """Load settings once; CLI flags override the environment."""
+    overrides: dict[str, Any] = {}
+    if topic:
+        overrides["telemetry_topic"] = topic
+    if bootstrap:
+        overrides["kafka_bootstrap_servers"] = bootstrap
+    if partitions:
+        overrides["partitions"] = partitions
+    if metrics_port:
+        overrides["metrics_port"] = metrics_port
+    if rate:
+        overrides["rate_limit"] = rate
+    settings = load_settings(ProducerSettings, **overrides)
+    configure_logging("producer", settings.log_level, settings.log_format)
+    return settings
+
+
+def run_publish(
+    settings: ProducerSettings,
+    mode: str,
+    records: Iterable[Mapping[str, Any]],
+    *,
+    total: int | None,
+    bulk: bool,
+    clock: AcceleratedClock | None = None,
+    source: Any = None,
+) -> int:
+    """Create the topic, publish ``records`` until done or signalled, flush, report; returns the exit code."""
+    from kafka.errors import KafkaError
+
+    from producers.kafka_io import build_producer, ensure_topic
+    from producers.metrics import ProducerMetrics
+    from producers.progress import Reporter, print_summary
+    from producers.publisher import Publisher, RunStats
+
+    topic = settings.telemetry_topic
+    stats = RunStats(mode=mode, topic=topic, total=total)
+    if source is not None:  # the file source's counters are shown live
+        stats.rejected = source.rejected
+        stats.reject_examples = source.examples
+    try:
+        ensure_topic(settings, topic)
+        producer = build_producer(settings, bulk=bulk)
+    except KafkaError as exc:
+        typer.secho(f"Kafka unavailable at {settings.kafka_bootstrap_servers}: {exc!r}", fg="red", err=True)
+        return EXIT_KAFKA_UNAVAILABLE
+
+    metrics = ProducerMetrics(mode)
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_port, settings.metrics_addr)
+        event(log, "metrics served", port=settings.metrics_port, addr=settings.metrics_addr)
+
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: object) -> None:
+        if stop.is_set():  # second Ctrl-C during the flush: give up now, loudly
+            sys.stderr.write("second interrupt: exiting without waiting for the flush\n")
+            os._exit(130)
+        stats.stopped_by = signal.Signals(signum).name
+        stop.set()
+
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    limiter = None
+    if settings.rate_limit:
+        limiter = RateLimiter(settings.rate_limit, sleep=stop.wait)
+    publisher = Publisher(
+        producer, topic, stats, max_pending=settings.max_pending, latency_observer=metrics.latency.observe
+    )
+    event(
+        log,
+        "publishing",
+        mode=mode,
+        topic=topic,
+        total=total,
+        bulk=bulk,
+        speed=clock.speed if clock else None,
+        rate_limit=settings.rate_limit,
+    )
+    try:
+        with Reporter(stats, interval_s=settings.progress_interval_s, metrics=metrics):
+            try:
+                publisher.publish(records, stop, clock=clock, limiter=limiter)
+            finally:
+                if source is not None:
+                    stats.rows_read = source.rows_read
+                if stats.stopped_by:
+                    event(
+                        log,
+                        "stop requested: flushing accepted events",
+                        signal=stats.stopped_by,
+                        pending=stats.pending,
+                    )
+                publisher.finish(settings.flush_timeout_s)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print_summary(stats)
+    return EXIT_OK if stats.failed == 0 else EXIT_SEND_FAILED
+
+
+def _exit(code: int) -> None:
+    raise typer.Exit(code)
+
+
+# ------------------------------------------------------------------------------------------ modes
+@app.command()
+def live(
+    turbines: TurbinesOpt = None,
+    seed: SeedOpt = None,
+    fleet_config_path: FleetOpt = None,
+    days: Annotated[
+        float, typer.Option("--days", min=0.01, help="How long to run (simulated = real).")
+    ] = 365.0,
+    topic: TopicOpt = None,
+    bootstrap_servers: BootstrapOpt = None,
+    partitions: PartitionsOpt = None,
+    metrics_port: MetricsOpt = None,
+) -> None:
+    """Real time: the simulated clock follows the wall clock from now (one reading per turbine per period)."""
+    from producers.sources import expected_count, fleet_config, floor_time
+    from simulator.fleet import Fleet
+
+    settings = _settings(topic, bootstrap_servers, partitions, metrics_port, None)
+    base = fleet_config(fleet_config_path, turbines=turbines, seed=seed)
+    start = floor_time(datetime.now(UTC), base.period_s)
+    config = fleet_config(fleet_config_path, turbines=turbines, seed=seed, start=start, duration_days=days)
+    clock = AcceleratedClock(1.0, start, start.timestamp(), not_before_event_time=True)
+    records = Fleet(config).iter_records()
+    _exit(run_publish(settings, "live", records, total=expected_count(config), bulk=False, clock=clock))
+
+
+def _accelerated(
+    mode: str,
+    speed: float,
+    start: str | None,
+    days: float,
+    follow: bool,
+    turbines: int | None,
+    seed: int | None,
+    fleet_path: Path | None,
+    settings: ProducerSettings,
+) -> int:
+    from producers.sources import expected_count, fleet_config, floor_time
+    from simulator.fleet import Fleet
+
+    base = fleet_config(fleet_path, turbines=turbines, seed=seed)
+    begin = _parse_time(start, "--start") or datetime.now(UTC) - timedelta(days=days)
+    begin = floor_time(begin, base.period_s)
+    horizon = days + (365.0 if follow else 0.0)
+    config = fleet_config(fleet_path, turbines=turbines, seed=seed, start=begin, duration_days=horizon)
+    clock = AcceleratedClock(speed, begin, not_before_event_time=True)
+    total = None if follow else expected_count(config)
+    return run_publish(settings, mode, Fleet(config).iter_records(), total=total, bulk=False, clock=clock)
+
+
+SpeedOpt = Annotated[
+    float, typer.Option("--speed", min=0.001, help="Time compression: 600 = 10 min per second.")
+]
+StartOpt = Annotated[
+    str | None, typer.Option("--start", help="Simulated start (ISO-8601, UTC); default: now minus --days.")
+]
+DaysOpt = Annotated[float, typer.Option("--days", min=0.01, help="Simulated days to publish.")]
+FollowOpt = Annotated[
+    bool, typer.Option("--follow/--no-follow", help="After catching up with now, continue in real time.")
+]
+
+
+@app.command()
+def accelerated(
+    speed: SpeedOpt = 600.0,
+    start: StartOpt = None,
+    days: DaysOpt = 7.0,
+    follow: FollowOpt = False,
+    turbines: TurbinesOpt = None,
+    seed: SeedOpt = None,
+    fleet_config_path: FleetOpt = None,
+    topic: TopicOpt = None,
+    bootstrap_servers: BootstrapOpt = None,
+    partitions: PartitionsOpt = None,
+    metrics_port: MetricsOpt = None,
+) -> None:
+    """Time compression xN of the default (or given) fleet; events are never published before their time."""
+    settings = _settings(topic, bootstrap_servers, partitions, metrics_port, None)
+    _exit(
+        _accelerated("accelerated", speed, start, days, follow, turbines, seed, fleet_config_path, settings)
+    )
+
+
+@app.command()
+def simulate(
+    speed: SpeedOpt = 600.0,
+    start: StartOpt = None,
+    days: DaysOpt = 7.0,
+    follow: FollowOpt = True,
+    turbines: TurbinesOpt = None,
+    seed: SeedOpt = None,
+    fleet_config_path: FleetOpt = None,
+    topic: TopicOpt = None,
+    bootstrap_servers: BootstrapOpt = None,
+    partitions: PartitionsOpt = None,
+    metrics_port: MetricsOpt = None,
+) -> None:
+    """Alias of ``accelerated`` (default fleet) that keeps running (``--follow``); used by docker-compose."""
+    settings = _settings(topic, bootstrap_servers, partitions, metrics_port, None)
+    _exit(_accelerated("simulate", speed, start, days, follow, turbines, seed, fleet_config_path, settings))
+
+
+@app.command()
+def backfill(
+    start: Annotated[str | None, typer.Option("--start", help="First event time (ISO-8601, UTC).")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="End (exclusive); default now.")] = None,
+    days: Annotated[
+        float | None, typer.Option("--days", min=0.01, help="Window length ending at --end.")
+    ] = None,
+    rate: RateOpt = None,
+    turbines: TurbinesOpt = None,
+    seed: SeedOpt = None,
+    fleet_config_path: FleetOpt = None,
+    topic: TopicOpt = None,
+    bootstrap_servers: BootstrapOpt = None,
+    partitions: PartitionsOpt = None,
+    metrics_port: MetricsOpt = None,
+) -> None:
+    """History as fast as the broker takes it (cap with --rate); give --start [--end] or --days."""
+    from producers.sources import expected_count, fleet_config, floor_time
+    from simulator.fleet import Fleet
+
+    first = _parse_time(start, "--start")
+    last = _parse_time(end, "--end") or datetime.now(UTC)
+    if first is not None and days is not None:
+        raise typer.BadParameter("give either --start or --days, not both", param_hint="--days")
+    if first is None and days is None:
+        raise typer.BadParameter("give --start (and optionally --end) or --days", param_hint="--start")
+    if last > datetime.now(UTC) + timedelta(minutes=1):
+        raise typer.BadParameter(
+            "--end is in the future (the scorer rejects future events)", param_hint="--end"
+        )
+    settings = _settings(topic, bootstrap_servers, partitions, metrics_port, rate)
+    base = fleet_config(fleet_config_path, turbines=turbines, seed=seed)
+    first = floor_time(first or last - timedelta(days=days or 0), base.period_s)
+    span_days = (last - first).total_seconds() / 86_400
+    if span_days <= 0:
+        raise typer.BadParameter("--start must be before --end", param_hint="--start")
+    config = fleet_config(
+        fleet_config_path, turbines=turbines, seed=seed, start=first, duration_days=span_days
+    )
+    records = Fleet(config).iter_records(end=last)
+    _exit(run_publish(settings, "backfill", records, total=expected_count(config), bulk=True))
+
+
+@app.command()
+def scenario(
+    name: Annotated[str, typer.Argument(help="Scenario name (see `scenarios`) or a scenario .yaml path.")],
+    speed: Annotated[
+        float, typer.Option("--speed", min=0.0, help="Time compression; 0 = as fast as possible.")
+    ] = 600.0,
+    shift_to_now: Annotated[
+        bool, typer.Option("--shift-to-now", help="Move the scenario in time so that it ends now.")
+    ] = False,
+    rate: RateOpt = None,
+    topic: TopicOpt = None,
+    bootstrap_servers: BootstrapOpt = None,
+    partitions: PartitionsOpt = None,
+    metrics_port: MetricsOpt = None,
+) -> None:
+    """A named simulator scenario, accelerated (same turbines, incidents and numbers every time)."""
+    from producers.sources import expected_count, floor_time, shifted
+    from simulator.config import ConfigError
+    from simulator.scenarios import UnknownScenarioError, load_scenario
+
+    settings = _settings(topic, bootstrap_servers, partitions, metrics_port, rate)
+    try:
+        scn = load_scenario(name)
+    except (UnknownScenarioError, ConfigError) as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    config = scn.config
+    records: Iterable[dict[str, Any]] = scn.fleet().iter_records()
+    origin = config.start
+    if shift_to_now:
+        delta = floor_time(datetime.now(UTC), config.period_s) - config.end
+        records = shifted(iter(records), delta)
+        origin = config.start + delta
+    clock = AcceleratedClock(speed, origin, not_before_event_time=shift_to_now)
+    code = run_publish(
+        settings, f"scenario:{scn.name}", records, total=expected_count(config), bulk=speed == 0, clock=clock
+    )
+    _exit(code)
+
+
+@app.command("scenarios")
+def scenarios_command() -> None:
+    """List the named scenarios with their size."""
+    from simulator.scenarios import list_scenarios, load_scenario
+
+    for name in list_scenarios():
+        scn = load_scenario(name)
+        cfg = scn.config
+        typer.echo(
+            f"{name:32} {cfg.n_turbines:>4} turbines {cfg.duration_days:>6g} days  "
+            f"{scn.description.strip()[:70]}"
+        )
+
+
+@app.command()
+def replay(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV or Parquet SCADA export.")],
+    mapping: Annotated[
+        Path, typer.Option("--mapping", exists=True, dir_okay=False, help="Column mapping YAML.")
+    ],
+    rejects: Annotated[
+        Path | None,
+        typer.Option("--rejects", dir_okay=False, help="Write unmappable rows (with reason) here."),
+    ] = None,
+    check: Annotated[bool, typer.Option("--check", help="Map and count only; publish nothing.")] = False,
+    speed: Annotated[
+        float, typer.Option("--speed", min=0.0, help="Pace by event time (file in time order); 0 = fast.")
+    ] = 0.0,
+    rate: RateOpt = None,
+    topic: TopicOpt = None,
+    bootstrap_servers: BootstrapOpt = None,
+    partitions: PartitionsOpt = None,
+    metrics_port: MetricsOpt = None,
+) -> None:
+    """Replay a SCADA export through a mapping (columns, units, time zone); bad rows are counted."""
+    from producers.mapping import MappingError, load_mapping
+    from producers.replay import FileReplay
+
+    settings = _settings(topic, bootstrap_servers, partitions, metrics_port, rate)
+    try:
+        source = FileReplay(file, load_mapping(mapping), rejects_path=rejects)
+    except MappingError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    if check:
+        from producers.progress import print_summary
+        from producers.publisher import RunStats
+
+        stats = RunStats(mode="replay --check", topic="-", rejected=source.rejected)
+        stats.reject_examples = source.examples
+        stats.accepted = sum(1 for _ in source.iter_records())
+        stats.rows_read = source.rows_read
+        stats.complete = True
+        for line in source.mapping.describe():
+            typer.echo(line)
+        print_summary(stats)
+        _exit(EXIT_OK)
+    records: Iterable[dict[str, Any]] = source.iter_records()
+    clock = None
+    if speed > 0:
+        first = next(iter(records := list(records)), None)
+        if first is not None:
+            clock = AcceleratedClock(speed, first["event_time"])
+    _exit(run_publish(settings, "replay", records, total=None, bulk=speed == 0, clock=clock, source=source))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
