@@ -6,8 +6,10 @@ and the key; both read ``COCKPIT_*`` variables so one ``.env`` serves both.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from common.settings import ENV_PREFIX, CommonSettings
 
@@ -38,7 +40,9 @@ class ApiSettings(CommonSettings):
     sweep_max_age_hours: float = Field(
         default=26.0, gt=0, description="Readiness fails when the last successful sweep is older than this."
     )
-    cors_origins: list[str] = Field(default_factory=list, description="Allowed origins; empty = CORS closed.")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Allowed origins (comma list or JSON list); empty = CORS closed."
+    )
     db_pool_min_size: int = Field(default=2, ge=1, le=100)
     db_pool_max_size: int = Field(default=8, ge=1, le=200)
     db_pool_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
