@@ -19,15 +19,35 @@ T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 class FakeFuture:
+    """Like kafka's future: a callback attached after completion runs at once, on the caller's thread."""
+
     def __init__(self) -> None:
         self.callbacks: list[Callable[..., Any]] = []
         self.errbacks: list[Callable[..., Any]] = []
+        self.outcome: tuple[bool, Any] | None = None
+        self.lock = threading.Lock()
 
     def add_callback(self, f: Callable[..., Any], *args: Any) -> None:
-        self.callbacks.append(lambda value: f(*args, value))
+        self._add(True, lambda value: f(*args, value))
 
     def add_errback(self, f: Callable[..., Any], *args: Any) -> None:
-        self.errbacks.append(lambda exc: f(*args, exc))
+        self._add(False, lambda exc: f(*args, exc))
+
+    def _add(self, on_success: bool, call: Callable[[Any], Any]) -> None:
+        with self.lock:
+            if self.outcome is None:
+                (self.callbacks if on_success else self.errbacks).append(call)
+                return
+        ok, value = self.outcome
+        if ok == on_success:
+            call(value)
+
+    def complete(self, ok: bool, value: Any) -> None:
+        with self.lock:
+            self.outcome = (ok, value)
+            calls = self.callbacks if ok else self.errbacks
+        for call in calls:
+            call(value)
 
 
 class FakeProducer:
@@ -55,11 +75,9 @@ class FakeProducer:
             pending, self.pending = self.pending, []
         for future, value in pending:
             if self.fail(value):
-                for cb in future.errbacks:
-                    cb(RuntimeError("broker said no"))
+                future.complete(False, RuntimeError("broker said no"))
             else:
-                for cb in future.callbacks:
-                    cb(object())
+                future.complete(True, object())
 
     def flush(self, timeout: float | None = None) -> None:
         self.ack()
