@@ -1,0 +1,32 @@
+"""Faust agents: the telemetry ingest (micro-batches) and the command topic (on-demand sweeps).
+
+Why ``noack_take``: faust's ``take`` acks a batch as soon as the agent asks for the next one. We ack
+later, at the checkpoint that makes the batch's window updates durable, so the committed Kafka offset
+never passes what a restarted worker can rebuild (see docs/scorer.md, "Delivery").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+from scorer.runtime import ScorerRuntime
+
+
+def register_agents(app: faust.App, runtime: ScorerRuntime) -> None:
+    s = runtime.settings
+    telemetry = app.topic(s.telemetry_topic, value_serializer="raw", key_serializer="raw")
+    commands = app.topic(s.command_topic, value_serializer="raw", key_serializer="raw", partitions=1)
+    runtime.dlq_topic = app.topic(s.dead_letter_topic, value_serializer="raw", key_serializer="raw")
+
+    @app.agent(telemetry, name="scorer.ingest", concurrency=1)
+    async def ingest(stream: Any) -> None:
+        runtime.stream = stream
+        async for events in stream.noack_take(s.batch_max_size, within=s.batch_within_s):
+            await runtime.handle_batch(events)
+
+    @app.agent(commands, name="scorer.commands", concurrency=1)
+    async def on_command(stream: Any) -> None:
+        async for raw in stream:
+            await runtime.handle_command(raw)

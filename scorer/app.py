@@ -1,0 +1,98 @@
+"""App factory: ``create_app(settings)`` builds the faust app with its agents, timers and views.
+
+Why a factory (and no module-level app): importing ``scorer`` must not connect to anything or read
+the environment; tests and the benchmark build apps with their own settings. ``python -m scorer
+worker`` builds settings, then the app, then runs faust's worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import faust
+
+from common.logging import event
+from models.policy import load_policy
+from scorer.agents import register_agents
+from scorer.model import ModelHolder
+from scorer.runtime import ScorerRuntime
+from scorer.settings import ScorerSettings
+from scorer.timers import register_timers
+from scorer.web import register_views
+
+log = logging.getLogger("scorer")
+
+
+def limit_threads() -> None:
+    """One BLAS/OpenMP thread: the worker shares the machine with Kafka and PostgreSQL, and batches are
+    small enough that multi-threaded numpy only adds contention."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except Exception:  # threadpoolctl missing or no native pools loaded: the env vars still apply
+        pass
+
+
+def create_app(settings: ScorerSettings) -> faust.App:
+    limit_threads()
+    policy = load_policy(settings.policy_path) if settings.policy_path else load_policy()
+    holder = ModelHolder(settings.registry_dir, policy)
+    holder.refresh()
+    if holder.scorer is None:
+        event(
+            log,
+            "starting without a valid production model: not ready, not consuming",
+            logging.ERROR,
+            registry_dir=str(settings.registry_dir),
+            error=holder.error,
+        )
+    runtime = ScorerRuntime(settings, holder)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        settings.consumer_group,
+        broker=[f"kafka://{h.strip()}" for h in settings.kafka_bootstrap_servers.split(",") if h.strip()],
+        value_serializer="raw",
+        key_serializer="raw",
+        store="memory://",
+        datadir=str(settings.data_dir),
+        autodiscover=False,
+        web_enabled=True,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        stream_wait_empty=False,
+        stream_buffer_maxsize=settings.stream_buffer_maxsize,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0,
+        topic_partitions=1,
+        producer_acks=-1,
+        timezone=settings.zone,
+    )
+    runtime.app = app
+    app.scorer_runtime = runtime  # type: ignore[attr-defined]
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def _revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        await runtime.on_revoked(args[0])
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def _assigned(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        await runtime.on_assigned(args[0])
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def _shutdown(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        try:
+            await runtime.checkpoint()
+        except Exception as exc:  # a crash-equivalent: the next start replays from the last checkpoint
+            event(log, "final checkpoint failed", logging.ERROR, error=str(exc)[:300])
+        runtime.close()
+
+    register_agents(app, runtime)
+    register_timers(app, runtime)
+    register_views(app, runtime)
+    return app

@@ -1,0 +1,104 @@
+"""Scorer settings: one typed object built once at start-up (``COCKPIT_*`` environment variables).
+
+Why explicit fields with defaults: the worker's behaviour (batching, checkpointing, history policy,
+sweep schedule) is tuned per deployment without code changes, and a wrong value must stop the
+process with a message naming the variable instead of misbehaving at 02:00.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from datetime import timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator
+
+from common.settings import CommonSettings
+
+_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+def _default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class ScorerSettings(CommonSettings):
+    """Everything the scorer worker needs beyond the common Kafka/PostgreSQL settings."""
+
+    registry_dir: Path = Field(default=Path("var/registry"), description="Model registry directory.")
+    policy_path: Path | None = Field(default=None, description="Risk policy YAML (models default if unset).")
+    consumer_group: str = Field(default="cockpit-scorer", min_length=1, description="Faust app id / group.")
+    worker_id: str = Field(default_factory=_default_worker_id, min_length=1)
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=6066, ge=1, le=65535)
+    data_dir: Path = Field(default=Path("var/scorer"), description="Faust data directory (no tables kept).")
+
+    # Micro-batching: the agent takes up to batch_max_size events or whatever arrived within batch_within_s.
+    batch_max_size: int = Field(default=5000, ge=1, le=100_000)
+    batch_within_s: float = Field(default=0.1, gt=0, le=30)
+    stream_buffer_maxsize: int = Field(default=16384, ge=16)
+
+    # Validation of event times.
+    max_event_age_days: float = Field(default=30.0, gt=0, description="Older events go to the DLQ.")
+    max_future_skew_s: float = Field(default=600.0, ge=0)
+    out_of_order_tolerance_s: float = Field(
+        default=3600.0, ge=0, description="Events older than the turbine's newest minus this are 'late'."
+    )
+
+    # Durability of windows: periodic checkpoint of dirty windows + offsets to PostgreSQL.
+    checkpoint_interval_s: float = Field(default=5.0, gt=0, le=600)
+    db_retry_max_backoff_s: float = Field(default=10.0, gt=0)
+
+    # score_history policy (event time).
+    history_min_interval_s: float = Field(default=600.0, ge=0)
+    history_max_interval_s: float = Field(default=3600.0, gt=0)
+    history_score_delta: float = Field(default=5.0, ge=0, le=100)
+
+    # Daily sweep.
+    sweep_time: str = Field(default="02:00", description="Local time HH:MM of the daily fleet sweep.")
+    sweep_timezone: str = Field(default="Europe/Paris")
+    sweep_catch_up_after_hours: float = Field(default=24.0, gt=0)
+    sweep_check_interval_s: float = Field(default=300.0, gt=0)
+    sweep_stale_after_s: float = Field(
+        default=1800.0, gt=0, description="A 'running' sweep older is retried."
+    )
+
+    # Periodic work.
+    heartbeat_interval_s: float = Field(default=5.0, gt=0)
+    model_poll_interval_s: float = Field(default=10.0, gt=0)
+
+    @field_validator("sweep_time")
+    @classmethod
+    def _hhmm(cls, value: str) -> str:
+        if not _HHMM.match(value):
+            raise ValueError("must be HH:MM (24 h), e.g. 02:00")
+        return value
+
+    @field_validator("sweep_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {value!r}") from exc
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.sweep_timezone)
+
+    @property
+    def sweep_hour_minute(self) -> tuple[int, int]:
+        hour, minute = self.sweep_time.split(":")
+        return int(hour), int(minute)
+
+    @property
+    def max_event_age(self) -> timedelta:
+        return timedelta(days=self.max_event_age_days)
+
+    @property
+    def max_future_skew(self) -> timedelta:
+        return timedelta(seconds=self.max_future_skew_s)

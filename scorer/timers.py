@@ -1,0 +1,63 @@
+"""Periodic work: checkpoints, heartbeats, model polling, the daily sweep and its catch-up check.
+
+Why every body is wrapped in try/except: an exception escaping a faust timer or crontab stops it (a
+crontab exception kills the worker); a failed heartbeat must never stop the scoring.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import faust
+
+from common.logging import event
+from scorer.runtime import ScorerRuntime
+from scorer.schedule import cron_expression
+
+log = logging.getLogger("scorer.timers")
+
+
+async def _guard(name: str, fn: Callable[[], Awaitable[object]]) -> None:
+    try:
+        await fn()
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        event(log, f"{name} failed", logging.ERROR, error=str(exc)[:500], exc_type=type(exc).__name__)
+
+
+def register_timers(app: faust.App, runtime: ScorerRuntime) -> None:
+    s = runtime.settings
+
+    @app.timer(interval=s.checkpoint_interval_s, name="scorer.checkpoint")
+    async def checkpoint() -> None:
+        await _guard("checkpoint", runtime.checkpoint)
+
+    @app.timer(interval=s.heartbeat_interval_s, name="scorer.heartbeat")
+    async def heartbeat() -> None:
+        await _guard("heartbeat", runtime.heartbeat)
+
+    @app.timer(interval=s.model_poll_interval_s, name="scorer.model_poll")
+    async def model_poll() -> None:
+        await _guard("model poll", runtime.refresh_model)
+
+    hour, minute = s.sweep_hour_minute
+
+    @app.crontab(cron_expression(hour, minute), timezone=s.zone, on_leader=True)
+    async def daily_sweep() -> None:
+        await _guard("scheduled sweep", runtime.run_scheduled_sweep)
+
+    @app.task
+    async def catch_up_check() -> None:
+        """Leader only: at start (once partitions are assigned) and then periodically."""
+        next_check = 0.0
+        loop = asyncio.get_running_loop()
+        while not app.should_stop:
+            await asyncio.sleep(1.0)
+            if not runtime.assignment_done or loop.time() < next_check:
+                continue
+            if app.is_leader():
+                await _guard("catch-up check", runtime.maybe_catch_up)
+            next_check = loop.time() + s.sweep_check_interval_s
