@@ -80,6 +80,8 @@ def export(
     try:
         if preset is not None and preset not in ("realistic", "training"):
             raise ConfigError(f"--preset must be 'realistic' or 'training', got {preset!r}")
+        if config is not None and scenario is not None:
+            raise ConfigError("give either --config or --scenario, not both")
         base: FleetConfig | None = None
         if config is not None:
             base = load_fleet_config(config)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from common.contracts import (
     SIGNALS,
@@ -154,3 +156,37 @@ def test_seasons_and_day_cycle() -> None:
     assert wind_month[[12, 1, 2]].mean() > wind_month[[6, 7, 8]].mean()
     hour = df.groupby(df["event_time"].dt.hour)["ambient_temp_c"].mean()
     assert hour[15] > hour[3] + 3
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32),
+    n_turbines=st.integers(1, 4),
+    period_s=st.sampled_from([60, 600, 3600]),
+    days=st.floats(0.5, 3.0),
+    start=st.datetimes(
+        min_value=pd.Timestamp("2000-01-01").to_pydatetime(),
+        max_value=pd.Timestamp("2040-01-01").to_pydatetime(),
+    ),
+)
+def test_any_config_yields_valid_events(
+    seed: int, n_turbines: int, period_s: int, days: float, start: object
+) -> None:
+    """Whatever the seed, size, period or date, every record satisfies the contract."""
+    config = FleetConfig.model_validate(
+        {
+            "seed": seed,
+            "n_turbines": n_turbines,
+            "period_s": period_s,
+            "duration_days": days,
+            "start": start,
+            "preset": "training",
+            "sensor_faults": {"rates_per_turbine_year": {"spike": 500, "drift": 100, "frozen": 50}},
+        }
+    )
+    fleet = Fleet(config)
+    n = 0
+    for record in fleet.iter_records():
+        TelemetryEvent(**record)
+        n += 1
+    assert n == n_turbines * config.n_steps
