@@ -1,0 +1,288 @@
+"""Latency benchmark of the API on a realistic volume (loopback only, bounded in count and time).
+
+Seeds a private database (10,000 turbines, 90 days of score history at 4 rows/turbine/day, hourly telemetry
+aggregates for a subset) with COPY, starts uvicorn in a child process, then drives each endpoint with an
+open-loop async httpx load at a target rate and reports p50/p90/p99, achieved req/s and ratios to /healthz.
+
+    .venv/bin/python bench/bench_api.py                     # seed, measure, drop the database
+    .venv/bin/python bench/bench_api.py --keep              # keep the seeded database for reruns
+    .venv/bin/python bench/bench_api.py --reuse cockpit_bench_ab12   # skip seeding
+
+Latency is measured from each request's *scheduled* send time (open loop), so queueing is not hidden.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_ADMIN_URL = os.environ.get(
+    "COCKPIT_BENCH_ADMIN_URL",
+    "postgresql://cockpit_admin:cockpit_admin@127.0.0.1:"
+    f"{os.environ.get('COCKPIT_PG_PORT', '5433')}/postgres",
+)
+
+
+def _url_for(admin_url: str, dbname: str, role: str | None = None) -> str:
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = conninfo_to_dict(admin_url)
+    params["dbname"] = dbname
+    if role:
+        params.update(user=role, password=role)
+    return make_conninfo(**params)  # type: ignore[arg-type]
+
+
+def create_database(admin_url: str, name: str) -> str:
+    """Fresh database owned by the writer role, migrated, readable by the reader role; returns writer URL."""
+    import psycopg
+    from psycopg import sql
+
+    from common.db import grant_reader, migrate
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        for role in ("cockpit_writer", "cockpit_reader"):
+            if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+                conn.execute(
+                    sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                        sql.Identifier(role), sql.Literal(role)
+                    )
+                )
+        conn.execute(sql.SQL("CREATE DATABASE {} OWNER cockpit_writer").format(sql.Identifier(name)))
+    with psycopg.connect(_url_for(admin_url, name), autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone():
+            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+        conn.execute("GRANT CREATE ON SCHEMA public TO cockpit_writer")
+    writer = _url_for(admin_url, name, "cockpit_writer")
+    migrate(writer)
+    grant_reader(writer, "cockpit_reader")
+    return writer
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+SENDERS = 64
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Result:
+    name: str
+    sent: int
+    errors: int
+    seconds: float
+    latencies_ms: list[float]
+
+    def pct(self, q: float) -> float:
+        data = sorted(self.latencies_ms)
+        if not data:
+            return float("nan")
+        return data[min(len(data) - 1, int(q / 100 * len(data)))]
+
+
+async def drive(client, name: str, make_path, rate: float, count: int, max_seconds: float) -> Result:  # type: ignore[no-untyped-def]
+    """Open loop: request i is due at t0 + i/rate whatever happened before; latency counts from then.
+
+    A fixed set of sender coroutines (not one task per request) keeps httpx's pool out of the measurement;
+    when every sender is busy the next request starts late and that delay is part of its latency.
+    """
+    latencies: list[float] = []
+    errors = 0
+    loop = asyncio.get_running_loop()
+    t0 = loop.time() + 0.05
+    deadline = t0 + count / rate + max_seconds
+    next_index = 0
+
+    async def sender() -> None:
+        nonlocal errors, next_index
+        while next_index < count and loop.time() < deadline:
+            i = next_index
+            next_index += 1
+            due = t0 + i / rate
+            delay = due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            try:
+                res = await client.get(make_path())
+                ok = res.status_code == 200
+            except Exception:
+                ok = False
+            if ok:
+                latencies.append((loop.time() - due) * 1000)
+            else:
+                errors += 1
+
+    await asyncio.gather(*(sender() for _ in range(SENDERS)))
+    elapsed = loop.time() - t0
+    return Result(name, count, errors + (count - next_index), elapsed, latencies)
+
+
+async def run_load(
+    base_url: str, turbine_ids: list[str], tele_ids: list[str], rate: float, count: int
+) -> list[Result]:
+    import httpx
+
+    rng = random.Random(1)
+    scenarios = [
+        ("GET /healthz", lambda: "/healthz"),
+        ("GET /v1/turbines (top 50)", lambda: "/v1/turbines?limit=50"),
+        ("GET /v1/turbines?tier=critical,high", lambda: "/v1/turbines?tier=critical,high&limit=50"),
+        ("GET /v1/turbines/{id}", lambda: f"/v1/turbines/{rng.choice(turbine_ids)}"),
+        ("GET /v1/turbines/{id}/history 30d", lambda: f"/v1/turbines/{rng.choice(tele_ids)}/history"),
+    ]
+    limits = httpx.Limits(max_connections=SENDERS, max_keepalive_connections=SENDERS)
+    results = []
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=10.0) as client:
+        for _name, make_path in scenarios:  # warm-up: prepared statements, connection pool, caches
+            for _ in range(30):
+                await client.get(make_path())
+        for name, make_path in scenarios:
+            results.append(await drive(client, name, make_path, rate, count, max_seconds=20))
+            await asyncio.sleep(0.5)
+    return results
+
+
+def print_table(results: list[Result], rate: float) -> None:
+    base = results[0]
+    print(f"\nTarget rate {rate:.0f} req/s, {base.sent} requests per endpoint (open loop, loopback)\n")
+    head = (
+        f"{'endpoint':42} {'ok':>6} {'err':>4} {'req/s':>7} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} "
+        f"{'max ms':>7} {'p50 x':>6} {'p99 x':>6}"
+    )
+    print(head)
+    print("-" * len(head))
+    for r in results:
+        ok = len(r.latencies_ms)
+        print(
+            f"{r.name:42} {ok:6d} {r.errors:4d} {ok / r.seconds:7.0f} {r.pct(50):7.2f} {r.pct(90):7.2f} "
+            f"{r.pct(99):7.2f} {max(r.latencies_ms, default=float('nan')):7.1f} "
+            f"{r.pct(50) / base.pct(50):6.1f} {r.pct(99) / base.pct(99):6.1f}"
+        )
+    print("\n(p50 x / p99 x: ratio to /healthz in the same run; target p99 <= 20 ms)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL, help="superuser URL (creates the bench DB)")
+    parser.add_argument("--turbines", type=int, default=10_000)
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--per-day", type=int, default=4)
+    parser.add_argument("--telemetry-turbines", type=int, default=200, help="turbines with hourly aggregates")
+    parser.add_argument("--rate", type=float, default=500.0, help="target requests per second")
+    parser.add_argument("--count", type=int, default=5000, help="requests per endpoint")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--keep", action="store_true", help="keep the seeded database")
+    parser.add_argument("--reuse", help="existing bench database name (skips seeding)")
+    args = parser.parse_args()
+
+    from tests.integration.api.seed import seed_fleet
+
+    name = args.reuse or f"cockpit_bench_{uuid.uuid4().hex[:6]}"
+    id_format = "WT-{:05d}"
+    turbine_ids = [id_format.format(i + 1) for i in range(args.turbines)]
+    tele_ids = turbine_ids[: args.telemetry_turbines]
+    if args.reuse:
+        writer = _url_for(args.admin_url, name, "cockpit_writer")
+        print(f"reusing database {name}")
+    else:
+        t = time.perf_counter()
+        writer = create_database(args.admin_url, name)
+        seed_fleet(
+            writer,
+            turbines=args.turbines,
+            unscored=50,
+            stale=100,
+            days=args.days,
+            per_day=args.per_day,
+            telemetry_turbines=args.telemetry_turbines,
+            sweeps=3,
+            id_format=id_format,
+        )
+        rows = args.turbines * args.days * args.per_day
+        print(
+            f"seeded {name}: {args.turbines} turbines, ~{rows:,} score_history rows, "
+            f"{args.telemetry_turbines * args.days * 24:,} telemetry_agg rows "
+            f"in {time.perf_counter() - t:.0f} s"
+        )
+    reader = _url_for(args.admin_url, name, "cockpit_reader")
+    port = free_port()
+    env = {
+        **os.environ,
+        "COCKPIT_READER_DATABASE_URL": reader,
+        "COCKPIT_LOG_LEVEL": "WARNING",
+        "COCKPIT_HEARTBEAT_MAX_AGE_SECONDS": "86400",
+        "COCKPIT_DB_POOL_MAX_SIZE": "8",
+    }
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "api.app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--workers",
+            str(args.workers),
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        import httpx
+
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise SystemExit("uvicorn did not start")
+            time.sleep(0.2)
+        results = asyncio.run(
+            run_load(f"http://127.0.0.1:{port}", turbine_ids, tele_ids, args.rate, args.count)
+        )
+        print_table(results, args.rate)
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+        if not args.keep and not args.reuse:
+            drop_database(args.admin_url, name)
+        elif args.keep:
+            print(f"kept database {name} (rerun with --reuse {name})")
+
+
+if __name__ == "__main__":
+    main()
