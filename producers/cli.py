@@ -7,12 +7,13 @@ new records, flush what was accepted, print the summary and exit 0.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import signal
 import sys
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -424,12 +425,13 @@ def replay(
             typer.echo(line)
         print_summary(stats)
         _exit(EXIT_OK)
-    records: Iterable[dict[str, Any]] = source.iter_records()
+    records: Iterator[dict[str, Any]] = source.iter_records()
     clock = None
-    if speed > 0:
-        first = next(iter(records := list(records)), None)
+    if speed > 0:  # pace from the first event's time (peek without materialising the file)
+        first = next(records, None)
         if first is not None:
             clock = AcceleratedClock(speed, first["event_time"])
+            records = itertools.chain([first], records)
     _exit(run_publish(settings, "replay", records, total=None, bulk=speed == 0, clock=clock, source=source))
 
 

@@ -52,7 +52,7 @@ class Reporter:
         if self.tty:
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"),
-                BarColumn(),
+                BarColumn(bar_width=24),
                 MofNCompleteColumn(),
                 TextColumn(
                     "{task.fields[rate]:>10,.0f} ev/s  failed {task.fields[failed]}"
@@ -64,7 +64,7 @@ class Reporter:
             )
             self._progress.start()
             self._task = self._progress.add_task(
-                f"{self.stats.mode} -> {self.stats.topic}",
+                self.stats.mode,
                 total=self.stats.total,
                 rate=0.0,
                 failed=0,
@@ -129,6 +129,8 @@ def print_summary(stats: RunStats, stream: TextIO | None = None) -> dict[str, An
     table.add_column("value", justify="right")
     table.add_row("sent (acknowledged)", f"{stats.sent:,}")
     table.add_row("failed", f"{stats.failed:,}")
+    if stats.accepted != stats.sent + stats.failed or not stats.sent:
+        table.add_row("accepted (mapped)", f"{stats.accepted:,}")
     if stats.rows_read:
         table.add_row("rows read", f"{stats.rows_read:,}")
     table.add_row("rejected rows", f"{sum(stats.rejected.values()):,}")
