@@ -1,4 +1,8 @@
-"""Request dependencies (``Annotated`` aliases, as in FastAPI's full-stack template)."""
+"""Request dependencies (``Annotated`` aliases, as in FastAPI's full-stack template).
+
+Why async functions: FastAPI runs plain ``def`` dependencies in the threadpool, a thread hand-off per
+dependency per request; these only read ``app.state``.
+"""
 
 from __future__ import annotations
 
@@ -19,23 +23,23 @@ api_key_header = APIKeyHeader(
 )
 
 
-def get_settings(request: Request) -> ApiSettings:
+async def get_settings(request: Request) -> ApiSettings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-def get_db(request: Request) -> Database:
+async def get_db(request: Request) -> Database:
     return request.app.state.db  # type: ignore[no-any-return]
 
 
-def get_freshness(request: Request) -> FreshnessCache:
+async def get_freshness(request: Request) -> FreshnessCache:
     return request.app.state.freshness  # type: ignore[no-any-return]
 
 
-def get_publisher(request: Request) -> CommandPublisher:
+async def get_publisher(request: Request) -> CommandPublisher:
     return request.app.state.publisher  # type: ignore[no-any-return]
 
 
-def get_metrics(request: Request) -> ApiMetrics:
+async def get_metrics(request: Request) -> ApiMetrics:
     return request.app.state.metrics  # type: ignore[no-any-return]
 
 
@@ -46,7 +50,9 @@ PublisherDep = Annotated[CommandPublisher, Depends(get_publisher)]
 MetricsDep = Annotated[ApiMetrics, Depends(get_metrics)]
 
 
-def require_api_key(settings: SettingsDep, key: Annotated[str | None, Security(api_key_header)]) -> None:
+async def require_api_key(
+    settings: SettingsDep, key: Annotated[str | None, Security(api_key_header)]
+) -> None:
     """401 on a missing/wrong key; 503 when no key is configured at all (sweeps disabled)."""
     try:
         ok = check_api_key(settings.api_key, key)
