@@ -69,6 +69,8 @@ def create_app(settings: ScorerSettings) -> faust.App:
         stream_buffer_maxsize=settings.stream_buffer_maxsize,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.heartbeat_every_s,
         topic_partitions=1,
         producer_acks=-1,
         timezone=settings.zone,

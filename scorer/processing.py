@@ -16,8 +16,8 @@ from typing import Any
 import orjson
 
 from common.contracts import SIGNALS, TIERS, DeadLetter, InvalidEvent, parse_telemetry
-from models.features import FeatureWindow
-from models.scoring import BatchScorer, RiskAssessment
+from models.features import FeatureWindow, feature_matrix
+from models.scoring import BatchScorer, FeatureRow, RiskAssessment
 from scorer.settings import ScorerSettings
 from scorer.state import HistoryMark, TurbineState, Verdict, classify, should_write_history
 
@@ -225,13 +225,18 @@ class BatchProcessor:
             out.latest_rows.append((tid, ev.event_time, _json(meas), ev.status_code))
         if not scorable or self.scorer is None:
             return
-        # Staleness reference = newest event time of the batch: deterministic on replay, and a
-        # historic backlog is scored as of its own time instead of being called stale.
-        ref = max(st.last_ts for _, st in scorable)
+        # Each turbine is assessed as of its own newest event: deterministic on replay, and a turbine
+        # whose partition lags behind another one in the same batch is not called stale. Staleness
+        # against the wall clock is the sweep's job. Features of all windows in one vectorised call.
+        scorer = self.scorer
         t0 = time.perf_counter()
-        assessments = self.scorer.score(
-            [(tid, st.window) for tid, st in scorable], now=datetime.fromtimestamp(ref, UTC)
-        )
+        x = feature_matrix([st.window.snapshot() for _, st in scorable], scorer.bundle.normal_model)
+        items: list[tuple[str, FeatureWindow | FeatureRow]] = []
+        for i, (tid, st) in enumerate(scorable):
+            as_of = st.window.as_of
+            items.append((tid, FeatureRow(x[i], as_of=as_of, data_quality=st.window.data_quality(now=as_of))))
+        ref = datetime.fromtimestamp(max(st.last_ts for _, st in scorable), UTC)
+        assessments = scorer.score(items, now=ref)
         out.scoring_s = time.perf_counter() - t0
         out.turbines_scored = len(assessments)
         out.model_version = self.scorer.bundle.version

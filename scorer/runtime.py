@@ -341,7 +341,7 @@ class ScorerRuntime:
         t0 = time.perf_counter()
         scorer = self.holder.scorer
         version = None if scorer is None else scorer.bundle.version
-        as_of = datetime.now(UTC).replace(microsecond=0)
+        as_of = datetime.now(UTC)  # full precision: two sweeps in one second must not collide
         self.sweep_running = True
         try:
             if scorer is None:
@@ -471,8 +471,8 @@ class ScorerRuntime:
                         continue
                     high = consumer.highwater(tp)
                     nxt = self.processor.next_offset.get(tp.partition)
-                    if nxt is None:
-                        nxt = await consumer.position(tp)
+                    if nxt is None:  # nothing processed since assignment: the committed offset
+                        nxt = getattr(consumer, "_committed_offset", {}).get(tp)
                     lag = max(0, int(high or 0) - int(nxt or 0)) if high is not None else 0
                     partitions[str(tp.partition)] = lag
                     self.metrics.lag_messages.labels(str(tp.partition)).set(lag)

@@ -36,6 +36,10 @@ class ScorerSettings(CommonSettings):
     web_port: int = Field(default=6066, ge=1, le=65535)
     data_dir: Path = Field(default=Path("var/scorer"), description="Faust data directory (no tables kept).")
 
+    # Group membership: a killed worker's partitions move after the session timeout.
+    session_timeout_s: float = Field(default=30.0, ge=6, le=300)
+    heartbeat_every_s: float = Field(default=3.0, gt=0, le=60)
+
     # Micro-batching: the agent takes up to batch_max_size events or whatever arrived within batch_within_s.
     batch_max_size: int = Field(default=5000, ge=1, le=100_000)
     batch_within_s: float = Field(default=0.1, gt=0, le=30)

@@ -20,7 +20,9 @@ def register_views(app: faust.App, runtime: ScorerRuntime) -> None:
     class Metrics(View):
         async def get(self, request: Request) -> Response:
             runtime.readiness()
-            return self.bytes(generate_latest(runtime.metrics.registry), content_type="text/plain; version=0.0.4")
+            body = generate_latest(runtime.metrics.registry)
+            # aiohttp refuses a charset inside content_type; the exposition format is ASCII anyway.
+            return self.bytes(body, content_type="text/plain; version=0.0.4")
 
     @app.page("/healthz")
     class Health(View):

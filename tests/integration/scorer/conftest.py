@@ -50,7 +50,8 @@ def show(worker: Any) -> str:
 
 def query(url: str, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
     with psycopg.connect(url, autocommit=True) as conn:
-        return list(conn.execute(sql, tuple(params)).fetchall())
+        cur = conn.execute(sql, tuple(params))
+        return list(cur.fetchall()) if cur.description else []
 
 
 @pytest.fixture(scope="session")
@@ -63,8 +64,14 @@ def tiny_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
         return Path(os.environ["COCKPIT_TEST_REGISTRY"])
     reg = tmp_path_factory.mktemp("registry")
     settings = TrainSettings(
-        n_turbines=16, days=365, seed=7, holdout_turbines=4, holdout_days=40, holdout_seed=1007,
-        sample_every_hours=4.0, threads=1,
+        n_turbines=12,
+        days=240,
+        seed=7,
+        holdout_turbines=2,
+        holdout_days=20,
+        holdout_seed=1007,
+        sample_every_hours=6.0,
+        threads=1,
     )
     train_and_register(reg, settings, promote_if="always")
     return reg
@@ -140,8 +147,9 @@ def start_worker(
     """``start_worker(database_url, topics, group, **env)`` -> a running worker (stopped at teardown)."""
     started: list[Worker] = []
 
-    def _start(database_url: str, topics: Topics, group: str, registry: Path | None = None,
-               **extra: Any) -> Worker:
+    def _start(
+        database_url: str, topics: Topics, group: str, registry: Path | None = None, **extra: Any
+    ) -> Worker:
         port = free_port()
         n = len(started)
         env = {
@@ -162,6 +170,8 @@ def start_worker(
             "COCKPIT_MODEL_POLL_INTERVAL_S": "2",
             "COCKPIT_SWEEP_CHECK_INTERVAL_S": "5",
             "COCKPIT_BATCH_WITHIN_S": "0.1",
+            "COCKPIT_SESSION_TIMEOUT_S": "6",
+            "COCKPIT_HEARTBEAT_EVERY_S": "1",
             "OMP_NUM_THREADS": "1",
             "PYTHONUNBUFFERED": "1",
         }
@@ -212,8 +222,14 @@ def encode(records: Iterable[dict[str, Any]]) -> Iterator[tuple[bytes, bytes]]:
 def consume_all(bootstrap: str, topic: str, expect: int, timeout: float = 30) -> list[bytes]:
     from kafka import KafkaConsumer
 
-    c = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                      enable_auto_commit=False, group_id=None, consumer_timeout_ms=1000)
+    c = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        consumer_timeout_ms=1000,
+    )
     out: list[bytes] = []
     deadline = time.monotonic() + timeout
     try:
@@ -225,8 +241,9 @@ def consume_all(bootstrap: str, topic: str, expect: int, timeout: float = 30) ->
     return out
 
 
-def recent_fleet_records(n_turbines: int, days: float, end: datetime | None = None,
-                         seed: int = 101) -> list[dict[str, Any]]:
+def recent_fleet_records(
+    n_turbines: int, days: float, end: datetime | None = None, seed: int = 101
+) -> list[dict[str, Any]]:
     """Healthy simulated fleet whose last reading is just before ``end`` (default: now)."""
     from simulator.scenarios import load_scenario
 
@@ -234,8 +251,9 @@ def recent_fleet_records(n_turbines: int, days: float, end: datetime | None = No
     end = end or datetime.now(UTC)
     end = end.replace(second=0, microsecond=0) - timedelta(minutes=end.minute % 10)
     start = end - timedelta(days=days)
-    cfg = scenario.config.model_copy(update={"start": start, "duration_days": days,
-                                             "n_turbines": n_turbines, "seed": seed})
+    cfg = scenario.config.model_copy(
+        update={"start": start, "duration_days": days, "n_turbines": n_turbines, "seed": seed}
+    )
     from simulator.fleet import Fleet
 
     return list(Fleet(type(cfg).model_validate(cfg.model_dump())).iter_records())

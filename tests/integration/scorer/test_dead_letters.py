@@ -24,7 +24,9 @@ pytestmark = pytest.mark.integration
 
 
 def test_invalid_events_are_dead_lettered_and_stream_continues(
-    kafka_bootstrap: str, fresh_database: Callable[[str], str], topics: Topics,
+    kafka_bootstrap: str,
+    fresh_database: Callable[[str], str],
+    topics: Topics,
     start_worker: Callable[..., Worker],
 ) -> None:
     db = fresh_database("scorer_dlq")
@@ -54,22 +56,40 @@ def test_invalid_events_are_dead_lettered_and_stream_continues(
     last = max(r["event_time"] for r in records)
     wait_for(
         lambda: query(db, "SELECT count(*) FROM telemetry_latest WHERE event_time = %s", (last,))[0][0] == 3,
-        60, "all turbines' latest event = last produced",
+        60,
+        "all turbines' latest event = last produced",
     )
     letters = [orjson.loads(v) for v in consume_all(kafka_bootstrap, topics.dlq, len(bad))]
     assert len(letters) == len(bad)
     codes = sorted(d["code"] for d in letters)
     assert codes == sorted(
-        ["malformed_json", "missing_field", "invalid_field", "malformed_json", "unknown_schema_version",
-         "time_in_future", "time_too_old", "malformed_json"]
-    ) or {"malformed_json", "missing_field", "invalid_field", "unknown_schema_version", "time_in_future",
-          "time_too_old"} <= set(codes)
+        [
+            "malformed_json",
+            "missing_field",
+            "invalid_field",
+            "malformed_json",
+            "unknown_schema_version",
+            "time_in_future",
+            "time_too_old",
+            "malformed_json",
+        ]
+    ) or {
+        "malformed_json",
+        "missing_field",
+        "invalid_field",
+        "unknown_schema_version",
+        "time_in_future",
+        "time_too_old",
+    } <= set(codes)
     payloads = {d["payload"] for d in letters}
     assert "{not json" in payloads
     for d in letters:
         assert d["reason"] and d["source_topic"] == topics.telemetry and d["source_offset"] is not None
-    wait_for(lambda: worker.metric("scorer_events_invalid_total") == len(bad), 15,
-             "invalid counter", )
+    wait_for(
+        lambda: worker.metric("scorer_events_invalid_total") == len(bad),
+        15,
+        "invalid counter",
+    )
     assert worker.proc.poll() is None
     n_state = query(db, "SELECT count(*) FROM turbine_state")[0][0]
     assert n_state == 3
