@@ -13,6 +13,7 @@ import httpx
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from api.settings import ClientSettings
@@ -120,7 +121,13 @@ def top(
         return
     table = Table(title="Classement / Ranking" + (" — scorer stale" if data["scorer_stale"] else ""))
     for col in ("Turbine", "Site", "Score", "Tier", "Prob.", "TTF (d)", "Top reason", "Stale"):
-        table.add_column(col, justify="right" if col in ("Score", "Prob.", "TTF (d)") else "left")
+        table.add_column(
+            col,
+            justify="right" if col in ("Score", "Prob.", "TTF (d)") else "left",
+            no_wrap=col != "Top reason",
+            overflow="ellipsis",
+            max_width=48 if col == "Top reason" else None,
+        )
     for row in data["items"]:
         reason = (
             row["reasons"][0].get("text") or row["reasons"][0].get("indicator") if row["reasons"] else "—"
@@ -133,7 +140,7 @@ def top(
             _tier(row["tier"]),
             prob,
             _num(row["ttf_days"]),
-            str(reason),
+            escape(str(reason)),
             "yes" if row["stale"] else "",
         )
     console.print(table)
@@ -161,9 +168,7 @@ def turbine(turbine_id: Annotated[str, typer.Argument(help="e.g. WT-007")], as_j
         for col in ("Indicator", "Explanation", "Value", "Normal range"):
             reasons.add_column(col)
         for r in p["reasons"]:
-            reasons.add_row(
-                str(r.get("indicator")), str(r.get("text")), str(r.get("value")), str(r.get("normal_range"))
-            )
+            reasons.add_row(*(escape(str(r.get(k))) for k in ("indicator", "text", "value", "normal_range")))
         console.print(reasons)
     else:
         console.print(f"Tier {_tier('unknown')}: never scored")

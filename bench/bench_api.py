@@ -96,6 +96,7 @@ class Result:
     seconds: float
     latencies_ms: list[float]
     server: dict[float, float] | None = None  # le (seconds) -> requests, from the API's own histogram
+    server_cpu_ms: float = float("nan")  # API process CPU time per request (Linux, single worker)
 
     def server_pct(self, q: float) -> float:
         """Upper bound (bucket edge, ms) under which q % of the server-side durations fall."""
@@ -167,8 +168,22 @@ def histogram(text: str, route: str) -> dict[float, float]:
     return out
 
 
+def process_cpu_seconds(pid: int | None) -> float:
+    """utime + stime of a process from /proc (nan elsewhere): CPU cost per request, immune to queueing."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
 async def run_load(
-    base_url: str, turbine_ids: list[str], tele_ids: list[str], rate: float, count: int
+    base_url: str,
+    turbine_ids: list[str],
+    tele_ids: list[str],
+    rate: float,
+    count: int,
+    pid: int | None = None,
 ) -> list[Result]:
     import httpx
 
@@ -200,9 +215,12 @@ async def run_load(
                 await client.get(make_path())
         for name, route, make_path in scenarios:
             before = histogram((await client.get("/metrics")).text, route)
+            cpu_before = process_cpu_seconds(pid)
             result = await drive(client, name, make_path, rate, count, max_seconds=20)
+            cpu_after = process_cpu_seconds(pid)
             after = histogram((await client.get("/metrics")).text, route)
             result.server = {le: n - before.get(le, 0.0) for le, n in after.items()}
+            result.server_cpu_ms = (cpu_after - cpu_before) / max(1, result.sent) * 1000
             results.append(result)
             await asyncio.sleep(0.5)
     return results
@@ -213,7 +231,8 @@ def print_table(results: list[Result], rate: float) -> None:
     print(f"\nTarget rate {rate:.0f} req/s, {base.sent} requests per endpoint (open loop, loopback)\n")
     head = (
         f"{'endpoint':42} {'ok':>6} {'err':>4} {'req/s':>7} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} "
-        f"{'max ms':>7} {'p50 x':>6} {'p99 x':>6} {'srv p50<=':>9} {'srv p99<=':>9} {'srv<=20ms':>9}"
+        f"{'max ms':>7} {'p50 x':>6} {'p99 x':>6} {'srv p50<=':>9} {'srv p99<=':>9} {'srv<=20ms':>9} "
+        f"{'cpu ms/req':>10}"
     )
     print(head)
     print("-" * len(head))
@@ -223,11 +242,13 @@ def print_table(results: list[Result], rate: float) -> None:
             f"{r.name:42} {ok:6d} {r.errors:4d} {ok / r.seconds:7.0f} {r.pct(50):7.2f} {r.pct(90):7.2f} "
             f"{r.pct(99):7.2f} {max(r.latencies_ms, default=float('nan')):7.1f} "
             f"{r.pct(50) / base.pct(50):6.1f} {r.pct(99) / base.pct(99):6.1f} "
-            f"{r.server_pct(50):9.1f} {r.server_pct(99):9.1f} {r.server_share_within(0.02) * 100:8.1f}%"
+            f"{r.server_pct(50):9.1f} {r.server_pct(99):9.1f} {r.server_share_within(0.02) * 100:8.1f}% "
+            f"{r.server_cpu_ms:10.2f}"
         )
     print(
         "\n(client latency from the scheduled send time; p50 x / p99 x: ratio to /healthz in the same run;"
-        "\n srv: the API's own histogram (handler + middleware, bucket upper edges); target p99 <= 20 ms)"
+        "\n srv: the API's own histogram (handler + middleware, bucket upper edges); cpu: API process CPU"
+        "\n time per request (1 worker); target p99 <= 20 ms)"
     )
 
 
@@ -318,9 +339,9 @@ def main() -> None:
             if time.monotonic() > deadline or server.poll() is not None:
                 raise SystemExit("uvicorn did not start")
             time.sleep(0.2)
-        results = asyncio.run(
-            run_load(f"http://127.0.0.1:{port}", turbine_ids, tele_ids, args.rate, args.count)
-        )
+        pid = server.pid if args.workers == 1 else None
+        url = f"http://127.0.0.1:{port}"
+        results = asyncio.run(run_load(url, turbine_ids, tele_ids, args.rate, args.count, pid))
         print_table(results, args.rate)
     finally:
         server.terminate()
