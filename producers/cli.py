@@ -118,18 +118,7 @@ def run_publish(
     if source is not None:  # the file source's counters are shown live
         stats.rejected = source.rejected
         stats.reject_examples = source.examples
-    try:
-        ensure_topic(settings, topic)
-        producer = build_producer(settings, bulk=bulk)
-    except KafkaError as exc:
-        typer.secho(f"Kafka unavailable at {settings.kafka_bootstrap_servers}: {exc!r}", fg="red", err=True)
-        return EXIT_KAFKA_UNAVAILABLE
-
-    metrics = ProducerMetrics(mode)
-    if settings.metrics_port:
-        metrics.serve(settings.metrics_port, settings.metrics_addr)
-        event(log, "metrics served", port=settings.metrics_port, addr=settings.metrics_addr)
-
+    # Signals first: a Ctrl-C during start-up also ends in a clean (empty) flush, not a traceback.
     stop = threading.Event()
 
     def _on_signal(signum: int, _frame: object) -> None:
@@ -140,6 +129,25 @@ def run_publish(
         stop.set()
 
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        ensure_topic(settings, topic)
+        producer = build_producer(settings, bulk=bulk)
+    except KafkaError as exc:
+        typer.secho(f"Kafka unavailable at {settings.kafka_bootstrap_servers}: {exc!r}", fg="red", err=True)
+        _restore(previous)
+        return EXIT_KAFKA_UNAVAILABLE
+
+    metrics = ProducerMetrics(mode)
+    if settings.metrics_port:
+        try:
+            metrics.serve(settings.metrics_port, settings.metrics_addr)
+        except OSError as exc:
+            typer.secho(f"cannot serve metrics on port {settings.metrics_port}: {exc}", fg="red", err=True)
+            producer.close(timeout=5)
+            _restore(previous)
+            return EXIT_BAD_INPUT
+        event(log, "metrics served", port=settings.metrics_port, addr=settings.metrics_addr)
+
     limiter = None
     if settings.rate_limit:
         limiter = RateLimiter(settings.rate_limit, sleep=stop.wait)
@@ -160,6 +168,9 @@ def run_publish(
         with Reporter(stats, interval_s=settings.progress_interval_s, metrics=metrics):
             try:
                 publisher.publish(records, stop, clock=clock, limiter=limiter)
+            except Exception as exc:  # a broken source or send: stop, but flush what was accepted
+                stats.errors[f"aborted: {type(exc).__name__}"] += 1
+                event(log, "publishing aborted", logging.ERROR, error=repr(exc), accepted=stats.accepted)
             finally:
                 if source is not None:
                     stats.rows_read = source.rows_read
@@ -172,10 +183,14 @@ def run_publish(
                     )
                 publisher.finish(settings.flush_timeout_s)
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        _restore(previous)
     print_summary(stats)
-    return EXIT_OK if stats.failed == 0 else EXIT_SEND_FAILED
+    return EXIT_OK if stats.failed == 0 and not stats.errors else EXIT_SEND_FAILED
+
+
+def _restore(previous: dict[signal.Signals, Any]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
 
 
 def _exit(code: int) -> None:

@@ -151,29 +151,31 @@ class Publisher:
         n = stats.accepted
         nbytes = stats.bytes_accepted
         paced = clock is not None and (clock.speed > 0 or clock.not_before_event_time)
-        exhausted = True
-        for record in records:
-            if stop.is_set():
-                exhausted = False
-                break
-            if paced and not clock.wait(record["event_time"], stop):  # type: ignore[union-attr]
-                exhausted = False
-                break
-            if limiter is not None:
-                limiter.acquire()
-            key, value = encode(record)
-            future = send(topic, value=value, key=key)
-            future.add_callback(on_sent)
-            future.add_errback(on_failed)
-            n += 1
-            nbytes += len(value)
-            if sample and n % every == 0:
-                future.add_callback(self._on_latency, perf())
-            if n & 1023 == 0:
-                stats.accepted, stats.bytes_accepted = n, nbytes
-                if n - stats.sent - stats.failed > self.max_pending:
-                    self._wait_for_room(n, stop)
-        stats.accepted, stats.bytes_accepted = n, nbytes
+        exhausted = False
+        try:
+            for record in records:
+                if stop.is_set():
+                    break
+                if paced and not clock.wait(record["event_time"], stop):  # type: ignore[union-attr]
+                    break
+                if limiter is not None:
+                    limiter.acquire()
+                key, value = encode(record)
+                future = send(topic, value=value, key=key)
+                future.add_callback(on_sent)
+                future.add_errback(on_failed)
+                n += 1
+                nbytes += len(value)
+                if sample and n % every == 0:
+                    future.add_callback(self._on_latency, perf())
+                if n & 1023 == 0:
+                    stats.accepted, stats.bytes_accepted = n, nbytes
+                    if n - stats.sent - stats.failed > self.max_pending:
+                        self._wait_for_room(n, stop)
+            else:
+                exhausted = True
+        finally:  # also when the source raises: the counts must cover every send() made
+            stats.accepted, stats.bytes_accepted = n, nbytes
         stats.complete = exhausted and not stop.is_set()
         return stats
 

@@ -177,11 +177,13 @@ def test_sigint_flushes_everything_accepted_and_exits_zero(
     try:
         assert progressing.wait(30), "".join(lines)[-3000:]
         proc.send_signal(signal.SIGINT)  # Ctrl-C in the middle of a fast backfill
-        stdout, _ = proc.communicate(timeout=60)
+        proc.wait(timeout=60)  # not communicate(): the reader thread owns stderr
+        assert proc.stdout is not None
+        stdout = proc.stdout.read()
     finally:
         if proc.poll() is None:
             proc.kill()
-    reader.join(timeout=5)
+    reader.join(timeout=10)
     stderr = "".join(lines)
     assert proc.returncode == 0, stderr[-3000:]
     [summary] = log_lines(stderr, "summary")

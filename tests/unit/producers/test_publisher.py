@@ -189,3 +189,17 @@ def test_accelerated_pacing_and_rate_limit_use_the_given_clocks() -> None:
     publisher.publish(records(9), stop, clock=clock, limiter=limiter)
     # 3 turbines per step, 10 simulated minutes per step = 1 s at x600
     assert [round(w, 6) for w in waits] == [0, 0, 0, 1, 0, 0, 1, 0, 0]
+
+
+def test_a_failing_source_still_accounts_for_what_was_sent() -> None:
+    def broken() -> Iterator[dict[str, Any]]:
+        yield from records(1500)
+        raise OSError("disk went away")
+
+    producer = FakeProducer()
+    stats = RunStats()
+    publisher = Publisher(producer, "topic", stats)
+    with pytest.raises(OSError):
+        publisher.publish(broken(), threading.Event())
+    publisher.finish(timeout=1)
+    assert stats.accepted == stats.sent == 1500 and not stats.complete
