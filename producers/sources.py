@@ -29,7 +29,11 @@ def fleet_config(
     start: datetime | None = None,
     duration_days: float | None = None,
 ) -> FleetConfig:
-    """The default (or a YAML) fleet config with CLI overrides, validated again as a whole."""
+    """The default (or a YAML) fleet config with CLI overrides, validated again as a whole.
+
+    Scripted incidents of a YAML config are pinned to dates: moving ``start`` drops them (use the
+    ``scenario`` mode to replay an incident as written).
+    """
     data: dict[str, Any] = load_fleet_config(base).model_dump() if base else {}
     if turbines is not None:
         data["n_turbines"] = turbines
@@ -39,11 +43,9 @@ def fleet_config(
         data["start"] = start
     if duration_days is not None:
         data["duration_days"] = duration_days
-    if data.get("forced_failures") or data.get("forced_sensor_faults"):
-        # Scripted incidents are pinned to dates; keep them only if they still fall in the window.
-        cfg_start = data.get("start")
-        if start is not None and cfg_start != start:
-            data["forced_failures"], data["forced_sensor_faults"] = [], []
+    moved = start is not None and base is not None and load_fleet_config(base).start != start
+    if moved:
+        data["forced_failures"], data["forced_sensor_faults"] = [], []
     return FleetConfig.model_validate(data)
 
 
