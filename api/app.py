@@ -17,7 +17,7 @@ from api.commands import CommandPublisher
 from api.db import Database
 from api.errors import OrjsonResponse, install_error_handlers
 from api.metrics import ApiMetrics, MetricsMiddleware
-from api.repository import FreshnessCache
+from api.repository import FreshnessCache, TtlCache
 from api.routes import router
 from api.settings import ApiSettings
 from common.db import redact
@@ -86,6 +86,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         max_lag=settings.max_lag_seconds,
         ttl=settings.cache_seconds,
     )
+    app.state.daily_cache = TtlCache(settings.summary_cache_seconds)
     install_error_handlers(app)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")

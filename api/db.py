@@ -81,10 +81,18 @@ class Database:
             event(log, "database dialect detected", timescale=self._timescale)
         return self._timescale
 
-    async def rows(self, query: str, params: Any = None) -> list[tuple[Any, ...]]:
+    async def rows(
+        self, query: str, params: Any = None, *, timeout_ms: int | None = None
+    ) -> list[tuple[Any, ...]]:
+        """All rows as tuples; ``timeout_ms`` raises the statement timeout for this one (slow) aggregate."""
         async with self.pool.connection() as conn:
-            cur = await conn.execute(query, params)
-            return await cur.fetchall()
+            if timeout_ms is None:
+                cur = await conn.execute(query, params)
+                return await cur.fetchall()
+            async with conn.transaction():
+                await conn.execute(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
+                cur = await conn.execute(query, params)
+                return await cur.fetchall()
 
     async def one(self, query: str, params: Any = None) -> tuple[Any, ...] | None:
         async with self.pool.connection() as conn:

@@ -14,7 +14,7 @@ from fastapi.security import APIKeyHeader
 from api.commands import CommandPublisher
 from api.db import Database
 from api.metrics import ApiMetrics
-from api.repository import FreshnessCache
+from api.repository import FreshnessCache, TtlCache
 from api.security import SweepsDisabled, check_api_key
 from api.settings import ApiSettings
 
@@ -35,6 +35,10 @@ async def get_freshness(request: Request) -> FreshnessCache:
     return request.app.state.freshness  # type: ignore[no-any-return]
 
 
+async def get_daily_cache(request: Request) -> TtlCache:
+    return request.app.state.daily_cache  # type: ignore[no-any-return]
+
+
 async def get_publisher(request: Request) -> CommandPublisher:
     return request.app.state.publisher  # type: ignore[no-any-return]
 
@@ -46,6 +50,7 @@ async def get_metrics(request: Request) -> ApiMetrics:
 SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
 DbDep = Annotated[Database, Depends(get_db)]
 FreshnessDep = Annotated[FreshnessCache, Depends(get_freshness)]
+DailyCacheDep = Annotated[TtlCache, Depends(get_daily_cache)]
 PublisherDep = Annotated[CommandPublisher, Depends(get_publisher)]
 MetricsDep = Annotated[ApiMetrics, Depends(get_metrics)]
 

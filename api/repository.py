@@ -163,8 +163,17 @@ async def ranking(
             f"s.turbine_id {direction}" if q.sort == "turbine_id" else f"{expr} {direction}, s.turbine_id ASC"
         )
         params["n"] = q.limit + 1
+        key_expr = expr if q.sort != "turbine_id" else "NULL::float8"
+        outer_order = (
+            f"p.turbine_id {direction}" if q.sort == "turbine_id" else f"p.k {direction}, p.turbine_id ASC"
+        )
+        # Page keys first (index-friendly, no JSON), then JSON for those rows only: sorting 10,000 rows by a
+        # non-indexed key must not build 10,000 JSON objects.
         rows = await db.rows(
-            f"""SELECT {expr if q.sort != "turbine_id" else "NULL::float8"} AS k, s.turbine_id,
+            f"""WITH p AS (
+                  SELECT {key_expr} AS k, s.turbine_id FROM turbine_state s
+                  WHERE {" AND ".join(where)} ORDER BY {order_by} LIMIT %(n)s)
+                SELECT p.k, p.turbine_id,
                 json_build_object(
                   'turbine_id', s.turbine_id, 'site_id', s.site_id, 'score', s.score, 'tier', s.tier,
                   'probability', s.probability, 'ttf_days', s.ttf_days, 'ttf_low_days', s.ttf_low_days,
@@ -173,9 +182,9 @@ async def ranking(
                                   THEN jsonb_path_query_array(s.reasons, '$[0 to 2]') ELSE '[]'::jsonb END,
                   'last_event_time', {_LAST_EVENT}, 'as_of', s.as_of, 'model_version', s.model_version,
                   'stale', {_STALE})::text
-                FROM turbine_state s LEFT JOIN turbines t ON t.turbine_id = s.turbine_id
-                WHERE {" AND ".join(where)}
-                ORDER BY {order_by} LIMIT %(n)s""",
+                FROM p JOIN turbine_state s ON s.turbine_id = p.turbine_id
+                LEFT JOIN turbines t ON t.turbine_id = s.turbine_id
+                ORDER BY {outer_order}""",
             params,
         )
         for key, turbine_id, body in rows[: q.limit]:
@@ -316,23 +325,68 @@ async def tier_counts(db: Database, cutoff: datetime, scorer_stale: bool) -> dic
     return counts
 
 
+#: Daily counts scan the whole fleet's history for the range (millions of rows over 90 days): allow more.
+SLOW_AGGREGATE_TIMEOUT_MS = 30_000
+
+_TIER_RANK = (
+    "CASE tier WHEN 'critical' THEN 4 WHEN 'high' THEN 3 WHEN 'moderate' THEN 2 WHEN 'low' THEN 1 ELSE 0 END"
+)
+
+
+class TtlCache:
+    """Tiny in-process cache for aggregates that are expensive and change slowly (daily tier counts)."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._data: dict[Any, tuple[float, Any]] = {}
+
+    def get(self, key: Any) -> Any:
+        hit = self._data.get(key)
+        if hit is not None and time.monotonic() < hit[0]:
+            return hit[1]
+        return None
+
+    def put(self, key: Any, value: Any) -> None:
+        if len(self._data) > 256:
+            self._data.clear()
+        self._data[key] = (time.monotonic() + self.ttl, value)
+
+
 async def daily_tiers(
-    db: Database, start: datetime, timescale: bool, tiers: tuple[str, ...] = TIER_ORDER
+    db: Database,
+    start: datetime,
+    timescale: bool,
+    tiers: tuple[str, ...] = TIER_ORDER,
+    cache: TtlCache | None = None,
 ) -> list[dict[str, Any]]:
-    """Per day, how many turbines ended the day (last assessment of that day) in each tier."""
+    """Per day, how many turbines reached each tier (the worst tier of the turbine's assessments that day).
+
+    Why "worst of the day": a turbine that was critical this morning matters even if it is high tonight, and
+    it is a hash aggregate (no per-turbine sort) over what can be millions of rows.
+    """
+    key = (start, tiers, timescale)
+    if cache is not None and (hit := cache.get(key)) is not None:
+        return hit  # type: ignore[no-any-return]
     day = bucket_expr(timescale, "time")
     rows = await db.rows(
-        f"""SELECT day, tier, count(*) FROM (
-                SELECT DISTINCT ON (turbine_id, {day}) {day} AS day, tier
-                FROM score_history WHERE time >= %(start)s
-                ORDER BY turbine_id, {day}, time DESC) x
-            WHERE tier = ANY(%(tiers)s) GROUP BY 1, 2 ORDER BY 1""",
-        {"start": start, "bucket": timedelta(days=1), "tiers": list(tiers)},
+        f"""SELECT day, worst, count(*) FROM (
+                SELECT {day} AS day, turbine_id, max({_TIER_RANK}) AS worst
+                FROM score_history WHERE time >= %(start)s GROUP BY 1, 2) x
+            GROUP BY 1, 2 ORDER BY 1""",
+        {"start": start, "bucket": timedelta(days=1)},
+        timeout_ms=SLOW_AGGREGATE_TIMEOUT_MS,
     )
+    names = ("unknown", "low", "moderate", "high", "critical")
     out: dict[datetime, dict[str, int]] = {}
-    for day_start, tier, count in rows:
-        out.setdefault(day_start, {t: 0 for t in tiers})[tier] = int(count)
-    return [{"day": d, "counts": c} for d, c in out.items()]
+    for day_start, worst, count in rows:
+        counts = out.setdefault(day_start, {t: 0 for t in tiers})
+        tier = names[int(worst)]
+        if tier in counts:
+            counts[tier] = int(count)
+    value = [{"day": d, "counts": c} for d, c in out.items()]
+    if cache is not None:
+        cache.put(key, value)
+    return value
 
 
 async def last_sweep(db: Database, *, succeeded: bool = False) -> dict[str, Any] | None:

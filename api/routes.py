@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from api import repository as repo
 from api.commands import kafka_reachable
-from api.deps import ApiKeyDep, DbDep, FreshnessDep, MetricsDep, PublisherDep, SettingsDep
+from api.deps import ApiKeyDep, DailyCacheDep, DbDep, FreshnessDep, MetricsDep, PublisherDep, SettingsDep
 from api.errors import OrjsonResponse, query_error
 from api.repository import RankQuery, now_utc
 from api.schemas import (
@@ -250,10 +250,16 @@ async def get_history(
     response_model=FleetSummary,
     tags=["fleet"],
     summary="Counts per tier now and per day, stale share, last sweep",
+    description=(
+        "`tiers`: current tier of every turbine (never scored = `unknown`). `daily`: per UTC day, how many "
+        "turbines reached each tier (worst assessment of the day), from `score_history`; reused for "
+        "`COCKPIT_SUMMARY_CACHE_SECONDS`."
+    ),
     responses={**ERR_503},
 )
 async def fleet_summary(
     db: DbDep,
+    daily_cache: DailyCacheDep,
     settings: SettingsDep,
     freshness: FreshnessDep,
     days: Annotated[int, Query(ge=1, le=365, description="Days of daily counts")] = 14,
@@ -262,7 +268,7 @@ async def fleet_summary(
     counts = await repo.tier_counts(db, _cutoff(settings), fresh.stale)
     timescale = await db.detect_timescale()
     since = _day_start(days)
-    daily = await repo.daily_tiers(db, since, timescale)
+    daily = await repo.daily_tiers(db, since, timescale, cache=daily_cache)
     sweep = await repo.last_sweep(db)
     total = sum(c[0] for c in counts.values())
     stale = sum(c[1] for c in counts.values())
@@ -294,13 +300,14 @@ def _day_start(days: int) -> datetime:
 )
 async def supervision(
     db: DbDep,
+    daily_cache: DailyCacheDep,
     freshness: FreshnessDep,
     days: Annotated[int, Query(ge=1, le=90, description="Days of high/critical counts")] = 7,
 ) -> Response:
     fresh = await freshness.get(fresh=True)
     timescale = await db.detect_timescale()
     daily, sweep, (batches, errors) = await asyncio.gather(
-        repo.daily_tiers(db, _day_start(days), timescale, ("critical", "high")),
+        repo.daily_tiers(db, _day_start(days), timescale, ("critical", "high"), cache=daily_cache),
         repo.last_sweep(db),
         repo.log_last_hour(db),
     )

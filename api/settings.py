@@ -49,6 +49,9 @@ class ApiSettings(CommonSettings):
     db_statement_timeout_ms: int = Field(default=5000, ge=100, le=600_000)
     kafka_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     history_max_days: int = Field(default=400, ge=1, le=3650)
+    summary_cache_seconds: float = Field(
+        default=60.0, ge=0, description="How long per-day tier counts (an aggregate over history) are reused."
+    )
     cache_seconds: float = Field(
         default=2.0, ge=0, description="How long small supervision snapshots (heartbeats) are reused."
     )
