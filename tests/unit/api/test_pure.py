@@ -199,3 +199,27 @@ def test_resolve_range() -> None:
         resolve_range(
             None, datetime(1, 1, 2, tzinfo=UTC), default_span=timedelta(days=30), max_span=timedelta(days=90)
         )
+
+
+# ------------------------------------------------------------------------------------------ caches
+def test_ttl_cache_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    import api.repository as repo
+
+    clock = [100.0]
+    monkeypatch.setattr(repo.time, "monotonic", lambda: clock[0])
+    cache = repo.TtlCache(ttl=60)
+    assert cache.get("k") is None
+    cache.put("k", [1])
+    clock[0] += 59
+    assert cache.get("k") == [1]
+    clock[0] += 2
+    assert cache.get("k") is None
+    assert repo.TtlCache(ttl=0).get("k") is None
+
+
+def test_sort_expressions_put_nulls_last() -> None:
+    from api.repository import _sort_expr
+
+    assert _sort_expr("score", "desc") == "s.score"
+    assert "'-Infinity'" in _sort_expr("probability", "desc")
+    assert "'Infinity'" in _sort_expr("ttf", "asc") and "-Infinity" not in _sort_expr("ttf", "asc")
