@@ -20,7 +20,7 @@ class Reason(BaseModel):
 
     indicator: str | None = Field(default=None, examples=["gearbox_bearing_temp_c"])
     text: str | None = Field(default=None, examples=["Gearbox bearing 9 K above normal for this load"])
-    value: float | None = Field(default=None, examples=[84.2])
+    value: Any = Field(default=None, description="Observed value (usually a number).", examples=[84.2])
     normal_range: Any = Field(default=None, examples=[[55.0, 75.0]])
 
 
