@@ -39,7 +39,7 @@ from common.contracts import (
 )
 
 #: Serialisation format of :meth:`FeatureWindow.to_bytes`; bump on any layout change.
-WINDOW_FORMAT_VERSION = 1
+WINDOW_FORMAT_VERSION = 2
 _MAGIC = b"FWIN"
 
 BIN_SECONDS = 3600
@@ -60,7 +60,7 @@ COMPONENT_SIGNALS: tuple[str, ...] = (*TEMP_SIGNALS, "vibration_mm_s", "pitch_hy
 #: Signals the normal-behaviour model predicts from load and ambient.
 NBM_TARGETS: tuple[str, ...] = (*TEMP_SIGNALS, "vibration_mm_s")
 #: Operating context (inputs of the normal-behaviour model and of the power curve).
-CONTEXT_SIGNALS: tuple[str, ...] = ("power_kw", "ambient_temp_c", "wind_speed_ms")
+CONTEXT_SIGNALS: tuple[str, ...] = ("power_kw", "ambient_temp_c", "wind_speed_ms", "rotor_rpm")
 TRACKED_SIGNALS: tuple[str, ...] = (*COMPONENT_SIGNALS, *CONTEXT_SIGNALS)
 K = len(TRACKED_SIGNALS)
 _IDX = {name: i for i, name in enumerate(TRACKED_SIGNALS)}
@@ -76,6 +76,7 @@ SPIKE_THRESHOLDS: dict[str, float] = {
     "power_kw": math.inf,
     "ambient_temp_c": 10.0,
     "wind_speed_ms": math.inf,
+    "rotor_rpm": math.inf,
 }
 
 # Per-bin counters.
@@ -90,6 +91,14 @@ _STATUS_COUNTER = {
     STATUS_CURTAILED: C_CURTAILED,
 }
 
+#: Long-term per-turbine baseline: exponentially weighted hourly means, time constant 30 days.
+BASELINE_TAU_HOURS = 720.0
+_DECAY = math.exp(-1.0 / BASELINE_TAU_HOURS)
+_P = TRACKED_SIGNALS.index("power_kw")
+_A = TRACKED_SIGNALS.index("ambient_temp_c")
+_R = TRACKED_SIGNALS.index("rotor_rpm")
+N_BASE = K + 2  # tracked signals' means, then mean of (hourly power)^2 and (hourly rpm)^2
+
 DEFAULT_FROZEN_MIN_COUNT = 12
 DEFAULT_FROZEN_MIN_SECONDS = 3 * 3600.0
 _NO_HOUR = -(1 << 62)
@@ -101,9 +110,12 @@ def _build_feature_names() -> tuple[str, ...]:
         for h in HORIZONS_H:
             names += [f"{sig}__mean_{h}h", f"{sig}__max_{h}h", f"{sig}__spread_{h}h", f"{sig}__slope_{h}h"]
     names += [f"{sig}__mean_24h" for sig in CONTEXT_SIGNALS]
+    names += [f"{sig}__peak_over_mean_24h" for sig in COMPONENT_SIGNALS]
     for sig in NBM_TARGETS:
         names += [f"{sig}__resid_{h}h" for h in HORIZONS_H]
         names += [f"{sig}__resid_slope_72h", f"{sig}__resid_slope_168h"]
+        names += [f"{sig}__resid_base_30d"] + [f"{sig}__resid_dev_{h}h" for h in (6, 24, 72)]
+    names += [f"pitch_hydraulic_pressure_bar__dev_{h}h" for h in (6, 24)] + ["baseline_hours"]
     names += ["power_curve_resid_24h", "power_curve_resid_168h"]
     names += ["alarms_24h", "alarms_168h", "down_share_24h"]
     names += ["missing_share_24h", "spikes_24h", "coverage_hours_168h", "n_frozen_key", "frozen_max_hours"]
@@ -124,34 +136,53 @@ N_FEATURES = len(FEATURE_NAMES)
 class NormalModel:
     """Expected component temperature / vibration for the current load and ambient, plus power curve.
 
-    Why linear: ``target ~ 1 + P + P^2 + P(previous hour) + ambient`` on hourly means captures load,
-    thermal lag and weather with five coefficients per signal, is fitted in milliseconds and evaluates
-    vectorised over thousands of windows.
+    Why linear: ``target ~ 1 + P + P^2 + P(previous hour) + ambient + rpm + rpm^2`` on hourly means
+    captures load, rotor speed, thermal lag and weather with seven coefficients per signal, is fitted in
+    milliseconds, evaluates vectorised over thousands of windows and - being linear - also applies to
+    the long-term (30-day) averages kept by the window, which yields a per-turbine residual baseline.
     """
 
     targets: tuple[str, ...]
-    coef: np.ndarray  # (len(targets), 5)
+    coef: np.ndarray  # (len(targets), 7)
     resid_std: np.ndarray  # (len(targets),) residual std on healthy data
     pc_wind: np.ndarray  # power-curve wind-speed grid (m/s)
     pc_power: np.ndarray  # expected power (kW) at pc_wind
     pc_resid_std: float = 0.0
     meta: dict[str, Any] = field(default_factory=dict)
 
-    def expected(self, power_kw: np.ndarray, power_prev_kw: np.ndarray, ambient_c: np.ndarray) -> np.ndarray:
-        """Expected targets, shape ``power_kw.shape + (n_targets,)``."""
-        p = power_kw / 1000.0
-        pp = power_prev_kw / 1000.0
-        design = np.stack([np.ones_like(p), p, p * p, pp, ambient_c], axis=-1)
-        return design @ self.coef.T
+    def expected(
+        self,
+        power_kw: np.ndarray,
+        power_prev_kw: np.ndarray,
+        ambient_c: np.ndarray,
+        rpm: np.ndarray,
+        power_sq: np.ndarray | None = None,
+        rpm_sq: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Expected targets, shape ``power_kw.shape + (n_targets,)``.
+
+        ``power_sq`` / ``rpm_sq`` default to the squares of the inputs; long-term baselines pass the
+        averaged squares instead (mean of squares != square of mean).
+        """
+        return _design_nd(power_kw, power_prev_kw, ambient_c, rpm, power_sq, rpm_sq) @ self.coef.T
 
     def expected_power(self, wind_ms: np.ndarray) -> np.ndarray:
         return np.interp(wind_ms, self.pc_wind, self.pc_power)
 
 
-def _design(power_kw: np.ndarray, power_prev_kw: np.ndarray, ambient_c: np.ndarray) -> np.ndarray:
+def _design_nd(
+    power_kw: np.ndarray,
+    power_prev_kw: np.ndarray,
+    ambient_c: np.ndarray,
+    rpm: np.ndarray,
+    power_sq: np.ndarray | None = None,
+    rpm_sq: np.ndarray | None = None,
+) -> np.ndarray:
     p = power_kw / 1000.0
-    pp = power_prev_kw / 1000.0
-    return np.column_stack([np.ones_like(p), p, p * p, pp, ambient_c])
+    psq = p * p if power_sq is None else power_sq / 1e6
+    r = rpm / 10.0
+    rsq = r * r if rpm_sq is None else rpm_sq / 100.0
+    return np.stack([np.ones_like(p), p, psq, power_prev_kw / 1000.0, ambient_c, r, rsq], axis=-1)
 
 
 def fit_normal_model(hourly: pd.DataFrame) -> NormalModel:
@@ -164,16 +195,17 @@ def fit_normal_model(hourly: pd.DataFrame) -> NormalModel:
     prev = hourly["power_prev_kw"].fillna(hourly["power_kw"]).to_numpy(float)
     power = hourly["power_kw"].to_numpy(float)
     amb = hourly["ambient_temp_c"].to_numpy(float)
-    base_ok = np.isfinite(power) & np.isfinite(prev) & np.isfinite(amb)
+    rpm = hourly["rotor_rpm"].to_numpy(float)
+    base_ok = np.isfinite(power) & np.isfinite(prev) & np.isfinite(amb) & np.isfinite(rpm)
     coefs, stds = [], []
     for sig in NBM_TARGETS:
         y = hourly[sig].to_numpy(float)
         ok = base_ok & np.isfinite(y)
         if ok.sum() < 10:
-            coefs.append(np.array([np.nanmean(y) if np.isfinite(y).any() else 0.0, 0, 0, 0, 0]))
+            coefs.append(np.array([np.nanmean(y) if np.isfinite(y).any() else 0.0, 0, 0, 0, 0, 0, 0]))
             stds.append(1.0)
             continue
-        x = _design(power[ok], prev[ok], amb[ok])
+        x = _design_nd(power[ok], prev[ok], amb[ok], rpm[ok])
         yy = y[ok]
         c, *_ = np.linalg.lstsq(x, yy, rcond=None)
         r = yy - x @ c
@@ -236,6 +268,9 @@ class FeatureWindow:
     """Rolling 7-day state of ONE turbine; see module docstring for why it is built on hourly bins."""
 
     __slots__ = (
+        "_base_hour",
+        "_base_s",
+        "_base_w",
         "_cnt",
         "_ctr",
         "_first_ts",
@@ -275,6 +310,9 @@ class FeatureWindow:
         self._last_ts = -math.inf
         self._late = 0
         self._total = 0
+        self._base_s = [0.0] * N_BASE
+        self._base_w = [0.0] * N_BASE
+        self._base_hour = _NO_HOUR
 
     # ---------------------------------------------------------------- ingestion (hot path)
     def update(self, event: Any) -> None:
@@ -345,6 +383,7 @@ class FeatureWindow:
         """Move the ring to ``hour``, clearing the bins of the hours that are skipped or reused."""
         old = self._newest_hour
         if old != _NO_HOUR:
+            self._fold(old)
             for h in range(old + 1, old + 1 + min(hour - old, N_BINS)):
                 slot = h % N_BINS
                 a, b = slot * K, slot * K + K
@@ -353,6 +392,36 @@ class FeatureWindow:
                 self._max[a:b] = _NEGINF_F
                 self._ctr[slot * N_COUNTERS : slot * N_COUNTERS + N_COUNTERS] = _ZERO_C
         self._newest_hour = hour
+
+    def _fold(self, hour: int) -> None:
+        """Fold the completed bin of ``hour`` into the 30-day baseline (once per hour, not per event).
+
+        Down-time and curtailed hours only decay the baseline: they are not "normal operation".
+        """
+        bs, bw = self._base_s, self._base_w
+        if self._base_hour != _NO_HOUR:
+            d = _DECAY ** (hour - self._base_hour)
+            for i in range(N_BASE):
+                bs[i] *= d
+                bw[i] *= d
+        self._base_hour = hour
+        slot = hour % N_BINS
+        cb = slot * N_COUNTERS
+        if self._ctr[cb + C_DOWN] or self._ctr[cb + C_CURTAILED]:
+            return
+        base = slot * K
+        for k in range(K):
+            n = self._cnt[base + k]
+            if n:
+                m = self._sum[base + k] / n
+                bs[k] += m
+                bw[k] += 1.0
+                if k == _P:
+                    bs[K] += m * m
+                    bw[K] += 1.0
+                elif k == _R:
+                    bs[K + 1] += m * m
+                    bw[K + 1] += 1.0
 
     # ---------------------------------------------------------------- views
     @property
@@ -394,15 +463,23 @@ class FeatureWindow:
         cnts = np.frombuffer(self._cnt, dtype=np.uint32).reshape(N_BINS, K)[order]
         maxs = np.frombuffer(self._max, dtype=np.float32).reshape(N_BINS, K)[order]
         ctrs = np.frombuffer(self._ctr, dtype=np.uint32).reshape(N_BINS, N_COUNTERS)[order]
-        return WindowSnapshot(sums, cnts, maxs, ctrs, self._frozen_hours())
+        bw = np.asarray(self._base_w)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            baseline = np.where(bw > 0.5, np.asarray(self._base_s) / bw, np.nan)
+        return WindowSnapshot(sums, cnts, maxs, ctrs, self._frozen_hours(), baseline, float(bw[_P]))
 
     def features(self, normal_model: NormalModel | None = None) -> np.ndarray:
         """Feature vector in ``FEATURE_NAMES`` order (NaN where not computable)."""
         return feature_matrix([self.snapshot()], normal_model)[0]
 
-    def data_quality(self, now: datetime | None = None) -> dict[str, Any]:
-        """Data-quality indicators used by the risk policy (JSON-serialisable)."""
-        snap = self.snapshot()
+    def data_quality(
+        self, now: datetime | None = None, snapshot: WindowSnapshot | None = None
+    ) -> dict[str, Any]:
+        """Data-quality indicators used by the risk policy (JSON-serialisable).
+
+        ``now`` enables ``seconds_since_last_event``; pass ``snapshot`` to reuse one already taken.
+        """
+        snap = snapshot if snapshot is not None else self.snapshot()
         last24 = snap.counters[-24:]
         cnt24 = snap.counts[-24:]
         events24 = int(last24[:, C_EVENTS].sum())
@@ -458,6 +535,9 @@ class FeatureWindow:
                 np.asarray(self._last, dtype=np.float64).tobytes(),
                 np.asarray(self._run, dtype=np.uint32).tobytes(),
                 np.asarray(self._run_start, dtype=np.float64).tobytes(),
+                np.asarray(self._base_s, dtype=np.float64).tobytes(),
+                np.asarray(self._base_w, dtype=np.float64).tobytes(),
+                struct.pack("<q", self._base_hour),
                 self._sum.tobytes(),
                 counts.astype(ctype).tobytes(),
                 self._max.tobytes(),
@@ -495,6 +575,10 @@ class FeatureWindow:
         win._last = take(np.float64, K, 8).tolist()
         win._run = take(np.uint32, K, 4).tolist()
         win._run_start = take(np.float64, K, 8).tolist()
+        win._base_s = take(np.float64, N_BASE, 8).tolist()
+        win._base_w = take(np.float64, N_BASE, 8).tolist()
+        (win._base_hour,) = struct.unpack_from("<q", body, pos)
+        pos += 8
         win._sum = array("d", take(np.float64, N_BINS * K, 8).tobytes())
         win._cnt = array("I", take(ctype, N_BINS * K, csize).astype(np.uint32).tobytes())
         win._max = array("f", take(np.float32, N_BINS * K, 4).tobytes())
@@ -516,6 +600,8 @@ class WindowSnapshot:
     maxs: np.ndarray  # (N_BINS, K) float32
     counters: np.ndarray  # (N_BINS, N_COUNTERS) uint32
     frozen_hours: np.ndarray  # (K,)
+    baseline: np.ndarray  # (N_BASE,) 30-day means (NaN until ~1 h of history)
+    baseline_hours: float  # effective hours in the baseline
 
 
 # --------------------------------------------------------------------------------------------------
@@ -523,20 +609,38 @@ class WindowSnapshot:
 # --------------------------------------------------------------------------------------------------
 
 
-def _slope_per_day(y: np.ndarray) -> np.ndarray:
-    """Least-squares slope along axis 1 of hourly values (NaN = missing), in units per day."""
+def _tail_sums(a: np.ndarray) -> np.ndarray:
+    """``out[:, h - 1]`` = sum of the newest ``h`` hours (time is axis 1, newest last)."""
+    return np.cumsum(a[:, ::-1], axis=1)
+
+
+def _tail_stats(
+    y: np.ndarray, horizons: Sequence[int]
+) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Mean, spread (std) and least-squares slope per day of hourly values over the newest ``h`` hours.
+
+    Why cumulative sums: every horizon then costs O(1) array operations instead of re-slicing and
+    re-reducing the bins, which keeps a 10,000-turbine sweep in numpy's fast paths. NaN = no data.
+    """
     n = y.shape[1]
-    x = np.arange(n, dtype=float).reshape((1, n) + (1,) * (y.ndim - 2))
     w = np.isfinite(y)
-    cnt = w.sum(axis=1, keepdims=True)
+    yz = np.where(w, y, 0.0)
+    wf = w.astype(np.float64)
+    x = np.arange(n, dtype=np.float64).reshape((1, n) + (1,) * (y.ndim - 2))
+    sw, sx, sxx = _tail_sums(wf), _tail_sums(wf * x), _tail_sums(wf * x * x)
+    sy, sxy, syy = _tail_sums(yz), _tail_sums(yz * x), _tail_sums(yz * yz)
+    out = {}
     with np.errstate(invalid="ignore", divide="ignore"):
-        xm = np.where(w, x, 0.0).sum(axis=1, keepdims=True) / cnt
-        ym = np.where(w, y, 0.0).sum(axis=1, keepdims=True) / cnt
-        dx = np.where(w, x - xm, 0.0)
-        dy = np.where(w, y - ym, 0.0)
-        slope = (dx * dy).sum(axis=1) / (dx * dx).sum(axis=1)
-    slope[cnt[:, 0] < 3] = np.nan
-    return slope * 24.0
+        for h in horizons:
+            i = h - 1
+            c = sw[:, i]
+            mean = np.where(c > 0, sy[:, i] / c, np.nan)
+            var = np.where(c > 1, syy[:, i] / c - mean * mean, np.nan)
+            std = np.sqrt(np.maximum(var, 0.0))
+            den = c * sxx[:, i] - sx[:, i] ** 2
+            slope = np.where((c >= 3) & (den > 0), (c * sxy[:, i] - sx[:, i] * sy[:, i]) / den * 24.0, np.nan)
+            out[h] = (mean, np.where(c > 1, std, np.nan), slope)
+    return out
 
 
 def _nanmean_axis1(y: np.ndarray) -> np.ndarray:
@@ -546,99 +650,115 @@ def _nanmean_axis1(y: np.ndarray) -> np.ndarray:
         return np.where(w, y, 0.0).sum(axis=1) / np.where(n > 0, n, np.nan)
 
 
-def _nanstd_axis1(y: np.ndarray) -> np.ndarray:
-    w = np.isfinite(y)
-    n = w.sum(axis=1)
-    m = _nanmean_axis1(y)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        var = np.where(w, (y - np.expand_dims(m, 1)) ** 2, 0.0).sum(axis=1) / np.where(n > 1, n, np.nan)
-    return np.sqrt(var)
-
-
 def feature_matrix(
     snapshots: Sequence[WindowSnapshot], normal_model: NormalModel | None = None
 ) -> np.ndarray:
     """Features of many windows at once, shape ``(len(snapshots), N_FEATURES)``.
 
-    Vectorised over windows so a sweep of 10,000 turbines costs a handful of numpy calls.
+    Vectorised over windows so a sweep of 10,000 turbines costs a handful of numpy calls. Columns
+    are looked up by name, so the order can never drift from ``FEATURE_NAMES``; features that need
+    the normal-behaviour model are NaN without one.
     """
     b = len(snapshots)
     if b == 0:
         return np.zeros((0, N_FEATURES))
+    cols = feature_columns(snapshots, normal_model)
+    nan = np.full(b, np.nan)
+    return np.column_stack([cols.get(name, nan) for name in FEATURE_NAMES])
+
+
+def feature_columns(
+    snapshots: Sequence[WindowSnapshot], normal_model: NormalModel | None = None
+) -> dict[str, np.ndarray]:
+    """Named feature columns of a non-empty batch of windows (see :func:`feature_matrix`)."""
     sums = np.stack([s.sums for s in snapshots])
     cnts = np.stack([s.counts for s in snapshots]).astype(np.float64)
     maxs = np.stack([s.maxs for s in snapshots]).astype(np.float64)
     ctrs = np.stack([s.counters for s in snapshots]).astype(np.float64)
     frozen = np.stack([s.frozen_hours for s in snapshots])
+    baselines = np.stack([s.baseline for s in snapshots])
     maxs[~np.isfinite(maxs)] = np.nan
     with np.errstate(invalid="ignore", divide="ignore"):
         means = sums / np.where(cnts > 0, cnts, np.nan)  # (B, N, K) hourly means
 
-    cols: list[np.ndarray] = []
+    cols: dict[str, np.ndarray] = {}
     comp = [_IDX[s] for s in COMPONENT_SIGNALS]
-    per_h: dict[int, list[np.ndarray]] = {}
+    t_sums = _tail_sums(sums[:, :, comp])
+    t_cnts = _tail_sums(cnts[:, :, comp])
+    t_max = np.fmax.accumulate(maxs[:, ::-1, comp], axis=1)  # fmax ignores NaN (empty bins)
+    hourly = _tail_stats(means[:, :, comp], HORIZONS_H)
     for h in HORIZONS_H:
-        s_h = sums[:, -h:, comp].sum(axis=1)
-        c_h = cnts[:, -h:, comp].sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean_h = s_h / np.where(c_h > 0, c_h, np.nan)
-        mx = maxs[:, -h:, comp]
-        allnan = ~np.isfinite(mx).any(axis=1)
-        max_h = np.where(allnan, np.nan, np.nanmax(np.where(np.isfinite(mx), mx, -np.inf), axis=1))
-        spread_h = _nanstd_axis1(means[:, -h:, comp])
-        slope_h = _slope_per_day(means[:, -h:, comp])
-        per_h[h] = [mean_h, max_h, spread_h, slope_h]
-    for j in range(len(comp)):
-        for h in HORIZONS_H:
-            cols += [arr[:, j] for arr in per_h[h]]
+            mean_h = t_sums[:, h - 1] / np.where(t_cnts[:, h - 1] > 0, t_cnts[:, h - 1], np.nan)
+        max_h = t_max[:, h - 1]
+        _, spread_h, slope_h = hourly[h]
+        for j, sig in enumerate(COMPONENT_SIGNALS):
+            cols[f"{sig}__mean_{h}h"] = mean_h[:, j]
+            cols[f"{sig}__max_{h}h"] = max_h[:, j]
+            cols[f"{sig}__spread_{h}h"] = spread_h[:, j]
+            cols[f"{sig}__slope_{h}h"] = slope_h[:, j]
+
+    with np.errstate(invalid="ignore"):
+        pom = _nanmean_axis1(maxs[:, -24:, comp] - means[:, -24:, comp])
+    for j, sig in enumerate(COMPONENT_SIGNALS):
+        cols[f"{sig}__peak_over_mean_24h"] = pom[:, j]
 
     ctx = [_IDX[s] for s in CONTEXT_SIGNALS]
     with np.errstate(invalid="ignore", divide="ignore"):
-        ctx_mean = sums[:, -24:, ctx].sum(axis=1) / np.where(
-            cnts[:, -24:, ctx].sum(axis=1) > 0, cnts[:, -24:, ctx].sum(axis=1), np.nan
-        )
-    cols += [ctx_mean[:, j] for j in range(len(ctx))]
+        c24 = cnts[:, -24:, ctx].sum(axis=1)
+        ctx_mean = sums[:, -24:, ctx].sum(axis=1) / np.where(c24 > 0, c24, np.nan)
+    for j, sig in enumerate(CONTEXT_SIGNALS):
+        cols[f"{sig}__mean_24h"] = ctx_mean[:, j]
 
-    n_t = len(NBM_TARGETS)
     if normal_model is not None:
-        power = means[:, :, _IDX["power_kw"]]
+        power = means[:, :, _P]
         prev = np.concatenate([power[:, :1], power[:, :-1]], axis=1)
         prev = np.where(np.isfinite(prev), prev, power)
-        amb = means[:, :, _IDX["ambient_temp_c"]]
-        expected = normal_model.expected(power, prev, amb)  # (B, N, T)
-        resid = means[:, :, [_IDX[s] for s in NBM_TARGETS]] - expected
-        r_mean = {h: _nanmean_axis1(resid[:, -h:, :]) for h in HORIZONS_H}
-        r_sl72 = _slope_per_day(resid[:, -72:, :])
-        r_sl168 = _slope_per_day(resid[:, -168:, :])
-        for j in range(n_t):
-            cols += [r_mean[h][:, j] for h in HORIZONS_H]
-            cols += [r_sl72[:, j], r_sl168[:, j]]
-        wind = means[:, :, _IDX["wind_speed_ms"]]
-        pc = power - normal_model.expected_power(wind)
+        tgt = [_IDX[s] for s in NBM_TARGETS]
+        expected = normal_model.expected(power, prev, means[:, :, _A], means[:, :, _R])  # (B, N, T)
+        resid = means[:, :, tgt] - expected
+        bl = baselines
+        bl_expected = normal_model.expected(
+            bl[:, _P], bl[:, _P], bl[:, _A], bl[:, _R], power_sq=bl[:, K], rpm_sq=bl[:, K + 1]
+        )
+        r_base = bl[:, tgt] - bl_expected  # (B, T): the turbine's own long-term residual
+        r_stats = _tail_stats(resid, HORIZONS_H)
+        r_mean = {h: r_stats[h][0] for h in HORIZONS_H}
+        r_sl72, r_sl168 = r_stats[72][2], r_stats[168][2]
+        for j, sig in enumerate(NBM_TARGETS):
+            for h in HORIZONS_H:
+                cols[f"{sig}__resid_{h}h"] = r_mean[h][:, j]
+            cols[f"{sig}__resid_slope_72h"] = r_sl72[:, j]
+            cols[f"{sig}__resid_slope_168h"] = r_sl168[:, j]
+            cols[f"{sig}__resid_base_30d"] = r_base[:, j]
+            for h in (6, 24, 72):
+                cols[f"{sig}__resid_dev_{h}h"] = r_mean[h][:, j] - r_base[:, j]
+        pc = power - normal_model.expected_power(means[:, :, _IDX["wind_speed_ms"]])
         unusual = (ctrs[:, :, C_DOWN] + ctrs[:, :, C_CURTAILED]) > 0
         pc = np.where(unusual, np.nan, pc)
-        cols += [_nanmean_axis1(pc[:, -24:]), _nanmean_axis1(pc)]
-    else:
-        cols += [np.full(b, np.nan)] * (n_t * (len(HORIZONS_H) + 2) + 2)
+        cols["power_curve_resid_24h"] = _nanmean_axis1(pc[:, -24:])
+        cols["power_curve_resid_168h"] = _nanmean_axis1(pc)
+    pres = _IDX["pitch_hydraulic_pressure_bar"]
+    for h in (6, 24):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            c_h = cnts[:, -h:, pres].sum(axis=1)
+            m_h = sums[:, -h:, pres].sum(axis=1) / np.where(c_h > 0, c_h, np.nan)
+        cols[f"pitch_hydraulic_pressure_bar__dev_{h}h"] = m_h - baselines[:, pres]
+    cols["baseline_hours"] = np.asarray([sn.baseline_hours for sn in snapshots])
 
     ev24 = ctrs[:, -24:, C_EVENTS].sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        cols += [
-            ctrs[:, -24:, C_ALARMS].sum(axis=1),
-            ctrs[:, :, C_ALARMS].sum(axis=1),
-            ctrs[:, -24:, C_DOWN].sum(axis=1) / np.where(ev24 > 0, ev24, np.nan),
-            np.where(ev24 > 0, ctrs[:, -24:, C_MISSING].sum(axis=1) / (np.maximum(ev24, 1) * K), 1.0),
-        ]
-    key_frozen = frozen[:, _KEY_IDX]
-    cols += [
-        ctrs[:, -24:, C_SPIKES].sum(axis=1),
-        (ctrs[:, :, C_EVENTS] > 0).sum(axis=1).astype(float),
-        (key_frozen > 0).sum(axis=1).astype(float),
-        frozen.max(axis=1),
-    ]
-    out = np.column_stack(cols)
-    assert out.shape[1] == N_FEATURES, (out.shape, N_FEATURES)
-    return out
+        cols["alarms_24h"] = ctrs[:, -24:, C_ALARMS].sum(axis=1)
+        cols["alarms_168h"] = ctrs[:, :, C_ALARMS].sum(axis=1)
+        cols["down_share_24h"] = ctrs[:, -24:, C_DOWN].sum(axis=1) / np.where(ev24 > 0, ev24, np.nan)
+        cols["missing_share_24h"] = np.where(
+            ev24 > 0, ctrs[:, -24:, C_MISSING].sum(axis=1) / (np.maximum(ev24, 1) * K), 1.0
+        )
+    cols["spikes_24h"] = ctrs[:, -24:, C_SPIKES].sum(axis=1)
+    cols["coverage_hours_168h"] = (ctrs[:, :, C_EVENTS] > 0).sum(axis=1).astype(float)
+    cols["n_frozen_key"] = (frozen[:, _KEY_IDX] > 0).sum(axis=1).astype(float)
+    cols["frozen_max_hours"] = frozen.max(axis=1)
+    return cols
 
 
 # --------------------------------------------------------------------------------------------------

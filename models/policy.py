@@ -157,8 +157,18 @@ def build_reasons(
     max_reasons: int,
 ) -> list[dict[str, Any]]:
     """The indicators furthest outside their normal range, in plain words with value and range."""
-    ranges = {k: (float(v[0]), float(v[1])) for k, v in (normal_ranges or {}).items()}
+    all_ranges = normal_ranges or {}
     candidates: list[tuple[float, dict[str, Any]]] = []
+
+    class _Ranges:
+        """Converts only the ranges actually looked at (the bundle holds ~230 of them)."""
+
+        @staticmethod
+        def get(name: str) -> tuple[float, float] | None:
+            r = all_ranges.get(name)
+            return None if r is None else (float(r[0]), float(r[1]))
+
+    ranges = _Ranges()
 
     def get(name: str) -> float | None:
         v = indicators.get(name)

@@ -60,8 +60,23 @@ class ModelBundle:
     def normal_ranges(self) -> dict[str, list[float]]:
         return dict(self.metadata.get("normal_ranges", {}))
 
+    @property
+    def model_columns(self) -> np.ndarray | None:
+        """Indices into ``FEATURE_NAMES`` of the models' inputs (None = all features)."""
+        names = self.metadata.get("model_features")
+        if not names:
+            return None
+        pos = {n: i for i, n in enumerate(self.feature_names)}
+        return np.asarray([pos[n] for n in names])
+
     def predict(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """ONE predict call per model for the whole batch: probability and TTF quantiles (days)."""
+        """ONE predict call per model for the whole batch: probability and TTF quantiles (days).
+
+        ``x`` holds full ``FEATURE_NAMES`` rows; the models' input columns are selected here.
+        """
+        cols = self.model_columns
+        if cols is not None:
+            x = x[:, cols]
         if x.shape[0] == 0:
             empty = np.zeros(0)
             return {"probability": empty, "ttf_q10": empty, "ttf_q50": empty, "ttf_q90": empty}
@@ -223,6 +238,11 @@ def _check_metadata(vdir: Path, meta: dict[str, Any]) -> None:
         raise RegistryError(
             f"{meta_path}: feature mismatch: model has {len(names)} features, code has {len(FEATURE_NAMES)}; "
             f"first difference at position {diff}: {got!r} vs {want!r}"
+        )
+    unknown = [n for n in meta.get("model_features") or () if n not in FEATURE_NAMES]
+    if unknown:
+        raise RegistryError(
+            f"{meta_path}: feature mismatch: model inputs {unknown[:3]} are not computed by this code"
         )
     if meta.get("window_format_version", WINDOW_FORMAT_VERSION) != WINDOW_FORMAT_VERSION:
         raise RegistryError(f"{meta_path}: window format {meta.get('window_format_version')} unsupported")

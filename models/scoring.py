@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from models.features import FEATURE_NAMES, N_FEATURES, FeatureWindow, feature_matrix
+from models.features import FEATURE_NAMES, N_FEATURES, FeatureWindow, WindowSnapshot, feature_matrix
 from models.policy import RiskPolicy
 from models.registry import ModelBundle
 
@@ -64,16 +64,24 @@ class BatchScorer:
         self.policy = policy or RiskPolicy()
         self._ranges = bundle.normal_ranges
 
-    def features(self, items: Sequence[tuple[str, FeatureWindow | FeatureRow]]) -> np.ndarray:
-        """Feature matrix of the items (windows computed vectorised in one go)."""
+    def features(
+        self,
+        items: Sequence[tuple[str, FeatureWindow | FeatureRow]],
+        snapshots: Mapping[int, WindowSnapshot] | None = None,
+    ) -> np.ndarray:
+        """Feature matrix of the items (all windows computed vectorised in one go)."""
         x = np.empty((len(items), N_FEATURES))
-        win_idx = [i for i, (_, it) in enumerate(items) if isinstance(it, FeatureWindow)]
+        snaps = dict(snapshots) if snapshots is not None else {}
+        win_idx = []
         for i, (_, it) in enumerate(items):
             if isinstance(it, FeatureRow):
                 x[i] = np.asarray(it.features, dtype=float)
+            else:
+                win_idx.append(i)
+                if i not in snaps:
+                    snaps[i] = it.snapshot()
         if win_idx:
-            snaps = [items[i][1].snapshot() for i in win_idx]  # type: ignore[union-attr]
-            x[win_idx] = feature_matrix(snaps, self.bundle.normal_model)
+            x[win_idx] = feature_matrix([snaps[i] for i in win_idx], self.bundle.normal_model)
         return x
 
     def score(
@@ -93,12 +101,13 @@ class BatchScorer:
     ) -> list[RiskAssessment]:
         if not items:
             return []
-        x = self.features(items)
+        snaps = {i: it.snapshot() for i, (_, it) in enumerate(items) if isinstance(it, FeatureWindow)}
+        x = self.features(items, snaps)
         pred = self.bundle.predict(x)
         results = []
         for i, (tid, it) in enumerate(items):
             if isinstance(it, FeatureWindow):
-                dq = it.data_quality(now=now)
+                dq = it.data_quality(now=now, snapshot=snaps[i])
                 as_of = it.as_of
             else:
                 dq = dict(it.data_quality)

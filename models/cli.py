@@ -1,0 +1,244 @@
+"""Command line: ``python -m models train|evaluate|promote|rollback|list|ensure-default``."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from models import registry as reg
+from models.train import Progress as ProgressFn
+from models.train import TrainSettings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train, evaluate and manage risk models.")
+console = Console(stderr=True)
+DEFAULT_REGISTRY = Path(os.environ.get("COCKPIT_MODEL_REGISTRY", "registry"))
+
+
+@contextmanager
+def _progress() -> Iterator[ProgressFn]:
+    with Progress(
+        TextColumn("{task.description:<28}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def update(step: str, frac: float) -> None:
+            if step not in tasks:
+                for other in tasks.values():  # a new step starts: previous ones are done
+                    bar.update(other, completed=100)
+                tasks[step] = bar.add_task(step, total=100)
+            bar.update(tasks[step], completed=100 * frac)
+
+        yield update
+        for t in tasks.values():
+            bar.update(t, completed=100)
+
+
+def _settings(
+    turbines: int,
+    days: float,
+    seed: int,
+    holdout_turbines: int,
+    holdout_days: float,
+    holdout_seed: int,
+    every: float,
+    threads: int,
+) -> TrainSettings:
+    return TrainSettings(
+        n_turbines=turbines,
+        days=days,
+        seed=seed,
+        holdout_turbines=holdout_turbines,
+        holdout_days=holdout_days,
+        holdout_seed=holdout_seed,
+        sample_every_hours=every,
+        threads=threads,
+    )
+
+
+def _print_metrics(metrics: dict) -> None:
+    table = Table(title="Hold-out evaluation")
+    table.add_column("metric")
+    table.add_column("model", justify="right")
+    table.add_column("rule baseline", justify="right")
+    for key in (
+        "pr_auc",
+        "recall_at_precision_0.9",
+        "brier",
+        "ttf_mae_le14_days",
+        "ttf_interval_coverage_le14",
+    ):
+        m = metrics["model"].get(key)
+        b = metrics["baseline"].get(key)
+        table.add_row(key, "n/a" if m is None else f"{m:.3f}", "n/a" if b is None else f"{b:.3f}")
+    Console().print(table)
+
+
+@app.command()
+def train(
+    registry: Path = typer.Option(DEFAULT_REGISTRY, "--registry", "-r"),
+    turbines: int = typer.Option(20, help="training fleet size"),
+    days: float = typer.Option(730.0, help="training history length (days)"),
+    seed: int = typer.Option(7),
+    holdout_turbines: int = typer.Option(20),
+    holdout_days: float = typer.Option(365.0),
+    holdout_seed: int = typer.Option(1007, help="must differ from --seed"),
+    every: float = typer.Option(2.0, help="feature sampling interval (hours)"),
+    threads: int = typer.Option(2, help="numeric threads / feature processes"),
+    data: Path | None = typer.Option(
+        None, help="training Parquet (telemetry contract) instead of simulating"
+    ),
+    failures: Path | None = typer.Option(
+        None, help="failures Parquet (default <data stem>.failures.parquet)"
+    ),
+    holdout_data: Path | None = typer.Option(None, help="hold-out Parquet instead of simulating"),
+    promote: str = typer.Option("first", help="always | first (only if no production version) | never"),
+) -> None:
+    """Train both models, register a version, evaluate on a hold-out fleet, write the model card."""
+    from models.pipeline import train_and_register
+
+    if holdout_seed == seed and holdout_data is None:
+        raise typer.BadParameter("--holdout-seed must differ from --seed")
+    settings = _settings(turbines, days, seed, holdout_turbines, holdout_days, holdout_seed, every, threads)
+    with _progress() as bar:
+        res = train_and_register(
+            registry,
+            settings,
+            data=data,
+            failures=failures,
+            holdout_data=holdout_data,
+            promote_if=promote,
+            progress=bar,
+        )
+    _print_metrics(res.metrics)
+    console.print(
+        f"version [bold]{res.version}[/bold] in {res.version_dir}; model card {res.model_card}"
+        + ("; promoted to production" if res.promoted else "")
+    )
+
+
+@app.command()
+def evaluate(
+    registry: Path = typer.Option(DEFAULT_REGISTRY, "--registry", "-r"),
+    version: str | None = typer.Option(None, help="default: production"),
+    holdout_turbines: int = typer.Option(20),
+    holdout_days: float = typer.Option(365.0),
+    holdout_seed: int = typer.Option(1007),
+    data: Path | None = typer.Option(None, help="hold-out Parquet instead of simulating"),
+    threads: int = typer.Option(2),
+) -> None:
+    """Re-evaluate a version on a hold-out fleet; rewrites its model card, plots and metrics."""
+    from models.evaluate import evaluate as run_eval
+    from models.evaluate import model_card, plot_all
+    from models.pipeline import _clean
+    from models.train import load_history, simulate
+
+    try:
+        bundle = reg.load_version(registry, version) if version else reg.load_production(registry)
+    except reg.RegistryError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    with _progress() as bar:
+        preset = bundle.metadata.get("training", {}).get("settings", {}).get("preset", "training")
+        hist = load_history(data) if data else simulate(holdout_turbines, holdout_days, holdout_seed, preset)
+        res = run_eval(bundle, hist, threads=threads, progress=bar)
+    assert bundle.path is not None
+    plots = plot_all(res, bundle.path)
+    (bundle.path / "model_card.md").write_text(
+        model_card(bundle.metadata, res.metrics, plots), encoding="utf-8"
+    )
+    reg.update_metadata(bundle.path, {"metrics": _clean(res.metrics), "plots": plots})
+    _print_metrics(_clean(res.metrics))
+    console.print(f"model card {bundle.path / 'model_card.md'}")
+
+
+@app.command()
+def promote(
+    version: str = typer.Argument(...),
+    registry: Path = typer.Option(DEFAULT_REGISTRY, "--registry", "-r"),
+) -> None:
+    """Make VERSION the production version (after an integrity check)."""
+    try:
+        prev = reg.promote(registry, version)
+    except reg.RegistryError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"production: {version} (was {prev or 'none'})")
+
+
+@app.command()
+def rollback(registry: Path = typer.Option(DEFAULT_REGISTRY, "--registry", "-r")) -> None:
+    """Return production to the previous production version."""
+    try:
+        target = reg.rollback(registry)
+    except reg.RegistryError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"production: {target}")
+
+
+@app.command("list")
+def list_(
+    registry: Path = typer.Option(DEFAULT_REGISTRY, "--registry", "-r"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """List versions with their hold-out figures; * marks production."""
+    rows = reg.list_versions(registry)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"Model registry {registry}")
+    for col in ("", "version", "created_at", "PR-AUC", "Brier", "TTF MAE (d)"):
+        table.add_column(col)
+    for r in rows:
+        m = (r.get("metrics") or {}).get("model", {})
+
+        def f(key: str, m: dict = m) -> str:
+            v = m.get(key)
+            return "-" if v is None else f"{v:.3f}"
+
+        table.add_row(
+            "*" if r["production"] else "",
+            r["version"],
+            str(r["created_at"] or "-"),
+            f("pr_auc"),
+            f("brier"),
+            f("ttf_mae_le14_days"),
+        )
+    Console().print(table)
+
+
+@app.command("ensure-default")
+def ensure_default(
+    registry: Path = typer.Option(DEFAULT_REGISTRY, "--registry", "-r"),
+    threads: int = typer.Option(2),
+) -> None:
+    """Build and promote a default version unless a loadable production version already exists."""
+    from models.pipeline import train_and_register
+
+    try:
+        bundle = reg.load_production(registry)
+        console.print(f"production version {bundle.version} present and valid; nothing to do")
+        return
+    except reg.RegistryError as exc:
+        console.print(f"no usable production model ({exc}); training the default version")
+    settings = TrainSettings(threads=threads)
+    with _progress() as bar:
+        res = train_and_register(registry, settings, promote_if="always", progress=bar)
+    console.print(f"production: {res.version}; model card {res.model_card}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,82 @@
+"""Train -> register -> evaluate on a hold-out -> model card: the one flow behind the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from models.evaluate import evaluate, model_card, plot_all
+from models.registry import load_version, promote, save_version, update_metadata
+from models.train import History, Progress, TrainSettings, load_history, simulate, train
+
+
+@dataclass
+class PipelineResult:
+    version: str
+    version_dir: Path
+    metrics: dict[str, Any]
+    model_card: Path
+    promoted: bool
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-safe metrics (NaN -> None)."""
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def train_and_register(
+    registry_dir: str | Path,
+    settings: TrainSettings,
+    *,
+    data: str | Path | None = None,
+    failures: str | Path | None = None,
+    holdout_data: str | Path | None = None,
+    promote_if: str = "first",  # "always" | "first" (only when no production yet) | "never"
+    version: str | None = None,
+    progress: Progress | None = None,
+) -> PipelineResult:
+    """Train on simulator history (or ``data``), save a version, evaluate on the hold-out, write the card."""
+    say = progress or (lambda _s, _f: None)
+    say("simulate training fleet", 0.0)
+    history: History = (
+        load_history(data, failures)
+        if data
+        else simulate(settings.n_turbines, settings.days, settings.seed, settings.preset)
+    )
+    say("simulate training fleet", 1.0)
+    models, meta, _ = train(settings, history, progress=progress)
+    vdir = save_version(registry_dir, models, meta, version=version)
+    bundle = load_version(registry_dir, vdir.name)
+    say("simulate hold-out fleet", 0.0)
+    holdout = (
+        load_history(holdout_data)
+        if holdout_data
+        else simulate(
+            settings.holdout_turbines, settings.holdout_days, settings.holdout_seed, settings.preset
+        )
+    )
+    say("simulate hold-out fleet", 1.0)
+    result = evaluate(bundle, holdout, threads=settings.threads, progress=progress)
+    plots = plot_all(result, vdir)
+    metrics = _clean(result.metrics)
+    card = vdir / "model_card.md"
+    card.write_text(model_card(bundle.metadata, result.metrics, plots), encoding="utf-8")
+    update_metadata(vdir, {"metrics": metrics, "model_card": card.name, "plots": plots})
+    (vdir / "holdout_metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    from models.registry import production_version
+
+    promoted = promote_if == "always" or (
+        promote_if == "first" and production_version(registry_dir, required=False) is None
+    )
+    if promoted:
+        promote(registry_dir, vdir.name)
+    return PipelineResult(vdir.name, vdir, metrics, card, promoted)
