@@ -21,7 +21,7 @@ from sklearn.calibration import calibration_curve
 from sklearn.metrics import average_precision_score, brier_score_loss, precision_recall_curve
 from threadpoolctl import threadpool_limits
 
-from models.features import FEATURE_NAMES, N_FEATURES
+from models.features import COMPONENT_SIGNALS, FEATURE_NAMES, N_FEATURES
 from models.registry import ModelBundle
 from models.train import History, Progress, baseline_predict, build_dataset
 
@@ -167,24 +167,26 @@ def plot_all(result: EvalResult, out_dir: Path) -> list[str]:
         files.append("calibration.png")
 
     t = result.data
-    sel = np.isfinite(t["ttf_days"].to_numpy()) & (t["ttf_days"].to_numpy() <= 30)
+    true = t["ttf_days"].to_numpy()
+    sel = np.isfinite(true) & (true <= 30)
     if sel.any():
-        s = t[sel]
+        tt, q10 = true[sel], t["pred_ttf_q10"].to_numpy()[sel]
+        q50, q90 = t["pred_ttf_q50"].to_numpy()[sel], t["pred_ttf_q90"].to_numpy()[sel]
+        edges = np.arange(0, 31, 1.0)
+        idx = np.clip(np.digitize(tt, edges) - 1, 0, len(edges) - 2)
+        centre = edges[:-1] + 0.5
+        med = np.array([np.median(q50[idx == i]) if (idx == i).any() else np.nan for i in range(len(centre))])
+        lo = np.array([np.mean(q10[idx == i]) if (idx == i).any() else np.nan for i in range(len(centre))])
+        hi = np.array([np.mean(q90[idx == i]) if (idx == i).any() else np.nan for i in range(len(centre))])
         fig, ax = plt.subplots(figsize=(5, 4))
-        ax.fill_between([0, 30], [0, 30], [0, 30], color="k")
-        ax.errorbar(
-            s["ttf_days"],
-            s["pred_ttf_q50"],
-            yerr=[s["pred_ttf_q50"] - s["pred_ttf_q10"], s["pred_ttf_q90"] - s["pred_ttf_q50"]],
-            fmt=".",
-            alpha=0.15,
-            ms=2,
-            elinewidth=0.5,
-        )
-        ax.plot([0, 30], [0, 30], "k:")
+        ax.scatter(tt, q50, s=2, alpha=0.05, color="tab:blue", label="samples (median prediction)")
+        ax.fill_between(centre, lo, hi, color="tab:orange", alpha=0.25, label="mean 10-90 % interval")
+        ax.plot(centre, med, color="tab:orange", label="median prediction per day")
+        ax.plot([0, 30], [0, 30], "k:", label="perfect")
         ax.set_xlabel("true time to failure (days)")
-        ax.set_ylabel("predicted (median, 10-90 % interval)")
+        ax.set_ylabel("predicted time to failure (days)")
         ax.set_title("Time-to-failure - hold-out")
+        ax.legend(loc="lower right", fontsize=7)
         fig.tight_layout()
         fig.savefig(out_dir / "ttf_error.png", dpi=100)
         plt.close(fig)
@@ -216,7 +218,7 @@ def model_card(meta: dict[str, Any], metrics: dict[str, Any], plots: list[str]) 
         for label, key, target in rows
     )
     met = metrics.get("targets_met", {})
-    groups = sorted({n.split("__")[0] for n in FEATURE_NAMES if "__" in n})
+    n_inputs = len(meta.get("model_features") or FEATURE_NAMES)
     met_txt = ", ".join(f"{k}={'yes' if v else 'NO'}" for k, v in met.items())
     return f"""# Model card - {meta.get("version", "?")}
 
@@ -240,10 +242,13 @@ censored at {meta.get("ttf_horizon_days", 30):g} days). Scores are turned into t
 
 ## Features ({len(FEATURE_NAMES)})
 Computed incrementally by `models.features.FeatureWindow` (hourly bins, 7-day ring), identical online
-and offline: rolling mean / max / spread / slope over 6 h, 24 h, 72 h, 7 d of {", ".join(groups[:8])};
-residuals of component temperatures and vibration against a normal-behaviour model (load, previous-hour
-load, ambient; fitted on healthy hours of the training turbines), power-curve residual, alarm counts,
-down-time share, data quality (missing share, spikes, coverage, frozen sensors).
+and offline: rolling mean / max / spread / slope over 6 h, 24 h, 72 h, 7 d of
+{", ".join(COMPONENT_SIGNALS)}; residuals of component temperatures and vibration against a
+normal-behaviour model (load, previous-hour load, ambient, rotor speed; fitted on healthy hours of the
+fitting turbines) and their deviation from the turbine's own 30-day residual baseline, pressure
+deviation from its baseline, power-curve residual, alarm counts, down-time share, data quality
+(missing share, spikes, coverage, frozen sensors). The models use {n_inputs} of them (deviations,
+trends, data quality - absolute levels are left out because trees memorise turbines and weather).
 
 ## Hold-out evaluation
 {ho["turbines"]} turbines, {ho["source"]}; {ho["samples"]} samples, {ho["positives"]} positive,
@@ -263,7 +268,10 @@ Targets met: {met_txt}.
   behaviour and maintenance practice. Re-train and re-validate on real history before relying on it.
 - Needs about 7 days of history per turbine for the longest horizons; features over shorter history
   are computed from what exists (the policy reports `unknown` when coverage is too low).
-- Failures without a precursor in the measured signals (sudden faults) cannot be predicted.
+- Failures without a precursor in the measured signals (sudden faults, or onset less than 7 days
+  before failure) cannot be predicted; this bounds recall at short horizons.
+- TTF regressors learn a target censored at the horizon: before symptoms are visible they predict
+  the horizon, hence the large MAE on samples whose true TTF is <= 14 days. Treat TTF as indicative.
 - Probabilities are calibrated on simulator failure rates ("training" preset, raised rates); with
   realistic rates the same score corresponds to a lower real-world frequency.
 """

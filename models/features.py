@@ -557,7 +557,10 @@ class FeatureWindow:
                 f"FeatureWindow state format {ver} (bins={n_bins}, signals={k}) is not supported; "
                 f"expected {WINDOW_FORMAT_VERSION} (bins={N_BINS}, signals={K})"
             )
-        body = zlib.decompress(data[_HEADER.size :])
+        try:
+            body = zlib.decompress(data[_HEADER.size :])
+        except zlib.error as exc:
+            raise ValueError(f"corrupted FeatureWindow state: {exc}") from exc
         tid_len, fmin_c = struct.unpack_from("<HI", body)
         pos = 6
         tid = body[pos : pos + tid_len].decode()

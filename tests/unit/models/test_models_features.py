@@ -102,6 +102,9 @@ def test_from_bytes_rejects_garbage() -> None:
     blob[4] = 99  # format version
     with pytest.raises(ValueError, match="format 99"):
         FeatureWindow.from_bytes(bytes(blob))
+    good = FeatureWindow("x").to_bytes()
+    with pytest.raises(ValueError, match="corrupted"):
+        FeatureWindow.from_bytes(good[:-10])
 
 
 def _ev(hours: float, **values: float | None) -> dict:

@@ -145,3 +145,25 @@ def test_save_refuses_incomplete_or_duplicate(registry: Path, tiny_bundle_models
     with pytest.raises(RegistryError, match="v1: version already exists"):
         R.save_version(registry, tiny_bundle_models, {}, version="v1")
     assert not [p for p in registry.iterdir() if p.name.startswith(".v")]
+
+
+def test_unknown_model_feature(registry: Path) -> None:
+    _edit_meta(registry, model_features=["gearbox_bearing_temp_c__resid_dev_24h", "not_a_feature"])
+    with pytest.raises(RegistryError, match=r"feature mismatch: model inputs \['not_a_feature'\]"):
+        load_version(registry, "v1")
+
+
+def test_cli_list_promote_rollback(registry: Path) -> None:
+    from typer.testing import CliRunner
+
+    from models.cli import app
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["promote", "v1", "--registry", str(registry)]).exit_code == 0
+    assert runner.invoke(app, ["promote", "v2", "--registry", str(registry)]).exit_code == 0
+    res = runner.invoke(app, ["list", "--registry", str(registry), "--json"])
+    assert res.exit_code == 0 and '"production": true' in res.output
+    assert runner.invoke(app, ["rollback", "--registry", str(registry)]).exit_code == 0
+    assert load_production(registry).version == "v1"
+    bad = runner.invoke(app, ["promote", "v9", "--registry", str(registry)])
+    assert bad.exit_code == 2
