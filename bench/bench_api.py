@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import socket
@@ -24,6 +25,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -97,6 +99,7 @@ class Result:
     latencies_ms: list[float]
     server: dict[float, float] | None = None  # le (seconds) -> requests, from the API's own histogram
     server_cpu_ms: float = float("nan")  # API process CPU time per request (Linux, single worker)
+    client_cpu_ms: float = float("nan")  # this load generator's CPU time per request
 
     def server_pct(self, q: float) -> float:
         """Upper bound (bucket edge, ms) under which q % of the server-side durations fall."""
@@ -168,6 +171,49 @@ def histogram(text: str, route: str) -> dict[float, float]:
     return out
 
 
+@dataclass
+class RawResponse:
+    status_code: int
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode()
+
+
+class RawClient:
+    """Minimal keep-alive HTTP/1.1 GET client on asyncio streams (``--client raw``).
+
+    Why: httpx costs ~3 ms of CPU per 40 KB response here, so on a small machine the load generator, not the
+    API, sets the ceiling. This client only reads status, Content-Length and the body.
+    """
+
+    def __init__(self, base_url: str) -> None:
+        host_port = base_url.split("://", 1)[1].rstrip("/")
+        self.host, port = host_port.rsplit(":", 1)
+        self.port = int(port)
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def get(self, path: str) -> RawResponse:
+        conn = self._idle.pop() if self._idle else await asyncio.open_connection(self.host, self.port)
+        reader, writer = conn
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\n\r\n".encode())
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
+        lines = head.split(b"\r\n")
+        status = int(lines[0].split()[1])
+        length = 0
+        for line in lines[1:]:
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        body = await reader.readexactly(length)
+        self._idle.append(conn)
+        return RawResponse(status, body)
+
+    async def aclose(self) -> None:
+        for _, writer in self._idle:
+            writer.close()
+
+
 def process_cpu_seconds(pid: int | None) -> float:
     """utime + stime of a process from /proc (nan elsewhere): CPU cost per request, immune to queueing."""
     try:
@@ -184,6 +230,7 @@ async def run_load(
     rate: float,
     count: int,
     pid: int | None = None,
+    client_kind: str = "httpx",
 ) -> list[Result]:
     import httpx
 
@@ -209,15 +256,23 @@ async def run_load(
     ]
     limits = httpx.Limits(max_connections=SENDERS, max_keepalive_connections=SENDERS)
     results = []
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=10.0) as client:
+    async with contextlib.AsyncExitStack() as stack:
+        if client_kind == "raw":
+            client: Any = RawClient(base_url)
+            stack.push_async_callback(client.aclose)
+        else:
+            client = await stack.enter_async_context(
+                httpx.AsyncClient(base_url=base_url, limits=limits, timeout=10.0)
+            )
         for _name, _route, make_path in scenarios:  # warm-up: prepared statements, connection pool, caches
             for _ in range(30):
                 await client.get(make_path())
         for name, route, make_path in scenarios:
             before = histogram((await client.get("/metrics")).text, route)
-            cpu_before = process_cpu_seconds(pid)
+            cpu_before, own_before = process_cpu_seconds(pid), time.process_time()
             result = await drive(client, name, make_path, rate, count, max_seconds=20)
-            cpu_after = process_cpu_seconds(pid)
+            cpu_after, own_after = process_cpu_seconds(pid), time.process_time()
+            result.client_cpu_ms = (own_after - own_before) / max(1, result.sent) * 1000
             after = histogram((await client.get("/metrics")).text, route)
             result.server = {le: n - before.get(le, 0.0) for le, n in after.items()}
             result.server_cpu_ms = (cpu_after - cpu_before) / max(1, result.sent) * 1000
@@ -232,7 +287,7 @@ def print_table(results: list[Result], rate: float) -> None:
     head = (
         f"{'endpoint':42} {'ok':>6} {'err':>4} {'req/s':>7} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} "
         f"{'max ms':>7} {'p50 x':>6} {'p99 x':>6} {'srv p50<=':>9} {'srv p99<=':>9} {'srv<=20ms':>9} "
-        f"{'cpu ms/req':>10}"
+        f"{'cpu ms/req':>10} {'client cpu':>10}"
     )
     print(head)
     print("-" * len(head))
@@ -243,7 +298,7 @@ def print_table(results: list[Result], rate: float) -> None:
             f"{r.pct(99):7.2f} {max(r.latencies_ms, default=float('nan')):7.1f} "
             f"{r.pct(50) / base.pct(50):6.1f} {r.pct(99) / base.pct(99):6.1f} "
             f"{r.server_pct(50):9.1f} {r.server_pct(99):9.1f} {r.server_share_within(0.02) * 100:8.1f}% "
-            f"{r.server_cpu_ms:10.2f}"
+            f"{r.server_cpu_ms:10.2f} {r.client_cpu_ms:10.2f}"
         )
     print(
         "\n(client latency from the scheduled send time; p50 x / p99 x: ratio to /healthz in the same run;"
@@ -265,6 +320,13 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=5000, help="requests per endpoint")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--keep", action="store_true", help="keep the seeded database")
+    parser.add_argument("--pool", type=int, default=8, help="COCKPIT_DB_POOL_MAX_SIZE of the API")
+    parser.add_argument(
+        "--client",
+        choices=("httpx", "raw"),
+        default="httpx",
+        help="load generator: httpx.AsyncClient (default) or a minimal asyncio HTTP/1.1 client (cheaper)",
+    )
     parser.add_argument("--reuse", help="existing bench database name (skips seeding)")
     args = parser.parse_args()
 
@@ -304,7 +366,7 @@ def main() -> None:
         "COCKPIT_READER_DATABASE_URL": reader,
         "COCKPIT_LOG_LEVEL": "WARNING",
         "COCKPIT_HEARTBEAT_MAX_AGE_SECONDS": "86400",
-        "COCKPIT_DB_POOL_MAX_SIZE": "8",
+        "COCKPIT_DB_POOL_MAX_SIZE": str(args.pool),
     }
     server = subprocess.Popen(
         [
@@ -341,7 +403,8 @@ def main() -> None:
             time.sleep(0.2)
         pid = server.pid if args.workers == 1 else None
         url = f"http://127.0.0.1:{port}"
-        results = asyncio.run(run_load(url, turbine_ids, tele_ids, args.rate, args.count, pid))
+        results = asyncio.run(run_load(url, turbine_ids, tele_ids, args.rate, args.count, pid, args.client))
+        print(f"\nload generator: {args.client}, {SENDERS} senders; API: uvicorn, {args.workers} worker(s)")
         print_table(results, args.rate)
     finally:
         server.terminate()
