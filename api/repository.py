@@ -1,6 +1,6 @@
 """SQL of the API. Every query is read-only and parameterised.
 
-Averages are rounded to 3 decimals (charts need no more; it halves the payload).
+Averages are not rounded in SQL: numeric rounding cost a third of the history query for 6 % fewer bytes.
 Why JSON built in PostgreSQL for the hot paths (ranking rows, history series): the database already
 has the values in hand, and handing the text to orjson as a ``Fragment`` avoids building thousands of
 Python objects per request.
@@ -278,7 +278,7 @@ AGG_SIGNALS = (
     "vibration_mm_s",
     "pitch_hydraulic_pressure_bar",
 )
-_AGG_COLUMNS = ", ".join(f"round(avg({c})::numeric, 3) AS {c}" for c in AGG_SIGNALS)
+_AGG_COLUMNS = ", ".join(f"avg({c}) AS {c}" for c in AGG_SIGNALS)
 
 _WORST = (
     "(ARRAY['unknown','low','moderate','high','critical'])[1 + max(CASE tier WHEN 'critical' THEN 4 "
@@ -295,7 +295,7 @@ async def history(
     row = await db.one(
         f"""SELECT EXISTS (SELECT 1 FROM turbines WHERE turbine_id = %(id)s),
             (SELECT COALESCE(json_agg(x ORDER BY x.bucket), '[]'::json)::text FROM (
-                SELECT {sb} AS bucket, round(avg(score)::numeric, 3) AS avg_score, max(score) AS max_score,
+                SELECT {sb} AS bucket, avg(score) AS avg_score, max(score) AS max_score,
                        (array_agg(score ORDER BY time DESC))[1] AS last_score,
                        (array_agg(tier ORDER BY time DESC))[1] AS tier, {_WORST} AS worst_tier,
                        count(*) AS samples
