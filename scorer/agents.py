@@ -23,8 +23,15 @@ def register_agents(app: faust.App, runtime: ScorerRuntime) -> None:
     @app.agent(telemetry, name="scorer.ingest", concurrency=1)
     async def ingest(stream: Any) -> None:
         runtime.stream = stream
+        pending: list[Any] = []
         async for events in stream.noack_take(s.batch_max_size, within=s.batch_within_s):
-            await runtime.handle_batch(events)
+            pending.extend(events)
+            # Behind (a backlog, a replay): keep collecting up to batch_max_size so that each touched
+            # turbine is rescored once per many events. Live traffic is processed every batch_within_s.
+            if len(pending) < s.batch_max_size and runtime.backlog(pending) >= s.batch_max_size // 2:
+                continue
+            batch, pending = pending, []
+            await runtime.handle_batch(batch)
 
     @app.agent(commands, name="scorer.commands", concurrency=1)
     async def on_command(stream: Any) -> None:

@@ -46,6 +46,7 @@ class ScorerRuntime:
         self.lock = asyncio.Lock()
         self.model_ready = asyncio.Event()
         self.pending_acks: list[Any] = []
+        self._inflight: asyncio.Future[None] | None = None
         self.restored: set[int] = set()
         self.assigned: set[int] = set()
         self.app: Any = None
@@ -155,13 +156,42 @@ class ScorerRuntime:
                 await self._restore(sorted(parts))
             self.processor.scorer = self.holder.scorer
             t0 = time.perf_counter()
+            # Computed while the previous batch's write may still run on the DB thread (pipelining).
             out = await self._in(self.compute, self.processor.process, records)
             await self._publish_dead_letters(out)
-            duration_ms = (time.perf_counter() - t0) * 1000
-            await self._retry("stream_batch", self.sink.write_batch, out, duration_ms)
-            written = time.time()
-            self.pending_acks.extend(live)
-            self._record_batch(out, written, (time.perf_counter() - t0) * 1000)
+            await self._drain_write()  # writes stay in order; at most one batch waits on the database
+            self._inflight = asyncio.ensure_future(self._write(out, live, t0))
+
+    def backlog(self, events: Sequence[Any]) -> int:
+        """Records already in Kafka after ``events`` on their partitions (0 when unknown)."""
+        consumer = getattr(self.app, "consumer", None)
+        if consumer is None or not events:
+            return 0
+        last: dict[Any, int] = {}
+        for ev in events:
+            msg = ev.message
+            last[msg.tp] = msg.offset
+        total = 0
+        for tp, off in last.items():
+            try:
+                high = consumer.highwater(tp)
+            except Exception:  # no fetch metadata yet
+                continue
+            if high is not None:
+                total += max(0, int(high) - off - 1)
+        return total
+
+    async def _write(self, out: BatchOutcome, live: list[Any], t0: float) -> None:
+        """Durable write of one batch (retried until it succeeds); only then are its events ackable."""
+        duration_ms = (time.perf_counter() - t0) * 1000
+        await self._retry("stream_batch", self.sink.write_batch, out, duration_ms)
+        self.pending_acks.extend(live)
+        self._record_batch(out, time.time(), (time.perf_counter() - t0) * 1000)
+
+    async def _drain_write(self) -> None:
+        task, self._inflight = self._inflight, None
+        if task is not None:
+            await task
 
     async def _publish_dead_letters(self, out: BatchOutcome) -> None:
         if not out.dead_letters or self.dlq_topic is None:
@@ -212,6 +242,7 @@ class ScorerRuntime:
             await self._checkpoint_locked()
 
     async def _checkpoint_locked(self) -> None:
+        await self._drain_write()  # the checkpoint must only cover durably written batches
         proc = self.processor
         if not proc.dirty and not self.pending_acks:
             return

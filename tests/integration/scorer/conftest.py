@@ -64,13 +64,13 @@ def tiny_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
         return Path(os.environ["COCKPIT_TEST_REGISTRY"])
     reg = tmp_path_factory.mktemp("registry")
     settings = TrainSettings(
-        n_turbines=12,
-        days=240,
+        n_turbines=16,
+        days=365,
         seed=7,
         holdout_turbines=2,
         holdout_days=20,
         holdout_seed=1007,
-        sample_every_hours=6.0,
+        sample_every_hours=4.0,
         threads=1,
     )
     train_and_register(reg, settings, promote_if="always")

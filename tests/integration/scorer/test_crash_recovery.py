@@ -58,11 +58,11 @@ def test_sigkill_mid_stream_then_restart(
     def publish_slowly() -> None:
         p = producer(kafka_bootstrap)
         try:
-            for i in range(0, len(messages), 300):
-                for k, v in messages[i : i + 300]:
+            for i in range(0, len(messages), 100):  # ~60 chunks over several seconds: a live stream
+                for k, v in messages[i : i + 100]:
                     p.send(topics.telemetry, key=k, value=v)
                 p.flush(30)
-                time.sleep(0.08)
+                time.sleep(0.12)
         finally:
             p.close()
             done.set()
@@ -71,7 +71,7 @@ def test_sigkill_mid_stream_then_restart(
     pub.start()
     # Kill once some work is durable (a checkpoint exists) and the stream is still running.
     wait_for(lambda: query(db, "SELECT count(*) FROM scorer_offsets")[0][0] > 0, 60, "first checkpoint")
-    time.sleep(0.7)
+    time.sleep(0.5)
     assert not done.is_set(), "publisher finished before the kill; the test would not be mid-stream"
     worker.kill()
     killed_at = query(db, "SELECT coalesce(sum(next_offset), 0) FROM scorer_offsets")[0][0]
