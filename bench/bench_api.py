@@ -195,10 +195,18 @@ class RawClient:
         self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
 
     async def get(self, path: str) -> RawResponse:
-        conn = self._idle.pop() if self._idle else await asyncio.open_connection(self.host, self.port)
+        reused = bool(self._idle)
+        conn = self._idle.pop() if reused else await asyncio.open_connection(self.host, self.port)
         reader, writer = conn
         writer.write(f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\n\r\n".encode())
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+            if not reused:
+                raise
+            # the server closed this idle keep-alive connection (uvicorn: 5 s): not a request failure
+            return await self._fresh(path)
         lines = head.split(b"\r\n")
         status = int(lines[0].split()[1])
         length = 0
@@ -208,6 +216,10 @@ class RawClient:
         body = await reader.readexactly(length)
         self._idle.append(conn)
         return RawResponse(status, body)
+
+    async def _fresh(self, path: str) -> RawResponse:
+        self._idle.append(await asyncio.open_connection(self.host, self.port))
+        return await self.get(path)
 
     async def aclose(self) -> None:
         for _, writer in self._idle:
