@@ -179,11 +179,11 @@ def build_reasons(
         name = f"{sig}__resid_24h"
         val = get(name)
         rng = ranges.get(name)
-        if val is not None and rng is not None:
+        # only "hotter / shakier than expected" drives risk; a cool component is not a reason
+        if val is not None and rng is not None and val > rng[1]:
             exc = _exceedance(val, rng)
             if exc > 0:
-                direction = "above" if val > rng[1] else "below"
-                text = f"{pretty_signal(sig)} {abs(val):.1f} {unit} {direction} expected for this load"
+                text = f"{pretty_signal(sig)} {abs(val):.1f} {unit} above expected for this load"
                 slope = get(f"{sig}__resid_slope_72h")
                 srng = ranges.get(f"{sig}__resid_slope_72h")
                 if slope is not None and srng is not None and _exceedance(slope, srng) > 0:

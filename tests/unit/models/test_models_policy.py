@@ -184,3 +184,12 @@ def test_never_critical_on_frozen_key_sensor(
     assert d.tier != "critical"
     assert d.score < POLICY.config.tiers.critical
     assert any(r["indicator"] == f"frozen_sensor:{signal}" for r in d.reasons)
+
+
+def test_cooler_than_expected_is_not_a_reason() -> None:
+    d = _assess(
+        0.3,
+        indicators={"main_bearing_temp_c__resid_24h": -9.0},
+        normal_ranges={"main_bearing_temp_c__resid_24h": [-2.0, 2.0]},
+    )
+    assert [r["indicator"] for r in d.reasons] == ["failure_probability_7d"]
