@@ -286,6 +286,57 @@ async def bare_consume(topic: str, expect: int, latencies: list[float] | None = 
     return n / (time.perf_counter() - (t_first or time.perf_counter()))
 
 
+def faust_probe(topic: str, expect: int) -> None:
+    """Child-process mode: a trivial faust agent (noack_take + orjson.loads + ack) on ``topic``.
+
+    Separates the framework's per-message cost from the scorer's own work; prints events/s and exits.
+    """
+    import faust
+
+    app = faust.App(
+        f"bench-probe-{uuid.uuid4().hex[:6]}",
+        broker=f"kafka://{BOOTSTRAP}",
+        value_serializer="raw",
+        key_serializer="raw",
+        store="memory://",
+        web_enabled=False,
+        stream_wait_empty=False,
+        stream_buffer_maxsize=16384,
+        consumer_auto_offset_reset="earliest",
+        datadir=tempfile.mkdtemp(prefix="bench-probe-"),
+    )
+    state: dict[str, float] = {"n": 0}
+
+    @app.agent(app.topic(topic, value_serializer="raw", key_serializer="raw"))
+    async def probe(stream: object) -> None:
+        async for events in stream.noack_take(20_000, within=0.1):  # type: ignore[attr-defined]
+            state.setdefault("t0", time.perf_counter())
+            for ev in events:
+                orjson.loads(ev.message.value)
+                await stream.ack(ev)  # type: ignore[attr-defined]
+            state["n"] += len(events)
+            if state["n"] >= expect:
+                print(f"PROBE {state['n'] / (time.perf_counter() - state['t0']):.0f}", flush=True)
+                os._exit(0)
+
+    sys.argv = [sys.argv[0], "worker", "-l", "warn"]
+    app.main()
+
+
+def run_faust_probe(topic: str, expect: int) -> float:
+    out = subprocess.run(
+        [sys.executable, __file__, "--probe-topic", topic, "--probe-expect", str(expect)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+    for line in (out.stdout + out.stderr).splitlines():
+        if "PROBE " in line:  # faust redirects stdout into its log format
+            return float(line.split("PROBE ", 1)[1].split()[0])
+    raise RuntimeError(f"faust probe failed: {out.stdout[-2000:]} {out.stderr[-2000:]}")
+
+
 def paced_publish(topic: str, rate: int, seconds: float, messages: list[tuple[bytes, bytes]]) -> int:
     from kafka import KafkaProducer
 
@@ -324,6 +375,7 @@ def bench_throughput(args: argparse.Namespace, registry: Path, db_url: str, tmp:
             f"\n[throughput] {n:,} events of {args.turbines:,} turbines pre-loaded in {took:.1f}s", flush=True
         )
         bare = asyncio.run(bare_consume(topic, n))
+        probe = run_faust_probe(topic, n)
         w = WorkerProc(db_url, topic, registry, tmp / "worker-throughput.log", batch_max_size=args.batch)
         try:
             w.wait_ready()
@@ -344,6 +396,7 @@ def bench_throughput(args: argparse.Namespace, registry: Path, db_url: str, tmp:
         finally:
             w.stop()
         print(f"  bare aiokafka consume+orjson.loads : {bare:>10,.0f} events/s")
+        print(f"  faust trivial agent (take+loads+ack): {probe:>10,.0f} events/s  (framework ceiling)")
         print(
             f"  scorer worker (rescoring, DB)      : {sustained:>10,.0f} events/s sustained (10%-90%),"
             f" {overall:,.0f} overall  -> ratio {sustained / bare:.2f}x of bare"
@@ -471,7 +524,12 @@ def main() -> None:
     ap.add_argument("--latency-turbines", type=int, default=1_000)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", choices=["throughput", "latency", "sweep"], default=None)
+    ap.add_argument("--probe-topic", help=argparse.SUPPRESS)
+    ap.add_argument("--probe-expect", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.probe_topic:
+        faust_probe(args.probe_topic, args.probe_expect)
+        return
     if args.quick:
         args.events, args.seconds = 100_000, 10.0
     registry = ensure_registry(args.registry)
