@@ -7,11 +7,15 @@ never passes what a restarted worker can rebuild (see docs/scorer.md, "Delivery"
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import faust
 
+from common.logging import event
 from scorer.runtime import ScorerRuntime
+
+log = logging.getLogger("scorer.agents")
 
 
 def register_agents(app: faust.App, runtime: ScorerRuntime) -> None:
@@ -31,7 +35,14 @@ def register_agents(app: faust.App, runtime: ScorerRuntime) -> None:
             if len(pending) < s.batch_max_size and runtime.backlog(pending) >= s.batch_max_size // 2:
                 continue
             batch, pending = pending, []
-            await runtime.handle_batch(batch)
+            try:
+                await runtime.handle_batch(batch)
+            except Exception as exc:
+                # Crash-only: in-memory state may be half-applied; a restart restores the last checkpoint
+                # and replays from its offsets, which loses nothing. Never continue with that state.
+                event(log, "batch failed; stopping the worker", logging.CRITICAL, error=str(exc)[:500])
+                await app.crash(exc)
+                raise
 
     @app.agent(commands, name="scorer.commands", concurrency=1)
     async def on_command(stream: Any) -> None:

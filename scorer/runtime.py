@@ -196,8 +196,24 @@ class ScorerRuntime:
     async def _publish_dead_letters(self, out: BatchOutcome) -> None:
         if not out.dead_letters or self.dlq_topic is None:
             return
-        futures = [await self.dlq_topic.send(value=dl) for dl in out.dead_letters]
-        await asyncio.gather(*futures)  # delivered (acks=all) before the source records are acked
+        backoff = 0.25
+        while True:  # the batch's state is already applied: retry, never skip (Kafka down = backpressure)
+            try:
+                futures = [await self.dlq_topic.send(value=dl) for dl in out.dead_letters]
+                await asyncio.gather(*futures)  # delivered (acks=all) before the source records are acked
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                event(
+                    log,
+                    "dead-letter publish failed; retrying",
+                    logging.WARNING,
+                    error=str(exc)[:300],
+                    retry_in_s=backoff,
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.settings.db_retry_max_backoff_s)
 
     def _record_batch(self, out: BatchOutcome, written: float, duration_ms: float) -> None:
         m = self.metrics
