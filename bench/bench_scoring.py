@@ -33,6 +33,7 @@ from models.features import FEATURE_NAMES, FeatureWindow, fit_normal_model, hour
 from models.policy import load_policy  # noqa: E402
 from models.registry import ModelBundle, RegistryError, load_production, load_version  # noqa: E402
 from models.scoring import BatchScorer  # noqa: E402
+from models.ttf import COND_LEVELS, TTFQuantile, TwoStageTTF  # noqa: E402
 
 
 def synthetic_events(n: int, start: datetime, period_s: int = 600, seed: int = 0) -> list[dict]:
@@ -82,10 +83,16 @@ def stand_in_bundle(events: list[dict]) -> ModelBundle:
     ttf = np.clip(30 - 8 * x[:, 0] + rng.normal(0, 2, len(x)), 0, 30)
     common = {"max_iter": 300, "max_leaf_nodes": 31, "early_stopping": False}
     models: dict = {"classifier": HistGradientBoostingClassifier(**common).fit(x, y)}
+    # same structure as a trained version: two-stage TTF (gate + conditional log-TTF quantiles)
+    deg = ttf < 30
+    gate = HistGradientBoostingClassifier(**common).fit(x, deg.astype(int))
+    cond = [
+        HistGradientBoostingRegressor(loss="quantile", quantile=q, **common).fit(x[deg], np.log1p(ttf[deg]))
+        for q in COND_LEVELS
+    ]
+    two_stage = TwoStageTTF(gate, cond, 30.0, threshold=0.5)
     for q in (10, 50, 90):
-        models[f"ttf_q{q}"] = HistGradientBoostingRegressor(loss="quantile", quantile=q / 100, **common).fit(
-            x, ttf
-        )
+        models[f"ttf_q{q}"] = TTFQuantile(two_stage, q / 100)
     models["normal_model"] = fit_normal_model(hourly_means(pd.DataFrame(events)))
     return ModelBundle(version="stand-in", models=models, metadata={"ttf_horizon_days": 30.0})
 

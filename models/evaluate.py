@@ -55,9 +55,12 @@ def ttf_metrics(
     ttf_true: np.ndarray, q50: np.ndarray, q10: np.ndarray | None = None, q90: np.ndarray | None = None
 ) -> dict[str, float]:
     sel = np.isfinite(ttf_true) & (ttf_true <= 14.0)
+    healthy = ~np.isfinite(ttf_true) | (ttf_true > 30.0)
     out = {
         "ttf_mae_le14_days": float(np.mean(np.abs(q50[sel] - ttf_true[sel]))) if sel.any() else float("nan"),
         "ttf_samples_le14": int(sel.sum()),
+        # the price of a short TTF: samples with no failure within 30 days told "< 14 days"
+        "ttf_healthy_below14_share": float(np.mean(q50[healthy] < 14.0)) if healthy.any() else float("nan"),
     }
     if q10 is not None and q90 is not None and sel.any():
         inside = (ttf_true[sel] >= q10[sel]) & (ttf_true[sel] <= q90[sel])
@@ -200,6 +203,22 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _ttf_text(st: dict[str, Any], meta: dict[str, Any]) -> str:
+    horizon = f"{meta.get('ttf_horizon_days', 30):g}"
+    if st.get("ttf_model", "censored") == "two_stage":
+        thr = st.get("ttf_gate_threshold")
+        use = (
+            f"conditional quantiles where P >= {thr:g}, mixture quantiles elsewhere"
+            if thr is not None
+            else "quantiles of the mixture"
+        )
+        return (
+            f"two-stage: gradient-boosted gate P(TTF <= {horizon} d) and quantile gradient boosting of "
+            f"log TTF on degrading samples; {use}"
+        )
+    return f"quantile gradient boosting, censored at {horizon} days"
+
+
 def model_card(meta: dict[str, Any], metrics: dict[str, Any], plots: list[str]) -> str:
     """Markdown model card: data, features, metrics vs. baseline and targets, limits."""
     tr = meta.get("training", {})
@@ -212,6 +231,7 @@ def model_card(meta: dict[str, Any], metrics: dict[str, Any], plots: list[str]) 
         ("Brier score", "brier", f"<= {tg['brier']}"),
         ("TTF MAE, true TTF <= 14 d (days)", "ttf_mae_le14_days", f"<= {tg['ttf_mae_le14_days']}"),
         ("TTF 10-90 % interval coverage (<= 14 d)", "ttf_interval_coverage_le14", "~0.8"),
+        ("Share of samples with TTF > 30 d told < 14 d", "ttf_healthy_below14_share", "low"),
     ]
     table = "\n".join(
         f"| {label} | {_fmt(m.get(key, float('nan')))} | {_fmt(b.get(key, float('nan')))} | {target} |"
@@ -226,9 +246,8 @@ Created {meta.get("created_at", "?")} with scikit-learn {meta.get("runtime", {})
 
 ## Purpose
 Rank wind turbines by risk of a component failure: P(failure within {meta.get("label_days", 7):g} days)
-(calibrated gradient boosting) and time to failure with a 10-90 % interval (quantile gradient boosting,
-censored at {meta.get("ttf_horizon_days", 30):g} days). Scores are turned into tiers by
-`models/config/policy.yaml`.
+(calibrated gradient boosting) and time to failure with a 10-90 % interval
+({_ttf_text(st, meta)}). Scores are turned into tiers by `models/config/policy.yaml`.
 
 ## Training data
 - Source: {tr.get("source", "?")} (fingerprint `{str(tr.get("data_fingerprint", "?"))[:16]}`)
@@ -245,9 +264,10 @@ Computed incrementally by `models.features.FeatureWindow` (hourly bins, 7-day ri
 and offline: rolling mean / max / spread / slope over 6 h, 24 h, 72 h, 7 d of
 {", ".join(COMPONENT_SIGNALS)}; residuals of component temperatures and vibration against a
 normal-behaviour model (load, previous-hour load, ambient, rotor speed; fitted on healthy hours of the
-fitting turbines) and their deviation from the turbine's own 30-day residual baseline, pressure
-deviation from its baseline, power-curve residual, alarm counts, down-time share, data quality
-(missing share, spikes, coverage, frozen sensors). The models use {n_inputs} of them (deviations,
+fitting turbines) and their deviation from the turbine's own 30-day residual baseline, the load and
+ambient response of that deviation (24 h, 72 h, 7 d least squares), pressure deviation from its
+baseline, power-curve residual, alarm counts, down-time share, data quality (missing share, spikes,
+coverage, frozen sensors). The models use {n_inputs} of them (deviations,
 trends, data quality - absolute levels are left out because trees memorise turbines and weather).
 
 ## Hold-out evaluation
@@ -270,8 +290,9 @@ Targets met: {met_txt}.
   are computed from what exists (the policy reports `unknown` when coverage is too low).
 - Failures without a precursor in the measured signals (sudden faults, or onset less than 7 days
   before failure) cannot be predicted; this bounds recall at short horizons.
-- TTF regressors learn a target censored at the horizon: before symptoms are visible they predict
-  the horizon, hence the large MAE on samples whose true TTF is <= 14 days. Treat TTF as indicative.
+- TTF is only knowable once a degradation shows in the signals: before the onset (or while it is
+  still within the noise) the model predicts the horizon, which keeps the MAE on samples whose true
+  TTF is <= 14 days well above a day or two. Treat TTF as indicative.
 - Probabilities are calibrated on simulator failure rates ("training" preset, raised rates); with
   realistic rates the same score corresponds to a lower real-world frequency.
 """

@@ -119,7 +119,16 @@ def _build_feature_names() -> tuple[str, ...]:
     names += ["power_curve_resid_24h", "power_curve_resid_168h"]
     names += ["alarms_24h", "alarms_168h", "down_share_24h"]
     names += ["missing_share_24h", "spikes_24h", "coverage_hours_168h", "n_frozen_key", "frozen_max_hours"]
+    for sig in NBM_TARGETS:
+        for h in LOAD_RESPONSE_HOURS:
+            names += [f"{sig}__resid_load_beta_{h}h", f"{sig}__resid_full_load_{h}h"]
+        names += [f"{sig}__resid_ambient_beta_168h"]
     return tuple(names)
+
+
+#: Load (MW) at which ``resid_full_load_72h`` evaluates the load-dependent residual (~rated power).
+FULL_LOAD_MW = 2.0
+LOAD_RESPONSE_HOURS: tuple[int, ...] = (24, 72, 168)
 
 
 #: Feature order of :meth:`FeatureWindow.features` and of every model's input.
@@ -736,6 +745,15 @@ def feature_columns(
             cols[f"{sig}__resid_base_30d"] = r_base[:, j]
             for h in (6, 24, 72):
                 cols[f"{sig}__resid_dev_{h}h"] = r_mean[h][:, j] - r_base[:, j]
+        dev = resid - r_base[:, None, :]
+        for h in LOAD_RESPONSE_HOURS:
+            beta, icpt = _response(dev, power / 1000.0, h, 0.01)
+            for j, sig in enumerate(NBM_TARGETS):
+                cols[f"{sig}__resid_load_beta_{h}h"] = beta[:, j]
+                cols[f"{sig}__resid_full_load_{h}h"] = icpt[:, j] + FULL_LOAD_MW * beta[:, j]
+        beta, _ = _response(dev, means[:, :, _A], 168, 4.0)
+        for j, sig in enumerate(NBM_TARGETS):
+            cols[f"{sig}__resid_ambient_beta_168h"] = beta[:, j]
         pc = power - normal_model.expected_power(means[:, :, _IDX["wind_speed_ms"]])
         unusual = (ctrs[:, :, C_DOWN] + ctrs[:, :, C_CURTAILED]) > 0
         pc = np.where(unusual, np.nan, pc)
@@ -762,6 +780,30 @@ def feature_columns(
     cols["n_frozen_key"] = (frozen[:, _KEY_IDX] > 0).sum(axis=1).astype(float)
     cols["frozen_max_hours"] = frozen.max(axis=1)
     return cols
+
+
+def _response(dev: np.ndarray, x: np.ndarray, hours: int, min_var: float) -> tuple[np.ndarray, np.ndarray]:
+    """Least squares ``dev ~ a + beta * x`` per window and target over the newest ``hours`` hours.
+
+    Why: wear and cooling faults add heat (or vibration) that grows with load (and, for cooling, with
+    ambient temperature), while the healthy residual does not depend on them (the normal model
+    already explains that). ``beta`` is therefore a health estimate that calm, low-load days do not
+    hide. NaN when ``x`` hardly varied (variance < ``min_var``) or fewer than 12 hours are available.
+    Returns ``(beta, a)``, each ``(B, T)``.
+    """
+    d = dev[:, -hours:, :]
+    xx = x[:, -hours:, None]
+    w = np.isfinite(d) & np.isfinite(xx)
+    dz = np.where(w, d, 0.0)
+    xz = np.where(w, xx, 0.0)
+    n = w.sum(axis=1).astype(np.float64)
+    sx, sxx, sd, sxd = xz.sum(axis=1), (xz * xz).sum(axis=1), dz.sum(axis=1), (xz * dz).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = sxx / n - (sx / n) ** 2
+        ok = (n >= 12) & (var > min_var)
+        beta = np.where(ok, (n * sxd - sx * sd) / (n * sxx - sx * sx), np.nan)
+        icpt = np.where(ok, (sd - beta * sx) / n, np.nan)
+    return beta, icpt
 
 
 # --------------------------------------------------------------------------------------------------

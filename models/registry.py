@@ -30,6 +30,7 @@ import numpy as np
 import sklearn
 
 from models.features import FEATURE_NAMES, WINDOW_FORMAT_VERSION, NormalModel
+from models.ttf import TTFQuantile
 
 ARTIFACTS: tuple[str, ...] = ("classifier", "ttf_q10", "ttf_q50", "ttf_q90", "normal_model")
 POINTER = "PRODUCTION"
@@ -82,7 +83,12 @@ class ModelBundle:
             return {"probability": empty, "ttf_q10": empty, "ttf_q50": empty, "ttf_q90": empty}
         proba = self.models["classifier"].predict_proba(x)[:, 1]
         horizon = float(self.metadata.get("ttf_horizon_days", 30.0))
-        q = {name: self.models[name].predict(x) for name in ("ttf_q10", "ttf_q50", "ttf_q90")}
+        q50 = self.models["ttf_q50"]
+        if isinstance(q50, TTFQuantile):  # two-stage TTF: gate + conditional models once for all three
+            both = q50.model.quantiles(x, (0.1, 0.5, 0.9))
+            q = dict(zip(("ttf_q10", "ttf_q50", "ttf_q90"), both, strict=True))
+        else:
+            q = {name: self.models[name].predict(x) for name in ("ttf_q10", "ttf_q50", "ttf_q90")}
         stacked = np.clip(np.vstack([q["ttf_q10"], q["ttf_q50"], q["ttf_q90"]]), 0.0, horizon)
         stacked.sort(axis=0)  # quantile crossing guard
         return {"probability": proba, "ttf_q10": stacked[0], "ttf_q50": stacked[1], "ttf_q90": stacked[2]}

@@ -39,6 +39,7 @@ from models.features import (
     fit_normal_model,
     hourly_means,
 )
+from models.ttf import COND_LEVELS, TTFQuantile, TwoStageTTF
 
 Progress = Callable[[str, float], None]  # (step description, fraction done 0..1)
 
@@ -65,6 +66,11 @@ class TrainSettings:
     max_leaf_nodes: int = 15
     min_samples_leaf: int = 200
     max_features: float = 0.5
+    # TTF: "two_stage" (gate P(TTF <= horizon) x conditional log-TTF quantiles, models/ttf.py) or
+    # "censored" (quantile regressors on TTF censored at the horizon, the earlier model).
+    ttf_model: str = "two_stage"
+    # Gate probability from which a turbine gets the conditional TTF (None: mixture quantiles only).
+    ttf_gate_threshold: float | None = 0.5
     threads: int = 2
     random_state: int = 0
     preset: str = "training"
@@ -271,6 +277,8 @@ def build_dataset(
 MODEL_FEATURE_MARKERS: tuple[str, ...] = (
     "resid_dev",
     "resid_slope",
+    "_beta_",
+    "resid_full_load",
     "__slope_",
     "spread",
     "peak_over",
@@ -389,16 +397,7 @@ def fit_models(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Calibrated classifier + three quantile regressors, numeric threads limited."""
-    common = {
-        "max_iter": settings.max_iter,
-        "learning_rate": settings.learning_rate,
-        "max_leaf_nodes": settings.max_leaf_nodes,
-        "min_samples_leaf": settings.min_samples_leaf,
-        "max_features": settings.max_features,
-        "l2_regularization": 1.0,
-        "early_stopping": False,
-        "random_state": settings.random_state,
-    }
+    common = _common_params(settings)
     models: dict[str, Any] = {}
     with threadpool_limits(limits=settings.threads):
         clf = HistGradientBoostingClassifier(**common).fit(x_train, y_train)  # type: ignore[arg-type]
@@ -409,12 +408,53 @@ def fit_models(
             models["classifier"] = cal
         else:
             models["classifier"] = clf
-        for i, q in enumerate((0.1, 0.5, 0.9)):
-            reg = HistGradientBoostingRegressor(loss="quantile", quantile=q, **common)  # type: ignore[arg-type]
-            models[f"ttf_q{round(q * 100)}"] = reg.fit(x_train, ttf_train)
-            if progress:
-                progress("ttf regressors", 0.5 + 0.5 * (i + 1) / 3)
+        n_degrading = int((ttf_train < settings.ttf_horizon_days).sum())
+        if settings.ttf_model == "two_stage" and 20 <= n_degrading <= len(ttf_train) - 20:
+            models.update(fit_two_stage_ttf(x_train, ttf_train, settings, progress))
+        else:  # "censored", or too few samples on one side of the horizon for a gate
+            for i, q in enumerate((0.1, 0.5, 0.9)):
+                reg = HistGradientBoostingRegressor(loss="quantile", quantile=q, **common)  # type: ignore[arg-type]
+                models[f"ttf_q{round(q * 100)}"] = reg.fit(x_train, ttf_train)
+                if progress:
+                    progress("ttf regressors", 0.5 + 0.5 * (i + 1) / 3)
     return models
+
+
+def _common_params(settings: TrainSettings) -> dict[str, Any]:
+    return {
+        "max_iter": settings.max_iter,
+        "learning_rate": settings.learning_rate,
+        "max_leaf_nodes": settings.max_leaf_nodes,
+        "min_samples_leaf": settings.min_samples_leaf,
+        "max_features": settings.max_features,
+        "l2_regularization": 1.0,
+        "early_stopping": False,
+        "random_state": settings.random_state,
+    }
+
+
+def fit_two_stage_ttf(
+    x_train: np.ndarray, ttf_train: np.ndarray, settings: TrainSettings, progress: Progress | None = None
+) -> dict[str, Any]:
+    """Gate ``P(TTF <= horizon)`` + quantile regressors of ``log1p(TTF)`` on samples with TTF < horizon.
+
+    ``ttf_train`` is the TTF censored at the horizon: values below it are exact failure times.
+    Returns the three registry artifacts ``ttf_q10/q50/q90`` (:class:`models.ttf.TTFQuantile`).
+    """
+    common = _common_params(settings)
+    horizon = settings.ttf_horizon_days
+    degrading = ttf_train < horizon
+    gate = HistGradientBoostingClassifier(**common).fit(x_train, degrading.astype(int))  # type: ignore[arg-type]
+    if progress:
+        progress("ttf regressors", 0.6)
+    cond = []
+    for i, q in enumerate(COND_LEVELS):
+        reg = HistGradientBoostingRegressor(loss="quantile", quantile=q, **common)  # type: ignore[arg-type]
+        cond.append(reg.fit(x_train[degrading], np.log1p(ttf_train[degrading])))
+        if progress:
+            progress("ttf regressors", 0.6 + 0.4 * (i + 1) / len(COND_LEVELS))
+    model = TwoStageTTF(gate, cond, horizon, threshold=settings.ttf_gate_threshold)
+    return {f"ttf_q{round(q * 100)}": TTFQuantile(model, q) for q in (0.1, 0.5, 0.9)}
 
 
 def train(
@@ -461,6 +501,8 @@ def train(
         progress,
     )
     models["normal_model"] = normal
+    used = asdict(settings)
+    used["ttf_model"] = "two_stage" if isinstance(models["ttf_q50"], TTFQuantile) else "censored"
     ttf_all = data["ttf_days"].to_numpy()
     healthy = data[train_m & ~data["degrading"].to_numpy() & (ttf_all > 2 * settings.label_days)]
     ranges = normal_ranges(healthy)
@@ -470,7 +512,7 @@ def train(
         "feature_names": list(FEATURE_NAMES),
         "model_features": model_features,
         "training": {
-            "settings": asdict(settings),
+            "settings": used,
             "source": history.source,
             "data_fingerprint": history.fingerprint(),
             "rows": len(history.frame),

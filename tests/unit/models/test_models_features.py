@@ -188,3 +188,18 @@ def test_every_feature_name_is_computed(normal_model) -> None:  # type: ignore[n
     cols = feature_columns([FeatureWindow().snapshot()], normal_model)
     assert set(cols) == set(FEATURE_NAMES)
     assert all(c.shape == (1,) for c in cols.values())
+
+
+def test_load_response_recovers_the_load_dependent_excess() -> None:
+    from models.features import _response
+
+    rng = np.random.default_rng(3)
+    load = rng.uniform(0.0, 2.2, size=(2, 168))
+    dev = np.stack([1.0 + 4.0 * load, np.zeros_like(load)], axis=2) + rng.normal(0, 0.01, (2, 168, 2))
+    dev[0, :5, 0] = np.nan  # missing hours are skipped
+    beta, icpt = _response(dev, load, 72, 0.01)
+    np.testing.assert_allclose(beta[:, 0], [4.0, 4.0], atol=0.05)
+    np.testing.assert_allclose(icpt[:, 0], [1.0, 1.0], atol=0.05)
+    np.testing.assert_allclose(beta[:, 1], [0.0, 0.0], atol=0.05)
+    flat = np.full((1, 168), 1.5)  # no load variation: no estimate
+    assert np.isnan(_response(dev[:1], flat, 72, 0.01)[0]).all()
