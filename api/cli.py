@@ -124,8 +124,10 @@ def top(
         table.add_column(
             col,
             justify="right" if col in ("Score", "Prob.", "TTF (d)") else "left",
-            no_wrap=col != "Top reason",
+            no_wrap=True,
             overflow="ellipsis",
+            # The reason gives way on narrow terminals; identifiers and figures never do.
+            min_width=None if col == "Top reason" else len(col),
             max_width=48 if col == "Top reason" else None,
         )
     for row in data["items"]:
@@ -140,10 +142,15 @@ def top(
             _tier(row["tier"]),
             prob,
             _num(row["ttf_days"]),
-            escape(str(reason)),
+            escape(_clip(str(reason), max(8, console.width - 84))),
             "yes" if row["stale"] else "",
         )
     console.print(table)
+
+
+def _clip(text: str, width: int) -> str:
+    """Shorten to ``width`` characters with an ellipsis, so a narrow terminal keeps every column."""
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 @app.command()
