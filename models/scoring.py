@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from models.features import FEATURE_NAMES, N_FEATURES, FeatureWindow, WindowSnapshot, feature_matrix
-from models.policy import RiskPolicy
+from models.policy import ReasonTable, RiskPolicy
 from models.registry import ModelBundle
 
 MAX_BATCH = 2048  # bounds the memory of the vectorised feature computation (~35 MB per chunk)
@@ -63,6 +63,7 @@ class BatchScorer:
         self.bundle = bundle
         self.policy = policy or RiskPolicy()
         self._ranges = bundle.normal_ranges
+        self._reasons = ReasonTable(FEATURE_NAMES, bundle.normal_ranges)
 
     def features(
         self,
@@ -103,40 +104,65 @@ class BatchScorer:
             return []
         snaps = {i: it.snapshot() for i, (_, it) in enumerate(items) if isinstance(it, FeatureWindow)}
         x = self.features(items, snaps)
-        pred = self.bundle.predict(x)
-        results = []
-        for i, (tid, it) in enumerate(items):
+        dqs: list[dict[str, Any]] = []
+        as_ofs: list[datetime | None] = []
+        for i, (_, it) in enumerate(items):
             if isinstance(it, FeatureWindow):
-                dq = it.data_quality(now=now, snapshot=snaps[i])
-                as_of = it.as_of
+                dqs.append(it.data_quality(now=now, snapshot=snaps[i]))
             else:
-                dq = dict(it.data_quality)
-                as_of = it.as_of
-            p = float(pred["probability"][i])
-            q10, q50, q90 = (float(pred[k][i]) for k in ("ttf_q10", "ttf_q50", "ttf_q90"))
-            indicators: Mapping[str, float] = dict(zip(FEATURE_NAMES, x[i].tolist(), strict=True))
-            decision = self.policy.assess(
-                probability=p,
-                ttf_days=q50,
-                ttf_low_days=q10,
-                ttf_high_days=q90,
-                data_quality=dq,
-                indicators=indicators,
-                normal_ranges=self._ranges,
-            )
+                dqs.append(dict(it.data_quality))
+            as_ofs.append(it.as_of)
+        return self.score_features([tid for tid, _ in items], x, as_ofs, dqs)
+
+    def score_features(
+        self,
+        turbine_ids: Sequence[str],
+        x: np.ndarray,
+        as_ofs: Sequence[datetime | None],
+        data_quality: Sequence[dict[str, Any]],
+    ) -> list[RiskAssessment]:
+        """Assess precomputed feature rows (``x`` in ``FEATURE_NAMES`` order): one predict per model,
+        policy over arrays. The ``data_quality`` dicts become part of the assessments (not copied)."""
+        if not len(turbine_ids):
+            return []
+        pred = self.bundle.predict(x)
+        prob = np.asarray(pred["probability"], dtype=np.float64)
+        q10, q50, q90 = (np.asarray(pred[k], dtype=np.float64) for k in ("ttf_q10", "ttf_q50", "ttf_q90"))
+        decisions = self.policy.assess_batch(
+            probability=prob,
+            ttf_days=q50,
+            ttf_low_days=q10,
+            ttf_high_days=q90,
+            data_quality=data_quality,
+            features=x,
+            reasons=self._reasons,
+        )
+        version = self.bundle.version
+        results = []
+        for tid, as_of, dq, d, p, lo, mid, hi in zip(
+            turbine_ids,
+            as_ofs,
+            data_quality,
+            decisions,
+            prob.tolist(),
+            q10.tolist(),
+            q50.tolist(),
+            q90.tolist(),
+            strict=True,
+        ):
             results.append(
                 RiskAssessment(
                     turbine_id=tid,
                     as_of=as_of,
-                    score=decision.score,
-                    tier=decision.tier,
+                    score=d.score,
+                    tier=d.tier,
                     probability=_opt(p),
-                    ttf_days=_opt(q50),
-                    ttf_low_days=_opt(q10),
-                    ttf_high_days=_opt(q90),
-                    reasons=decision.reasons,
+                    ttf_days=_opt(mid),
+                    ttf_low_days=_opt(lo),
+                    ttf_high_days=_opt(hi),
+                    reasons=d.reasons,
                     data_quality=dq,
-                    model_version=self.bundle.version,
+                    model_version=version,
                 )
             )
         return results

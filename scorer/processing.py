@@ -17,7 +17,7 @@ import orjson
 
 from common.contracts import SIGNALS, TIERS, DeadLetter, InvalidEvent, parse_telemetry
 from models.features import FeatureWindow, feature_matrix
-from models.scoring import BatchScorer, FeatureRow, RiskAssessment
+from models.scoring import MAX_BATCH, BatchScorer, RiskAssessment
 from scorer.settings import ScorerSettings
 from scorer.state import HistoryMark, TurbineState, Verdict, classify, should_write_history
 
@@ -227,16 +227,22 @@ class BatchProcessor:
             return
         # Each turbine is assessed as of its own newest event: deterministic on replay, and a turbine
         # whose partition lags behind another one in the same batch is not called stale. Staleness
-        # against the wall clock is the sweep's job. Features of all windows in one vectorised call.
+        # against the wall clock is the sweep's job. Features of up to MAX_BATCH windows per vectorised
+        # call, one predict per model per chunk, policy over arrays.
         scorer = self.scorer
         t0 = time.perf_counter()
-        x = feature_matrix([st.window.snapshot() for _, st in scorable], scorer.bundle.normal_model)
-        items: list[tuple[str, FeatureWindow | FeatureRow]] = []
-        for i, (tid, st) in enumerate(scorable):
-            as_of = st.window.as_of
-            items.append((tid, FeatureRow(x[i], as_of=as_of, data_quality=st.window.data_quality(now=as_of))))
-        ref = datetime.fromtimestamp(max(st.last_ts for _, st in scorable), UTC)
-        assessments = scorer.score(items, now=ref)
+        assessments: list[RiskAssessment] = []
+        for start in range(0, len(scorable), MAX_BATCH):  # bounds the feature computation's memory
+            chunk = scorable[start : start + MAX_BATCH]
+            snaps = [st.window.snapshot() for _, st in chunk]  # one snapshot per window, reused below
+            x = feature_matrix(snaps, scorer.bundle.normal_model)
+            ids = [tid for tid, _ in chunk]
+            as_ofs = [st.window.as_of for _, st in chunk]
+            dqs = [
+                st.window.data_quality(now=as_of, snapshot=snap)
+                for (_, st), as_of, snap in zip(chunk, as_ofs, snaps, strict=True)
+            ]
+            assessments.extend(scorer.score_features(ids, x, as_ofs, dqs))
         out.scoring_s = time.perf_counter() - t0
         out.turbines_scored = len(assessments)
         out.model_version = self.scorer.bundle.version
