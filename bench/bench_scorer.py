@@ -302,6 +302,7 @@ def faust_probe(topic: str, expect: int) -> None:
         web_enabled=False,
         stream_wait_empty=False,
         stream_buffer_maxsize=16384,
+        consumer_max_fetch_size=8 << 20,  # as the worker (and the bare loop's max_partition_fetch_bytes)
         consumer_auto_offset_reset="earliest",
         datadir=tempfile.mkdtemp(prefix="bench-probe-"),
     )
@@ -495,10 +496,10 @@ def bench_sweep(registry: Path, db_url: str, sizes: list[int]) -> None:
             hist.append(h)
             state.append(s)
         rows_s = time.perf_counter() - t0 - score_s
-        sink.run(lambda c, items=items: sink._upsert(c, "turbines", [(tid, "SITE", end) for tid, _ in items]))
+        sink.run(lambda c, items=items: sink._upsert(c, "turbines", [(tid, "SITE", end) for tid, _ in items]))  # type: ignore[misc]
         t0 = time.perf_counter()
         sink.run(
-            lambda c, hist=hist, state=state: (
+            lambda c, hist=hist, state=state: (  # type: ignore[misc]
                 sink._upsert(c, "score_history", hist),
                 sink._upsert(c, "turbine_state", state),
             )

@@ -67,6 +67,7 @@ def create_app(settings: ScorerSettings) -> faust.App:
         web_host=settings.web_host,
         stream_wait_empty=False,
         stream_buffer_maxsize=settings.stream_buffer_maxsize,
+        consumer_max_fetch_size=settings.consumer_max_fetch_bytes,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
         broker_session_timeout=settings.session_timeout_s,
