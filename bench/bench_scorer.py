@@ -300,6 +300,7 @@ def faust_probe(topic: str, expect: int) -> None:
         key_serializer="raw",
         store="memory://",
         web_enabled=False,
+        web_port=free_port(),  # faust binds its web port even when disabled; 6066 may be taken
         stream_wait_empty=False,
         stream_buffer_maxsize=16384,
         consumer_max_fetch_size=8 << 20,  # as the worker (and the bare loop's max_partition_fetch_bytes)
