@@ -40,11 +40,12 @@ def catch_up_run_id(last_success: datetime | None) -> str:
 
 
 def catch_up_due(last_success: datetime | None, now: datetime, max_age: timedelta, fleet_size: int) -> bool:
-    """True when a sweep was missed: the last successful one is older than ``max_age``.
+    """True when a sweep is owed: the last successful one is older than ``max_age``, or there was none.
 
-    No sweep ever recorded is *not* a miss (a new deployment waits for its first scheduled or
-    on-demand sweep), and an empty fleet has nothing to sweep.
+    A fleet that was never swept gets its first sweep as soon as turbines are known (maintenance
+    planning reads the daily sweep; waiting for the next 02:00 would leave a new deployment without
+    one for up to a day). An empty fleet has nothing to sweep.
     """
-    if fleet_size <= 0 or last_success is None:
+    if fleet_size <= 0:
         return False
-    return now - last_success > max_age
+    return last_success is None or now - last_success > max_age

@@ -91,7 +91,8 @@ def test_catch_up_decision() -> None:
     day = timedelta(hours=24)
     assert catch_up_due(now - timedelta(hours=30), now, day, fleet_size=10)
     assert not catch_up_due(now - timedelta(hours=7), now, day, fleet_size=10)
-    assert not catch_up_due(None, now, day, fleet_size=10)  # never swept: nothing was missed
+    assert catch_up_due(None, now, day, fleet_size=10)  # never swept: the first sweep is owed now
+    assert not catch_up_due(None, now, day, fleet_size=0)  # ... once turbines are known
     assert not catch_up_due(now - timedelta(days=3), now, day, fleet_size=0)
 
 
