@@ -153,6 +153,16 @@ def _exceedance(value: float, rng: tuple[float, float]) -> float:
 
 
 _RESID, _SLOPE, _FIXED = 0, 1, 2
+#: A 3-day trend fitted on less history than this is mostly the daily load cycle: not a reason.
+SLOPE_MIN_HISTORY_HOURS = 54.0
+
+
+def _trend_trusted(history_hours: float | None) -> bool:
+    return (
+        history_hours is None or not math.isfinite(history_hours) or history_hours >= SLOPE_MIN_HISTORY_HOURS
+    )
+
+
 _FIXED_REASONS: tuple[tuple[str, str, str], ...] = (
     ("vibration_mm_s__max_24h", "peak drive-train vibration in the last 24 h", "mm/s"),
     ("pitch_hydraulic_pressure_bar__mean_24h", "pitch hydraulic pressure (24 h mean)", "bar"),
@@ -165,9 +175,15 @@ def build_reasons(
     indicators: Mapping[str, float],
     normal_ranges: Mapping[str, Sequence[float]] | None,
     max_reasons: int,
+    history_hours: float | None = None,
 ) -> list[dict[str, Any]]:
-    """The indicators furthest outside their normal range, in plain words with value and range."""
+    """The indicators furthest outside their normal range, in plain words with value and range.
+
+    Trends ("rising x/day over 3 days") are left out while the window holds less than
+    :data:`SLOPE_MIN_HISTORY_HOURS` of history (``history_hours``; None = unknown, trusted).
+    """
     all_ranges = normal_ranges or {}
+    trends = _trend_trusted(history_hours)
     candidates: list[tuple[float, dict[str, Any]]] = []
 
     class _Ranges:
@@ -196,7 +212,7 @@ def build_reasons(
                 text = f"{pretty_signal(sig)} {abs(val):.1f} {unit} above expected for this load"
                 slope = get(f"{sig}__resid_slope_72h")
                 srng = ranges.get(f"{sig}__resid_slope_72h")
-                if slope is not None and srng is not None and _exceedance(slope, srng) > 0:
+                if trends and slope is not None and srng is not None and _exceedance(slope, srng) > 0:
                     trend = "rising" if slope > 0 else "falling"
                     text += f", {trend} {abs(slope):.1f} {unit}/day"
                 candidates.append(
@@ -208,7 +224,7 @@ def build_reasons(
         name = f"{sig}__slope_72h"
         val = get(name)
         rng = ranges.get(name)
-        if val is not None and rng is not None and _exceedance(val, rng) > 0:
+        if trends and val is not None and rng is not None and _exceedance(val, rng) > 0:
             trend = "rising" if val > 0 else "falling"
             candidates.append(
                 (
@@ -302,23 +318,36 @@ class ReasonTable:
         self._width = np.where(d < 1e-6, 1e-6, d)  # == max(hi - lo, 1e-6), NaN included
         self._weight = np.array([0.8 if c.kind == _SLOPE else 1.0 for c in cands])
         self._resid = np.array([c.kind == _RESID for c in cands], dtype=bool)
+        self._slope = np.array([c.kind == _SLOPE for c in cands], dtype=bool)
 
-    def exceedance(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(candidate values, ranking key): key = exceedance x weight, NaN where not a reason."""
+    def exceedance(self, x: np.ndarray, trusted: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(candidate values, ranking key): key = exceedance x weight, NaN where not a reason.
+
+        ``trusted`` (one bool per row) drops the trend candidates of rows whose history is too short.
+        """
         v = x[:, self._cols]
         lo, hi, width = self._lo, self._hi, self._width
         with np.errstate(invalid="ignore", over="ignore"):
             above = v > hi
             exc = np.where(above, (v - hi) / width, np.where(v < lo, (lo - v) / width, 0.0))
             ok = np.isfinite(v) & (exc > 0) & (above | ~self._resid)
+            if trusted is not None:
+                ok &= trusted[:, None] | ~self._slope
             return v, np.where(ok, exc * self._weight, np.nan)
 
-    def top(self, x: np.ndarray, max_reasons: int) -> list[list[dict[str, Any]]]:
+    def top(
+        self, x: np.ndarray, max_reasons: int, history_hours: Sequence[float | None] | None = None
+    ) -> list[list[dict[str, Any]]]:
         """Reasons of every row of ``x`` (features in the table's column order), best first."""
         n = x.shape[0]
         if not self.candidates or n == 0:
             return [[] for _ in range(n)]
-        v, key = self.exceedance(x)
+        trusted = (
+            None
+            if history_hours is None
+            else np.array([_trend_trusted(h) for h in history_hours], dtype=bool)
+        )
+        v, key = self.exceedance(x, trusted)
         valid = ~np.isnan(key)
         k = min(max_reasons, key.shape[1])
         # stable sort of -key == build_reasons' stable sort by -exc (ties keep candidate order)
@@ -328,16 +357,17 @@ class ReasonTable:
         cands = self.candidates
         for i in np.flatnonzero(valid.any(axis=1)).tolist():
             row = order[i].tolist()
-            out[i] = [self._reason(cands[j], float(v[i, j]), x[i]) for j in row[: n_top[i]]]
+            trends = trusted is None or bool(trusted[i])
+            out[i] = [self._reason(cands[j], float(v[i, j]), x[i], trends) for j in row[: n_top[i]]]
         return out
 
     @staticmethod
-    def _reason(c: _Candidate, val: float, xrow: np.ndarray) -> dict[str, Any]:
+    def _reason(c: _Candidate, val: float, xrow: np.ndarray, trends: bool = True) -> dict[str, Any]:
         rng = c.rng
         if c.kind == _RESID:
             unit = c.unit
             text = f"{pretty_signal(c.sig)} {abs(val):.1f} {unit} above expected for this load"
-            if c.slope_col >= 0 and c.slope_rng is not None:
+            if trends and c.slope_col >= 0 and c.slope_rng is not None:
                 slope = float(xrow[c.slope_col])
                 if math.isfinite(slope) and _exceedance(slope, c.slope_rng) > 0:
                     trend = "rising" if slope > 0 else "falling"
@@ -517,7 +547,11 @@ class RiskPolicy:
         p = np.asarray(probability, dtype=np.float64)
         scores = self.scores(p, ttf_days)
         tiers = self.tiers_for_scores(scores)
-        top = reasons.top(features, cfg.reasons.max_reasons)
+        top = reasons.top(
+            features,
+            cfg.reasons.max_reasons,
+            [(dq or {}).get("history_hours") for dq in data_quality],
+        )
         valid = np.isfinite(p).tolist()
         pl, tl, lol, hil = (
             np.asarray(a, dtype=np.float64).tolist() for a in (p, ttf_days, ttf_low_days, ttf_high_days)
@@ -564,7 +598,12 @@ class RiskPolicy:
         valid_p = probability is not None and math.isfinite(probability)
         score = self.score(probability, ttf_days) if valid_p else 0.0  # type: ignore[arg-type]
         tier = self.tier_for_score(score)
-        model_reasons = build_reasons(indicators or {}, normal_ranges, cfg.reasons.max_reasons)
+        model_reasons = build_reasons(
+            indicators or {},
+            normal_ranges,
+            cfg.reasons.max_reasons,
+            (data_quality or {}).get("history_hours"),
+        )
         if valid_p:
             model_reasons.append(self.model_reason(probability, ttf_days, ttf_low_days, ttf_high_days))  # type: ignore[arg-type]
         if not valid_p:

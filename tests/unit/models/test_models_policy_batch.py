@@ -14,7 +14,14 @@ import numpy as np
 import pytest
 
 from models.features import FEATURE_NAMES, KEY_SIGNALS, FeatureWindow
-from models.policy import PolicyConfig, ReasonTable, RiskPolicy, build_reasons, load_policy
+from models.policy import (
+    SLOPE_MIN_HISTORY_HOURS,
+    PolicyConfig,
+    ReasonTable,
+    RiskPolicy,
+    build_reasons,
+    load_policy,
+)
 from models.registry import load_version
 from models.scoring import BatchScorer, FeatureRow, RiskAssessment, _opt
 from tests.unit.models._synth import events_of, synth_fleet
@@ -225,3 +232,19 @@ def test_batch_scorer_matches_per_turbine_reference(registry: Path) -> None:
     ref = [a.to_dict() for a in _reference_score(scorer, items, now)]
     assert got == ref
     assert any(len(a["reasons"]) > 2 for a in got)
+
+
+def test_trends_are_not_reasons_on_a_young_window() -> None:
+    """A 3-day slope fitted on a day of data is the daily load cycle, not a degradation."""
+    ranges = {n: [0.0, 1.0] for n in REASON_COLS}
+    x = np.zeros((3, len(FEATURE_NAMES)))
+    x[:, [FEATURE_NAMES.index(n) for n in REASON_COLS]] = 3.0  # everything far above its range
+    history = [24.0, SLOPE_MIN_HISTORY_HOURS, None]
+    got = ReasonTable(FEATURE_NAMES, ranges).top(x, 50, history)
+    for i, hours in enumerate(history):
+        ref = build_reasons(dict(zip(FEATURE_NAMES, x[i].tolist(), strict=True)), ranges, 50, hours)
+        assert got[i] == ref
+    young, mature = got[0], got[1]
+    assert young and not any("/day" in r["text"] for r in young)
+    assert any("over 3 days" in r["text"] for r in mature)
+    assert got[2] == got[1]  # unknown history: trends kept, as before
