@@ -17,6 +17,7 @@ import orjson
 
 from api.cursor import CursorError, decode_cursor, encode_cursor, float_key, parse_float_key
 from api.db import Database
+from common.db import TELEMETRY_AGG_SIGNALS
 
 TIER_ORDER = ("critical", "high", "moderate", "low", "unknown")
 _LAST_EVENT = "COALESCE(s.last_event_time, t.last_event_time)"
@@ -267,17 +268,7 @@ def bucket_expr(timescale: bool, column: str) -> str:
 
 
 #: Key signals of ``telemetry_agg`` shown in charts (averaged per bucket).
-AGG_SIGNALS = (
-    "wind_speed_ms",
-    "power_kw",
-    "ambient_temp_c",
-    "gearbox_bearing_temp_c",
-    "generator_winding_temp_c",
-    "main_bearing_temp_c",
-    "converter_temp_c",
-    "vibration_mm_s",
-    "pitch_hydraulic_pressure_bar",
-)
+AGG_SIGNALS = TELEMETRY_AGG_SIGNALS
 _AGG_COLUMNS = ", ".join(f"avg({c}) AS {c}" for c in AGG_SIGNALS)
 
 _WORST = (

@@ -26,6 +26,21 @@ _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _REQUIRES = re.compile(r"^--\s*requires:\s*(\w+)", re.MULTILINE)
 
 
+#: Signal columns of ``telemetry_agg`` (10-minute means), in table order.
+#: One definition: the scorer writes them, the API reads them.
+TELEMETRY_AGG_SIGNALS: tuple[str, ...] = (
+    "wind_speed_ms",
+    "power_kw",
+    "ambient_temp_c",
+    "gearbox_bearing_temp_c",
+    "generator_winding_temp_c",
+    "main_bearing_temp_c",
+    "converter_temp_c",
+    "vibration_mm_s",
+    "pitch_hydraulic_pressure_bar",
+)
+
+
 class DatabaseUnavailable(RuntimeError):
     """The database cannot be reached; the message says where we looked."""
 

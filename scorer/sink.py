@@ -20,7 +20,7 @@ import orjson
 import psycopg
 from psycopg import sql
 
-from common.db import DatabaseUnavailable, connect, redact
+from common.db import TELEMETRY_AGG_SIGNALS, DatabaseUnavailable, connect, redact
 from scorer.processing import BatchOutcome
 
 log = logging.getLogger(__name__)
@@ -58,20 +58,7 @@ STATE_COLS = (
     "data_quality",
     "last_event_time",
 )
-AGG_COLS = (
-    "bucket",
-    "turbine_id",
-    "samples",
-    "wind_speed_ms",
-    "power_kw",
-    "ambient_temp_c",
-    "gearbox_bearing_temp_c",
-    "generator_winding_temp_c",
-    "main_bearing_temp_c",
-    "converter_temp_c",
-    "vibration_mm_s",
-    "pitch_hydraulic_pressure_bar",
-)
+AGG_COLS = ("bucket", "turbine_id", "samples", *TELEMETRY_AGG_SIGNALS)
 WINDOW_COLS = (
     "consumer_group",
     "turbine_id",

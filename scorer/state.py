@@ -26,20 +26,11 @@ from typing import Any
 
 import orjson
 
+from common.db import TELEMETRY_AGG_SIGNALS
 from models.features import FeatureWindow
 
 #: Signals of ``telemetry_agg`` (means per 10-minute bucket), in table column order.
-AGG_SIGNALS: tuple[str, ...] = (
-    "wind_speed_ms",
-    "power_kw",
-    "ambient_temp_c",
-    "gearbox_bearing_temp_c",
-    "generator_winding_temp_c",
-    "main_bearing_temp_c",
-    "converter_temp_c",
-    "vibration_mm_s",
-    "pitch_hydraulic_pressure_bar",
-)
+AGG_SIGNALS = TELEMETRY_AGG_SIGNALS
 AGG_BUCKET_S = 600
 _NA = len(AGG_SIGNALS)
 #: Hard cap of the recent-id set of one turbine (protects memory against absurd event rates).

@@ -16,19 +16,11 @@ from typing import Any
 import orjson
 import psycopg
 
+from common.db import TELEMETRY_AGG_SIGNALS
+
 TIER_BY_SCORE = ((80.0, "critical"), (60.0, "high"), (35.0, "moderate"), (0.0, "low"))
 MODEL_VERSION = "2026.11.1-test"
-AGG_SIGNALS = (
-    "wind_speed_ms",
-    "power_kw",
-    "ambient_temp_c",
-    "gearbox_bearing_temp_c",
-    "generator_winding_temp_c",
-    "main_bearing_temp_c",
-    "converter_temp_c",
-    "vibration_mm_s",
-    "pitch_hydraulic_pressure_bar",
-)
+AGG_SIGNALS = TELEMETRY_AGG_SIGNALS
 
 
 def tier_of(score: float) -> str:

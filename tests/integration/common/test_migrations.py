@@ -5,7 +5,14 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from common.db import DatabaseUnavailable, connect, discover_migrations, migrate, timescale_available
+from common.db import (
+    TELEMETRY_AGG_SIGNALS,
+    DatabaseUnavailable,
+    connect,
+    discover_migrations,
+    migrate,
+    timescale_available,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -76,3 +83,12 @@ def test_unreachable_database_names_where_it_looked() -> None:
     with pytest.raises(DatabaseUnavailable) as info:
         connect("postgresql://u:secret@127.0.0.1:1/nowhere", timeout=1)
     assert "secret" not in str(info.value)
+
+
+def test_shared_aggregate_columns_match_the_table(database_url: str) -> None:
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_name = 'telemetry_agg' ORDER BY ordinal_position"
+        ).fetchall()
+    assert tuple(r[0] for r in rows) == ("bucket", "turbine_id", "samples", *TELEMETRY_AGG_SIGNALS)
