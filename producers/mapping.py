@@ -11,9 +11,9 @@ import zoneinfo
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from common import config_files
 from common.contracts import SIGNALS
 from producers.units import UnitError, canonical_unit, conversion
 
@@ -164,27 +164,12 @@ class ReplayMapping(_Strict):
 
 
 def format_mapping_error(exc: ValidationError, source: str) -> str:
-    lines = [f"{source}: invalid replay mapping ({exc.error_count()} problem(s)):"]
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
-        msg = "unknown key (not allowed)" if err["type"] == "extra_forbidden" else err["msg"]
-        lines.append(f"  - {loc}: {msg}")
-    return "\n".join(lines)
+    return config_files.format_validation_error(exc, source, "replay mapping")
 
 
 def parse_mapping(data: Any, source: str = "mapping") -> ReplayMapping:
-    if not isinstance(data, dict):
-        raise MappingError(f"{source}: expected a mapping (YAML object), got {type(data).__name__}")
-    try:
-        return ReplayMapping.model_validate(data)
-    except ValidationError as exc:
-        raise MappingError(format_mapping_error(exc, source)) from None
+    return config_files.parse_config(data, ReplayMapping, MappingError, source, "replay mapping")
 
 
 def load_mapping(path: str | Path) -> ReplayMapping:
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise MappingError(f"{path}: cannot read mapping: {exc}") from None
-    return parse_mapping(data, str(path))
+    return parse_mapping(config_files.read_yaml(path, MappingError, "mapping"), str(path))

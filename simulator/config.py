@@ -11,7 +11,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -22,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from common import config_files
 from common.contracts import SIGNALS
 
 
@@ -369,31 +369,15 @@ def site_id(index: int) -> str:
 
 def format_validation_error(exc: ValidationError, source: str = "config") -> str:
     """One line per problem, with the dotted path, so YAML authors find the faulty key quickly."""
-    lines = [f"{source}: invalid simulator configuration ({exc.error_count()} problem(s)):"]
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key (not allowed)"
-        lines.append(f"  - {loc}: {msg}")
-    return "\n".join(lines)
+    return config_files.format_validation_error(exc, source, "simulator configuration")
 
 
 def parse_fleet_config(data: Any, source: str = "config") -> FleetConfig:
     """Validate a mapping, turning pydantic errors into a readable :class:`ConfigError`."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping of settings, got {type(data).__name__}")
-    try:
-        return FleetConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, source)) from exc
+    return config_files.parse_config(data, FleetConfig, ConfigError, source, "simulator configuration")
 
 
 def load_fleet_config(path: str | Path) -> FleetConfig:
     """Load a YAML file holding a :class:`FleetConfig` mapping."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read YAML: {exc}") from exc
+    data = config_files.read_yaml(path, ConfigError)
     return parse_fleet_config(data or {}, str(path))

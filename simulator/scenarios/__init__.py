@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from simulator.config import ConfigError, FleetConfig, format_validation_error
+from common import config_files
+from simulator.config import ConfigError, FleetConfig
 from simulator.fleet import Fleet
 
 SCENARIO_DIR = Path(__file__).resolve().parent
@@ -48,17 +48,10 @@ def list_scenarios() -> list[str]:
 
 def load_scenario_file(path: str | Path) -> Scenario:
     """Load a scenario YAML file from anywhere (e.g. a customer's incident reproduction)."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read YAML: {exc}") from exc
+    data = config_files.read_yaml(path, ConfigError)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a scenario must be a mapping with name, description and config")
-    try:
-        return Scenario.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, str(path))) from exc
+    return config_files.parse_config(data, Scenario, ConfigError, str(path), "simulator configuration")
 
 
 def load_scenario(name: str) -> Scenario:
