@@ -46,6 +46,7 @@ from api.validation import (
     split_multi,
 )
 from common.contracts import SweepCommand
+from common.db import ASSESSMENT_COLUMNS
 
 router = APIRouter()
 
@@ -167,22 +168,7 @@ async def get_turbine(
             "values": values,
         }
     if r["as_of"] is not None:
-        body["prediction"] = {
-            k: r[k]
-            for k in (
-                "as_of",
-                "scored_at",
-                "trigger",
-                "score",
-                "tier",
-                "probability",
-                "ttf_days",
-                "ttf_low_days",
-                "ttf_high_days",
-                "model_version",
-                "run_id",
-            )
-        }
+        body["prediction"] = {k: r[k] for k in ("as_of", "scored_at", "trigger", *ASSESSMENT_COLUMNS)}
         body["prediction"]["reasons"] = r["reasons"] if isinstance(r["reasons"], list) else []
     if r["w_time"] is not None:
         body["last_sweep"] = {

@@ -41,6 +41,19 @@ TELEMETRY_AGG_SIGNALS: tuple[str, ...] = (
 )
 
 
+#: Columns of one risk assessment, shared by ``score_history`` and ``turbine_state`` in this order.
+ASSESSMENT_COLUMNS: tuple[str, ...] = (
+    "score",
+    "tier",
+    "probability",
+    "ttf_days",
+    "ttf_low_days",
+    "ttf_high_days",
+    "model_version",
+    "run_id",
+)
+
+
 class DatabaseUnavailable(RuntimeError):
     """The database cannot be reached; the message says where we looked."""
 

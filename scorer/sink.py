@@ -20,40 +20,19 @@ import orjson
 import psycopg
 from psycopg import sql
 
-from common.db import TELEMETRY_AGG_SIGNALS, DatabaseUnavailable, connect, redact
+from common.db import ASSESSMENT_COLUMNS, TELEMETRY_AGG_SIGNALS, DatabaseUnavailable, connect, redact
 from scorer.processing import BatchOutcome
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-HISTORY_COLS = (
-    "time",
-    "turbine_id",
-    "trigger",
-    "score",
-    "tier",
-    "probability",
-    "ttf_days",
-    "ttf_low_days",
-    "ttf_high_days",
-    "model_version",
-    "run_id",
-    "reasons",
-    "data_quality",
-)
+HISTORY_COLS = ("time", "turbine_id", "trigger", *ASSESSMENT_COLUMNS, "reasons", "data_quality")
 STATE_COLS = (
     "turbine_id",
     "site_id",
     "as_of",
     "trigger",
-    "score",
-    "tier",
-    "probability",
-    "ttf_days",
-    "ttf_low_days",
-    "ttf_high_days",
-    "model_version",
-    "run_id",
+    *ASSESSMENT_COLUMNS,
     "reasons",
     "data_quality",
     "last_event_time",

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import psycopg
 
-from common.db import TELEMETRY_AGG_SIGNALS
+from common.db import ASSESSMENT_COLUMNS, TELEMETRY_AGG_SIGNALS
 
 TIER_BY_SCORE = ((80.0, "critical"), (60.0, "high"), (35.0, "moderate"), (0.0, "low"))
 MODEL_VERSION = "2026.11.1-test"
@@ -200,14 +200,7 @@ def seed_fleet(
                 "as_of",
                 "scored_at",
                 "trigger",
-                "score",
-                "tier",
-                "probability",
-                "ttf_days",
-                "ttf_low_days",
-                "ttf_high_days",
-                "model_version",
-                "run_id",
+                *ASSESSMENT_COLUMNS,
                 "reasons",
                 "data_quality",
                 "last_event_time",
@@ -266,14 +259,7 @@ def seed_fleet(
                 "time",
                 "turbine_id",
                 "trigger",
-                "score",
-                "tier",
-                "probability",
-                "ttf_days",
-                "ttf_low_days",
-                "ttf_high_days",
-                "model_version",
-                "run_id",
+                *ASSESSMENT_COLUMNS,
                 "reasons",
                 "data_quality",
                 "scored_at",

@@ -6,6 +6,7 @@ import psycopg
 import pytest
 
 from common.db import (
+    ASSESSMENT_COLUMNS,
     TELEMETRY_AGG_SIGNALS,
     DatabaseUnavailable,
     connect,
@@ -92,3 +93,12 @@ def test_shared_aggregate_columns_match_the_table(database_url: str) -> None:
             "WHERE table_name = 'telemetry_agg' ORDER BY ordinal_position"
         ).fetchall()
     assert tuple(r[0] for r in rows) == ("bucket", "turbine_id", "samples", *TELEMETRY_AGG_SIGNALS)
+
+
+@pytest.mark.parametrize("table", ["score_history", "turbine_state"])
+def test_shared_assessment_columns_exist_in_both_tables(database_url: str, table: str) -> None:
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = %s", (table,)
+        ).fetchall()
+    assert set(ASSESSMENT_COLUMNS) <= {r[0] for r in rows}
