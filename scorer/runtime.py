@@ -10,23 +10,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, TypeVar
 
-from common.contracts import TIERS, SweepCommand
-from common.db import DatabaseUnavailable
 from common.logging import event
-from models.features import FeatureWindow
+from scorer.liveness import Liveness
 from scorer.metrics import ScorerMetrics
 from scorer.model import ModelHolder
-from scorer.processing import BatchOutcome, BatchProcessor, RawRecord, assessment_rows
-from scorer.schedule import catch_up_due, catch_up_run_id, previous_slot, schedule_run_id
+from scorer.processing import BatchOutcome, BatchProcessor, RawRecord
 from scorer.settings import ScorerSettings
 from scorer.sink import Sink
 from scorer.state import TurbineState
+from scorer.sweep import Sweeper
 
 log = logging.getLogger("scorer")
 T = TypeVar("T")
@@ -52,14 +49,13 @@ class ScorerRuntime:
         self.app: Any = None
         self.stream: Any = None
         self.dlq_topic: Any = None
-        self.started_at = datetime.now(UTC)
         self.db_ok = True
         self.db_error: str | None = None
         self.last_record_ts: float | None = None
-        self._rate: deque[tuple[float, int]] = deque(maxlen=64)
         self.consumed = 0
-        self.sweep_running = False
         self.assignment_done = False
+        self.sweeper = Sweeper(self)
+        self.liveness = Liveness(self)
         if holder.scorer is not None:
             self.model_ready.set()
         self._update_model_metrics()
@@ -101,20 +97,7 @@ class ScorerRuntime:
             return result
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
-        problems = []
-        if self.holder.scorer is None:
-            problems.append(f"no valid production model: {self.holder.error}")
-        if not self.db_ok:
-            problems.append(f"database unavailable: {self.db_error}")
-        ready = not problems
-        self.metrics.ready.set(1 if ready else 0)
-        return ready, {
-            "ready": ready,
-            "problems": problems,
-            "worker_id": self.settings.worker_id,
-            "model_version": self.holder.version,
-            "partitions": sorted(self.assigned),
-        }
+        return self.liveness.readiness()
 
     def _update_model_metrics(self) -> None:
         self.metrics.model_loaded.set(1 if self.holder.scorer is not None else 0)
@@ -342,216 +325,22 @@ class ScorerRuntime:
             self.assignment_done = True
         event(log, "partitions assigned", partitions=sorted(parts))
 
-    # ------------------------------------------------------------------ sweeps
+    # ------------------------------------------------------------------ sweeps (scorer/sweep.py)
     async def handle_command(self, raw: bytes) -> None:
-        try:
-            cmd = SweepCommand.model_validate_json(raw)
-        except Exception as exc:
-            event(log, "ignoring invalid command", logging.WARNING, error=str(exc)[:300])
-            return
-        await self.run_sweep("on_demand", str(cmd.run_id), cmd.requested_at)
+        await self.sweeper.handle_command(raw)
 
     async def run_scheduled_sweep(self) -> None:
-        s = self.settings
-        hour, minute = s.sweep_hour_minute
-        slot = previous_slot(datetime.now(UTC), hour, minute, s.zone)
-        await self.run_sweep("schedule", schedule_run_id(slot), slot)
+        await self.sweeper.run_scheduled_sweep()
 
     async def maybe_catch_up(self) -> bool:
-        s = self.settings
-        last = await self._in(self.aux, self.aux_sink.last_successful_sweep)
-        size = await self._in(self.aux, self.aux_sink.fleet_size)
-        now = datetime.now(UTC)
-        if not catch_up_due(last, now, timedelta(hours=s.sweep_catch_up_after_hours), size):
-            return False
-        event(log, "sweep missed; catching up", last_success=last.isoformat() if last else None)
-        await self.run_sweep("catch_up", catch_up_run_id(last), now)
-        return True
+        return await self.sweeper.maybe_catch_up()
 
     async def run_sweep(self, trigger: str, run_id: str, requested_at: datetime) -> str | None:
-        """Score every known turbine once; returns the final status, None if another process owns it."""
-        s = self.settings
-        if not self.model_ready.is_set():
-            await self.refresh_model()
-        claimed = await self._retry(
-            "sweep_claim",
-            self.aux_sink.claim_sweep,
-            run_id,
-            trigger,
-            requested_at,
-            s.sweep_stale_after_s,
-            pool=self.aux,
-        )
-        if not claimed:
-            event(log, "sweep already claimed; skipping", run_id=run_id, trigger=trigger)
-            return None
-        t0 = time.perf_counter()
-        scorer = self.holder.scorer
-        version = None if scorer is None else scorer.bundle.version
-        as_of = datetime.now(UTC)  # full precision: two sweeps in one second must not collide
-        self.sweep_running = True
-        try:
-            if scorer is None:
-                raise RuntimeError(f"no valid production model: {self.holder.error}")
-            stored = await self._retry(
-                "sweep_load",
-                self.aux_sink.load_all_windows,
-                s.telemetry_topic,
-                sorted(self.restored),
-                pool=self.aux,
-            )
-            async with self.lock:  # owned windows are consistent while the stream waits (~1 s/day)
-                owned = set(self.restored)
+        return await self.sweeper.run_sweep(trigger, run_id, requested_at)
 
-                def compute() -> tuple[list[Any], list[Any], dict[str, int]]:
-                    items: list[tuple[str, FeatureWindow]] = []
-                    meta: dict[str, tuple[str, datetime | None]] = {}
-                    for tid, st in self.processor.turbines.items():
-                        if st.window.last_event_ts is not None:
-                            items.append((tid, st.window))
-                            meta[tid] = (st.site_id, st.window.as_of)
-                    for w in stored:
-                        if w.turbine_id in meta or w.partition in owned:
-                            continue
-                        win = FeatureWindow.from_bytes(w.state)
-                        if win.last_event_ts is None:
-                            continue
-                        items.append((w.turbine_id, win))
-                        meta[w.turbine_id] = (w.site_id, win.as_of)
-                    assessments = scorer.score(items, now=as_of)
-                    hist_rows, state_rows = [], []
-                    counts = dict.fromkeys(TIERS, 0)
-                    for a in assessments:
-                        site, last = meta[a.turbine_id]
-                        h, st_row = assessment_rows(a, "sweep", site, last, as_of, run_id)
-                        hist_rows.append(h)
-                        state_rows.append(st_row)
-                        counts[a.tier] = counts.get(a.tier, 0) + 1
-                    return hist_rows, state_rows, counts
-
-                hist_rows, state_rows, counts = await self._in(self.aux, compute)
-            score_s = time.perf_counter() - t0
-            duration_ms = (time.perf_counter() - t0) * 1000
-            await self._retry(
-                "sweep_finish",
-                self.aux_sink.finish_sweep,
-                run_id,
-                "succeeded",
-                len(hist_rows),
-                counts,
-                version,
-                None,
-                duration_ms,
-                hist_rows,
-                state_rows,
-                pool=self.aux,
-            )
-            total_ms = (time.perf_counter() - t0) * 1000
-            self.metrics.sweeps.labels(trigger, "succeeded").inc()
-            self.metrics.sweep_duration.observe(total_ms / 1000)
-            self.metrics.scoring_duration.labels("sweep").observe(score_s)
-            self.metrics.sweep_last_success.set(time.time())
-            for tier, n in counts.items():
-                self.metrics.turbines_by_tier.labels(tier).set(n)
-            event(
-                log,
-                "scoring",
-                operation="sweep",
-                trigger=trigger,
-                run_id=run_id,
-                turbines=len(hist_rows),
-                status="ok",
-                duration_ms=round(total_ms, 2),
-                tier_counts=counts,
-                model_version=version,
-            )
-            return "succeeded"
-        except Exception as exc:
-            duration_ms = (time.perf_counter() - t0) * 1000
-            self.metrics.sweeps.labels(trigger, "failed").inc()
-            event(
-                log,
-                "scoring",
-                logging.ERROR,
-                operation="sweep",
-                trigger=trigger,
-                run_id=run_id,
-                turbines=0,
-                status="error",
-                duration_ms=round(duration_ms, 2),
-                error=str(exc)[:500],
-            )
-            try:
-                await self._in(
-                    self.aux,
-                    self.aux_sink.finish_sweep,
-                    run_id,
-                    "failed",
-                    0,
-                    {},
-                    version,
-                    str(exc)[:2000],
-                    duration_ms,
-                    [],
-                    [],
-                )
-            except Exception as exc2:  # the run stays 'running' and is retried once stale
-                event(log, "could not record failed sweep", logging.ERROR, error=str(exc2)[:300])
-            return "failed"
-        finally:
-            self.sweep_running = False
-
-    # ------------------------------------------------------------------ liveness
+    # ------------------------------------------------------------------ liveness (scorer/liveness.py)
     async def heartbeat(self) -> None:
-        now = time.monotonic()
-        self._rate.append((now, self.consumed))
-        old = next(((t, c) for t, c in self._rate if now - t <= 65), self._rate[0])
-        span = now - old[0]
-        per_min = (self.consumed - old[1]) * 60.0 / span if span > 0 else 0.0
-        lag_total = 0
-        partitions: dict[str, int] = {}
-        consumer = getattr(self.app, "consumer", None) if self.app is not None else None
-        if consumer is not None:
-            try:
-                for tp in consumer.assignment():
-                    if tp.topic != self.settings.telemetry_topic:
-                        continue
-                    high = consumer.highwater(tp)
-                    nxt = self.processor.next_offset.get(tp.partition)
-                    if nxt is None:  # nothing processed since assignment: the committed offset
-                        nxt = getattr(consumer, "_committed_offset", {}).get(tp)
-                    lag = max(0, int(high or 0) - int(nxt or 0)) if high is not None else 0
-                    partitions[str(tp.partition)] = lag
-                    self.metrics.lag_messages.labels(str(tp.partition)).set(lag)
-                    lag_total += lag
-            except Exception as exc:  # lag is best effort; never kill the heartbeat
-                event(log, "lag unavailable", logging.DEBUG, error=str(exc))
-        lag_s = 0.0
-        if lag_total and self.last_record_ts is not None:
-            lag_s = max(0.0, time.time() - self.last_record_ts)
-        self.metrics.lag_seconds.set(lag_s)
-        if not self.sweep_running:
-            for tier, n in self.processor.tier_counts().items():
-                self.metrics.turbines_by_tier.labels(tier).set(n)
-        ready, _ = self.readiness()
-        details = {"partitions": partitions, "ready": ready, "turbines": len(self.processor.turbines)}
-        try:
-            await self._in(
-                self.aux,
-                self.aux_sink.heartbeat,
-                self.started_at,
-                self.holder.version,
-                per_min,
-                lag_total,
-                lag_s,
-                details,
-            )
-        except DatabaseUnavailable as exc:
-            self.metrics.db_errors.labels("heartbeat").inc()
-            event(log, "heartbeat not written", logging.WARNING, error=str(exc)[:300])
-        except Exception as exc:
-            self.metrics.db_errors.labels("heartbeat").inc()
-            event(log, "heartbeat failed", logging.WARNING, error=str(exc)[:300])
+        await self.liveness.heartbeat()
 
     def close(self) -> None:
         for pool in (self.compute, self.db, self.aux):
