@@ -8,13 +8,16 @@ process with a message naming the variable.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "COCKPIT_"
+#: Kafka's rule for topic names (1-249 of these characters; "." and ".." are reserved).
+TOPIC_NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -46,12 +49,47 @@ class CommonSettings(BaseSettings):
     telemetry_topic: str = Field(default="telemetry.v1", min_length=1)
     dead_letter_topic: str = Field(default="telemetry.dlq.v1", min_length=1)
     command_topic: str = Field(default="scorer.commands.v1", min_length=1)
+    # Topic provisioning (common/topics.py): one source of truth for partitions, retention, sizes.
+    telemetry_partitions: int = Field(
+        default=6, ge=1, le=10_000, description="Partitions of the telemetry topic when it is created."
+    )
+    topic_replication_factor: int = Field(
+        default=1, ge=1, le=10, description="Replication of every cockpit topic when it is created."
+    )
+    telemetry_retention_hours: float = Field(
+        default=168, gt=0, le=24 * 365 * 10, description="How long Kafka keeps telemetry records."
+    )
+    dead_letter_retention_days: float = Field(
+        default=30, gt=0, le=3650, description="How long Kafka keeps dead letters."
+    )
+    telemetry_max_message_bytes: int = Field(
+        default=1_048_576, ge=1024, le=64 * 1024 * 1024, description="Largest record batch on telemetry."
+    )
+    dead_letter_max_message_bytes: int = Field(
+        default=2_097_152, ge=1024, le=64 * 1024 * 1024, description="Largest record batch on dead letters."
+    )
     database_url: str = Field(
         default="postgresql://cockpit_writer:cockpit_writer@127.0.0.1:5433/cockpit",
         description="libpq URL of the cockpit database.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
+
+    @field_validator("telemetry_topic", "dead_letter_topic", "command_topic")
+    @classmethod
+    def _legal_topic_name(cls, value: str) -> str:
+        if not TOPIC_NAME_PATTERN.match(value) or value in {".", ".."}:
+            raise ValueError("a Kafka topic name is 1-249 characters of A-Z a-z 0-9 . _ -")
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_topics(self) -> CommonSettings:
+        names = [self.telemetry_topic, self.dead_letter_topic, self.command_topic]
+        if len(set(names)) != len(names):
+            raise ValueError(
+                "telemetry_topic, dead_letter_topic and command_topic must be three different topics"
+            )
+        return self
 
 
 S = TypeVar("S", bound=BaseSettings)
