@@ -8,61 +8,33 @@ turbine's events (one key -> one partition) stay in time order.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaProducer
-from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
 
-from common.logging import event
+from common.topics import CREATED, TopicError, cockpit_topics, ensure_topics
 from producers.settings import ProducerSettings
 
 log = logging.getLogger(__name__)
+#: Longest wait for the broker when checking/creating the topic at start-up.
+ENSURE_TIMEOUT_S = 30.0
 
 
 def ensure_topic(settings: ProducerSettings, topic: str) -> bool:
-    """Create ``topic`` with the configured partitions if absent; True when this call created it."""
-    admin = KafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap_servers, client_id="cockpit-producer-admin"
-    )
-    try:
-        try:
-            admin.create_topics(
-                [
-                    NewTopic(
-                        topic,
-                        num_partitions=settings.partitions,
-                        replication_factor=settings.replication_factor,
-                    )
-                ]
-            )
-        except TopicAlreadyExistsError:
-            existing = _partition_count(admin, topic)
-            if existing is not None and existing != settings.partitions:
-                event(
-                    log,
-                    "topic exists with a different partition count; keeping it",
-                    logging.WARNING,
-                    topic=topic,
-                    partitions=existing,
-                    configured=settings.partitions,
-                )
-            return False
-        event(log, "topic created", topic=topic, partitions=settings.partitions)
-        return True
-    finally:
-        admin.close()
+    """Create ``topic`` (the telemetry topic's partitions, retention, sizes) if absent; True if created.
 
-
-def _partition_count(admin: KafkaAdminClient, topic: str) -> int | None:
+    A thin wrapper over :mod:`common.topics` (the one definition of the cockpit's topics); an
+    unreachable broker raises a ``KafkaError`` naming the address, as the producer CLI expects.
+    """
+    specs = cockpit_topics(settings)
+    spec = next((s for s in specs if s.name == topic), None) or replace(specs[0], name=topic)
     try:
-        described = admin.describe_topics([topic])
-    except Exception:  # informational only
-        return None
-    for item in described:
-        if item.get("topic") == topic:
-            return len(item.get("partitions") or [])
-    return None
+        outcome = ensure_topics(settings.kafka_bootstrap_servers, [spec], timeout_s=ENSURE_TIMEOUT_S)
+    except TopicError as exc:
+        raise KafkaError(str(exc)) from None
+    return outcome.get(topic) == CREATED
 
 
 def producer_config(settings: ProducerSettings, *, bulk: bool) -> dict[str, Any]:

@@ -29,8 +29,15 @@ _CODEC_AVAILABLE = {
 class ProducerSettings(CommonSettings):
     """Settings of ``python -m producers``; each CLI flag of the same name overrides its value."""
 
-    partitions: int = Field(6, ge=1, le=10_000, description="Partitions when the topic must be created.")
-    replication_factor: int = Field(1, ge=1, le=10, description="Replication when the topic is created.")
+    # Aliases of CommonSettings.telemetry_partitions / topic_replication_factor (one source of truth,
+    # common/topics.py): ``--partitions`` and COCKPIT_PARTITIONS still work and win when given;
+    # after loading, each alias always equals the setting it stands for.
+    partitions: int | None = Field(
+        None, ge=1, le=10_000, description="Alias of telemetry_partitions (--partitions)."
+    )
+    replication_factor: int | None = Field(
+        None, ge=1, le=10, description="Alias of topic_replication_factor."
+    )
     linger_ms: int = Field(20, ge=0, le=60_000, description="Batching delay for live/accelerated modes.")
     batch_size: int = Field(262_144, ge=1024, le=16 * 1024 * 1024, description="Bytes per partition batch.")
     backfill_linger_ms: int = Field(100, ge=0, le=60_000, description="Batching delay for bulk modes.")
@@ -60,4 +67,22 @@ class ProducerSettings(CommonSettings):
     def _batches_fit_requests(self) -> ProducerSettings:
         if max(self.batch_size, self.backfill_batch_size) > self.max_request_size:
             raise ValueError("batch_size and backfill_batch_size must not exceed max_request_size")
+        if max(self.batch_size, self.backfill_batch_size) > self.telemetry_max_message_bytes:
+            # A full batch is one record batch on the broker, which refuses it above max.message.bytes.
+            raise ValueError(
+                "batch_size and backfill_batch_size must not exceed telemetry_max_message_bytes "
+                f"({self.telemetry_max_message_bytes}): the broker would refuse full batches"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _resolve_topic_aliases(self) -> ProducerSettings:
+        if self.partitions is None:
+            self.partitions = self.telemetry_partitions
+        else:
+            self.telemetry_partitions = self.partitions
+        if self.replication_factor is None:
+            self.replication_factor = self.topic_replication_factor
+        else:
+            self.topic_replication_factor = self.replication_factor
         return self
