@@ -6,7 +6,7 @@ Exit codes: 0 ok · 1 not found / not ready · 2 usage · 3 API unreachable or u
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any, NoReturn
 
 import httpx
@@ -119,6 +119,8 @@ def top(
     if as_json:
         _print_json(data)
         return
+    if data.get("message"):
+        console.print(f"[bold yellow]{escape(data['message'])}[/]")
     table = Table(title="Classement / Ranking" + (" — scorer stale" if data["scorer_stale"] else ""))
     for col in ("Turbine", "Site", "Score", "Tier", "Prob.", "TTF (d)", "Top reason", "Stale"):
         table.add_column(
@@ -155,22 +157,25 @@ def _clip(text: str, width: int) -> str:
 
 @app.command()
 def turbine(turbine_id: Annotated[str, typer.Argument(help="e.g. WT-007")], as_json: JsonOpt = False) -> None:
-    """Detail of one turbine: prediction, reasons, latest measurements, last sweep."""
+    """One turbine: its one current assessment (source, as-of time), reasons, latest measurements."""
     data = _checked(_request("GET", f"/v1/turbines/{turbine_id}"))
     if as_json:
         _print_json(data)
         return
-    p = data["prediction"]
+    p = data["assessment"]
     console.print(
         f"[bold]{data['turbine_id']}[/] · site {data['site_id']} · "
         f"last event {data['last_event_time'] or '—'}" + (" [red](stale)[/]" if data["stale"] else "")
     )
+    if data.get("site_mode") == "historical":
+        console.print(f"[yellow]historical data: site data as of {data['data_as_of']}[/]")
     if p:
         console.print(
             f"Tier {_tier(p['tier'])} · score {_num(p['score'])} · probability "
             f"{_num(p['probability'], 2)} · TTF {_num(p['ttf_days'])} d "
             f"({_num(p['ttf_low_days'], 0)}-{_num(p['ttf_high_days'], 0)}) · model {p['model_version']}"
         )
+        console.print(f"Assessment: {escape(str(p['source']))} as of {p['as_of']}")
         reasons = Table(title="Raisons / Reasons")
         for col in ("Indicator", "Explanation", "Value", "Normal range"):
             reasons.add_column(col)
@@ -186,30 +191,36 @@ def turbine(turbine_id: Annotated[str, typer.Argument(help="e.g. WT-007")], as_j
         for k, v in data["measurements"]["values"].items():
             m.add_row(k, _num(v, 2) if isinstance(v, int | float) else str(v))
         console.print(m)
-    sweep = data["last_sweep"]
-    if sweep:
-        console.print(f"Last sweep: score {_num(sweep['score'])} {_tier(sweep['tier'])} at {sweep['time']}")
+    run = data.get("last_sweep_run")
+    if run:  # a reference only: the assessment above is the one current score
+        console.print(
+            f"Last sweep run: {run['run_id']} · {run['status']} · finished {run['finished_at'] or '—'}",
+            style="grey50",
+        )
 
 
 @app.command()
 def history(
     turbine_id: Annotated[str, typer.Argument(help="e.g. WT-007")],
-    days: Annotated[int, typer.Option(min=1, max=400, help="How many days back")] = 30,
+    days: Annotated[int, typer.Option(min=1, max=400, help="How many days before the last data")] = 30,
     bucket: Annotated[str | None, typer.Option(help="Bucket width: 1h, 6h, 1d... (default: auto)")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Score history of one turbine."""
-    end = datetime.now(UTC)
-    params: dict[str, Any] = {"start": (end - timedelta(days=days)).isoformat(), "end": end.isoformat()}
-    params["bucket"] = bucket or ("1d" if days > 3 else "1h")
+    """Score history of one turbine: the DAYS days ending at its last data (not at the wall clock)."""
+    params: dict[str, Any] = {"days": days, "bucket": bucket or ("1d" if days > 3 else "1h")}
     data = _checked(_request("GET", f"/v1/turbines/{turbine_id}/history", params=params))
     if as_json:
         _print_json(data)
         return
-    table = Table(title=f"{turbine_id} — {days} j/d, bucket {data['bucket']}")
+    table = Table(title=f"{turbine_id} — {days} j/d → {str(data['end'])[:16]}, bucket {data['bucket']}")
     for col in ("Bucket", "Avg", "Max", "Tier", "Samples", ""):
         table.add_column(col)
+    previous: datetime | None = None
     for p in data["scores"]:
+        at = datetime.fromisoformat(p["bucket"])
+        if previous is not None and (at - previous).total_seconds() > data["bucket_seconds"]:
+            table.add_row("[grey50]… no data …[/]", "", "", "", "", "")  # a gap, said as such
+        previous = at
         bar = "█" * round(p["avg_score"] / 5)
         table.add_row(
             p["bucket"][:16],
@@ -266,6 +277,8 @@ def status(as_json: JsonOpt = False) -> None:
             console.print(
                 f"stale {summary['stale']}/{summary['turbines']} ({summary['stale_share'] * 100:.0f} %)"
             )
+            if summary.get("message"):
+                console.print(f"[yellow]{escape(summary['message'])}[/]")
     if not ready.get("ready"):
         raise typer.Exit(EXIT_NOT_FOUND)
 

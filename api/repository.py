@@ -9,19 +9,30 @@ Python objects per request.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
+from api.clock import SiteClock
 from api.cursor import CursorError, decode_cursor, encode_cursor, float_key, parse_float_key
 from api.db import Database
 from common.db import TELEMETRY_AGG_SIGNALS
 
 TIER_ORDER = ("critical", "high", "moderate", "low", "unknown")
-_LAST_EVENT = "COALESCE(s.last_event_time, t.last_event_time)"
-_STALE = f"({_LAST_EVENT} IS NULL OR {_LAST_EVENT} < %(cutoff)s OR %(scorer_stale)s)"
+#: Newest event time known for the turbine (the scorer's window or the telemetry table; GREATEST skips nulls).
+_LAST_EVENT = "GREATEST(s.last_event_time, t.last_event_time)"
+#: Each site's staleness cutoff (its data clock minus the limit), computed once in :mod:`api.clock`.
+_CLOCKS = (
+    "c AS (SELECT * FROM unnest(%(clock_sites)s::text[], %(clock_cutoffs)s::timestamptz[]) "
+    "AS c(site_id, stale_before))"
+)
+_STALE = f"({_LAST_EVENT} IS NULL OR c.stale_before IS NULL OR {_LAST_EVENT} < c.stale_before)"
+_STALE_UNSCORED = (
+    "(t.last_event_time IS NULL OR c.stale_before IS NULL OR t.last_event_time < c.stale_before)"
+)
 
 DEFAULT_ORDER = {"score": "desc", "probability": "desc", "ttf": "asc", "turbine_id": "asc"}
 _SORT_COLUMN = {
@@ -42,18 +53,47 @@ def now_utc() -> datetime:
 
 
 # ------------------------------------------------------------------------------------------- freshness
+def heartbeat_status(details: Any) -> tuple[bool | None, list[str], dict[str, int]]:
+    """(ready, problems, partition -> lag) from ``scorer_heartbeats.details``, whatever its vintage.
+
+    Why defensive: older workers wrote only ``partitions``/``ready``; newer ones add ``problems``. ``ready``
+    None means the worker did not say.
+    """
+    if not isinstance(details, dict):
+        return None, [], {}
+    ready = details.get("ready")
+    raw_problems = details.get("problems")
+    problems = (
+        [str(p)[:300] for p in raw_problems if p is not None][:20] if isinstance(raw_problems, list) else []
+    )
+    raw_parts = details.get("partitions")
+    partitions: dict[str, int] = {}
+    if isinstance(raw_parts, dict):
+        for key, lag in list(raw_parts.items())[:1024]:
+            try:
+                partitions[str(key)] = int(lag)
+            except (TypeError, ValueError, OverflowError):
+                continue
+    return (ready if isinstance(ready, bool) else None), problems, partitions
+
+
 @dataclass
 class ScorerFreshness:
+    """One snapshot of the scorer heartbeats and of each site's data clock (raw rows)."""
+
     heartbeats: list[dict[str, Any]]
     fresh_workers: int
     max_lag_seconds: float | None
     newest_age_seconds: float | None
     stale: bool
     reason: str
+    ready: bool  # at least one fresh worker and none of the fresh ones says it is not ready
+    site_rows: list[tuple[str, datetime | None, int]]
 
 
 class FreshnessCache:
-    """Heartbeats change every few seconds; one small query per ``ttl`` is enough for every request."""
+    """Heartbeats and site data clocks change every few seconds; one small query each per ``ttl`` is
+    enough for every request."""
 
     def __init__(self, db: Database, *, max_age: float, max_lag: float, ttl: float) -> None:
         self.db = db
@@ -68,10 +108,20 @@ class FreshnessCache:
             return self._value
         rows = await self.db.dicts(
             "SELECT worker_id, updated_at, started_at, model_version, events_per_minute, lag_messages, "
-            "lag_seconds, GREATEST(EXTRACT(EPOCH FROM now() - updated_at), 0)::float8 AS age_seconds "
-            "FROM scorer_heartbeats ORDER BY worker_id"
+            "lag_seconds, GREATEST(EXTRACT(EPOCH FROM now() - updated_at), 0)::float8 AS age_seconds, "
+            "details FROM scorer_heartbeats ORDER BY worker_id"
         )
+        site_rows = [
+            (str(r[0]), r[1], int(r[2]))
+            for r in await self.db.rows(
+                "SELECT site_id, max(last_event_time), count(*) FROM turbines "
+                "GROUP BY site_id ORDER BY site_id"
+            )
+        ]
+        for r in rows:
+            r["ready"], r["problems"], r["partitions"] = heartbeat_status(r.pop("details", None))
         fresh_rows = [r for r in rows if r["age_seconds"] <= self.max_age]
+        not_ready = [r for r in fresh_rows if r["ready"] is False]
         max_lag = max((r["lag_seconds"] for r in fresh_rows), default=None)
         newest = min((r["age_seconds"] for r in rows), default=None)
         if not rows:
@@ -81,11 +131,19 @@ class FreshnessCache:
                 True,
                 f"newest scorer heartbeat is {newest:.0f} s old (limit {self.max_age:.0f} s)",
             )
+        elif not_ready:
+            first = not_ready[0]
+            why = first["problems"][0] if first["problems"] else "no reason given by the scorer"
+            stale, reason = (
+                True,
+                f"not ready: {why}" + (f" (worker {first['worker_id']})" if len(fresh_rows) > 1 else ""),
+            )
         elif max_lag is not None and max_lag > self.max_lag:
             stale, reason = True, f"scorer lag {max_lag:.0f} s exceeds {self.max_lag:.0f} s"
         else:
             stale, reason = False, f"{len(fresh_rows)} scorer worker(s) publishing"
-        value = ScorerFreshness(rows, len(fresh_rows), max_lag, newest, stale, reason)
+        ready = bool(fresh_rows) and not not_ready
+        value = ScorerFreshness(rows, len(fresh_rows), max_lag, newest, stale, reason, ready, site_rows)
         self._value, self._at = value, time.monotonic()
         return value
 
@@ -112,8 +170,16 @@ def _sort_expr(sort: str, order: str) -> str:
     return column
 
 
+def clock_params(clocks: Sequence[SiteClock]) -> dict[str, list[Any]]:
+    with_data = [c for c in clocks if c.stale_before is not None]
+    return {
+        "clock_sites": [c.site_id for c in with_data],
+        "clock_cutoffs": [c.stale_before for c in with_data],
+    }
+
+
 async def ranking(
-    db: Database, q: RankQuery, *, cutoff: datetime, scorer_stale: bool
+    db: Database, q: RankQuery, *, clocks: Sequence[SiteClock]
 ) -> tuple[list[orjson.Fragment], str | None]:
     """Keyset pagination in two phases: scored turbines (by the sort key), then never-scored ones."""
     expect = {"s": q.sort, "o": q.order, "f": _filter_key(q)}
@@ -132,8 +198,7 @@ async def ranking(
     params: dict[str, Any] = {
         "tiers": q.tiers,
         "sites": q.sites,
-        "cutoff": cutoff,
-        "scorer_stale": scorer_stale,
+        **clock_params(clocks),
     }
     items: list[orjson.Fragment] = []
     next_cursor: str | None = None
@@ -173,7 +238,7 @@ async def ranking(
         rows = await db.rows(
             f"""WITH p AS (
                   SELECT {key_expr} AS k, s.turbine_id FROM turbine_state s
-                  WHERE {" AND ".join(where)} ORDER BY {order_by} LIMIT %(n)s)
+                  WHERE {" AND ".join(where)} ORDER BY {order_by} LIMIT %(n)s), {_CLOCKS}
                 SELECT p.k, p.turbine_id,
                 json_build_object(
                   'turbine_id', s.turbine_id, 'site_id', s.site_id, 'score', s.score, 'tier', s.tier,
@@ -181,10 +246,11 @@ async def ranking(
                   'ttf_high_days', s.ttf_high_days,
                   'reasons', CASE WHEN jsonb_typeof(s.reasons) = 'array'
                                   THEN jsonb_path_query_array(s.reasons, '$[0 to 2]') ELSE '[]'::jsonb END,
-                  'last_event_time', {_LAST_EVENT}, 'as_of', s.as_of, 'model_version', s.model_version,
-                  'stale', {_STALE})::text
+                  'last_event_time', {_LAST_EVENT}, 'as_of', s.as_of, 'source', s.trigger,
+                  'model_version', s.model_version, 'stale', {_STALE})::text
                 FROM p JOIN turbine_state s ON s.turbine_id = p.turbine_id
                 LEFT JOIN turbines t ON t.turbine_id = s.turbine_id
+                LEFT JOIN c ON c.site_id = t.site_id
                 ORDER BY {outer_order}""",
             params,
         )
@@ -210,14 +276,13 @@ async def ranking(
         where.append("t.turbine_id > %(after_id)s")
     params["n"] = remaining + 1
     rows = await db.rows(
-        f"""SELECT t.turbine_id, json_build_object(
+        f"""WITH {_CLOCKS} SELECT t.turbine_id, json_build_object(
               'turbine_id', t.turbine_id, 'site_id', t.site_id, 'score', NULL, 'tier', 'unknown',
               'probability', NULL, 'ttf_days', NULL, 'ttf_low_days', NULL, 'ttf_high_days', NULL,
-              'reasons', '[]'::json, 'last_event_time', t.last_event_time, 'as_of', NULL,
-              'model_version', NULL,
-              'stale', (t.last_event_time IS NULL OR t.last_event_time < %(cutoff)s
-                        OR %(scorer_stale)s))::text
-            FROM turbines t WHERE {" AND ".join(where)} ORDER BY t.turbine_id LIMIT %(n)s""",
+              'reasons', '[]'::json, 'last_event_time', t.last_event_time, 'as_of', NULL, 'source', NULL,
+              'model_version', NULL, 'stale', {_STALE_UNSCORED})::text
+            FROM turbines t LEFT JOIN c ON c.site_id = t.site_id
+            WHERE {" AND ".join(where)} ORDER BY t.turbine_id LIMIT %(n)s""",
         params,
     )
     if remaining == 0:
@@ -234,19 +299,20 @@ async def ranking(
 
 # ------------------------------------------------------------------------------------------- detail
 async def turbine_detail(db: Database, turbine_id: str) -> dict[str, Any] | None:
+    """Identity, latest measurements, the ONE current assessment (``turbine_state``) and, as a reference
+    only, the turbine's last sweep run (no second score: it would contradict the current assessment)."""
     row = await db.dict_one(
         """SELECT t.turbine_id, t.site_id, t.rated_power_kw, t.commissioned_on, t.first_seen_at,
-                  COALESCE(s.last_event_time, t.last_event_time) AS last_event_time,
+                  GREATEST(s.last_event_time, t.last_event_time) AS last_event_time,
                   l.event_time AS m_event_time, l.status_code AS m_status_code, l.measurements AS m_values,
                   s.as_of, s.scored_at, s.trigger, s.score, s.tier, s.probability, s.ttf_days,
                   s.ttf_low_days, s.ttf_high_days, s.model_version, s.run_id, s.reasons, s.data_quality,
-                  h.time AS w_time, h.score AS w_score, h.tier AS w_tier, h.probability AS w_probability,
-                  h.ttf_days AS w_ttf_days, h.model_version AS w_model_version, h.run_id AS w_run_id
+                  h.time AS w_time, h.run_id AS w_run_id
            FROM turbines t
            LEFT JOIN turbine_state s ON s.turbine_id = t.turbine_id
            LEFT JOIN telemetry_latest l ON l.turbine_id = t.turbine_id
            LEFT JOIN LATERAL (
-               SELECT time, score, tier, probability, ttf_days, model_version, run_id FROM score_history
+               SELECT time, run_id FROM score_history
                WHERE turbine_id = t.turbine_id AND trigger = 'sweep' ORDER BY time DESC LIMIT 1) h ON TRUE
            WHERE t.turbine_id = %s""",
         (turbine_id,),
@@ -277,38 +343,73 @@ _WORST = (
 )
 
 
+async def history_bounds(db: Database, turbine_id: str) -> tuple[datetime | None, datetime | None] | None:
+    """(turbine's last data time, its site's data clock), or None for an unknown turbine.
+
+    Last data: its newest event, or its current assessment's as-of time when that is a sweep at the site's
+    data clock (never later than the clock: an old scorer wrote sweep rows at the wall clock).
+    """
+    row = await db.one(
+        """SELECT GREATEST(t.last_event_time, s.last_event_time, LEAST(s.as_of, c.clock)), c.clock
+           FROM turbines t LEFT JOIN turbine_state s ON s.turbine_id = t.turbine_id
+           LEFT JOIN LATERAL (SELECT max(last_event_time) AS clock FROM turbines
+                              WHERE site_id = t.site_id) c ON TRUE
+           WHERE t.turbine_id = %s""",
+        (turbine_id,),
+    )
+    return None if row is None else (row[0], row[1])
+
+
 async def history(
-    db: Database, turbine_id: str, start: datetime, end: datetime, bucket: timedelta, timescale: bool
-) -> tuple[bool, str, str]:
-    """One round-trip: (turbine exists, scores JSON array, telemetry JSON array)."""
+    db: Database,
+    turbine_id: str,
+    start: datetime,
+    end: datetime,
+    bucket: timedelta,
+    timescale: bool,
+    ceiling: datetime | None = None,
+) -> tuple[str, str]:
+    """One round-trip: (scores JSON array, telemetry JSON array).
+
+    ``ceiling``: no score after it (the site's data clock plus a tolerance): a score row stamped with the wall
+    clock by an older scorer, far ahead of the data, is not a point of this turbine's event-time history.
+    """
     sb = bucket_expr(timescale, "time")
     tb = bucket_expr(timescale, "bucket")
     row = await db.one(
-        f"""SELECT EXISTS (SELECT 1 FROM turbines WHERE turbine_id = %(id)s),
+        f"""SELECT
             (SELECT COALESCE(json_agg(x ORDER BY x.bucket), '[]'::json)::text FROM (
                 SELECT {sb} AS bucket, avg(score) AS avg_score, max(score) AS max_score,
                        (array_agg(score ORDER BY time DESC))[1] AS last_score,
                        (array_agg(tier ORDER BY time DESC))[1] AS tier, {_WORST} AS worst_tier,
                        count(*) AS samples
                 FROM score_history WHERE turbine_id = %(id)s AND time >= %(start)s AND time < %(end)s
+                  AND time <= %(ceiling)s
                 GROUP BY 1) x),
             (SELECT COALESCE(json_agg(y ORDER BY y.bucket), '[]'::json)::text FROM (
                 SELECT {tb} AS bucket, sum(samples)::int AS samples, {_AGG_COLUMNS}
                 FROM telemetry_agg WHERE turbine_id = %(id)s AND bucket >= %(start)s AND bucket < %(end)s
                 GROUP BY 1) y)""",
-        {"id": turbine_id, "start": start, "end": end, "bucket": bucket},
+        {
+            "id": turbine_id,
+            "start": start,
+            "end": end,
+            "bucket": bucket,
+            "ceiling": ceiling if ceiling is not None else datetime.max.replace(tzinfo=UTC),
+        },
     )
     assert row is not None
-    return bool(row[0]), row[1], row[2]
+    return row[0], row[1]
 
 
 # ------------------------------------------------------------------------------------------- fleet
-async def tier_counts(db: Database, cutoff: datetime, scorer_stale: bool) -> dict[str, tuple[int, int]]:
+async def tier_counts(db: Database, clocks: Sequence[SiteClock]) -> dict[str, tuple[int, int]]:
     """{tier: (turbines, stale turbines)} over the whole fleet, never-scored turbines as 'unknown'."""
     rows = await db.rows(
-        f"""SELECT COALESCE(s.tier, 'unknown'), count(*), count(*) FILTER (WHERE {_STALE})
-            FROM turbines t LEFT JOIN turbine_state s ON s.turbine_id = t.turbine_id GROUP BY 1""",
-        {"cutoff": cutoff, "scorer_stale": scorer_stale},
+        f"""WITH {_CLOCKS} SELECT COALESCE(s.tier, 'unknown'), count(*), count(*) FILTER (WHERE {_STALE})
+            FROM turbines t LEFT JOIN turbine_state s ON s.turbine_id = t.turbine_id
+            LEFT JOIN c ON c.site_id = t.site_id GROUP BY 1""",
+        clock_params(clocks),
     )
     counts = {tier: (0, 0) for tier in TIER_ORDER}
     for tier, total, stale in rows:

@@ -15,6 +15,14 @@ from pydantic import Field
 from starlette.responses import Response
 
 from api import repository as repo
+from api.clock import (
+    SiteClock,
+    default_history_end,
+    feed_problems,
+    fleet_clock,
+    is_stale,
+    site_clocks,
+)
 from api.commands import kafka_reachable
 from api.deps import ApiKeyDep, DailyCacheDep, DbDep, FreshnessDep, MetricsDep, PublisherDep, SettingsDep
 from api.errors import OrjsonResponse, query_error
@@ -37,6 +45,7 @@ from api.validation import (
     BUCKET_PATTERN,
     TIER_LIST_PATTERN,
     ParamError,
+    as_utc,
     check_bucket_count,
     choose_bucket,
     format_bucket,
@@ -60,8 +69,11 @@ def _fail(exc: ParamError, value: Any = None) -> Exception:
     return query_error(exc.field, exc.message, value)
 
 
-def _cutoff(settings: Any) -> datetime:
-    return now_utc() - timedelta(minutes=settings.stale_after_minutes)
+def _clocks(settings: Any, fresh: repo.ScorerFreshness) -> list[SiteClock]:
+    """Each site's data clock, mode and staleness cutoff, from the cached snapshot (one source: api.clock)."""
+    return site_clocks(
+        fresh.site_rows, now=now_utc(), stale_after=timedelta(minutes=settings.stale_after_minutes)
+    )
 
 
 # -------------------------------------------------------------------------------------- turbines
@@ -74,7 +86,10 @@ def _cutoff(settings: Any) -> datetime:
         "Turbines ranked by risk, from the scorer's current state. Filter by `tier` (repeat the parameter or "
         "give a comma list) and `site`; sort by `score` (default, descending), `probability`, `ttf` "
         "(ascending by default) or `turbine_id`. Keyset pagination: pass `next_cursor` back as `cursor`. "
-        "Turbines never scored come last with tier `unknown`."
+        "Turbines never scored come last with tier `unknown`. A turbine is `stale` when its last event is "
+        "older than its site's data clock (newest event of the site) minus `COCKPIT_STALE_AFTER_MINUTES`. "
+        "`mode` says whether the data is live or `historical` (a site whose newest event is more than 2 h "
+        "behind the wall clock: the ranking is as of its last data, `message` says so)."
     ),
     responses={**ERR_503},
 )
@@ -106,11 +121,9 @@ async def list_turbines(
     sites = split_multi(site)
     chosen = order or repo.DEFAULT_ORDER[sort]
     fresh = await freshness.get()
+    clocks = _clocks(settings, fresh)
     items, next_cursor = await repo.ranking(
-        db,
-        RankQuery(tiers, sites, sort, chosen, limit, cursor),
-        cutoff=_cutoff(settings),
-        scorer_stale=fresh.stale,
+        db, RankQuery(tiers, sites, sort, chosen, limit, cursor), clocks=clocks
     )
     return OrjsonResponse(
         {
@@ -119,6 +132,7 @@ async def list_turbines(
             "sort": sort,
             "order": chosen,
             "scorer_stale": fresh.stale,
+            **fleet_clock(clocks).as_dict(),
             "generated_at": now_utc(),
         }
     )
@@ -130,11 +144,25 @@ def _run(run: dict[str, Any] | None) -> dict[str, Any] | None:
     return {**run, "tier_counts": run.get("tier_counts") or {}}
 
 
+def _sweep_ref(run: dict[str, Any] | None, as_of: datetime | None) -> dict[str, Any] | None:
+    """The turbine's last sweep as a reference (which run, when, how it ended), never a second score."""
+    if run is None:
+        return None
+    keys = ("run_id", "trigger", "status", "requested_at", "finished_at", "model_version")
+    return {**{k: run[k] for k in keys}, "as_of": as_of}
+
+
 @router.get(
     "/v1/turbines/{turbine_id}",
     response_model=TurbineDetail,
     tags=["turbines"],
-    summary="One turbine: identity, latest measurements, prediction, data quality, last sweep",
+    summary="One turbine: identity, latest measurements, its one current assessment, data quality",
+    description=(
+        "`assessment` is the turbine's one current assessment (`turbine_state`): stream or sweep, whichever "
+        "is newer in event time, with its `source` and `as_of` (data) time. `last_sweep_run` only says which "
+        "sweep run last scored the turbine (no score: the current assessment is the only one). `stale` and "
+        "`data_as_of` follow the site's data clock."
+    ),
     responses={**ERR_404, **ERR_503},
 )
 async def get_turbine(
@@ -145,8 +173,8 @@ async def get_turbine(
         raise HTTPException(status_code=404, detail=f"turbine {turbine_id!r} not found")
     r, run = found["row"], found["run"]
     fresh = await freshness.get()
+    clock = next((c for c in _clocks(settings, fresh) if c.site_id == r["site_id"]), None)
     last = r["last_event_time"]
-    stale = fresh.stale or last is None or last < _cutoff(settings)
     body: dict[str, Any] = {
         "turbine_id": r["turbine_id"],
         "site_id": r["site_id"],
@@ -154,11 +182,13 @@ async def get_turbine(
         "commissioned_on": r["commissioned_on"].isoformat() if r["commissioned_on"] else None,
         "first_seen_at": r["first_seen_at"],
         "last_event_time": last,
-        "stale": stale,
+        "stale": is_stale(last, clock),
+        "site_mode": clock.mode if clock else "empty",
+        "data_as_of": clock.data_as_of if clock else None,
         "measurements": None,
-        "prediction": None,
+        "assessment": None,
         "data_quality": r["data_quality"] if isinstance(r["data_quality"], dict) else {},
-        "last_sweep": None,
+        "last_sweep_run": _sweep_ref(run, r["w_time"]),
     }
     if r["m_event_time"] is not None:
         values = r["m_values"] if isinstance(r["m_values"], dict) else {}
@@ -168,17 +198,12 @@ async def get_turbine(
             "values": values,
         }
     if r["as_of"] is not None:
-        body["prediction"] = {k: r[k] for k in ("as_of", "scored_at", "trigger", *ASSESSMENT_COLUMNS)}
-        body["prediction"]["reasons"] = r["reasons"] if isinstance(r["reasons"], list) else []
-    if r["w_time"] is not None:
-        body["last_sweep"] = {
-            "time": r["w_time"],
-            "score": r["w_score"],
-            "tier": r["w_tier"],
-            "probability": r["w_probability"],
-            "ttf_days": r["w_ttf_days"],
-            "model_version": r["w_model_version"],
-            "run": _run(run),
+        body["assessment"] = {
+            "source": r["trigger"],
+            "as_of": r["as_of"],
+            "scored_at": r["scored_at"],
+            **{k: r[k] for k in ASSESSMENT_COLUMNS},
+            "reasons": r["reasons"] if isinstance(r["reasons"], list) else [],
         }
     return OrjsonResponse(body)
 
@@ -190,8 +215,12 @@ async def get_turbine(
     summary="Score, tier and key measurements over time, bucketed",
     description=(
         "Buckets of `bucket` width (`10m`, `1h`, `1d`...; chosen automatically when omitted) between `start` "
-        "(default: `end` - 30 days) and `end` (default: now). Times are UTC. Range at most "
-        "`COCKPIT_HISTORY_MAX_DAYS` days and 5000 buckets."
+        "and `end` (UTC). Without `end`, the window ends at the turbine's last data (`last_data`), not at "
+        "the wall clock: a historical turbine has a history. Without `start`, it spans `days` (default 30) "
+        "before `end`. Only buckets holding data are returned: two consecutive points more than "
+        "`bucket_seconds` apart have a gap between them (the web chart breaks its line there). Score "
+        "rows stamped after the site's data clock (wall-clock sweep rows of an older scorer) are left "
+        "out. Range at most `COCKPIT_HISTORY_MAX_DAYS` days and 5000 buckets."
     ),
     responses={**ERR_404, **ERR_503},
 )
@@ -200,28 +229,44 @@ async def get_history(
     db: DbDep,
     settings: SettingsDep,
     start: Annotated[datetime | None, Query(description="Inclusive start (ISO 8601)")] = None,
-    end: Annotated[datetime | None, Query(description="Exclusive end (ISO 8601)")] = None,
+    end: Annotated[
+        datetime | None, Query(description="Exclusive end (ISO 8601); default: just after the last data")
+    ] = None,
+    days: Annotated[
+        int | None, Query(ge=1, le=3650, description="Span when `start` is omitted (default 30)")
+    ] = None,
     bucket: Annotated[
         str | None, Query(max_length=16, pattern=BUCKET_PATTERN, description="Bucket width", examples=["1h"])
     ] = None,
 ) -> Response:
+    bounds = await repo.history_bounds(db, turbine_id)
+    if bounds is None:
+        raise HTTPException(status_code=404, detail=f"turbine {turbine_id!r} not found")
+    last_data, site_clock = bounds
+    span = timedelta(days=days or 30)
     try:
+        if end is None:
+            end = default_history_end(last_data, now_utc())
+            if start is not None and as_utc(start) >= end:  # a start after the last data: look forward
+                end = as_utc(start) + span
         start_utc, end_utc = resolve_range(
-            start, end, default_span=timedelta(days=30), max_span=timedelta(days=settings.history_max_days)
+            start, end, default_span=span, max_span=timedelta(days=settings.history_max_days)
         )
         size = parse_bucket(bucket) if bucket is not None else choose_bucket(end_utc - start_utc)
         check_bucket_count(start_utc, end_utc, size)
     except ParamError as exc:
         raise _fail(exc) from None
+    except OverflowError as exc:
+        raise _fail(ParamError("start", f"time out of range: {exc}")) from None
+    ceiling = site_clock + timedelta(minutes=settings.stale_after_minutes) if site_clock else None
     timescale = await db.detect_timescale()
-    exists, scores, telemetry = await repo.history(db, turbine_id, start_utc, end_utc, size, timescale)
-    if not exists:
-        raise HTTPException(status_code=404, detail=f"turbine {turbine_id!r} not found")
+    scores, telemetry = await repo.history(db, turbine_id, start_utc, end_utc, size, timescale, ceiling)
     return OrjsonResponse(
         {
             "turbine_id": turbine_id,
             "start": start_utc,
             "end": end_utc,
+            "last_data": last_data,
             "bucket": format_bucket(size),
             "bucket_seconds": int(size.total_seconds()),
             "scores": orjson.Fragment(scores),
@@ -239,7 +284,8 @@ async def get_history(
     description=(
         "`tiers`: current tier of every turbine (never scored = `unknown`). `daily`: per UTC day, how many "
         "turbines reached each tier (worst assessment of the day), from `score_history`; reused for "
-        "`COCKPIT_SUMMARY_CACHE_SECONDS`."
+        "`COCKPIT_SUMMARY_CACHE_SECONDS`. `stale` counts turbines behind their site's data clock; `mode`, "
+        "`data_as_of`, `message` and `sites` say whether the data is live or historical."
     ),
     responses={**ERR_503},
 )
@@ -251,7 +297,8 @@ async def fleet_summary(
     days: Annotated[int, Query(ge=1, le=365, description="Days of daily counts")] = 14,
 ) -> Response:
     fresh = await freshness.get()
-    counts = await repo.tier_counts(db, _cutoff(settings), fresh.stale)
+    clocks = _clocks(settings, fresh)
+    counts = await repo.tier_counts(db, clocks)
     timescale = await db.detect_timescale()
     since = _day_start(days)
     daily = await repo.daily_tiers(db, since, timescale, cache=daily_cache)
@@ -265,6 +312,7 @@ async def fleet_summary(
             "stale": stale,
             "stale_share": (stale / total) if total else 0.0,
             "scorer_stale": fresh.stale,
+            **fleet_clock(clocks).as_dict(),
             "daily": daily,
             "last_sweep": _run(sweep),
             "generated_at": now_utc(),
@@ -281,12 +329,19 @@ def _day_start(days: int) -> datetime:
     "/v1/supervision",
     response_model=Supervision,
     tags=["fleet"],
-    summary="Scorer heartbeats (events/min, lag), last sweep, high/critical per day, scoring log",
+    summary="Scorer heartbeats (readiness, events/min, lag), data feeds, last sweep, high/critical per day",
+    description=(
+        "`scorer_ready`/`scorer_status`: from the heartbeats' own readiness (`ready`, `problems`, "
+        "`partitions` written by each worker): `not ready: <first problem>` when a live worker says so. "
+        "`problems`: what needs a look, in words: the scorer's state, then each site whose feed is silent "
+        "(`no data for N min`) or historical."
+    ),
     responses={**ERR_503},
 )
 async def supervision(
     db: DbDep,
     daily_cache: DailyCacheDep,
+    settings: SettingsDep,
     freshness: FreshnessDep,
     days: Annotated[int, Query(ge=1, le=90, description="Days of high/critical counts")] = 7,
 ) -> Response:
@@ -297,9 +352,16 @@ async def supervision(
         repo.last_sweep(db),
         repo.log_last_hour(db),
     )
+    clocks = _clocks(settings, fresh)
+    problems = [] if fresh.ready and not fresh.stale else [f"scorer: {fresh.reason}"]
+    problems += feed_problems(clocks, stale_after=timedelta(minutes=settings.stale_after_minutes))
     return OrjsonResponse(
         {
             "heartbeats": fresh.heartbeats,
+            "scorer_ready": fresh.ready,
+            "scorer_status": fresh.reason,
+            "data": fleet_clock(clocks).as_dict(),
+            "problems": problems,
             "events_per_minute": sum(
                 h["events_per_minute"] for h in fresh.heartbeats if h["age_seconds"] <= freshness.max_age
             ),
@@ -397,7 +459,7 @@ async def readyz(db: DbDep, settings: SettingsDep, freshness: FreshnessDep) -> R
     if checks["database"]["ok"]:
         try:
             fresh = await freshness.get(fresh=True)
-            checks["scorer"] = {"ok": fresh.fresh_workers > 0, "detail": fresh.reason}
+            checks["scorer"] = {"ok": fresh.ready, "detail": fresh.reason}
             sweep = await repo.last_sweep(db, succeeded=True)
             if sweep is None or sweep["finished_at"] is None:
                 checks["sweep"] = {"ok": False, "detail": "no successful sweep recorded"}
@@ -423,7 +485,7 @@ async def metrics(db: DbDep, settings: SettingsDep, freshness: FreshnessDep, m: 
     """Refresh the fleet gauges with two cheap queries, then expose the registry."""
     try:
         fresh = await freshness.get()
-        counts = await repo.tier_counts(db, _cutoff(settings), fresh.stale)
+        counts = await repo.tier_counts(db, _clocks(settings, fresh))
         sweep = await repo.last_sweep(db, succeeded=True)
         total = sum(c[0] for c in counts.values())
         for tier, (n, _) in counts.items():

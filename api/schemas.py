@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 TierName = Literal["critical", "high", "moderate", "low", "unknown"]
 SortKey = Literal["score", "probability", "ttf", "turbine_id"]
 SortOrder = Literal["asc", "desc"]
+FleetMode = Literal["live", "historical", "mixed", "empty"]
+SiteMode = Literal["live", "historical", "empty"]
 
 
 class Reason(BaseModel):
@@ -35,17 +37,51 @@ class TurbineRank(BaseModel):
     ttf_high_days: float | None = Field(examples=[16.0])
     reasons: list[Reason] = Field(description="Top reasons (at most three).")
     last_event_time: datetime | None
-    as_of: datetime | None = Field(description="As-of time of the current assessment.")
+    as_of: datetime | None = Field(description="As-of (event) time of the current assessment.")
+    source: str | None = Field(
+        default=None,
+        description="What produced the current assessment: `stream` or `sweep`.",
+        examples=["stream"],
+    )
     model_version: str | None = Field(examples=["2026.11.1"])
-    stale: bool = Field(description="True when the data behind this row is older than the configured limits.")
+    stale: bool = Field(
+        description="True when the turbine's last event is older than its site's data clock minus "
+        "COCKPIT_STALE_AFTER_MINUTES (or it never sent one)."
+    )
 
 
-class TurbinePage(BaseModel):
+class SiteClockOut(BaseModel):
+    site_id: str
+    data_as_of: datetime | None = Field(
+        description="The site's data clock: newest event time of its turbines."
+    )
+    turbines: int
+    mode: SiteMode = Field(
+        description="`historical` when the data clock is more than 2 h behind the wall clock."
+    )
+    silent_seconds: float | None = Field(description="Wall clock minus data clock.")
+
+
+class DataClock(BaseModel):
+    """Whether what is shown is live data or history, and as of when."""
+
+    mode: FleetMode = Field(examples=["historical"])
+    data_as_of: datetime | None = Field(description="Newest event time of the fleet.")
+    message: str | None = Field(
+        description="Sentence to show (null when live).",
+        examples=["historical data: ranking as of 2024-03-02 14:10 UTC"],
+    )
+    sites: list[SiteClockOut]
+
+
+class TurbinePage(DataClock):
     items: list[TurbineRank]
     next_cursor: str | None = Field(description="Pass as `cursor` to get the next page; null at the end.")
     sort: SortKey
     order: SortOrder
-    scorer_stale: bool = Field(description="The scorer is silent or lagging: every row is stale.")
+    scorer_stale: bool = Field(
+        description="The scorer is silent, lagging or not ready: new data may not be scored yet."
+    )
     generated_at: datetime
 
 
@@ -55,10 +91,12 @@ class Measurements(BaseModel):
     values: dict[str, float | None]
 
 
-class Prediction(BaseModel):
-    as_of: datetime
+class Assessment(BaseModel):
+    """The turbine's one current assessment (``turbine_state``)."""
+
+    source: str = Field(description="`stream` or `sweep`: what produced it.", examples=["stream"])
+    as_of: datetime = Field(description="Event (data) time the assessment is as of.")
     scored_at: datetime
-    trigger: str
     score: float
     tier: TierName
     probability: float | None
@@ -84,14 +122,16 @@ class SweepRun(BaseModel):
     duration_ms: float | None
 
 
-class SweepResult(BaseModel):
-    time: datetime
-    score: float
-    tier: TierName
-    probability: float | None
-    ttf_days: float | None
-    model_version: str
-    run: SweepRun | None
+class SweepRef(BaseModel):
+    """Which sweep run last scored the turbine: a reference, not a score."""
+
+    run_id: UUID
+    trigger: str
+    status: Literal["requested", "running", "succeeded", "failed"]
+    requested_at: datetime
+    finished_at: datetime | None
+    model_version: str | None
+    as_of: datetime | None = Field(description="Data time the sweep scored this turbine as of.")
 
 
 class TurbineDetail(BaseModel):
@@ -101,11 +141,13 @@ class TurbineDetail(BaseModel):
     commissioned_on: str | None = Field(description="ISO date.")
     first_seen_at: datetime
     last_event_time: datetime | None
-    stale: bool
+    stale: bool = Field(description="Last event older than the site's data clock minus the staleness limit.")
+    site_mode: SiteMode
+    data_as_of: datetime | None = Field(description="The site's data clock.")
     measurements: Measurements | None
-    prediction: Prediction | None
+    assessment: Assessment | None = Field(description="The one current assessment; null when never scored.")
     data_quality: dict[str, Any]
-    last_sweep: SweepResult | None
+    last_sweep_run: SweepRef | None
 
 
 class ScorePoint(BaseModel):
@@ -136,6 +178,9 @@ class History(BaseModel):
     turbine_id: str
     start: datetime
     end: datetime
+    last_data: datetime | None = Field(
+        description="The turbine's last data time (default end of the window)."
+    )
     bucket: str = Field(examples=["1h"])
     bucket_seconds: int
     scores: list[ScorePoint]
@@ -155,6 +200,10 @@ class FleetSummary(BaseModel):
     stale: int
     stale_share: float
     scorer_stale: bool
+    mode: FleetMode
+    data_as_of: datetime | None
+    message: str | None
+    sites: list[SiteClockOut]
     daily: list[DayCounts]
     last_sweep: SweepRun | None
     generated_at: datetime
@@ -202,10 +251,17 @@ class Heartbeat(BaseModel):
     events_per_minute: float
     lag_messages: int
     lag_seconds: float
+    ready: bool | None = Field(description="The worker's own readiness; null when it did not say.")
+    problems: list[str] = Field(description="Why it is not ready, as the worker wrote it.")
+    partitions: dict[str, int] = Field(description="Assigned partition -> lag (messages).")
 
 
 class Supervision(BaseModel):
     heartbeats: list[Heartbeat]
+    scorer_ready: bool = Field(description="At least one live worker and none says it is not ready.")
+    scorer_status: str = Field(examples=["not ready: no partition assigned while telemetry.v1 has 6"])
+    data: DataClock
+    problems: list[str] = Field(examples=[["SITE-A: no data for 45 min"]])
     events_per_minute: float
     max_lag_seconds: float | None
     scorer_stale: bool

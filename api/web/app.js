@@ -8,7 +8,7 @@ const TIER_LABEL = {
 };
 const TIER_COLOR = { critical: "#c62828", high: "#ef6c00", moderate: "#f9a825", low: "#2e7d32", unknown: "#78909c" };
 const TIER_FLOOR = { critical: 80, high: 60, moderate: 35 };
-const state = { tiers: new Set(), sort: "score", order: null, cursor: null, selected: null };
+const state = { tiers: new Set(), sort: "score", order: null, cursor: null, selected: null, sites: {} };
 const $ = (sel) => document.querySelector(sel);
 const SVG_NS = "http://www.w3.org/2000/svg";
 
@@ -34,6 +34,14 @@ function ago(iso) {
   if (s < 5400) return `${Math.round(s / 60)} min`;
   if (s < 172800) return `${Math.round(s / 3600)} h`;
   return `${Math.round(s / 86400)} j/d`;
+}
+function utc(iso) {
+  return iso ? `${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC` : "—";
+}
+// A historical site's times are shown as dates (its data is as of then); live ones as "x min ago".
+function when(iso, siteId) {
+  const site = state.sites[siteId];
+  return site && site.mode === "historical" ? utc(iso) : ago(iso);
 }
 function tierBadge(tier) {
   return el("span", { class: `tier tier-${tier}` }, TIER_LABEL[tier] || tier);
@@ -79,6 +87,8 @@ async function loadRanking(reset) {
     const { status, body } = await getJSON(`/v1/turbines?${params}`);
     if (reset) tbody.textContent = "";
     if (status !== 200) { tbody.appendChild(errorRow(body)); return; }
+    state.sites = Object.fromEntries((body.sites || []).map((s) => [s.site_id, s]));
+    renderBanner(body);
     for (const row of body.items) tbody.appendChild(rankRow(row));
     state.cursor = body.next_cursor;
     $("#more").hidden = !body.next_cursor;
@@ -90,6 +100,15 @@ async function loadRanking(reset) {
   } catch (err) {
     tbody.textContent = ""; tbody.appendChild(errorRow({ detail: String(err) }));
   }
+}
+// Historical data is said once, above the ranking, instead of greying every row.
+function renderBanner(body) {
+  const banner = $("#data-banner");
+  if (!body.mode || body.mode === "live") { banner.hidden = true; banner.textContent = ""; return; }
+  const fr = body.mode === "empty" ? "Aucune donnée reçue" : "Données historiques";
+  banner.textContent = `${fr} / ${body.message || body.mode}`;
+  banner.className = `banner ${body.mode}`;
+  banner.hidden = false;
 }
 function errorRow(body) {
   const tr = el("tr"); const td = el("td", { colspan: "8" }, `Indisponible / Unavailable: ${body.detail || ""}`);
@@ -106,7 +125,7 @@ function rankRow(row) {
   const ttf = row.ttf_days === null ? "—" : `${fmt(row.ttf_days)} (${fmt(row.ttf_low_days, 0)}–${fmt(row.ttf_high_days, 0)})`;
   tr.appendChild(el("td", { class: "num" }, ttf));
   tr.appendChild(el("td", { class: "reason" }, row.reasons.length ? row.reasons[0].text || row.reasons[0].indicator : "—"));
-  tr.appendChild(el("td", {}, ago(row.last_event_time) + (row.stale ? " ⚠" : "")));
+  tr.appendChild(el("td", {}, when(row.last_event_time, row.site_id) + (row.stale ? " ⚠" : "")));
   tr.addEventListener("click", () => openTurbine(row.turbine_id));
   return tr;
 }
@@ -122,8 +141,10 @@ async function openTurbine(id) {
     getJSON(`/v1/turbines/${encodeURIComponent(id)}/history?bucket=6h`),
   ]);
   renderDetail(detail.body);
-  drawScoreChart($("#history-chart"), history.body.scores || []);
-  drawTelemetryChart($("#telemetry-chart"), history.body.telemetry || []);
+  const h = history.body;
+  const span = h.start ? { t0: Date.parse(h.start), t1: Date.parse(h.end), step: h.bucket_seconds * 1000 } : null;
+  drawScoreChart($("#history-chart"), h.scores || [], span);
+  drawTelemetryChart($("#telemetry-chart"), h.telemetry || [], span);
 }
 function kv(label, value) {
   const d = el("div"); d.appendChild(el("b", {}, label));
@@ -132,15 +153,19 @@ function kv(label, value) {
 }
 function renderDetail(d) {
   const box = $("#detail-summary"); box.textContent = "";
-  const p = d.prediction;
+  const p = d.assessment; // the one current assessment: no second score beside it
   box.appendChild(kv("Niveau / Tier", tierBadge(p ? p.tier : "unknown")));
-  box.appendChild(kv("Score", p ? fmt(p.score) : "—"));
+  box.appendChild(kv("Score", el("span", { class: "assessment-score" }, p ? fmt(p.score) : "—")));
+  box.appendChild(kv("Évaluation / Assessment", p
+    ? `${p.source === "sweep" ? "balayage / sweep" : "flux / stream"} · ${utc(p.as_of)}` : "jamais / never scored"));
   box.appendChild(kv("Probabilité / Probability", p && p.probability !== null ? `${Math.round(p.probability * 100)} %` : "—"));
   box.appendChild(kv("TTF (j/d)", p && p.ttf_days !== null ? `${fmt(p.ttf_days)} [${fmt(p.ttf_low_days, 0)}–${fmt(p.ttf_high_days, 0)}]` : "—"));
   box.appendChild(kv("Site", d.site_id));
-  box.appendChild(kv("Dernier évt / Last event", ago(d.last_event_time) + (d.stale ? " ⚠ stale" : "")));
+  const lastEvent = d.site_mode === "historical" ? utc(d.last_event_time) : ago(d.last_event_time);
+  box.appendChild(kv("Dernier évt / Last event", lastEvent + (d.stale ? " ⚠ stale" : "")));
   box.appendChild(kv("Modèle / Model", p ? p.model_version : "—"));
-  box.appendChild(kv("Dernier balayage / Last sweep", d.last_sweep ? `${fmt(d.last_sweep.score)} · ${ago(d.last_sweep.time)}` : "—"));
+  const run = d.last_sweep_run; // a reference (which run, how it ended), never a score
+  box.appendChild(kv("Balayage / Sweep run", run ? `${run.status} · ${utc(run.finished_at || run.requested_at)}` : "—"));
   const ul = $("#reasons"); ul.textContent = "";
   for (const r of (p ? p.reasons : [])) {
     const range = Array.isArray(r.normal_range) ? ` (normal ${r.normal_range.join("–")})` : "";
@@ -173,10 +198,41 @@ function timeAxis(f, t0, t1) {
       `${String(d.getUTCDate()).padStart(2, "0")}/${String(d.getUTCMonth() + 1).padStart(2, "0")}`));
   }
 }
-function drawScoreChart(container, points) {
+// Consecutive points further apart than one bucket have no data between them: the line stops there
+// (a new "M" segment) and the empty span is shaded, so no line is ever drawn across days without data.
+function linePath(points, X, Y, key, step) {
+  let d = ""; let prev = null;
+  for (const p of points) {
+    const t = Date.parse(p.bucket), v = p[key];
+    if (v === null || v === undefined) { prev = null; continue; }
+    const pen = prev === null || (step && t - prev > step) ? "M" : "L";
+    d += `${pen}${X(t).toFixed(1)},${Y(v).toFixed(1)}`; prev = t;
+  }
+  return d;
+}
+function gaps(points, step) {
+  const out = [];
+  for (let i = 1; i < points.length; i++) {
+    const a = Date.parse(points[i - 1].bucket), b = Date.parse(points[i].bucket);
+    if (step && b - a > step) out.push([a + step, b]);
+  }
+  return out;
+}
+function drawGaps(f, spans, X) {
+  for (const [a, b] of spans) {
+    f.svg.appendChild(svgEl("rect", { class: "gap", x: X(a), y: f.pad.t, width: Math.max(1, X(b) - X(a)),
+      height: f.height - f.pad.t - f.pad.b, fill: "#b0bec5", "fill-opacity": "0.25" },));
+  }
+}
+function domain(points, span) {
+  if (span && span.t1 > span.t0) return [span.t0, span.t1, span.step];
+  const t0 = Date.parse(points[0].bucket);
+  return [t0, Date.parse(points[points.length - 1].bucket) || t0 + 1, null];
+}
+function drawScoreChart(container, points, span) {
   const f = frame(container, 220); const { svg, width, height, pad } = f;
   if (!points.length) { svg.appendChild(svgEl("text", { x: 20, y: 40 }, "Pas de données / No data")); return; }
-  const t0 = Date.parse(points[0].bucket), t1 = Date.parse(points[points.length - 1].bucket) || t0 + 1;
+  const [t0, t1, step] = domain(points, span);
   const X = (t) => pad.l + ((t - t0) / Math.max(1, t1 - t0)) * (width - pad.l - pad.r);
   const Y = (v) => pad.t + (1 - v / 100) * (height - pad.t - pad.b);
   const bands = [["critical", 80, 100], ["high", 60, 80], ["moderate", 35, 60], ["low", 0, 35]];
@@ -185,30 +241,31 @@ function drawScoreChart(container, points) {
       fill: TIER_COLOR[tier], "fill-opacity": "0.08" }));
     svg.appendChild(svgEl("text", { x: pad.l - 4, y: Y(lo) + 3, "text-anchor": "end" }, String(lo)));
   }
-  const maxPath = points.map((p, i) => `${i ? "L" : "M"}${X(Date.parse(p.bucket)).toFixed(1)},${Y(p.max_score).toFixed(1)}`).join("");
+  drawGaps(f, gaps(points, step), X);
+  const maxPath = linePath(points, X, Y, "max_score", step);
   svg.appendChild(svgEl("path", { d: maxPath, fill: "none", stroke: "#90a4ae", "stroke-width": "1", "stroke-dasharray": "3 3" }));
-  const path = points.map((p, i) => `${i ? "L" : "M"}${X(Date.parse(p.bucket)).toFixed(1)},${Y(p.avg_score).toFixed(1)}`).join("");
+  const path = linePath(points, X, Y, "avg_score", step);
   svg.appendChild(svgEl("path", { d: path, fill: "none", stroke: "#12324a", "stroke-width": "1.8", class: "score-line" }));
   for (const p of points) {
     svg.appendChild(svgEl("circle", { cx: X(Date.parse(p.bucket)), cy: Y(p.last_score), r: 2.4, fill: TIER_COLOR[p.tier] || "#777" }));
   }
   timeAxis(f, t0, t1);
 }
-function drawTelemetryChart(container, points) {
+function drawTelemetryChart(container, points, span) {
   const f = frame(container, 150); const { svg, width, height, pad } = f;
   if (!points.length) { svg.appendChild(svgEl("text", { x: 20, y: 40 }, "Pas d'agrégats / No aggregates")); return; }
   const series = [["gearbox_bearing_temp_c", "#ef6c00", "Roulement multiplicateur °C / Gearbox bearing"],
     ["main_bearing_temp_c", "#6a1b9a", "Palier principal °C / Main bearing"], ["vibration_mm_s", "#1565c0", "Vibration mm/s ×10"]];
-  const t0 = Date.parse(points[0].bucket), t1 = Date.parse(points[points.length - 1].bucket) || t0 + 1;
+  const [t0, t1, step] = domain(points, span);
   const val = (p, key) => (p[key] === null ? null : key === "vibration_mm_s" ? p[key] * 10 : p[key]);
   let lo = Infinity, hi = -Infinity;
   for (const p of points) for (const [k] of series) { const v = val(p, k); if (v !== null) { lo = Math.min(lo, v); hi = Math.max(hi, v); } }
   if (!isFinite(lo)) { lo = 0; hi = 1; } if (hi === lo) hi = lo + 1;
   const X = (t) => pad.l + ((t - t0) / Math.max(1, t1 - t0)) * (width - pad.l - pad.r);
   const Y = (v) => pad.t + (1 - (v - lo) / (hi - lo)) * (height - pad.t - pad.b);
+  drawGaps(f, gaps(points, step), X);
   for (const [key, color] of series) {
-    let d = ""; let pen = "M";
-    for (const p of points) { const v = val(p, key); if (v === null) { pen = "M"; continue; } d += `${pen}${X(Date.parse(p.bucket)).toFixed(1)},${Y(v).toFixed(1)}`; pen = "L"; }
+    const d = linePath(points.map((p) => ({ bucket: p.bucket, v: val(p, key) })), X, Y, "v", step);
     svg.appendChild(svgEl("path", { d, fill: "none", stroke: color, "stroke-width": "1.4" }));
   }
   svg.appendChild(svgEl("text", { x: pad.l - 4, y: Y(hi) + 8, "text-anchor": "end" }, hi.toFixed(0)));
@@ -242,7 +299,9 @@ async function loadSupervision() {
   try {
     const [ready, sup] = await Promise.all([getJSON("/readyz"), getJSON("/v1/supervision?days=7")]);
     const pill = $("#status-pill");
-    pill.textContent = ready.body.ready ? "Opérationnel / Ready" : "Dégradé / Degraded";
+    const scorer = (ready.body.checks || {}).scorer;
+    pill.textContent = ready.body.ready ? "Opérationnel / Ready"
+      : scorer && !scorer.ok ? `Scoreur / Scorer: ${scorer.detail}` : "Dégradé / Degraded";
     pill.className = `pill ${ready.body.ready ? "ok" : "bad"}`;
     const checks = $("#checks"); checks.textContent = "";
     for (const [name, c] of Object.entries(ready.body.checks || {})) {
@@ -252,6 +311,9 @@ async function loadSupervision() {
     }
     const s = sup.body; const box = $("#supervision"); box.textContent = "";
     if (sup.status !== 200) { box.textContent = `Indisponible / Unavailable: ${s.detail || ""}`; return; }
+    const problems = $("#problems"); problems.textContent = "";
+    for (const text of s.problems || []) problems.appendChild(el("li", {}, text));
+    problems.hidden = !problems.children.length;
     box.appendChild(kv("Événements/min / Events/min", fmt(s.events_per_minute, 0)));
     box.appendChild(kv("Retard consommateur / Consumer lag", s.max_lag_seconds === null ? "—" : `${fmt(s.max_lag_seconds)} s`));
     box.appendChild(kv("Scoreurs actifs / Active scorers", String(s.heartbeats.filter((h) => h.age_seconds < 300).length)));

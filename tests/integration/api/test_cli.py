@@ -53,7 +53,8 @@ def test_turbine(run, api_db: ApiDb) -> None:  # type: ignore[no-untyped-def]
     tid = api_db.seeded.turbines[0]
     res = run("turbine", tid)
     assert res.exit_code == 0, res.output
-    assert tid in res.output and "gearbox_bearing_temp_c" in res.output and "Last sweep" in res.output
+    assert tid in res.output and "gearbox_bearing_temp_c" in res.output and "Last sweep run" in res.output
+    assert "Assessment: stream as of" in res.output and res.output.count("score ") == 1  # one score only
     data = json.loads(run("turbine", tid, "--json").stdout)
     assert data["turbine_id"] == tid
     missing = run("turbine", "WT-404")

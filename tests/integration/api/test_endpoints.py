@@ -134,18 +134,19 @@ def test_turbine_detail(client: TestClient, api_db: ApiDb) -> None:
     assert res.status_code == 200
     detail = TurbineDetail.model_validate(res.json())
     assert detail.turbine_id == tid and detail.site_id == api_db.seeded.sites[tid]
-    assert detail.prediction is not None and detail.prediction.score == api_db.seeded.scored[tid]
-    assert len(detail.prediction.reasons) == 4
+    assert detail.assessment is not None and detail.assessment.score == api_db.seeded.scored[tid]
+    assert detail.assessment.source == "stream"
+    assert len(detail.assessment.reasons) == 4
     assert detail.measurements is not None and detail.measurements.values["gearbox_bearing_temp_c"] == 71.5
-    assert detail.last_sweep is not None and detail.last_sweep.run is not None
-    assert detail.last_sweep.run.run_id == api_db.seeded.runs[0]
+    assert detail.last_sweep_run is not None and detail.last_sweep_run.run_id == api_db.seeded.runs[0]
+    assert "score" not in res.json()["last_sweep_run"]  # a reference, never a second score
     assert detail.data_quality["missing_share"] == 0.01
-    assert detail.stale is False
+    assert detail.stale is False and detail.site_mode == "live"
 
 
 def test_unscored_turbine_detail_has_no_prediction(client: TestClient, api_db: ApiDb) -> None:
     body = client.get(f"/v1/turbines/{api_db.seeded.unknown[0]}").json()
-    assert body["prediction"] is None and body["last_sweep"] is None and body["measurements"] is not None
+    assert body["assessment"] is None and body["last_sweep_run"] is None and body["measurements"] is not None
 
 
 def test_unknown_turbine_is_404(client: TestClient) -> None:
@@ -227,16 +228,20 @@ def test_supervision(client: TestClient) -> None:
     assert all(set(d.counts) == {"critical", "high"} for d in sup.high_critical_daily)
 
 
-def test_everything_stale_when_scorer_silent(make_settings: Any, api_db: ApiDb) -> None:
+def test_silent_scorer_is_supervision_business_not_every_row(make_settings: Any, api_db: ApiDb) -> None:
+    """A silent scorer says so (page flag, readiness, supervision); rows keep their own staleness."""
     from api.app import create_app
 
     with TestClient(create_app(make_settings(heartbeat_max_age_seconds=0.001))) as c:
         body = c.get("/v1/turbines").json()
-        assert body["scorer_stale"] is True and all(r["stale"] for r in body["items"])
+        assert body["scorer_stale"] is True
+        assert {r["turbine_id"] for r in body["items"] if r["stale"]} == set(api_db.seeded.stale)
         summary = c.get("/v1/fleet/summary").json()
-        assert summary["stale_share"] == 1.0
+        assert summary["stale"] == len(api_db.seeded.stale)
         ready = c.get("/readyz")
         assert ready.status_code == 503 and ready.json()["checks"]["scorer"]["ok"] is False
+        sup = c.get("/v1/supervision").json()
+        assert sup["scorer_ready"] is False and sup["problems"][0].startswith("scorer: newest scorer heartbeat")
 
 
 # ------------------------------------------------------------------------------------------ runs
