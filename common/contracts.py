@@ -7,13 +7,17 @@ event, the dead-letter envelope and the sweep command. Every contract carries an
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import math
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 TELEMETRY_SCHEMA_VERSION: Literal[1] = 1
 SUPPORTED_TELEMETRY_VERSIONS = frozenset({TELEMETRY_SCHEMA_VERSION})
@@ -52,8 +56,50 @@ STATUS_ALARM_TEMPERATURE = 60
 STATUS_ALARM_VIBRATION = 70
 STATUS_ALARM_PRESSURE = 80
 
-#: How far event time may deviate from wall-clock before the scorer rejects the event.
+#: How far event time may run ahead of the wall clock before the event is refused (a sender's clock error).
 DEFAULT_MAX_FUTURE_SKEW = timedelta(minutes=10)
+
+#: Oldest event time accepted by default. Why a floor and no age limit: imported history (years old) is
+#: scored in event time, but an epoch-zero or year-1 timestamp is garbage that would poison windows.
+DEFAULT_MIN_EVENT_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+
+#: Largest raw telemetry value parsed (a real event is ~600 bytes); anything bigger is refused unread.
+MAX_TELEMETRY_BYTES = 64 * 1024
+
+#: Turbine and site ids: an ASCII letter or digit, then up to 63 of letters, digits and ``._:/-``.
+#: No space, NUL or control character: ids end up in SQL rows, URLs, Kafka keys and log lines.
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$"
+#: Event ids: 1-64 of letters, digits and ``._:-`` (``make_event_id`` gives a uuid).
+EVENT_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
+#: ``event_time`` on the wire: ISO 8601 date, ``T`` (or a space), time, optional fraction, then a UTC
+#: offset (``Z`` or ``+hh:mm``), e.g. ``2026-03-01T11:50:00Z``. A time without an offset is refused.
+EVENT_TIME_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?"
+    r"(?P<offset>Z|[+-][0-9]{2}:?[0-9]{2})?$"
+)
+_IDENTIFIER_RE = re.compile(IDENTIFIER_PATTERN)
+_EVENT_ID_RE = re.compile(EVENT_ID_PATTERN)
+_EVENT_TIME_RE = re.compile(EVENT_TIME_PATTERN)
+_MAX_EVENT_TIME_CHARS = 40
+
+#: Longest ``InvalidEvent.reason`` / dead-letter ``reason`` (characters); longer ones are cut.
+MAX_REASON_CHARS = 512
+
+#: Stable ``InvalidEvent.code`` values (metrics label ``code``, dead-letter ``code``).
+INVALID_EVENT_CODES: tuple[str, ...] = (
+    "payload_too_large",  # raw value over MAX_TELEMETRY_BYTES
+    "malformed_json",  # not JSON (incl. empty, non-UTF-8, BOM, NaN literal, nesting over 1024)
+    "not_an_object",  # JSON, but not an object
+    "unknown_schema_version",  # schema_version missing, of the wrong type or unsupported
+    "non_finite",  # a number that is not finite
+    "missing_field",  # a required field is absent
+    "invalid_field",  # wrong JSON type, out of range, bad identifier, naive time, unknown field
+    "duplicate_field",  # the same field twice in the object (ambiguous: parsers differ on which wins)
+    "time_in_future",  # event_time > now + max_future_skew
+    "time_too_old",  # event_time < min_event_time (or older than max_age when one is set)
+    "key_mismatch",  # Kafka record key missing or != turbine_id (check_record_key)
+    "invalid_payload",  # safety net: an unexpected error while validating (a bug to report)
+)
 
 
 def make_event_id(turbine_id: str, event_time: datetime) -> str:
@@ -68,9 +114,9 @@ class TelemetryEvent(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     schema_version: Literal[1] = TELEMETRY_SCHEMA_VERSION
-    event_id: str = Field(min_length=1, max_length=64)
-    turbine_id: str = Field(min_length=1, max_length=64, examples=["WT-007"])
-    site_id: str = Field(min_length=1, max_length=64, examples=["SITE-A"])
+    event_id: str = Field(min_length=1, max_length=64, pattern=EVENT_ID_PATTERN)
+    turbine_id: str = Field(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN, examples=["WT-007"])
+    site_id: str = Field(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN, examples=["SITE-A"])
     event_time: datetime
     wind_speed_ms: float | None = Field(default=None, ge=0, le=80)
     wind_direction_deg: float | None = Field(default=None, ge=0, le=360)
@@ -95,7 +141,10 @@ class TelemetryEvent(BaseModel):
     def _must_be_aware_utc(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError("event_time must carry a timezone (UTC expected)")
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00 has no UTC representation
+            raise ValueError("event_time is out of range once converted to UTC") from None
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json"))
@@ -104,13 +153,174 @@ class TelemetryEvent(BaseModel):
         return tuple(getattr(self, name) for name in SIGNALS)
 
 
-class InvalidEvent(Exception):
-    """Raised when a payload does not satisfy the telemetry contract; ``reason`` is for humans."""
+def _safe_text(text: str, limit: int) -> str:
+    """Bounded text that any UTF-8 encoder accepts (lone surrogates escaped), for reasons and logs."""
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
-    def __init__(self, reason: str, code: str) -> None:
+
+class InvalidEvent(Exception):
+    """A payload does not satisfy its contract: ``code`` is stable (metrics, dead letters), ``reason`` is
+    for humans, names the field and is bounded (``MAX_REASON_CHARS``, printable: safe to log)."""
+
+    def __init__(self, reason: str, code: str, *, field: str | None = None) -> None:
+        reason = _safe_text(reason, MAX_REASON_CHARS)
         super().__init__(reason)
         self.reason = reason
         self.code = code
+        self.field = field
+
+
+_SIGNAL_SET = frozenset(SIGNALS)
+_FIELD_NAMES = frozenset(TelemetryEvent.model_fields)
+_INT_FIELDS = frozenset({"schema_version", "status_code"})
+_ID_FIELDS = {"turbine_id": _IDENTIFIER_RE, "site_id": _IDENTIFIER_RE, "event_id": _EVENT_ID_RE}
+_ID_ALLOWED = {
+    "turbine_id": "letters, digits and ._:/- (first a letter or digit), at most 64",
+    "site_id": "letters, digits and ._:/- (first a letter or digit), at most 64",
+    "event_id": "letters, digits and ._:- , 1 to 64",
+}
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _preview(value: object, limit: int = 60) -> str:
+    """A short, printable rendering of any JSON value (never fails: no huge-int repr, no surrogates)."""
+    if value is None or isinstance(value, bool):
+        return orjson.dumps(value).decode()
+    if isinstance(value, int):
+        return str(value) if value.bit_length() <= 64 else f"<integer of {value.bit_length()} bits>"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str):
+        shown = ascii(value[:limit])
+        return shown + ("..." if len(value) > limit else "")
+    if isinstance(value, list):
+        return f"<array of {len(value)} items>"
+    if isinstance(value, dict):
+        return f"<object of {len(value)} keys>"
+    return f"<{type(value).__name__}>"
+
+
+def _identifier_problem(name: str, value: str) -> str | None:
+    """Why ``value`` is not a valid ``name`` (None when it is), precise enough to fix the sender."""
+    if _ID_FIELDS[name].fullmatch(value):
+        return None
+    if not value:
+        return f"{name}: must not be empty"
+    if len(value) > 64:
+        return f"{name}: {len(value)} characters, at most 64 allowed"
+    for pos, char in enumerate(value):
+        code = ord(char)
+        if code < 0x20 or 0x7F <= code <= 0x9F:
+            return f"{name}: control character U+{code:04X} at position {pos} (allowed: {_ID_ALLOWED[name]})"
+    for pos, char in enumerate(value):
+        if not _ID_FIELDS[name].fullmatch(("A" if pos else "") + char):
+            return f"{name}: character {char!a} at position {pos} not allowed (allowed: {_ID_ALLOWED[name]})"
+    return f"{name}: {_preview(value)} does not match {_ID_FIELDS[name].pattern}"  # pragma: no cover
+
+
+def _check_wire_types(data: dict[str, Any]) -> None:
+    """Refuse every field whose JSON type or string content the contract does not allow.
+
+    Why before pydantic: its lax mode would coerce ``"8.5"`` or ``true`` to numbers and unix seconds to
+    datetimes, and a list or an object must never reach a hash or a comparison (issue 9: unhashable list).
+    """
+    for name, value in data.items():
+        if name not in _FIELD_NAMES:
+            raise InvalidEvent(
+                f"{_preview(name)}: unknown field (extra fields are not allowed)", "invalid_field"
+            )
+        kind = type(value)
+        if name in _SIGNAL_SET:
+            if value is None or kind is int:
+                continue
+            if kind is float:
+                if not math.isfinite(value):
+                    raise InvalidEvent(f"{name}: NaN/inf is not allowed", "non_finite", field=name)
+                continue
+            raise InvalidEvent(
+                f"{name}: must be a number or null, got {_json_type(value)}", "invalid_field", field=name
+            )
+        if name in _INT_FIELDS:
+            if kind is not int:
+                raise InvalidEvent(
+                    f"{name}: must be an integer, got {_json_type(value)}", "invalid_field", field=name
+                )
+            continue
+        if kind is not str:
+            raise InvalidEvent(
+                f"{name}: must be a string, got {_json_type(value)}", "invalid_field", field=name
+            )
+        if name == "event_time":
+            match = _EVENT_TIME_RE.fullmatch(value) if len(value) <= _MAX_EVENT_TIME_CHARS else None
+            if match is None:
+                raise InvalidEvent(
+                    f"event_time: {_preview(value)} is not an ISO 8601 date-time with offset"
+                    " (e.g. 2026-03-01T11:50:00Z)",
+                    "invalid_field",
+                    field=name,
+                )
+            if match.group("offset") is None:
+                raise InvalidEvent(
+                    f"event_time: {_preview(value)} must carry a timezone offset (Z or +hh:mm)",
+                    "invalid_field",
+                    field=name,
+                )
+            continue
+        problem = _identifier_problem(name, value)
+        if problem is not None:
+            raise InvalidEvent(problem, "invalid_field", field=name)
+
+
+def _duplicate_field(raw: bytes) -> str:
+    """Name a field that occurs twice in ``raw`` (slow path, only once duplicates are known to exist)."""
+    seen: set[str] = set()
+    dups: list[str] = []
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        for key, _ in pairs:
+            if key in seen:
+                dups.append(key)
+            seen.add(key)
+        return {}
+
+    try:
+        json.loads(raw, object_pairs_hook=hook)
+    except Exception:
+        return "a field"
+    return _preview(dups[0]) if dups else "a field"
+
+
+def _as_bytes(raw: object) -> bytes:
+    if isinstance(raw, bytes):
+        return raw
+    if isinstance(raw, bytearray | memoryview):
+        return bytes(raw)
+    if isinstance(raw, str):
+        try:
+            return raw.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidEvent(
+                f"malformed JSON: text is not valid Unicode ({exc.reason})", "malformed_json"
+            ) from None
+    if raw is None:
+        raise InvalidEvent("malformed JSON: empty record value (null / tombstone)", "malformed_json")
+    raise InvalidEvent(f"malformed JSON: value is {type(raw).__name__}, not bytes", "malformed_json")
 
 
 def parse_telemetry(
@@ -118,61 +328,295 @@ def parse_telemetry(
     *,
     now: datetime | None = None,
     max_future_skew: timedelta = DEFAULT_MAX_FUTURE_SKEW,
+    min_event_time: datetime = DEFAULT_MIN_EVENT_TIME,
     max_age: timedelta | None = None,
 ) -> TelemetryEvent:
-    """Validate a raw Kafka value against the contract or raise :class:`InvalidEvent` with the reason."""
+    """Validate a raw Kafka value against the contract or raise :class:`InvalidEvent` with the reason.
+
+    Raises nothing else, whatever the input (any bytes, any JSON): one bad record must never stop a
+    stream. ``min_event_time`` is the floor against garbage timestamps; ``max_age`` (off by default) is an
+    optional wall-clock age limit, left off so that imported history is scored in event time.
+    ``now`` (the wall clock, tz-aware) only judges the future limit and ``max_age``.
+    """
+    current = now or datetime.now(UTC)
+    if current.tzinfo is None or min_event_time.tzinfo is None:
+        raise ValueError("parse_telemetry: now and min_event_time must be timezone-aware")  # caller's bug
     try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidEvent(f"malformed JSON: {exc}", "malformed_json") from exc
-    if not isinstance(data, dict):
-        raise InvalidEvent("payload is not a JSON object", "not_an_object")
-    version = data.get("schema_version")
-    if version not in SUPPORTED_TELEMETRY_VERSIONS:
+        return _parse(raw, current, max_future_skew, min_event_time, max_age)
+    except InvalidEvent:
+        raise
+    except Exception as exc:
         raise InvalidEvent(
-            f"unsupported schema_version {version!r}; supported: {sorted(SUPPORTED_TELEMETRY_VERSIONS)}",
-            "unknown_schema_version",
+            f"unexpected {type(exc).__name__} while validating: {exc}", "invalid_payload"
+        ) from exc
+
+
+def _parse(
+    raw: object,
+    current: datetime,
+    max_future_skew: timedelta,
+    min_event_time: datetime,
+    max_age: timedelta | None,
+) -> TelemetryEvent:
+    data_bytes = _as_bytes(raw)
+    if len(data_bytes) > MAX_TELEMETRY_BYTES:
+        raise InvalidEvent(
+            f"payload of {len(data_bytes)} bytes exceeds the {MAX_TELEMETRY_BYTES} bytes accepted"
+            " for one event",
+            "payload_too_large",
         )
-    for key, value in data.items():
-        if isinstance(value, float) and not math.isfinite(value):
-            raise InvalidEvent(f"{key}: NaN/inf is not allowed", "non_finite")
+    try:
+        data = orjson.loads(data_bytes)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent(f"malformed JSON: {exc}", "malformed_json") from None
+    if not isinstance(data, dict):
+        raise InvalidEvent(f"payload is not a JSON object (got {_json_type(data)})", "not_an_object")
+    version = data.get("schema_version")
+    if type(version) is not int or version not in SUPPORTED_TELEMETRY_VERSIONS:
+        raise InvalidEvent(
+            f"unsupported schema_version {_preview(version)};"
+            f" supported: {sorted(SUPPORTED_TELEMETRY_VERSIONS)}",
+            "unknown_schema_version",
+            field="schema_version",
+        )
+    _check_wire_types(data)
     try:
         event = TelemetryEvent.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
+        first = exc.errors(include_url=False, include_input=False)[0]
         loc = ".".join(str(p) for p in first["loc"]) or "<root>"
         kind = "missing_field" if first["type"] == "missing" else "invalid_field"
-        raise InvalidEvent(f"{loc}: {first['msg']}", kind) from exc
-    current = now or datetime.now(UTC)
-    if event.event_time > current + max_future_skew:
+        raise InvalidEvent(f"{loc}: {first['msg']}", kind, field=loc) from None
+    # Every accepted string is free of quotes, so each key adds 2 quotes and each string value 2 more:
+    # any surplus is a key given twice (orjson silently keeps the last one).
+    strings = sum(1 for value in data.values() if type(value) is str)
+    if data_bytes.count(b'"') != 2 * (len(data) + strings):
         raise InvalidEvent(
-            f"event_time {event.event_time.isoformat()} is more than {max_future_skew} in the future",
-            "time_in_future",
+            f"{_duplicate_field(data_bytes)}: field given more than once (ambiguous)", "duplicate_field"
         )
-    if max_age is not None and event.event_time < current - max_age:
+    when = event.event_time
+    if when < min_event_time:
         raise InvalidEvent(
-            f"event_time {event.event_time.isoformat()} is older than the accepted {max_age}",
+            f"event_time {when.isoformat()} is before the accepted floor {min_event_time.isoformat()}",
             "time_too_old",
+            field="event_time",
+        )
+    if when > current + max_future_skew:
+        raise InvalidEvent(
+            f"event_time {when.isoformat()} is more than {max_future_skew} in the future",
+            "time_in_future",
+            field="event_time",
+        )
+    if max_age is not None and when < current - max_age:
+        raise InvalidEvent(
+            f"event_time {when.isoformat()} is older than the accepted {max_age}",
+            "time_too_old",
+            field="event_time",
         )
     return event
 
 
+def check_record_key(event: TelemetryEvent, key: bytes | None) -> None:
+    """Refuse a record whose Kafka key is missing or is not the event's ``turbine_id`` (UTF-8).
+
+    Why: a turbine's state lives on the partition its key hashes to; a record elsewhere would break
+    per-turbine ordering. It goes to the dead-letter topic with this reason; the sender fixes its key and
+    re-publishes (nothing is lost).
+    """
+    expected = event.turbine_id.encode()
+    if key is None:
+        raise InvalidEvent(
+            f"record has no key; the key must be the turbine_id {event.turbine_id!r}",
+            "key_mismatch",
+            field="key",
+        )
+    if bytes(key) != expected:
+        try:
+            shown = _preview(bytes(key).decode("utf-8"))
+        except UnicodeDecodeError:
+            shown = f"<{len(key)} non-UTF-8 bytes>"
+        raise InvalidEvent(
+            f"record key {shown} differs from turbine_id {event.turbine_id!r};"
+            " the key must be the turbine_id",
+            "key_mismatch",
+            field="key",
+        )
+
+
+# ---------------------------------------------------------------------------------------- dead letters
+DEAD_LETTER_SCHEMA_VERSION: Literal[2] = 2
+#: Record keys longer than this are cut in the envelope (``key_truncated``).
+MAX_DEAD_LETTER_KEY_BYTES = 1024
+#: Smallest ``max_bytes`` accepted by :func:`dead_letter_bytes` (room for every bounded field, escaped).
+MIN_DEAD_LETTER_BYTES = 16 * 1024
+#: Bytes to keep free below a topic's ``max.message.bytes`` (record batch header, record key, headers).
+#: ``max_bytes = min(topic max.message.bytes, producer max_request_size) - DEAD_LETTER_RECORD_OVERHEAD``.
+DEAD_LETTER_RECORD_OVERHEAD = 2048
+
+PayloadEncoding = Literal["utf-8", "base64"]
+
+
+def _encode_bytes(data: bytes) -> tuple[str, PayloadEncoding]:
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return base64.b64encode(data).decode("ascii"), "base64"
+
+
+def _decode_text(text: str, encoding: str) -> bytes:
+    return base64.b64decode(text, validate=True) if encoding == "base64" else text.encode("utf-8")
+
+
 class DeadLetter(BaseModel):
-    """Envelope written to the dead-letter topic: the original bytes (as text) and why they were refused."""
+    """Envelope written to the dead-letter topic (version 2): the refused record and why.
 
-    model_config = ConfigDict(extra="forbid")
+    ``payload`` is the original value as UTF-8 text when it decodes, else base64 (``payload_encoding``);
+    when the envelope would exceed the topic's size limit the payload is cut (``payload_truncated``) and
+    ``payload_size`` / ``payload_sha256`` still describe the whole original. Same scheme for the record key.
+    Build it with :func:`dead_letter_bytes`, read it with :func:`read_dead_letter`.
+    """
 
-    schema_version: Literal[1] = 1
-    reason: str
-    code: str
-    source_topic: str
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[2] = DEAD_LETTER_SCHEMA_VERSION
+    reason: str = Field(max_length=MAX_REASON_CHARS)
+    code: str = Field(min_length=1, max_length=64)
+    source_topic: str = Field(max_length=249)
     source_partition: int | None = None
     source_offset: int | None = None
     received_at: datetime
+    key: str | None = None
+    key_encoding: PayloadEncoding = "utf-8"
+    key_truncated: bool = False
     payload: str
+    payload_encoding: PayloadEncoding = "utf-8"
+    payload_size: int = Field(ge=0)
+    payload_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    payload_truncated: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _describe_complete_payload(cls, data: Any) -> Any:
+        """Fill ``payload_size`` / ``payload_sha256`` when omitted for a complete payload (v1 envelopes)."""
+        if isinstance(data, dict) and "payload_sha256" not in data and not data.get("payload_truncated"):
+            payload = data.get("payload")
+            if isinstance(payload, str):
+                try:
+                    original = _decode_text(payload, str(data.get("payload_encoding", "utf-8")))
+                except (ValueError, UnicodeEncodeError):
+                    return data
+                data = {**data, "payload_sha256": hashlib.sha256(original).hexdigest()}
+                data.setdefault("payload_size", len(original))
+        return data
+
+    def payload_bytes(self) -> bytes:
+        """The original record value (its first bytes only when ``payload_truncated``)."""
+        return _decode_text(self.payload, self.payload_encoding)
+
+    def key_bytes(self) -> bytes | None:
+        return None if self.key is None else _decode_text(self.key, self.key_encoding)
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json"))
+
+
+def _fit_text(data: bytes, budget: int) -> str:
+    """A long prefix of valid UTF-8 ``data`` whose JSON string encoding is at most ``budget`` bytes.
+
+    A few proportional guesses first (escapes can make the encoding up to 6x the raw size), then the
+    overshoot is cut: each raw byte costs at least one encoded byte, so that last step always fits.
+    """
+    n = min(len(data), max(budget - 2, 0))
+    rounds = 0
+    while n > 0:
+        piece = data[:n].decode("utf-8", "ignore")  # drops only a character cut in half at the end
+        size = len(orjson.dumps(piece))
+        if size <= budget:
+            return piece
+        rounds += 1
+        n = n * budget // size if rounds <= 3 else n - (size - budget)
+    return ""
+
+
+def dead_letter_bytes(
+    raw: bytes | None,
+    *,
+    reason: str,
+    code: str,
+    source_topic: str,
+    source_partition: int | None,
+    source_offset: int | None,
+    key: bytes | None,
+    received_at: datetime,
+    max_bytes: int,
+) -> bytes:
+    """The JSON :class:`DeadLetter` for a refused record, ALWAYS at most ``max_bytes`` long.
+
+    Lossless when it fits (UTF-8 text or base64); otherwise the payload is cut and flagged, with the
+    original size and sha256. Why bounded: a dead letter the topic refuses would stop the stream.
+    ``max_bytes`` must be at least ``MIN_DEAD_LETTER_BYTES`` (a configuration error otherwise).
+    """
+    if max_bytes < MIN_DEAD_LETTER_BYTES:
+        raise ValueError(
+            f"max_bytes={max_bytes} is below the minimum {MIN_DEAD_LETTER_BYTES} for a dead letter"
+        )
+    value = b"" if raw is None else bytes(raw)
+    key_text: str | None = None
+    key_encoding: PayloadEncoding = "utf-8"
+    key_truncated = False
+    if key is not None:
+        key_raw = bytes(key)
+        key_truncated = len(key_raw) > MAX_DEAD_LETTER_KEY_BYTES
+        key_raw = key_raw[:MAX_DEAD_LETTER_KEY_BYTES]
+        key_text, key_encoding = _encode_bytes(key_raw)
+    text, encoding = _encode_bytes(value)
+    fields: dict[str, Any] = {
+        "reason": _safe_text(reason, MAX_REASON_CHARS),
+        "code": _safe_text(code, 64) or "unknown",
+        "source_topic": _safe_text(source_topic, 249),
+        "source_partition": source_partition,
+        "source_offset": source_offset,
+        "received_at": received_at,
+        "key": key_text,
+        "key_encoding": key_encoding,
+        "key_truncated": key_truncated,
+        "payload_encoding": encoding,
+        "payload_size": len(value),
+        "payload_sha256": hashlib.sha256(value).hexdigest(),
+    }
+    letter = DeadLetter(**fields, payload=text)
+    out = letter.to_json()
+    if len(out) > max_bytes:
+        skeleton = len(DeadLetter(**fields, payload="", payload_truncated=True).to_json())
+        budget = max_bytes - (skeleton - 2)  # room for the payload's JSON string, quotes included
+        if encoding == "base64":
+            cut = base64.b64encode(value[: max(budget - 2, 0) // 4 * 3]).decode("ascii")
+        else:
+            cut = _fit_text(value, budget)
+        out = DeadLetter(**fields, payload=cut, payload_truncated=True).to_json()
+    if len(out) > max_bytes:  # an invariant, checked even under python -O
+        raise AssertionError(f"dead letter of {len(out)} bytes exceeds max_bytes={max_bytes}")
+    return out
+
+
+def read_dead_letter(raw: bytes) -> DeadLetter:
+    """Decode a dead-letter record (version 2, or a version 1 envelope upgraded) or raise InvalidEvent."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent(f"malformed JSON: {exc}", "malformed_json") from None
+    if not isinstance(data, dict):
+        raise InvalidEvent(f"dead letter is not a JSON object (got {_json_type(data)})", "not_an_object")
+    version = data.get("schema_version")
+    if type(version) is int and version == 1:  # v1: payload was text after UTF-8 replacement, no size/hash
+        data = {k: v for k, v in data.items() if k != "schema_version"}
+    try:
+        return DeadLetter.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        loc = ".".join(str(p) for p in first["loc"]) or "<root>"
+        kind = "missing_field" if first["type"] == "missing" else "invalid_field"
+        raise InvalidEvent(f"dead letter {loc}: {first['msg']}", kind, field=loc) from None
 
 
 class SweepCommand(BaseModel):
