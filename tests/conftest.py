@@ -17,6 +17,13 @@ TESTS_DIR = Path(__file__).resolve().parent
 RUN_ID = uuid.uuid4().hex[:8]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Markers defined here rather than in pyproject.toml (owned elsewhere); --strict-markers accepts them."""
+    config.addinivalue_line(
+        "markers", "acceptance: the README's commands run in a fresh clone on free ports (slow, minutes)"
+    )
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests under tests/unit are `unit`, under tests/integration are `integration`, whatever they say."""
     for item in items:
@@ -25,6 +32,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.integration)
         elif TESTS_DIR / "unit" in path.parents:
             item.add_marker(pytest.mark.unit)
+        elif TESTS_DIR / "acceptance" in path.parents:
+            item.add_marker(pytest.mark.acceptance)
 
 
 @pytest.fixture(scope="session")
