@@ -24,6 +24,7 @@ from common.logging import configure_logging, event
 from common.settings import load_settings
 from producers.pacing import AcceleratedClock, RateLimiter
 from producers.settings import ProducerSettings
+from producers.sources import DEFAULT_ID_PREFIX
 
 log = logging.getLogger("producers")
 
@@ -234,18 +235,53 @@ def _accelerated(
     seed: int | None,
     fleet_path: Path | None,
     settings: ProducerSettings,
+    resume: bool = True,
 ) -> int:
     from producers.sources import expected_count, fleet_config, floor_time
     from simulator.fleet import Fleet
 
     base = fleet_config(fleet_path, turbines=turbines, seed=seed)
-    begin = _parse_time(start, "--start") or datetime.now(UTC) - timedelta(days=days)
-    begin = floor_time(begin, base.period_s)
-    horizon = days + (365.0 if follow else 0.0)
+    explicit = _parse_time(start, "--start")
+    if explicit is not None:
+        begin = floor_time(explicit, base.period_s)
+        end = begin + timedelta(days=days)
+    else:
+        end = floor_time(datetime.now(UTC) - timedelta(days=days), base.period_s) + timedelta(days=days)
+        begin = end - timedelta(days=days)
+        if resume:  # a resumed run keeps the window's end (now) and only skips what is already published
+            begin = _resume_start(settings, base.turbine_ids, days, base.period_s)
+    span_days = (end - begin).total_seconds() / 86_400
+    if not follow and span_days * 86_400 < base.period_s:
+        typer.echo(f"nothing to publish: the topic already holds this fleet's events up to {end.isoformat()}")
+        return EXIT_OK
+    horizon = max(span_days, 0.0) + (365.0 if follow else 0.0)
     config = fleet_config(fleet_path, turbines=turbines, seed=seed, start=begin, duration_days=horizon)
     clock = AcceleratedClock(speed, begin, not_before_event_time=True)
     total = None if follow else expected_count(config)
     return run_publish(settings, mode, Fleet(config).iter_records(), total=total, bulk=False, clock=clock)
+
+
+def _resume_start(settings: ProducerSettings, turbine_ids: list[str], days: float, period_s: int) -> datetime:
+    """Start right after this fleet's newest event already in the topic (see ``producers.resume``)."""
+    from kafka.errors import KafkaError
+
+    from producers.resume import choose_start, newest_event_time
+
+    topic = settings.telemetry_topic
+    try:
+        newest = newest_event_time(settings.kafka_bootstrap_servers, topic, turbine_ids)
+    except KafkaError as exc:  # publishing will report an unreachable broker; here: start fresh
+        event(log, "could not read the topic to resume; starting fresh", logging.WARNING, error=repr(exc))
+        newest = None
+    decision = choose_start(newest, now=datetime.now(UTC), days=days, period_s=period_s)
+    when = decision.start.isoformat().replace("+00:00", "Z")
+    if decision.resumed:
+        event(log, "resuming at", start=when, topic=topic, reason=decision.reason)
+        typer.echo(f"resuming at {when} ({decision.reason}; topic {topic})")
+    else:
+        event(log, "starting fresh", start=when, topic=topic, reason=decision.reason)
+        typer.echo(f"starting at {when} ({decision.reason}; topic {topic})")
+    return decision.start
 
 
 SpeedOpt = Annotated[
@@ -258,6 +294,14 @@ DaysOpt = Annotated[float, typer.Option("--days", min=0.01, help="Simulated days
 FollowOpt = Annotated[
     bool, typer.Option("--follow/--no-follow", help="After catching up with now, continue in real time.")
 ]
+ResumeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--resume/--no-resume",
+        help="Without --start: continue right after this fleet's newest event in the topic "
+        "(if within --days), else start at now minus --days.",
+    ),
+]
 
 
 @app.command()
@@ -266,6 +310,7 @@ def accelerated(
     start: StartOpt = None,
     days: DaysOpt = 7.0,
     follow: FollowOpt = False,
+    resume: ResumeOpt = True,
     turbines: TurbinesOpt = None,
     seed: SeedOpt = None,
     fleet_config_path: FleetOpt = None,
@@ -277,7 +322,9 @@ def accelerated(
     """Time compression xN of the default (or given) fleet; events are never published before their time."""
     settings = _settings(topic, bootstrap_servers, partitions, metrics_port, None)
     _exit(
-        _accelerated("accelerated", speed, start, days, follow, turbines, seed, fleet_config_path, settings)
+        _accelerated(
+            "accelerated", speed, start, days, follow, turbines, seed, fleet_config_path, settings, resume
+        )
     )
 
 
@@ -287,6 +334,7 @@ def simulate(
     start: StartOpt = None,
     days: DaysOpt = 7.0,
     follow: FollowOpt = True,
+    resume: ResumeOpt = True,
     turbines: TurbinesOpt = None,
     seed: SeedOpt = None,
     fleet_config_path: FleetOpt = None,
@@ -297,7 +345,11 @@ def simulate(
 ) -> None:
     """Alias of ``accelerated`` (default fleet) that keeps running (``--follow``); used by docker-compose."""
     settings = _settings(topic, bootstrap_servers, partitions, metrics_port, None)
-    _exit(_accelerated("simulate", speed, start, days, follow, turbines, seed, fleet_config_path, settings))
+    _exit(
+        _accelerated(
+            "simulate", speed, start, days, follow, turbines, seed, fleet_config_path, settings, resume
+        )
+    )
 
 
 @app.command()
@@ -343,26 +395,81 @@ def backfill(
     _exit(run_publish(settings, "backfill", records, total=expected_count(config), bulk=True))
 
 
+#: ``scenario`` defaults, chosen with the production model (docs/producers.md, "Replaying an incident"):
+#: at x3600 (one simulated hour per second) the gearbox scenario's turbine is high after ~2.5 min and
+#: critical after ~3.5 min; the failure stays 24 h ahead, so the cockpit's time-to-failure is honest.
+SCENARIO_SPEED = 3600.0
+SCENARIO_LEAD = "24h"
+
+
+def _parse_duration(value: str, name: str) -> timedelta:
+    """``24h``, ``90m``, ``2d``, ``3600s`` or a bare number of hours."""
+    text = value.strip().lower()
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
+    factor = units.get(text[-1:])
+    number = text[:-1] if factor is not None else text
+    try:
+        amount = float(number)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a duration (e.g. 24h, 90m, 2d)", param_hint=name
+        ) from None
+    seconds = amount * (factor or 3600.0)
+    if not 0 <= seconds <= 366 * 86_400:
+        raise typer.BadParameter(f"{value!r} must be between 0 and 366 days", param_hint=name)
+    return timedelta(seconds=seconds)
+
+
+def _utc(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 @app.command()
 def scenario(
     name: Annotated[str, typer.Argument(help="Scenario name (see `scenarios`) or a scenario .yaml path.")],
     speed: Annotated[
-        float, typer.Option("--speed", min=0.0, help="Time compression; 0 = as fast as possible.")
-    ] = 600.0,
+        float,
+        typer.Option(
+            "--speed",
+            min=0.0,
+            help="Time compression of the scenario's past (3600 = one simulated hour per second; "
+            "0 = as fast as possible).",
+        ),
+    ] = SCENARIO_SPEED,
     shift_to_now: Annotated[
-        bool, typer.Option("--shift-to-now", help="Move the scenario in time so that it ends now.")
+        bool,
+        typer.Option(
+            "--shift-to-now",
+            help="Move the scenario so that its (first) failure happens --lead after now: the past is "
+            "published at --speed, then events follow in real time (never before their time).",
+        ),
     ] = False,
+    lead: Annotated[
+        str,
+        typer.Option(
+            "--lead", help="With --shift-to-now: how far ahead of now the failure lies (24h, 90m, 2d)."
+        ),
+    ] = SCENARIO_LEAD,
+    id_prefix: Annotated[
+        str,
+        typer.Option(
+            "--id-prefix",
+            help="Prefix of the published turbine and site ids (R-WT-003 on R-SITE-A), so a replay never "
+            "collides with the live fleet's WT-... ids; '' keeps the scenario's own ids.",
+        ),
+    ] = DEFAULT_ID_PREFIX,
     rate: RateOpt = None,
     topic: TopicOpt = None,
     bootstrap_servers: BootstrapOpt = None,
     partitions: PartitionsOpt = None,
     metrics_port: MetricsOpt = None,
 ) -> None:
-    """A named simulator scenario, accelerated (same turbines, incidents and numbers every time)."""
-    from producers.sources import expected_count, floor_time, shifted
+    """A named scenario under its own ids, accelerated; --shift-to-now puts its failure just ahead."""
+    from producers.sources import check_id_prefix, expected_count, plan_scenario, shifted
     from simulator.config import ConfigError
     from simulator.scenarios import UnknownScenarioError, load_scenario
 
+    lead_delta = _parse_duration(lead, "--lead")
     settings = _settings(topic, bootstrap_servers, partitions, metrics_port, rate)
     try:
         scn = load_scenario(name)
@@ -370,17 +477,64 @@ def scenario(
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
     config = scn.config
-    records: Iterable[dict[str, Any]] = scn.fleet().iter_records()
-    origin = config.start
-    if shift_to_now:
-        delta = floor_time(datetime.now(UTC), config.period_s) - config.end
-        records = shifted(iter(records), delta)
-        origin = config.start + delta
-    clock = AcceleratedClock(speed, origin, not_before_event_time=shift_to_now)
+    try:
+        check_id_prefix(id_prefix, config.turbine_ids)
+        check_id_prefix(id_prefix, ["SITE-" + "A" * 4])  # site ids are SITE-A.. (at most a few letters)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--id-prefix") from None
+    now = datetime.now(UTC)
+    plan = plan_scenario(
+        config, now=now, shift_to_now=shift_to_now, lead=lead_delta, speed=speed, id_prefix=id_prefix
+    )
+    _announce(scn.name, plan, now, speed, shift_to_now, id_prefix, config.turbine_ids)
+    records: Iterable[dict[str, Any]] = shifted(scn.fleet().iter_records(), plan.delta, id_prefix=id_prefix)
+    clock = AcceleratedClock(speed, plan.start, not_before_event_time=shift_to_now)
     code = run_publish(
         settings, f"scenario:{scn.name}", records, total=expected_count(config), bulk=speed == 0, clock=clock
     )
     _exit(code)
+
+
+def _announce(
+    name: str,
+    plan: Any,
+    now: datetime,
+    speed: float,
+    shift_to_now: bool,
+    id_prefix: str,
+    turbine_ids: list[str],
+) -> None:
+    """Say, before publishing, which turbines to watch, when their failure happens and where to look."""
+    first, last = id_prefix + turbine_ids[0], id_prefix + turbine_ids[-1]
+    lines = [f"scenario {name}: turbines {first} .. {last}, events {_utc(plan.start)} -> {_utc(plan.end)}"]
+    for tid, mode, when in plan.failures:
+        ahead = (when - now).total_seconds() / 3600
+        relation = f"in {ahead:.1f} h" if ahead >= 0 else f"{-ahead:.1f} h ago"
+        lines.append(f"  incident turbine {tid}: {mode} failure at {_utc(when)} ({relation})")
+        lines.append(f"    look at: /v1/turbines/{tid}  (cockpit turbine {tid})")
+    if shift_to_now:
+        if plan.caught_up_at is not None:
+            wait = (plan.caught_up_at - now).total_seconds()
+            lines.append(
+                f"  the past is published at x{speed:g}; caught up with now at {_utc(plan.caught_up_at)} "
+                f"(in {wait / 60:.1f} min), then in real time until {_utc(plan.end)} or Ctrl-C"
+            )
+        else:
+            lines.append(f"  published at x{speed:g}, never before an event's own time")
+    for line in lines:
+        typer.echo(line)
+    event(
+        log,
+        "scenario plan",
+        scenario=name,
+        start=plan.start,
+        end=plan.end,
+        incident_turbines=plan.incident_turbines,
+        failures=[{"turbine_id": t, "mode": m, "failure_time": w} for t, m, w in plan.failures],
+        caught_up_at=plan.caught_up_at,
+        speed=speed,
+        id_prefix=id_prefix,
+    )
 
 
 @app.command("scenarios")

@@ -90,3 +90,32 @@ def test_bad_input_exits_2_with_a_message(tmp_path: Path) -> None:
     assert result.returncode == 2 and "--days" in result.stderr
     result = cli("accelerated", "--speed", "0")
     assert result.returncode == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--lead", "soon"), "is not a duration"),
+        (("--lead", "-3h"), "between 0 and 366 days"),
+        (("--id-prefix", "R "), "telemetry contract refuses"),
+        (("--id-prefix", "-R"), "telemetry contract refuses"),
+    ],
+)
+def test_scenario_refuses_bad_lead_and_prefix_before_kafka(args: tuple[str, ...], message: str) -> None:
+    result = cli("scenario", "gearbox_bearing_failure", "--shift-to-now", *args)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+
+
+def test_backfill_refuses_an_end_in_the_future() -> None:
+    result = cli("backfill", "--days", "1", "--end", "2999-01-01T00:00:00Z")
+    assert result.returncode == 2 and "--end is in the future" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("24h", 86_400), ("90m", 5_400), ("2d", 172_800), ("1.5", 5_400), ("30s", 30)]
+)
+def test_lead_durations(text: str, seconds: float) -> None:
+    from producers.cli import _parse_duration
+
+    assert _parse_duration(text, "--lead").total_seconds() == seconds

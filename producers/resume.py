@@ -1,0 +1,156 @@
+"""Where a restarted simulator resumes: right after the newest event it already published.
+
+Why: after ``make down && make run`` the demo simulator used to start again ``--days`` back; every event
+was older than what the scorer already held for those turbines (rejected as ``late``) for many minutes.
+The topic itself is the memory: the newest event time of this fleet's turbine ids in the telemetry topic
+is where the previous run stopped. Reading it is bounded in time and records; anything unreadable means
+"start fresh", never a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from common.logging import event
+
+log = logging.getLogger(__name__)
+
+#: Records read per partition and step when walking back from the end of the topic.
+CHUNK = 5_000
+
+
+@dataclass(frozen=True)
+class ResumeDecision:
+    """The chosen start and why (logged and printed)."""
+
+    start: datetime
+    resumed: bool
+    reason: str
+    newest: datetime | None = None
+
+
+def choose_start(newest: datetime | None, *, now: datetime, days: float, period_s: int) -> ResumeDecision:
+    """Pure choice: one period after ``newest`` if that lies within the ``days`` window, else ``now - days``.
+
+    Both results are aligned down to the period (simulator steps are aligned), so a resumed run continues
+    the previous run's grid: no event published twice, no step missing.
+    """
+    fresh = _floor(now - timedelta(days=days), period_s)
+    if newest is None:
+        return ResumeDecision(fresh, False, "no earlier event of this fleet in the topic")
+    following = _floor(newest, period_s) + timedelta(seconds=period_s)
+    if following < fresh:
+        return ResumeDecision(
+            fresh, False, f"last event {newest.isoformat()} is older than the {days:g}-day window", newest
+        )
+    return ResumeDecision(following, True, f"last event in the topic: {newest.isoformat()}", newest)
+
+
+def _floor(value: datetime, period_s: int) -> datetime:
+    stamp = int(value.timestamp())
+    return datetime.fromtimestamp(stamp - stamp % period_s, UTC)
+
+
+def _event_time(value: bytes | None, wanted: Collection[str]) -> datetime | None:
+    """Event time of a telemetry record of one of ``wanted``'s turbines; None for anything else."""
+    if not value:
+        return None
+    try:
+        item = orjson.loads(value)
+        if not isinstance(item, dict) or item.get("turbine_id") not in wanted:
+            return None
+        raw = item.get("event_time")
+        if not isinstance(raw, str):
+            return None
+        when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except (orjson.JSONDecodeError, ValueError, TypeError):
+        return None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def newest_event_time(
+    bootstrap_servers: str,
+    topic: str,
+    turbine_ids: Collection[str],
+    *,
+    timeout_s: float = 15.0,
+    chunk: int = CHUNK,
+    max_records_per_partition: int = 200_000,
+    consumer: Any = None,
+) -> datetime | None:
+    """Newest ``event_time`` of ``turbine_ids`` in ``topic`` (None: absent, empty or none of theirs).
+
+    Reads every partition backwards from its end, ``chunk`` records at a time, until a chunk holds one of
+    the fleet's events (other producers, e.g. an incident replay, may have written after it), the start
+    of the partition, ``max_records_per_partition`` or ``timeout_s``. Raises ``KafkaError`` only when the
+    broker cannot be reached at all.
+    """
+    from kafka import KafkaConsumer, TopicPartition
+
+    wanted = frozenset(turbine_ids)
+    own = consumer is None
+    if own:
+        consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+            client_id="cockpit-producer-resume",
+            request_timeout_ms=int(max(timeout_s, 5) * 1000) + 1000,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+        )
+    deadline = time.monotonic() + timeout_s
+    try:
+        ids = consumer.partitions_for_topic(topic)
+        if not ids:
+            return None
+        partitions = [TopicPartition(topic, p) for p in sorted(ids)]
+        first = consumer.beginning_offsets(partitions)
+        end = consumer.end_offsets(partitions)
+        newest: datetime | None = None
+        for tp in partitions:
+            upper = end[tp]
+            floor = max(first[tp], end[tp] - max_records_per_partition)
+            while upper > floor and time.monotonic() < deadline:
+                lower = max(floor, upper - chunk)
+                found = _scan(consumer, tp, lower, upper, wanted, deadline)
+                if found is not None:
+                    newest = found if newest is None or found > newest else newest
+                    break
+                upper = lower
+        if time.monotonic() >= deadline:
+            event(log, "resume scan ran out of time", logging.WARNING, topic=topic, timeout_s=timeout_s)
+        return newest
+    finally:
+        if own:
+            consumer.close()
+
+
+def _scan(
+    consumer: Any, tp: Any, lower: int, upper: int, wanted: frozenset[str], deadline: float
+) -> datetime | None:
+    """Newest event time of ``wanted`` among offsets ``[lower, upper)`` of one partition."""
+    consumer.assign([tp])
+    consumer.seek(tp, lower)
+    newest: datetime | None = None
+    position = lower
+    while position < upper and time.monotonic() < deadline:
+        batches = consumer.poll(timeout_ms=500, max_records=chunk_size(upper - position))
+        for record in batches.get(tp, []):
+            if record.offset >= upper:
+                break
+            when = _event_time(record.value, wanted)
+            if when is not None and (newest is None or when > newest):
+                newest = when
+        position = consumer.position(tp)
+    return newest
+
+
+def chunk_size(remaining: int) -> int:
+    return max(1, min(remaining, 50_000))
