@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.settings import ApiSettings
 from common.settings import load_settings
-from tests.integration.api.seed import Seeded, seed_fleet
+from tests.integration.api.seed import HistoricalFleet, Seeded, seed_fleet, seed_historical_fleet
 
 API_KEY = "test-key-0123456789"
 
@@ -48,6 +48,26 @@ class ApiDb:
 def api_db(fresh_database: Callable[[str], str]) -> ApiDb:
     url = fresh_database("api")
     return ApiDb(url, reader_url_for(url), seed_fleet(url))
+
+
+@dataclass(frozen=True)
+class HistDb:
+    writer_url: str
+    reader_url: str
+    fleet: HistoricalFleet
+
+
+@pytest.fixture(scope="session")
+def hist_db(fresh_database: Callable[[str], str]) -> HistDb:
+    """A fleet imported from history (data clock 2024-03-02) with a live, not-ready scorer heartbeat."""
+    url = fresh_database("api_hist")
+    return HistDb(url, reader_url_for(url), seed_historical_fleet(url))
+
+
+@pytest.fixture(scope="session")
+def hist_client(make_settings: Callable[..., ApiSettings], hist_db: HistDb) -> Iterator[TestClient]:
+    with TestClient(create_app(make_settings(reader_database_url=hist_db.reader_url))) as test_client:
+        yield test_client
 
 
 @pytest.fixture(scope="session")

@@ -404,3 +404,54 @@ def seed_fleet(
         runs=run_ids,
         telemetry_turbines=tele_ids,
     )
+
+
+#: Data clock of the historical fleet (both sites): its newest events are one minute before this.
+HISTORICAL_NOW = datetime(2024, 3, 2, 14, 10, tzinfo=UTC)
+NOT_READY_PROBLEM = "no partition assigned while telemetry.v1 has 6"
+
+
+@dataclass
+class HistoricalFleet:
+    """A fleet imported from history (data clock in 2024), with the oddities the API must survive."""
+
+    seeded: Seeded
+    gap_turbine: str  # no score nor telemetry between gap_start and gap_end
+    gap_start: datetime
+    gap_end: datetime
+    sweep_turbine: str  # current assessment from a sweep (as of the site's data clock)
+    wall_clock_turbine: str  # has a sweep row stamped with the wall clock (an older scorer's habit)
+
+
+def seed_historical_fleet(url: str) -> HistoricalFleet:
+    """``seed_fleet`` as of 2024-03-02, then: a 4-day gap, a sweep assessment, a wall-clock sweep row, and a
+    live heartbeat of a scorer that says it is not ready."""
+    seeded = seed_fleet(url, now=HISTORICAL_NOW)
+    gap_turbine = seeded.telemetry_turbines[0]
+    sweep_turbine = seeded.telemetry_turbines[1]
+    wall_clock_turbine = next(t for t in seeded.scored if t not in seeded.telemetry_turbines)
+    gap_start, gap_end = HISTORICAL_NOW - timedelta(days=12), HISTORICAL_NOW - timedelta(days=8)
+    clock = HISTORICAL_NOW - timedelta(minutes=1)
+    with psycopg.connect(url, autocommit=False) as conn:
+        for table, column in (("score_history", "time"), ("telemetry_agg", "bucket")):
+            conn.execute(
+                f"DELETE FROM {table} WHERE turbine_id = %s AND {column} >= %s AND {column} < %s",
+                (gap_turbine, gap_start, gap_end),
+            )
+        conn.execute(
+            "UPDATE turbine_state SET trigger = 'sweep', as_of = %s, run_id = %s WHERE turbine_id = %s",
+            (clock, seeded.runs[0], sweep_turbine),
+        )
+        conn.execute(
+            f"""INSERT INTO score_history
+                  (time, turbine_id, trigger, {", ".join(ASSESSMENT_COLUMNS)}, reasons)
+                VALUES (now(), %s, 'sweep', 43.1, 'moderate', 0.4, 12.0, 8.0, 20.0, %s, %s, '[]')""",
+            (wall_clock_turbine, MODEL_VERSION, seeded.runs[0]),
+        )
+        conn.execute("DELETE FROM scorer_heartbeats WHERE worker_id <> 'worker-1'")
+        conn.execute(
+            "UPDATE scorer_heartbeats SET updated_at = now(), lag_seconds = 0, details = %s",
+            (_json({"ready": False, "problems": [NOT_READY_PROBLEM], "partitions": {}}),),
+        )
+        conn.commit()
+    return HistoricalFleet(seeded, gap_turbine, gap_start, gap_end, sweep_turbine, wall_clock_turbine)
