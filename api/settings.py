@@ -48,6 +48,12 @@ class ApiSettings(CommonSettings):
     db_pool_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
     db_statement_timeout_ms: int = Field(default=5000, ge=100, le=600_000)
     kafka_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    ensure_topics_on_start: bool = Field(
+        default=True, description="Create missing Kafka topics in the background at start-up."
+    )
+    topics_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=600, description="Give up the start-up topic check after this long."
+    )
     history_max_days: int = Field(default=400, ge=1, le=3650)
     summary_cache_seconds: float = Field(
         default=60.0, ge=0, description="How long per-day tier counts (an aggregate over history) are reused."

@@ -8,6 +8,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -184,3 +185,27 @@ class socket_refusing_port:
 
     def __exit__(self, *_exc: object) -> None:
         self._sock.close()
+
+
+def test_api_publisher_names_a_missing_topic_then_works_once_created(
+    kafka_bootstrap: str, private_names: dict[str, str]
+) -> None:
+    """A missing command topic: clear 503 reason, no producer left retrying; creating it fixes sweeps."""
+    from api.commands import CommandPublisher, KafkaUnavailable
+    from common.contracts import SweepCommand
+
+    topic = private_names["command_topic"]
+    publisher = CommandPublisher(kafka_bootstrap, topic, timeout=5.0)
+    command = SweepCommand(run_id=uuid.uuid4(), requested_at=datetime.now(UTC), requested_by="test")
+    try:
+        with pytest.raises(KafkaUnavailable) as info:
+            publisher.publish(command)
+        assert f"topic {topic} does not exist" in str(info.value)
+        assert "python -m common topics" in str(info.value)
+        assert publisher._producer is None  # nothing keeps asking the broker for the topic
+
+        settings = load_settings(CommonSettings, kafka_bootstrap_servers=kafka_bootstrap, **private_names)
+        ensure_topics(kafka_bootstrap, cockpit_topics(settings))
+        publisher.publish(command)  # the same publisher recovers without a restart
+    finally:
+        publisher.close()
