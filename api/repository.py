@@ -450,22 +450,23 @@ async def daily_tiers(
     timescale: bool,
     tiers: tuple[str, ...] = TIER_ORDER,
     cache: TtlCache | None = None,
+    end: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """Per day, how many turbines reached each tier (the worst tier of the turbine's assessments that day).
 
     Why "worst of the day": a turbine that was critical this morning matters even if it is high tonight, and
     it is a hash aggregate (no per-turbine sort) over what can be millions of rows.
     """
-    key = (start, tiers, timescale)
+    key = (start, end, tiers, timescale)
     if cache is not None and (hit := cache.get(key)) is not None:
         return hit  # type: ignore[no-any-return]
     day = bucket_expr(timescale, "time")
     rows = await db.rows(
         f"""SELECT day, worst, count(*) FROM (
                 SELECT {day} AS day, turbine_id, max({_TIER_RANK}) AS worst
-                FROM score_history WHERE time >= %(start)s GROUP BY 1, 2) x
+                FROM score_history WHERE time >= %(start)s AND time < %(end)s GROUP BY 1, 2) x
             GROUP BY 1, 2 ORDER BY 1""",
-        {"start": start, "bucket": timedelta(days=1)},
+        {"start": start, "end": end or datetime.max.replace(tzinfo=UTC), "bucket": timedelta(days=1)},
         timeout_ms=SLOW_AGGREGATE_TIMEOUT_MS,
     )
     names = ("unknown", "low", "moderate", "high", "critical")

@@ -300,8 +300,8 @@ async def fleet_summary(
     clocks = _clocks(settings, fresh)
     counts = await repo.tier_counts(db, clocks)
     timescale = await db.detect_timescale()
-    since = _day_start(days)
-    daily = await repo.daily_tiers(db, since, timescale, cache=daily_cache)
+    since, until = _day_window(days, clocks)
+    daily = await repo.daily_tiers(db, since, timescale, cache=daily_cache, end=until)
     sweep = await repo.last_sweep(db)
     total = sum(c[0] for c in counts.values())
     stale = sum(c[1] for c in counts.values())
@@ -320,9 +320,14 @@ async def fleet_summary(
     )
 
 
-def _day_start(days: int) -> datetime:
-    today = now_utc().replace(hour=0, minute=0, second=0, microsecond=0)
-    return today - timedelta(days=days - 1)
+def _day_window(days: int, clocks: list[SiteClock]) -> tuple[datetime, datetime]:
+    """[start of the first day, end of the last day): the last day is today for a live fleet, the day of the
+    newest data for a historical one (its per-day counts are then about its data, not empty wall-clock days).
+    """
+    fleet = fleet_clock(clocks)
+    last = fleet.data_as_of if fleet.mode == "historical" and fleet.data_as_of else now_utc()
+    day = last.replace(hour=0, minute=0, second=0, microsecond=0)
+    return day - timedelta(days=days - 1), day + timedelta(days=1)
 
 
 @router.get(
@@ -346,13 +351,14 @@ async def supervision(
     days: Annotated[int, Query(ge=1, le=90, description="Days of high/critical counts")] = 7,
 ) -> Response:
     fresh = await freshness.get(fresh=True)
+    clocks = _clocks(settings, fresh)
+    since, until = _day_window(days, clocks)
     timescale = await db.detect_timescale()
     daily, sweep, (batches, errors) = await asyncio.gather(
-        repo.daily_tiers(db, _day_start(days), timescale, ("critical", "high"), cache=daily_cache),
+        repo.daily_tiers(db, since, timescale, ("critical", "high"), cache=daily_cache, end=until),
         repo.last_sweep(db),
         repo.log_last_hour(db),
     )
-    clocks = _clocks(settings, fresh)
     problems = [] if fresh.ready and not fresh.stale else [f"scorer: {fresh.reason}"]
     problems += feed_problems(clocks, stale_after=timedelta(minutes=settings.stale_after_minutes))
     return OrjsonResponse(

@@ -51,6 +51,10 @@ def test_historical_fleet_summary(hist_client: TestClient, hist_db: HistDb) -> N
     assert summary.message and "2024-03-02 14:09 UTC" in summary.message
     assert summary.stale == len(seeded.stale)
     assert summary.tiers["unknown"] == len(seeded.unknown)
+    # per-day counts end on the day of the newest data, not on an empty wall-clock fortnight
+    assert len(summary.daily) == 14 and summary.daily[-1].day == datetime(2024, 3, 2, tzinfo=UTC)
+    counts = [sum(d.counts.values()) for d in summary.daily]
+    assert set(counts) == {len(seeded.scored), len(seeded.scored) - 1}  # the gap turbine is absent 3 days
 
 
 def test_detail_has_one_assessment_with_its_source(hist_client: TestClient, hist_db: HistDb) -> None:
@@ -129,6 +133,7 @@ def test_not_ready_scorer_is_reported_with_its_first_problem(hist_client: TestCl
     assert sup.problems[0] == f"scorer: not ready: {NOT_READY_PROBLEM}"
     assert "SITE-A: no data since 2024-03-02 14:09 UTC (historical)" in sup.problems
     assert sup.data.mode == "historical"
+    assert sup.high_critical_daily and sup.high_critical_daily[-1].day == datetime(2024, 3, 2, tzinfo=UTC)
     ready = hist_client.get("/readyz")
     assert ready.status_code == 503
     assert ready.json()["checks"]["scorer"] == {"ok": False, "detail": f"not ready: {NOT_READY_PROBLEM}"}
