@@ -13,9 +13,13 @@ help: ## List the targets
 setup: ## Install system packages, the Python virtualenv (requirements.lock) — idempotent
 	@bash deploy/local/setup.sh
 
-up: setup ## Start local Kafka (KRaft) and PostgreSQL, apply migrations
+# Ports come from COCKPIT_*_PORT variables; deploy/local/env.sh derives the service URLs from them.
+LOCAL_ENV := source deploy/local/env.sh &&
+
+up: setup ## Start local Kafka (KRaft) and PostgreSQL, apply migrations, create the Kafka topics
 	@bash deploy/local/stack.sh up
-	@$(PY) -m common migrate
+	@$(LOCAL_ENV) $(PY) -m common migrate
+	@$(LOCAL_ENV) $(PY) -m common topics
 
 down: ## Stop the local cockpit processes and the stack
 	@bash deploy/local/run.sh stop || true
@@ -33,9 +37,12 @@ reset: ## Stop everything and delete local Kafka and PostgreSQL data
 	@bash deploy/local/stack.sh reset
 
 migrate: ## Apply database migrations (COCKPIT_DATABASE_URL)
-	@$(PY) -m common migrate
+	@$(LOCAL_ENV) $(PY) -m common migrate
 
-run: up ## Set up and run the whole cockpit locally, then print where to look
+topics: ## Create the missing Kafka topics (COCKPIT_KAFKA_BOOTSTRAP_SERVERS); idempotent
+	@$(LOCAL_ENV) $(PY) -m common topics
+
+run: ## Set up and run the whole cockpit locally (timed steps), then print where to look
 	@bash deploy/local/run.sh start
 
 test: ## Run the whole test suite (unit + integration on real Kafka/PostgreSQL + browser)
@@ -56,4 +63,4 @@ lint: setup ## ruff and mypy
 bench: setup ## Run the benchmarks under bench/ (ratios against same-run baselines)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
-.PHONY: help setup up down status logs reset migrate run test test-unit test-integration lint bench
+.PHONY: help setup up down status logs reset migrate topics run test test-unit test-integration lint bench

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,6 +46,26 @@ def _progress() -> Iterator[ProgressFn]:
         yield update
         for t in tasks.values():
             bar.update(t, completed=100)
+
+
+@contextmanager
+def _plain_progress() -> Iterator[ProgressFn]:
+    """Progress as plain lines when stderr is not a terminal (rich bars do not render in a log or a pipe)."""
+    started = time.monotonic()
+    last_step: str | None = None
+    last_pct = -100
+    last_at = started
+
+    def update(step: str, frac: float) -> None:
+        nonlocal last_step, last_pct, last_at
+        pct = max(0, min(100, int(100 * frac)))
+        now = time.monotonic()
+        if step != last_step or pct >= last_pct + 10 or now - last_at >= 15:
+            print(f"  {step}: {pct}% (elapsed {now - started:.0f} s)", file=sys.stderr, flush=True)
+            last_step, last_pct, last_at = step, pct, now
+
+    yield update
+    print(f"  done (elapsed {time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
 
 
 def _settings(
@@ -233,9 +255,13 @@ def ensure_default(
         console.print(f"production version {bundle.version} present and valid; nothing to do")
         return
     except reg.RegistryError as exc:
-        console.print(f"no usable production model ({exc}); training the default version")
+        console.print(
+            f"no usable production model ({exc}); training the default version once "
+            f"(about 2 minutes with {threads} threads on 2 cores; progress below)"
+        )
     settings = TrainSettings(threads=threads)
-    with _progress() as bar:
+    progress = _progress() if console.is_terminal else _plain_progress()
+    with progress as bar:
         res = train_and_register(registry, settings, promote_if="always", progress=bar)
     console.print(f"production: {res.version}; model card {res.model_card}")
 
