@@ -46,6 +46,17 @@ class ApiMetrics:
             "Age of the newest scorer heartbeat (-1: none)",
             registry=r,
         )
+        self.site_data_age = Gauge(
+            "cockpit_site_data_age_seconds",
+            "Wall clock minus the site's data clock (its newest event): a stopped feed grows it",
+            ["site"],
+            registry=r,
+        )
+        self.scorer_ready = Gauge(
+            "cockpit_scorer_ready",
+            "1 when a live scorer worker publishes and none says it is not ready",
+            registry=r,
+        )
         self.db_up = Gauge(
             "cockpit_api_database_up", "1 when the last scrape could read the database", registry=r
         )

@@ -491,7 +491,13 @@ async def metrics(db: DbDep, settings: SettingsDep, freshness: FreshnessDep, m: 
     """Refresh the fleet gauges with two cheap queries, then expose the registry."""
     try:
         fresh = await freshness.get()
-        counts = await repo.tier_counts(db, _clocks(settings, fresh))
+        clocks = _clocks(settings, fresh)
+        counts = await repo.tier_counts(db, clocks)
+        m.site_data_age.clear()
+        for clock in clocks:
+            if clock.silent_seconds is not None:
+                m.site_data_age.labels(clock.site_id).set(clock.silent_seconds)
+        m.scorer_ready.set(1 if fresh.ready else 0)
         sweep = await repo.last_sweep(db, succeeded=True)
         total = sum(c[0] for c in counts.values())
         for tier, (n, _) in counts.items():

@@ -241,7 +241,9 @@ def test_silent_scorer_is_supervision_business_not_every_row(make_settings: Any,
         ready = c.get("/readyz")
         assert ready.status_code == 503 and ready.json()["checks"]["scorer"]["ok"] is False
         sup = c.get("/v1/supervision").json()
-        assert sup["scorer_ready"] is False and sup["problems"][0].startswith("scorer: newest scorer heartbeat")
+        assert sup["scorer_ready"] is False and sup["problems"][0].startswith(
+            "scorer: newest scorer heartbeat"
+        )
 
 
 # ------------------------------------------------------------------------------------------ runs
@@ -291,6 +293,7 @@ def test_health_ready_metrics(client: TestClient) -> None:
     assert 'cockpit_fleet_turbines{tier="critical"} 2.0' in text
     assert "cockpit_fleet_stale_share" in text and "cockpit_scorer_heartbeat_age_seconds" in text
     assert "cockpit_api_database_up 1.0" in text
+    assert 'cockpit_site_data_age_seconds{site="SITE-A"}' in text and "cockpit_scorer_ready 1.0" in text
 
 
 def test_openapi_documents_models_and_errors(client: TestClient) -> None:
