@@ -3,23 +3,47 @@
 Why a plain class without faust or database: the whole batch runs in one thread-executor call (the
 event loop keeps heartbeats, commits and web requests going), and the same code is exercised by unit
 tests and by the benchmark without Kafka.
+
+A batch runs in two steps so that the runtime can restore state between them: :meth:`parse` (offsets,
+validation, key check) tells which turbines the batch touches; the runtime installs the checkpointed
+state of every touched turbine not in memory, whichever partition it was on (:meth:`install`); then
+:meth:`apply` updates windows and scores. :meth:`process` does both for tests and benchmarks.
+
+One bad record never stops the stream: every per-record step runs under its own ``try``; an invalid
+record becomes a dead letter with the contract's reason, and an unexpected exception on one record
+becomes a dead letter with code ``internal_error`` and the exception class (the record is not applied).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from common.contracts import SIGNALS, TIERS, DeadLetter, InvalidEvent, parse_telemetry
+from common.contracts import (
+    DEAD_LETTER_RECORD_OVERHEAD,
+    MIN_DEAD_LETTER_BYTES,
+    SIGNALS,
+    TIERS,
+    InvalidEvent,
+    TelemetryEvent,
+    check_record_key,
+    dead_letter_bytes,
+    parse_telemetry,
+)
 from models.features import FeatureWindow, feature_matrix
 from models.scoring import MAX_BATCH, BatchScorer, RiskAssessment
 from scorer.settings import ScorerSettings
 from scorer.state import HistoryMark, TurbineState, Verdict, classify, should_write_history
+
+#: A source key longer than this is not reused as the dead letter's record key (it stays in the
+#: envelope); with it the record's overhead stays well inside contracts' DEAD_LETTER_RECORD_OVERHEAD.
+DEAD_LETTER_MAX_KEY_BYTES = 256
+INTERNAL_ERROR = "internal_error"
 
 
 @dataclass(frozen=True)
@@ -31,6 +55,20 @@ class RawRecord:
     timestamp: float | None  # Kafka record timestamp, epoch seconds (arrival in the system)
     value: bytes
     topic: str = ""
+    key: bytes | None = None
+
+
+@dataclass(frozen=True)
+class DeadLetterRecord:
+    """A refused record: the bounded envelope to publish, and what the fallback table indexes it by."""
+
+    envelope: bytes
+    code: str
+    reason: str
+    source_topic: str
+    source_partition: int | None
+    source_offset: int | None
+    key: bytes | None  # record key on the dead-letter topic (the source key when short)
 
 
 @dataclass
@@ -43,7 +81,9 @@ class BatchOutcome:
     late: int = 0
     skipped_replayed: int = 0
     invalid: dict[str, int] = field(default_factory=dict)
-    dead_letters: list[bytes] = field(default_factory=list)
+    dead_letters: list[DeadLetterRecord] = field(default_factory=list)
+    # Dead letters the topic did not take (set by the runtime): written to PostgreSQL with the batch.
+    fallback_letters: list[DeadLetterRecord] = field(default_factory=list)
     turbine_rows: list[tuple[Any, ...]] = field(default_factory=list)
     latest_rows: list[tuple[Any, ...]] = field(default_factory=list)
     agg_rows: list[tuple[Any, ...]] = field(default_factory=list)
@@ -57,6 +97,19 @@ class BatchOutcome:
     scoring_s: float = 0.0
     model_version: str | None = None
     last_record_ts: float | None = None
+
+
+@dataclass
+class ParsedBatch:
+    """Result of :meth:`BatchProcessor.parse`: valid events in order, with the outcome begun."""
+
+    out: BatchOutcome
+    wall: datetime
+    events: list[tuple[RawRecord, TelemetryEvent]] = field(default_factory=list)
+
+    @property
+    def turbine_ids(self) -> set[str]:
+        return {ev.turbine_id for _, ev in self.events}
 
 
 def _json(obj: Any) -> str:
@@ -118,6 +171,15 @@ class BatchProcessor:
         self.turbines: dict[str, TurbineState] = {}
         self.dirty: set[str] = set()
         self.next_offset: dict[int, int] = {}  # partition -> first offset not yet applied
+        self._pending_marks: dict[str, HistoryMark] = {}  # marks of turbines without a checkpoint
+        # The envelope always fits the dead-letter topic: its max message size (the producer's maximum
+        # request size is the same setting) minus the record's own overhead.
+        self.dead_letter_max_bytes = settings.dead_letter_max_message_bytes - DEAD_LETTER_RECORD_OVERHEAD
+        if self.dead_letter_max_bytes < MIN_DEAD_LETTER_BYTES:
+            raise ValueError(
+                f"COCKPIT_DEAD_LETTER_MAX_MESSAGE_BYTES={settings.dead_letter_max_message_bytes} too small: "
+                f"a dead letter needs {MIN_DEAD_LETTER_BYTES + DEAD_LETTER_RECORD_OVERHEAD} bytes"
+            )
 
     # ------------------------------------------------------------------ state management
     def state_for(self, turbine_id: str, site_id: str, partition: int) -> TurbineState:
@@ -127,6 +189,34 @@ class BatchProcessor:
             self.turbines[turbine_id] = st
         st.partition = partition
         return st
+
+    def missing(self, turbine_ids: Iterable[str]) -> list[str]:
+        """Turbine ids not in memory (their checkpoint, if any, must be installed before apply)."""
+        return sorted(t for t in turbine_ids if t not in self.turbines)
+
+    def install(self, states: Iterable[TurbineState], marks: dict[str, HistoryMark] | None = None) -> int:
+        """Install restored states of turbines not in memory; raise each one's history mark to ``marks``.
+
+        Why the marks: rows in ``score_history`` may be newer than the checkpoint (a batch written after
+        the last checkpoint, then a crash); the replay must judge the history policy against the row
+        that is really there, or it writes rows the policy forbids. A turbine with a mark but no
+        checkpoint gets a fresh state carrying the mark.
+        """
+        marks = dict(marks or {})
+        n = 0
+        for st in states:
+            if st.turbine_id in self.turbines:
+                continue
+            self.turbines[st.turbine_id] = st
+            n += 1
+        for tid, mark in marks.items():
+            known = self.turbines.get(tid)
+            if known is None:
+                continue  # no checkpoint: the mark is given to the state apply() creates
+            if known.history is None or mark.ts > known.history.ts:
+                known.history = mark
+        self._pending_marks = {t: m for t, m in marks.items() if t not in self.turbines}
+        return n
 
     def drop_partitions(self, keep: set[int]) -> None:
         """Forget turbines and offsets of partitions no longer assigned (another worker owns them now)."""
@@ -143,19 +233,43 @@ class BatchProcessor:
                 counts[st.last_tier] = counts.get(st.last_tier, 0) + 1
         return counts
 
+    # ------------------------------------------------------------------ dead letters
+    def dead_letter(self, rec: RawRecord, reason: str, code: str, wall: datetime, out: BatchOutcome) -> None:
+        """Count and wrap one refused record (the envelope always fits the dead-letter topic)."""
+        topic = rec.topic or self.settings.telemetry_topic
+        out.invalid[code] = out.invalid.get(code, 0) + 1
+        envelope = dead_letter_bytes(
+            rec.value,
+            reason=reason,
+            code=code,
+            source_topic=topic,
+            source_partition=rec.partition,
+            source_offset=rec.offset,
+            key=rec.key,
+            received_at=wall,
+            max_bytes=self.dead_letter_max_bytes,
+        )
+        key = rec.key if rec.key is not None and len(rec.key) <= DEAD_LETTER_MAX_KEY_BYTES else None
+        out.dead_letters.append(
+            DeadLetterRecord(envelope, code, reason[:2000], topic, rec.partition, rec.offset, key)
+        )
+
+    def _internal_error(self, rec: RawRecord, exc: BaseException, wall: datetime, out: BatchOutcome) -> None:
+        reason = f"internal error while processing the record: {type(exc).__name__}: {exc}"[:2000]
+        self.dead_letter(rec, reason, INTERNAL_ERROR, wall, out)
+
     # ------------------------------------------------------------------ the batch
     def process(self, records: Sequence[RawRecord], now: datetime | None = None) -> BatchOutcome:
-        """Validate + apply every record, then score every touched turbine in ONE batched call."""
+        """Parse + apply without a store (tests, benchmarks): unknown turbines start empty."""
+        return self.apply(self.parse(records, now))
+
+    def parse(self, records: Sequence[RawRecord], now: datetime | None = None) -> ParsedBatch:
+        """Offsets, validation and the key check of every record; nothing is applied to windows yet."""
         s = self.settings
         out = BatchOutcome(events=len(records))
         wall = now or datetime.now(UTC)
-        wall_ts = wall.timestamp()
-        tol = s.out_of_order_tolerance_s
-        max_age = s.max_event_age
-        skew = s.max_future_skew
+        batch = ParsedBatch(out, wall)
         next_offset = self.next_offset
-        touched: dict[str, TurbineState] = {}
-        latest: dict[str, tuple[float, Any]] = {}
         for rec in records:
             floor = next_offset.get(rec.partition)
             if floor is not None and rec.offset < floor:
@@ -165,37 +279,58 @@ class BatchProcessor:
             if rec.timestamp is not None:
                 out.last_record_ts = rec.timestamp
             try:
-                ev = parse_telemetry(rec.value, now=wall, max_future_skew=skew, max_age=max_age)
-            except InvalidEvent as exc:
-                out.invalid[exc.code] = out.invalid.get(exc.code, 0) + 1
-                out.dead_letters.append(
-                    DeadLetter(
-                        reason=exc.reason,
-                        code=exc.code,
-                        source_topic=rec.topic or s.telemetry_topic,
-                        source_partition=rec.partition,
-                        source_offset=rec.offset,
-                        received_at=wall,
-                        payload=rec.value.decode("utf-8", errors="replace"),
-                    ).to_json()
+                ev = parse_telemetry(
+                    rec.value,
+                    now=wall,
+                    max_future_skew=s.max_future_skew,
+                    min_event_time=s.min_event_time,
                 )
+                check_record_key(ev, rec.key)
+            except InvalidEvent as exc:
+                self.dead_letter(rec, exc.reason, exc.code, wall, out)
                 continue
-            tid = ev.turbine_id
-            st = touched.get(tid) or self.state_for(tid, ev.site_id, rec.partition)
-            ts = ev.event_time.timestamp()
-            verdict = classify(st.last_ts, st.recent, ev.event_id, ts, tol)
-            if verdict is Verdict.DUPLICATE:
-                st.duplicates += 1
-                out.duplicates += 1
+            except Exception as exc:  # a validator bug must not stop the stream: dead-letter the record
+                self._internal_error(rec, exc, wall, out)
                 continue
-            if verdict is Verdict.LATE:
-                st.late += 1
-                out.late += 1
-                touched.setdefault(tid, st)
+            batch.events.append((rec, ev))
+        for p, off in next_offset.items():
+            out.next_offsets[p] = off
+        return batch
+
+    def apply(self, batch: ParsedBatch) -> BatchOutcome:
+        """Apply parsed events to windows, then score every touched turbine in ONE batched call."""
+        s = self.settings
+        out = batch.out
+        wall_ts = batch.wall.timestamp()
+        tol = s.out_of_order_tolerance_s
+        touched: dict[str, TurbineState] = {}
+        latest: dict[str, tuple[float, Any]] = {}
+        pending_marks = self._pending_marks
+        for rec, ev in batch.events:
+            try:
+                tid = ev.turbine_id
+                st = touched.get(tid)
+                if st is None:
+                    st = self.state_for(tid, ev.site_id, rec.partition)
+                    mark = pending_marks.pop(tid, None) if pending_marks else None
+                    if mark is not None and (st.history is None or mark.ts > st.history.ts):
+                        st.history = mark
+                ts = ev.event_time.timestamp()
+                verdict = classify(st.last_ts, st.recent, ev.event_id, ts, tol)
+                if verdict is Verdict.DUPLICATE:
+                    st.duplicates += 1
+                    out.duplicates += 1
+                    continue
+                if verdict is Verdict.LATE:
+                    st.late += 1
+                    out.late += 1
+                    touched.setdefault(tid, st)
+                    continue
+                st.window.update(ev)
+                st.accept(ev.event_id, ts, ev.__dict__, tol)
+            except Exception as exc:  # one record's failure is that record's dead letter, not the batch's
+                self._internal_error(rec, exc, batch.wall, out)
                 continue
-            values = ev.__dict__
-            st.window.update(ev)
-            st.accept(ev.event_id, ts, values, tol)
             touched[tid] = st
             out.accepted += 1
             if rec.timestamp is not None:
@@ -204,8 +339,7 @@ class BatchProcessor:
             prev = latest.get(tid)
             if (prev is None or ts >= prev[0]) and ts >= st.last_ts:
                 latest[tid] = (ts, ev)
-        for p, off in next_offset.items():
-            out.next_offsets[p] = off
+        self._pending_marks = {}
         if touched:
             self._score(touched, latest, out)
         return out

@@ -15,11 +15,13 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 
+from common.db import DatabaseUnavailable
 from common.logging import event
+from scorer.dead_letters import DeadLetterPublisher
 from scorer.liveness import Liveness
 from scorer.metrics import ScorerMetrics
 from scorer.model import ModelHolder
-from scorer.processing import BatchOutcome, BatchProcessor, RawRecord
+from scorer.processing import BatchOutcome, BatchProcessor, ParsedBatch, RawRecord
 from scorer.settings import ScorerSettings
 from scorer.sink import Sink
 from scorer.state import TurbineState
@@ -55,6 +57,7 @@ class ScorerRuntime:
         self.consumed = 0
         self.assignment_done = False
         self.sweeper = Sweeper(self)
+        self.dead_letters = DeadLetterPublisher(self)
         self.liveness = Liveness(self)
         if holder.scorer is not None:
             self.model_ready.set()
@@ -67,20 +70,26 @@ class ScorerRuntime:
     async def _retry(
         self, kind: str, fn: Callable[..., T], *args: Any, pool: ThreadPoolExecutor | None = None
     ) -> T:
-        """Run a DB call until it succeeds: exponential backoff, the caller (and so the stream) waits."""
+        """Run a DB call; retry ONLY while the database is unavailable (backoff, the stream waits).
+
+        Any other error (permission denied, a row the database refuses, a bug) is not retried: the same
+        call would fail again and the stream would stall silently. It is logged CRITICAL with its class
+        and the table (``sink.WriteRejected``), and propagates: the worker ends and its supervisor
+        restarts it from the last checkpoint.
+        """
         backoff = 0.25
         while True:
             t0 = time.perf_counter()
             try:
                 result = await self._in(pool or self.db, fn, *args)
-            except Exception as exc:  # DatabaseUnavailable or any psycopg error: never lose the batch
+            except DatabaseUnavailable as exc:  # never lose the batch: wait for the database
                 self.metrics.db_errors.labels(kind).inc()
                 self.db_ok = False
                 self.db_error = str(exc)
                 self.metrics.ready.set(0)
                 event(
                     log,
-                    "database write failed; retrying",
+                    "database unavailable; retrying",
                     logging.WARNING,
                     kind=kind,
                     error=str(exc)[:500],
@@ -89,6 +98,19 @@ class ScorerRuntime:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.settings.db_retry_max_backoff_s)
                 continue
+            except Exception as exc:
+                self.metrics.db_errors.labels(kind).inc()
+                self.db_error = f"{type(exc).__name__}: {exc}"[:500]
+                event(
+                    log,
+                    "database call failed; not retried, the worker stops",
+                    logging.CRITICAL,
+                    kind=kind,
+                    table=getattr(exc, "table", None),
+                    exc_type=getattr(exc, "error_class", type(exc).__name__),
+                    error=str(exc)[:500],
+                )
+                raise
             self.metrics.db_write_duration.labels(kind).observe(time.perf_counter() - t0)
             if not self.db_ok:
                 event(log, "database reachable again", kind=kind)
@@ -131,7 +153,9 @@ class ScorerRuntime:
                 if gen is not None and msg.generation_id != gen:
                     continue  # fetched before a rebalance: redelivered to the partition's owner
                 live.append(ev)
-                records.append(RawRecord(msg.partition, msg.offset, msg.timestamp, msg.value, msg.topic))
+                records.append(
+                    RawRecord(msg.partition, msg.offset, msg.timestamp, msg.value, msg.topic, msg.key)
+                )
             if not records:
                 return
             parts = {r.partition for r in records} - self.restored
@@ -140,8 +164,11 @@ class ScorerRuntime:
             self.processor.scorer = self.holder.scorer
             t0 = time.perf_counter()
             # Computed while the previous batch's write may still run on the DB thread (pipelining).
-            out = await self._in(self.compute, self.processor.process, records)
-            await self._publish_dead_letters(out)
+            parsed = await self._in(self.compute, self.processor.parse, records)
+            await self._restore_turbines(parsed)
+            out = await self._in(self.compute, self.processor.apply, parsed)
+            # Bounded (never stalls the stream); what the topic did not take is written with the batch.
+            out.fallback_letters = await self.dead_letters.publish(out.dead_letters)
             await self._drain_write()  # writes stay in order; at most one batch waits on the database
             self._inflight = asyncio.ensure_future(self._write(out, live, t0))
 
@@ -176,27 +203,17 @@ class ScorerRuntime:
         if task is not None:
             await task
 
-    async def _publish_dead_letters(self, out: BatchOutcome) -> None:
-        if not out.dead_letters or self.dlq_topic is None:
-            return
-        backoff = 0.25
-        while True:  # the batch's state is already applied: retry, never skip (Kafka down = backpressure)
-            try:
-                futures = [await self.dlq_topic.send(value=dl) for dl in out.dead_letters]
-                await asyncio.gather(*futures)  # delivered (acks=all) before the source records are acked
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                event(
-                    log,
-                    "dead-letter publish failed; retrying",
-                    logging.WARNING,
-                    error=str(exc)[:300],
-                    retry_in_s=backoff,
-                )
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self.settings.db_retry_max_backoff_s)
+    @property
+    def dlq_error(self) -> str | None:
+        """Why dead letters go to the PostgreSQL fallback now (None: the topic takes them).
+
+        A reported degradation, not a stop: the stream keeps scoring and nothing is lost.
+        """
+        return self.dead_letters.error
+
+    async def republish_dead_letters(self) -> None:
+        """Periodic: re-publish fallback rows once the dead-letter topic works again."""
+        await self.dead_letters.republish()
 
     def _record_batch(self, out: BatchOutcome, written: float, duration_ms: float) -> None:
         m = self.metrics
@@ -282,20 +299,10 @@ class ScorerRuntime:
                 ev.ack()
 
     async def _restore(self, partitions: Sequence[int]) -> None:
-        """Load windows + next offsets of newly owned partitions from the last checkpoint."""
+        """Next offsets of newly owned partitions from the last checkpoint (windows: per turbine)."""
         topic = self.settings.telemetry_topic
-        offsets, stored = await self._retry("restore", self.sink.load_partitions, topic, list(partitions))
-
-        def build() -> list[TurbineState]:
-            return [TurbineState.restore(w.turbine_id, w.partition, w.state, w.aux) for w in stored]
-
-        states = await self._in(self.compute, build)
+        offsets = await self._retry("restore", self.sink.load_offsets, topic, list(partitions))
         proc = self.processor
-        n = 0
-        for st in states:
-            if st.turbine_id not in proc.turbines:
-                proc.turbines[st.turbine_id] = st
-                n += 1
         for p in partitions:
             if p in offsets and p not in proc.next_offset:
                 proc.next_offset[p] = offsets[p]
@@ -304,8 +311,34 @@ class ScorerRuntime:
             log,
             "partitions restored from checkpoint",
             partitions=list(partitions),
-            windows=n,
             offsets={str(k): v for k, v in offsets.items()},
+        )
+
+    async def _restore_turbines(self, parsed: ParsedBatch) -> None:
+        """Install the checkpoint of every turbine of the batch not in memory, whatever its partition.
+
+        One query per batch, and only for turbines not seen yet by this worker (after a start, a
+        rebalance, a partition-count change, a key change). The newest ``stream`` row of each one in
+        ``score_history`` raises its history mark, so a replay after a crash never writes a row the
+        history policy forbids.
+        """
+        missing = self.processor.missing(parsed.turbine_ids)
+        if not missing:
+            return
+        stored, marks = await self._retry("restore", self.sink.load_turbines, missing)
+
+        def build() -> list[TurbineState]:
+            return [TurbineState.restore(w.turbine_id, w.partition, w.state, w.aux) for w in stored]
+
+        states = await self._in(self.compute, build)
+        n = self.processor.install(states, marks)
+        event(
+            log,
+            "turbines restored from checkpoint",
+            turbines=len(missing),
+            windows=n,
+            history_marks=len(marks),
+            moved=sum(1 for st in states if st.partition not in self.restored),
         )
 
     async def on_revoked(self, revoked: set[Any]) -> None:

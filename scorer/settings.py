@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import re
 import socket
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 
+from common.contracts import DEFAULT_MIN_EVENT_TIME
 from common.settings import CommonSettings
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -51,8 +52,11 @@ class ScorerSettings(CommonSettings):
     # with 8 MiB (docs/scorer.md, "Performance"). Fetch sizing only; acks and commits are unchanged.
     consumer_max_fetch_bytes: int = Field(default=8 << 20, ge=1 << 20, le=64 << 20)
 
-    # Validation of event times.
-    max_event_age_days: float = Field(default=30.0, gt=0, description="Older events go to the DLQ.")
+    # Validation of event times. No wall-clock age limit: a history import years old is scored in event
+    # time; the floor only protects the stream from garbage timestamps (docs/time.md).
+    min_event_time: datetime = Field(
+        default=DEFAULT_MIN_EVENT_TIME, description="Events before this go to the DLQ (time_too_old)."
+    )
     max_future_skew_s: float = Field(default=600.0, ge=0)
     out_of_order_tolerance_s: float = Field(
         default=3600.0, ge=0, description="Events older than the turbine's newest minus this are 'late'."
@@ -61,6 +65,12 @@ class ScorerSettings(CommonSettings):
     # Durability of windows: periodic checkpoint of dirty windows + offsets to PostgreSQL.
     checkpoint_interval_s: float = Field(default=5.0, gt=0, le=600)
     db_retry_max_backoff_s: float = Field(default=10.0, gt=0)
+
+    # Dead letters: bounded publish (attempts x timeout), then the PostgreSQL fallback table; while the
+    # topic fails, batches go straight to the fallback and a re-publish is tried every interval.
+    dead_letter_publish_attempts: int = Field(default=3, ge=1, le=20)
+    dead_letter_publish_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    dead_letter_retry_interval_s: float = Field(default=30.0, gt=0, le=3600)
 
     # score_history policy (event time).
     history_min_interval_s: float = Field(default=600.0, ge=0)
@@ -87,6 +97,13 @@ class ScorerSettings(CommonSettings):
             raise ValueError("must be HH:MM (24 h), e.g. 02:00")
         return value
 
+    @field_validator("min_event_time")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("must carry a time zone, e.g. 2000-01-01T00:00:00Z")
+        return value.astimezone(UTC)
+
     @field_validator("sweep_timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
@@ -104,10 +121,6 @@ class ScorerSettings(CommonSettings):
     def sweep_hour_minute(self) -> tuple[int, int]:
         hour, minute = self.sweep_time.split(":")
         return int(hour), int(minute)
-
-    @property
-    def max_event_age(self) -> timedelta:
-        return timedelta(days=self.max_event_age_days)
 
     @property
     def max_future_skew(self) -> timedelta:

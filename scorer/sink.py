@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 import psycopg
@@ -22,6 +22,10 @@ from psycopg import sql
 
 from common.db import ASSESSMENT_COLUMNS, TELEMETRY_AGG_SIGNALS, DatabaseUnavailable, connect, redact
 from scorer.processing import BatchOutcome
+from scorer.state import HistoryMark
+
+if TYPE_CHECKING:
+    from scorer.processing import DeadLetterRecord
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -88,6 +92,24 @@ UPSERTS: dict[str, tuple[Sequence[str], str]] = {
 }
 
 
+class WriteRejected(RuntimeError):
+    """PostgreSQL refused a statement for a reason other than availability (permission, data, bug).
+
+    Not retried: the same rows would be refused again and the stream would stall silently. The message
+    names the table and the error class so the crash log says what to fix.
+    """
+
+    def __init__(self, table: str, exc: BaseException) -> None:
+        super().__init__(f"{table}: {type(exc).__name__}: {str(exc).strip()[:500]}")
+        self.table = table
+        self.error_class = type(exc).__name__
+
+
+#: psycopg errors that mean "the server is not there right now" (connection refused or lost, server
+#: shutting down, too many connections, statement cancelled by an operator): retried by the runtime.
+UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError)
+
+
 @dataclass
 class StoredWindow:
     turbine_id: str
@@ -119,15 +141,23 @@ class Sink:
                 self._conn.close()
         self._conn = None
 
-    def run(self, fn: Callable[[psycopg.Connection], T]) -> T:
-        """Run ``fn`` in one transaction; on a connection error drop the connection and re-raise."""
+    def run(self, fn: Callable[[psycopg.Connection], T], table: str = "") -> T:
+        """Run ``fn`` in one transaction.
+
+        Connection-level failures become :class:`DatabaseUnavailable` (the caller retries); any other
+        database error becomes :class:`WriteRejected` naming ``table`` unless ``fn`` named one already.
+        """
         try:
             conn = self._connection()
             with conn.transaction():
                 return fn(conn)
-        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        except UNAVAILABLE as exc:
             self.close()
             raise DatabaseUnavailable(f"PostgreSQL at {redact(self.url)}: {exc}".strip()) from exc
+        except WriteRejected:
+            raise
+        except psycopg.Error as exc:
+            raise WriteRejected(table or "<transaction>", exc) from exc
 
     def _upsert(self, conn: psycopg.Connection, table: str, rows: Iterable[Sequence[Any]]) -> int:
         rows = list(rows)
@@ -142,18 +172,24 @@ class Sink:
             ).format(sql.Identifier(stage), sql.Identifier(table))
         )
         col_sql = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
-        with conn.cursor() as cur:
-            with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(stage), col_sql)) as copy:
-                for row in rows:
-                    copy.write_row(row)
-            cur.execute(
-                sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ").format(
-                    sql.Identifier(table), col_sql, col_sql, sql.Identifier(stage)
+        try:
+            with conn.cursor() as cur:
+                copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(stage), col_sql)
+                with cur.copy(copy_sql) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                cur.execute(
+                    sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ").format(
+                        sql.Identifier(table), col_sql, col_sql, sql.Identifier(stage)
+                    )
+                    + sql.SQL(conflict)  # type: ignore[arg-type]
                 )
-                + sql.SQL(conflict)  # type: ignore[arg-type]
-            )
-            n = cur.rowcount
-            cur.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(stage)))
+                n = cur.rowcount
+                cur.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(stage)))
+        except UNAVAILABLE:
+            raise
+        except psycopg.Error as exc:
+            raise WriteRejected(table, exc) from exc
         return n
 
     # ------------------------------------------------------------------ stream batch
@@ -166,6 +202,7 @@ class Sink:
             self._upsert(conn, "telemetry_agg", sorted(out.agg_rows, key=lambda r: (r[1], r[0])))
             self._upsert(conn, "score_history", out.history_rows)
             self._upsert(conn, "turbine_state", sorted(out.state_rows, key=lambda r: r[0]))
+            self._insert_dead_letters(conn, out.fallback_letters)
             if out.turbines_scored or out.events:
                 self._log(
                     conn,
@@ -178,7 +215,82 @@ class Sink:
                     None,
                 )
 
-        self.run(tx)
+        self.run(tx, "stream batch")
+
+    def _insert_dead_letters(self, conn: psycopg.Connection, letters: Sequence[DeadLetterRecord]) -> None:
+        """Dead letters the topic did not take, durable with their batch (idempotent on replay)."""
+        if not letters:
+            return
+        try:
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO scorer_dead_letters (consumer_group, source_topic, source_partition, "
+                    "source_offset, code, reason, record_key, envelope) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+                    "ON CONFLICT (consumer_group, source_topic, source_partition, source_offset) DO NOTHING",
+                    [
+                        (
+                            self.group,
+                            d.source_topic,
+                            -1 if d.source_partition is None else d.source_partition,
+                            -1 if d.source_offset is None else d.source_offset,
+                            d.code,
+                            d.reason,
+                            d.key,
+                            d.envelope,
+                        )
+                        for d in letters
+                    ],
+                )
+        except UNAVAILABLE:
+            raise
+        except psycopg.Error as exc:
+            raise WriteRejected("scorer_dead_letters", exc) from exc
+
+    def claim_dead_letters(self, limit: int, stale_after_s: float) -> list[tuple[int, bytes | None, bytes]]:
+        """Take up to ``limit`` unpublished fallback letters (id, key, envelope) for a re-publish.
+
+        A claim older than ``stale_after_s`` (a worker died mid-publish) is taken over; several workers
+        never re-publish the same rows at the same time (``SKIP LOCKED``).
+        """
+
+        def tx(conn: psycopg.Connection) -> list[tuple[int, bytes | None, bytes]]:
+            rows = conn.execute(
+                "UPDATE scorer_dead_letters SET claimed_at = now() WHERE id IN (SELECT id FROM "
+                "scorer_dead_letters WHERE consumer_group = %s AND published_at IS NULL AND (claimed_at IS "
+                "NULL OR claimed_at < now() - make_interval(secs => %s)) ORDER BY id LIMIT %s "
+                "FOR UPDATE SKIP LOCKED) RETURNING id, record_key, envelope",
+                (self.group, stale_after_s, limit),
+            ).fetchall()
+            return sorted((int(r[0]), None if r[1] is None else bytes(r[1]), bytes(r[2])) for r in rows)
+
+        return self.run(tx, "scorer_dead_letters")
+
+    def mark_dead_letters(self, published: Sequence[int], failed: Sequence[int] = ()) -> None:
+        """Published rows get ``published_at``; failed ones are released for the next attempt."""
+
+        def tx(conn: psycopg.Connection) -> None:
+            if published:
+                conn.execute(
+                    "UPDATE scorer_dead_letters SET published_at = now() WHERE id = ANY(%s)",
+                    (list(published),),
+                )
+            if failed:
+                conn.execute(
+                    "UPDATE scorer_dead_letters SET claimed_at = NULL WHERE id = ANY(%s)", (list(failed),)
+                )
+
+        self.run(tx, "scorer_dead_letters")
+
+    def pending_dead_letters(self) -> int:
+        row = self.run(
+            lambda c: c.execute(
+                "SELECT count(*) FROM scorer_dead_letters WHERE consumer_group = %s AND published_at IS NULL",
+                (self.group,),
+            ).fetchone(),
+            "scorer_dead_letters",
+        )
+        return 0 if row is None else int(row[0])
 
     def _log(
         self,
@@ -226,7 +338,52 @@ class Sink:
                         [(self.group, topic, p, off) for p, off in sorted(offsets.items())],
                     )
 
-        self.run(tx)
+        self.run(tx, "scorer_windows/scorer_offsets")
+
+    def load_offsets(self, topic: str, partitions: Sequence[int]) -> dict[int, int]:
+        """Checkpointed next offsets of ``partitions`` (windows are restored per turbine)."""
+        return self.run(
+            lambda conn: {
+                int(p): int(o)
+                for p, o in conn.execute(
+                    "SELECT partition, next_offset FROM scorer_offsets WHERE consumer_group = %s "
+                    "AND topic = %s AND partition = ANY(%s)",
+                    (self.group, topic, list(partitions)),
+                )
+            },
+            "scorer_offsets",
+        )
+
+    def load_turbines(self, turbine_ids: Sequence[str]) -> tuple[list[StoredWindow], dict[str, HistoryMark]]:
+        """Checkpoints of ``turbine_ids`` whatever partition wrote them, and each one's newest stream row.
+
+        One round trip for a whole batch. Why by turbine: after a partition-count change (or a key
+        change) a turbine arrives on another partition than its checkpoint's; restoring per partition
+        would start it empty and the next checkpoint would overwrite its history.
+        """
+
+        def tx(conn: psycopg.Connection) -> tuple[list[StoredWindow], dict[str, HistoryMark]]:
+            ids = list(turbine_ids)
+            windows = [
+                StoredWindow(r[0], r[1], int(r[2]), bytes(r[3]), bytes(r[4]))
+                for r in conn.execute(
+                    "SELECT turbine_id, site_id, partition, state, aux FROM scorer_windows "
+                    "WHERE consumer_group = %s AND turbine_id = ANY(%s)",
+                    (self.group, ids),
+                )
+            ]
+            marks = {
+                r[0]: HistoryMark(r[1].timestamp(), float(r[2]), str(r[3]))
+                for r in conn.execute(
+                    "SELECT t.id, h.time, h.score, h.tier FROM unnest(%s::text[]) AS t(id) "
+                    "CROSS JOIN LATERAL (SELECT time, score, tier FROM score_history "
+                    "WHERE turbine_id = t.id AND trigger = 'stream' ORDER BY time DESC LIMIT 1) h",
+                    (ids,),
+                )
+            }
+            return windows, marks
+
+        return self.run(tx, "scorer_windows/score_history")
 
     def load_partitions(
         self, topic: str, partitions: Sequence[int]

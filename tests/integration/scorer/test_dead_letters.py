@@ -35,19 +35,20 @@ def test_invalid_events_are_dead_lettered_and_stream_continues(
     first, second = valid[: len(valid) // 2], valid[len(valid) // 2 :]
     good = orjson.loads(valid[0][1])
     future = dict(good, event_time=(datetime.now(UTC) + timedelta(days=2)).isoformat())
-    ancient = dict(good, event_time="2001-01-01T00:00:00+00:00")
+    ancient = dict(good, event_time="1999-12-31T00:00:00+00:00")  # before the floor (not an age limit)
     missing = {k: v for k, v in good.items() if k != "turbine_id"}
     wrong_type = dict(good, power_kw="lots")
     unknown_version = dict(good, schema_version=99)
+    key = good["turbine_id"].encode()
     bad = [
-        (b"WT-001", b"{not json"),
-        (b"WT-001", orjson.dumps(missing)),
-        (b"WT-001", orjson.dumps(wrong_type)),
-        (b"WT-001", orjson.dumps(good).replace(b'"power_kw":', b'"power_kw":NaN,"x":', 1)),
-        (b"WT-001", orjson.dumps(unknown_version)),
-        (b"WT-001", orjson.dumps(future)),
-        (b"WT-001", orjson.dumps(ancient)),
-        (b"WT-001", b'{"schema_version": 1, "power_kw": Infinity}'),
+        (key, b"{not json"),
+        (key, orjson.dumps(missing)),
+        (key, orjson.dumps(wrong_type)),
+        (key, orjson.dumps(good).replace(b'"power_kw":', b'"power_kw":NaN,"x":', 1)),
+        (key, orjson.dumps(unknown_version)),
+        (key, orjson.dumps(future)),
+        (key, orjson.dumps(ancient)),
+        (key, b'{"schema_version": 1, "power_kw": Infinity}'),
     ]
     worker = start_worker(db, topics, new_group())
     worker.wait_ready()
@@ -85,6 +86,9 @@ def test_invalid_events_are_dead_lettered_and_stream_continues(
     assert "{not json" in payloads
     for d in letters:
         assert d["reason"] and d["source_topic"] == topics.telemetry and d["source_offset"] is not None
+        assert d["key"] == good["turbine_id"] and d["payload_sha256"] and d["payload_size"] > 0
+    wait_for(lambda: worker.metric("scorer_dead_letters_total") == len(bad), 15, "dead-letter counter")
+    assert query(db, "SELECT count(*) FROM scorer_dead_letters")[0][0] == 0  # all went to the topic
     wait_for(
         lambda: worker.metric("scorer_events_invalid_total") == len(bad),
         15,

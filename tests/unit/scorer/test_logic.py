@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
-from common.contracts import SIGNALS, make_event_id
+from common.contracts import DEAD_LETTER_RECORD_OVERHEAD, SIGNALS, make_event_id
 from common.settings import SettingsError, load_settings
-from scorer.processing import BatchProcessor, RawRecord
+from scorer.processing import BatchOutcome, BatchProcessor, RawRecord
 from scorer.schedule import (
     catch_up_due,
     catch_up_run_id,
@@ -133,8 +133,17 @@ def _event(tid: str, t: datetime, value: float = 50.0, **extra: object) -> bytes
     return orjson.dumps(d)
 
 
+def _key(value: bytes) -> bytes | None:
+    """The producer's key: the event's turbine id (None when the value is not an event)."""
+    try:
+        tid = orjson.loads(value).get("turbine_id")
+    except Exception:
+        return None
+    return tid.encode() if isinstance(tid, str) else None
+
+
 def _records(values: list[bytes], start: int = 0, partition: int = 0) -> list[RawRecord]:
-    return [RawRecord(partition, start + i, 1.0, v, "telemetry") for i, v in enumerate(values)]
+    return [RawRecord(partition, start + i, 1.0, v, "telemetry", _key(v)) for i, v in enumerate(values)]
 
 
 def test_batch_dedup_out_of_order_late_and_dead_letters() -> None:
@@ -149,7 +158,7 @@ def test_batch_dedup_out_of_order_late_and_dead_letters() -> None:
     assert out.events == len(batch)
     assert out.accepted == 13 and out.duplicates == 1 and out.late == 1
     assert out.invalid == {"malformed_json": 1}
-    letter = orjson.loads(out.dead_letters[0])
+    letter = orjson.loads(out.dead_letters[0].envelope)
     assert letter["payload"] == bad.decode() and letter["source_offset"] == len(batch) - 1
     assert letter["code"] == "malformed_json" and letter["source_topic"] == "telemetry"
     st = proc.turbines["WT-1"]
@@ -199,3 +208,181 @@ def test_drop_partitions_forgets_state() -> None:
     proc.process(_records([_event("A", t)], partition=0) + _records([_event("B", t)], partition=2))
     proc.drop_partitions({0})
     assert set(proc.turbines) == {"A"} and set(proc.next_offset) == {0}
+
+
+# ------------------------------------------------------------------------------------ poison records
+def _letters(out: BatchOutcome) -> list[dict[str, object]]:
+    return [orjson.loads(d.envelope) for d in out.dead_letters]
+
+
+def test_key_must_be_the_turbine_id() -> None:
+    proc = BatchProcessor(load_settings(ScorerSettings))
+    t = datetime.now(UTC) - timedelta(hours=1)
+    ok = _event("WT-1", t)
+    other = _event("WT-1", t + timedelta(minutes=10))
+    keyless = _event("WT-1", t + timedelta(minutes=20))
+    recs = [
+        RawRecord(0, 0, 1.0, ok, "telemetry", b"WT-1"),
+        RawRecord(0, 1, 1.0, other, "telemetry", b"WT-2"),
+        RawRecord(0, 2, 1.0, keyless, "telemetry", None),
+    ]
+    out = proc.process(recs)
+    assert out.accepted == 1 and out.invalid == {"key_mismatch": 2}
+    letters = _letters(out)
+    assert [d["source_offset"] for d in letters] == [1, 2]
+    assert all(d["code"] == "key_mismatch" and d["reason"] for d in letters)
+    assert out.dead_letters[0].key == b"WT-2" and out.dead_letters[1].key is None
+    assert proc.turbines["WT-1"].window.n_events == 1  # refused records are not applied
+    assert out.next_offsets == {0: 3}  # ... but accounted for
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b'{"schema_version":[1]}',
+        b'{"schema_version":{"a":1}}',
+        b'{"schema_version":1,"turbine_id":["WT-1"]}',
+        b"\xff\xfe\x00",
+        b"",
+        b"null",
+        b"[1,2,3]",
+    ],
+)
+def test_unhashable_and_garbage_values_become_dead_letters(value: bytes) -> None:
+    proc = BatchProcessor(load_settings(ScorerSettings))
+    t = datetime.now(UTC) - timedelta(hours=1)
+    good = _event("WT-1", t)
+    out = proc.process(
+        [RawRecord(0, 0, 1.0, value, "telemetry", b"WT-1"), RawRecord(0, 1, 1.0, good, "telemetry", b"WT-1")]
+    )
+    assert out.accepted == 1 and sum(out.invalid.values()) == 1
+    (letter,) = _letters(out)
+    assert letter["source_offset"] == 0 and letter["code"] and letter["reason"]
+
+
+@pytest.mark.parametrize("field", ["turbine_id", "site_id"])
+def test_nul_and_control_characters_in_identifiers_are_refused(field: str) -> None:
+    proc = BatchProcessor(load_settings(ScorerSettings))
+    t = datetime.now(UTC) - timedelta(hours=1)
+    bad = orjson.loads(_event("WT-1", t))
+    bad[field] = "WT\x00-1" if field == "turbine_id" else "SITE\x00A"
+    out = proc.process([RawRecord(0, 0, 1.0, orjson.dumps(bad), "telemetry", b"WT-1")])
+    assert out.accepted == 0 and out.invalid == {"invalid_field": 1}
+    assert not proc.turbines and not out.turbine_rows  # nothing reaches PostgreSQL
+
+
+def test_unexpected_exception_on_one_record_is_its_dead_letter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug hit by one record (here: in the window update) must not stop the batch or the stream."""
+    from models.features import FeatureWindow
+
+    original = FeatureWindow.update
+
+    def flaky(self: FeatureWindow, event: object) -> None:
+        if getattr(event, "turbine_id", "") == "WT-BUG":
+            raise KeyError("boom")
+        original(self, event)
+
+    monkeypatch.setattr(FeatureWindow, "update", flaky)
+    proc = BatchProcessor(load_settings(ScorerSettings))
+    t = datetime.now(UTC) - timedelta(hours=1)
+    values = [_event("WT-1", t), _event("WT-BUG", t), _event("WT-1", t + timedelta(minutes=10))]
+    out = proc.process(_records(values))
+    assert out.accepted == 2 and out.invalid == {"internal_error": 1}
+    (letter,) = _letters(out)
+    assert letter["code"] == "internal_error" and "KeyError" in str(letter["reason"])
+    assert letter["source_offset"] == 1
+    assert proc.turbines["WT-1"].window.n_events == 2
+
+
+def test_validator_bug_is_an_internal_error_dead_letter(monkeypatch: pytest.MonkeyPatch) -> None:
+    import scorer.processing as processing
+
+    def broken(*_a: object, **_k: object) -> None:
+        raise TypeError("unhashable type: 'list'")
+
+    monkeypatch.setattr(processing, "check_record_key", broken)
+    proc = BatchProcessor(load_settings(ScorerSettings))
+    out = proc.process(_records([_event("WT-1", datetime.now(UTC) - timedelta(hours=1))]))
+    assert out.invalid == {"internal_error": 1} and out.accepted == 0
+    assert "TypeError" in out.dead_letters[0].reason
+
+
+def test_history_import_is_accepted_and_only_garbage_times_refused() -> None:
+    """No wall-clock age limit: years-old history is scored in event time; the floor stops garbage."""
+    proc = BatchProcessor(load_settings(ScorerSettings))
+    old = datetime(2011, 3, 1, tzinfo=UTC)
+    values = [_event("WT-H", old + timedelta(minutes=10 * i)) for i in range(3)]
+    ancient = _event("WT-H", datetime(1999, 12, 31, tzinfo=UTC))
+    out = proc.process(_records([*values, ancient]))
+    assert out.accepted == 3 and out.invalid == {"time_too_old": 1}
+    assert proc.turbines["WT-H"].window.as_of == old + timedelta(minutes=20)
+    custom = load_settings(ScorerSettings, min_event_time="2015-01-01T00:00:00Z")
+    assert BatchProcessor(custom).process(_records(values)).invalid == {"time_too_old": 3}
+    with pytest.raises(SettingsError, match="COCKPIT_MIN_EVENT_TIME"):
+        load_settings(ScorerSettings, min_event_time="2015-01-01T00:00:00")
+
+
+def test_dead_letter_envelope_always_fits_the_topic() -> None:
+    """700 KB of 0xFF once became a 2.1 MB envelope; 1.5 MB payloads were refused by the broker."""
+    settings = load_settings(ScorerSettings, dead_letter_max_message_bytes=1_048_576)
+    proc = BatchProcessor(settings)
+    assert proc.dead_letter_max_bytes == 1_048_576 - DEAD_LETTER_RECORD_OVERHEAD
+    payloads = [b"\xff" * 700_000, b"x" * 1_500_000, ("\u00e9" * 600_000).encode()]
+    out = proc.process([RawRecord(0, i, 1.0, v, "telemetry", b"k" * 5000) for i, v in enumerate(payloads)])
+    assert len(out.dead_letters) == 3
+    for d, raw in zip(out.dead_letters, payloads, strict=True):
+        assert len(d.envelope) <= proc.dead_letter_max_bytes
+        letter = orjson.loads(d.envelope)
+        assert letter["payload_size"] == len(raw) and letter["payload_sha256"]
+        assert d.key is None  # a 5000-byte key is not reused as the dead letter's record key
+    with pytest.raises(ValueError, match="DEAD_LETTER_MAX_MESSAGE_BYTES"):
+        BatchProcessor(load_settings(ScorerSettings, dead_letter_max_message_bytes=4096))
+
+
+# ------------------------------------------------------------------------------------ restore by turbine
+def test_parse_names_missing_turbines_and_install_restores_them_on_another_partition() -> None:
+    settings = load_settings(ScorerSettings)
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=6)
+    evs = [_event("WT-M", t0 + timedelta(minutes=10 * i)) for i in range(30)]
+    first = BatchProcessor(settings)
+    first.process(_records(evs[:20], partition=1))
+    st = first.turbines["WT-M"]
+    saved = TurbineState.restore("WT-M", 1, st.window.to_bytes(), st.aux_bytes())
+
+    # After a partition-count change the turbine arrives on partition 4.
+    proc = BatchProcessor(settings)
+    parsed = proc.parse(_records(evs[20:], partition=4))
+    assert proc.missing(parsed.turbine_ids) == ["WT-M"]
+    assert proc.install([saved]) == 1
+    out = proc.apply(parsed)
+    assert out.accepted == 10 and out.duplicates == 0
+    ref = BatchProcessor(settings)
+    ref.process(_records(evs))
+    assert proc.turbines["WT-M"].window.to_bytes() == ref.turbines["WT-M"].window.to_bytes()
+    assert proc.turbines["WT-M"].partition == 4
+    assert proc.missing(["WT-M", "WT-N"]) == ["WT-N"]
+
+
+def test_history_mark_from_score_history_governs_the_replay() -> None:
+    """Rows written after the checkpoint (then a crash) are the predecessor the policy judges against."""
+    settings = load_settings(ScorerSettings)
+    proc = BatchProcessor(settings)
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    evs = [_event("WT-K", t0 + timedelta(minutes=10 * i)) for i in range(6)]
+    newest_row = (t0 + timedelta(minutes=50)).timestamp()
+    parsed = proc.parse(_records(evs))
+    # No checkpoint for WT-K, but a stream row at the last event time exists already.
+    proc.install([], {"WT-K": HistoryMark(newest_row, 10.0, "low")})
+    proc.apply(parsed)
+    assert proc.turbines["WT-K"].history == HistoryMark(newest_row, 10.0, "low")
+    # With a checkpoint whose mark is older, the newer row wins; a newer checkpoint mark is kept.
+    st = proc.turbines["WT-K"]
+    st.history = HistoryMark(newest_row - 3000, 5.0, "low")
+    proc2 = BatchProcessor(settings)
+    restored = TurbineState.restore("WT-K", 0, st.window.to_bytes(), st.aux_bytes())
+    proc2.install([restored], {"WT-K": HistoryMark(newest_row, 10.0, "low")})
+    assert proc2.turbines["WT-K"].history == HistoryMark(newest_row, 10.0, "low")
+    proc3 = BatchProcessor(settings)
+    restored = TurbineState.restore("WT-K", 0, st.window.to_bytes(), st.aux_bytes())
+    proc3.install([restored], {"WT-K": HistoryMark(newest_row - 6000, 1.0, "low")})
+    assert proc3.turbines["WT-K"].history == HistoryMark(newest_row - 3000, 5.0, "low")
