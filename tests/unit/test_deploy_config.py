@@ -68,3 +68,44 @@ def test_compose_and_local_stack_pin_the_same_kafka_version() -> None:
     assert compose["services"]["kafka"]["image"] == f"apache/kafka:{version.group(1)}"
     services_py = (ROOT / "tests/services.py").read_text()
     assert f'KAFKA_IMAGE = "apache/kafka:{version.group(1)}"' in services_py
+
+
+TOPICS_COMMAND = ["python", "-m", "common", "topics"]
+
+
+def test_compose_creates_topics_before_the_services_that_use_them() -> None:
+    """The broker does not auto-create topics: a one-shot `topics` service runs first."""
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    topics = services["topics"]
+    assert topics["command"] == TOPICS_COMMAND
+    assert topics["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert topics["environment"]["COCKPIT_KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    for name in ("scorer", "api", "producer"):
+        assert services[name]["depends_on"]["topics"] == {"condition": "service_completed_successfully"}, name
+
+
+def _init_containers(path: str) -> list[dict[str, object]]:
+    documents = list(yaml.safe_load_all((ROOT / path).read_text()))
+    deployment = next(d for d in documents if d["kind"] == "Deployment")
+    return list(deployment["spec"]["template"]["spec"].get("initContainers") or [])
+
+
+@pytest.mark.parametrize("path", ["deploy/k8s/scorer.yaml", "deploy/k8s/api.yaml"])
+def test_kubernetes_pods_create_topics_before_starting(path: str) -> None:
+    inits = _init_containers(path)
+    assert [c["command"] for c in inits] == [TOPICS_COMMAND]
+    assert {"configMapRef": {"name": "cockpit-config"}} in inits[0]["envFrom"]  # type: ignore[operator]
+    config = yaml.safe_load((ROOT / "deploy/k8s/config.yaml").read_text().split("\n---")[0])["data"]
+    assert int(config["COCKPIT_TELEMETRY_PARTITIONS"]) >= 1
+    assert int(config["COCKPIT_TOPIC_REPLICATION_FACTOR"]) >= 1
+
+
+def test_local_run_creates_topics_before_starting_services() -> None:
+    run = (ROOT / "deploy/local/run.sh").read_text()
+    start = run[run.index("\nstart() {") :]
+    topics_at = start.index('timed "Kafka topics"')
+    for step in ("start_scorer", "start_api", "start_producer"):
+        assert topics_at < start.index(step), step
+    makefile = (ROOT / "Makefile").read_text()
+    up = makefile[makefile.index("\nup:") : makefile.index("\ndown:")]
+    assert "-m common topics" in up
