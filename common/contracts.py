@@ -401,19 +401,28 @@ def _parse(
             "time_too_old",
             field="event_time",
         )
-    if when > current + max_future_skew:
+    if when > _shifted(current, max_future_skew):
         raise InvalidEvent(
             f"event_time {when.isoformat()} is more than {max_future_skew} in the future",
             "time_in_future",
             field="event_time",
         )
-    if max_age is not None and when < current - max_age:
+    if max_age is not None and when < _shifted(current, max_age, earlier=True):
         raise InvalidEvent(
             f"event_time {when.isoformat()} is older than the accepted {max_age}",
             "time_too_old",
             field="event_time",
         )
     return event
+
+
+def _shifted(moment: datetime, delta: timedelta, *, earlier: bool = False) -> datetime:
+    """``moment + delta`` (``- delta`` when earlier), saturated at the calendar's ends: a huge skew or age
+    means "no limit", not an error on every event."""
+    try:
+        return moment - delta if earlier else moment + delta
+    except OverflowError:
+        return datetime.min.replace(tzinfo=UTC) if earlier else datetime.max.replace(tzinfo=UTC)
 
 
 def check_record_key(event: TelemetryEvent, key: bytes | None) -> None:

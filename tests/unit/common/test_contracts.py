@@ -260,6 +260,12 @@ def test_future_limit_follows_the_skew() -> None:
     assert _refused(soon, max_future_skew=timedelta(minutes=1)).code == "time_in_future"
 
 
+def test_huge_limits_mean_no_limit_not_an_error() -> None:
+    far = orjson.dumps(_valid(event_time="9999-12-31T23:59:59Z"))
+    assert parse_telemetry(far, now=NOW, max_future_skew=timedelta.max).event_time.year == 9999
+    assert parse_telemetry(orjson.dumps(_valid()), now=NOW, max_age=timedelta.max)
+
+
 def test_naive_now_is_a_caller_bug() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         parse_telemetry(orjson.dumps(_valid()), now=datetime(2026, 3, 1))
