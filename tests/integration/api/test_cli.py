@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from api.cli import EXIT_AUTH, EXIT_NOT_FOUND, EXIT_UNREACHABLE, EXIT_USAGE, app
-from tests.integration.api.conftest import API_KEY, ApiDb, free_port
+from tests.integration.api.conftest import API_KEY, ApiDb, HistDb, LiveServer, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -103,3 +103,20 @@ def test_console_entry_points(live_api: str) -> None:
     assert out.returncode == 0 and "top" in out.stdout and "Exit codes" in out.stdout
     out = subprocess.run([sys.executable, "-m", "api", "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "serve" in out.stdout
+
+
+def test_historical_fleet_in_the_terminal(run, make_settings, hist_db: HistDb) -> None:  # type: ignore[no-untyped-def]
+    """The CLI says the data is historical, shows one assessment with its source, and marks history gaps."""
+    fleet = hist_db.fleet
+    with LiveServer(make_settings(reader_database_url=hist_db.reader_url)) as server:
+        top = run("top", url=server.url)
+        assert top.exit_code == 0 and "historical data: ranking as of 2024-03-02 14:09 UTC" in top.output
+        detail = run("turbine", fleet.sweep_turbine, url=server.url)
+        assert detail.exit_code == 0, detail.output
+        assert "Assessment: sweep as of 2024-03-02" in detail.output and detail.output.count("score ") == 1
+        assert "historical data" in detail.output
+        history = run("history", fleet.gap_turbine, "--days", "30", "--bucket", "6h", url=server.url)
+        assert history.exit_code == 0 and history.output.count("no data") == 1, history.output
+        assert "2024-03-02" in history.output  # the window ends at the last data, not today
+        status = run("status", url=server.url)
+        assert status.exit_code == EXIT_NOT_FOUND and "not ready: " in status.output
