@@ -56,6 +56,7 @@ def topics_command(
     configure_logging("topics", settings.log_level, settings.log_format)
     # kafka-python logs every failed connection attempt; the one message below says it all.
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    logging.getLogger("common.topics").setLevel(logging.WARNING)  # outcomes are printed below
     specs = cockpit_topics(settings)
     try:
         outcomes = ensure_topics(settings.kafka_bootstrap_servers, specs, timeout_s=timeout)
