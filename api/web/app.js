@@ -7,6 +7,7 @@ const TIER_LABEL = {
   low: "Faible / Low", unknown: "Inconnu / Unknown",
 };
 const TIER_COLOR = { critical: "#c62828", high: "#ef6c00", moderate: "#f9a825", low: "#2e7d32", unknown: "#78909c" };
+const SOURCE_LABEL = { stream: "flux / stream", sweep: "balayage / sweep" };
 const TIER_FLOOR = { critical: 80, high: 60, moderate: 35 };
 const state = { tiers: new Set(), sort: "score", order: null, cursor: null, selected: null, sites: {} };
 const $ = (sel) => document.querySelector(sel);
@@ -157,7 +158,7 @@ function renderDetail(d) {
   box.appendChild(kv("Niveau / Tier", tierBadge(p ? p.tier : "unknown")));
   box.appendChild(kv("Score", el("span", { class: "assessment-score" }, p ? fmt(p.score) : "—")));
   box.appendChild(kv("Évaluation / Assessment", p
-    ? `${p.source === "sweep" ? "balayage / sweep" : "flux / stream"} · ${utc(p.as_of)}` : "jamais / never scored"));
+    ? `${SOURCE_LABEL[p.source] || p.source} · ${utc(p.as_of)}` : "jamais / never scored"));
   box.appendChild(kv("Probabilité / Probability", p && p.probability !== null ? `${Math.round(p.probability * 100)} %` : "—"));
   box.appendChild(kv("TTF (j/d)", p && p.ttf_days !== null ? `${fmt(p.ttf_days)} [${fmt(p.ttf_low_days, 0)}–${fmt(p.ttf_high_days, 0)}]` : "—"));
   box.appendChild(kv("Site", d.site_id));
