@@ -103,11 +103,15 @@ def check_stream(messages: list[tuple[int, bytes, bytes]]) -> dict[str, list[Any
 def test_scenario_reaches_kafka_complete_in_order_without_duplicates(
     kafka_bootstrap: str, make_topic: Callable[..., str]
 ) -> None:
+    from datetime import timedelta
+
+    from producers.sources import shifted
     from simulator.scenarios import load_scenario
 
     name = "frozen_sensor_no_alarm"
     scenario = load_scenario(name)
-    expected = {r["event_id"] for r in scenario.fleet().iter_records()}
+    renamed = shifted(scenario.fleet().iter_records(), timedelta(0), id_prefix="R-")  # the default prefix
+    expected = {r["event_id"] for r in renamed}
     topic = make_topic("scenario", partitions=3)
     result = run_producer(kafka_bootstrap, "scenario", name, "--speed", "0", "--topic", topic)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -118,7 +122,7 @@ def test_scenario_reaches_kafka_complete_in_order_without_duplicates(
     messages = read_topic(kafka_bootstrap, topic)
     assert len(messages) == len(expected)
     per_turbine = check_stream(messages)
-    assert len(per_turbine) == scenario.config.n_turbines
+    assert sorted(per_turbine) == ["R-" + tid for tid in scenario.config.turbine_ids]
     assert {orjson.loads(v)["event_id"] for _, _, v in messages} == expected
 
 
