@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -49,23 +51,42 @@ def _progress() -> Iterator[ProgressFn]:
 
 
 @contextmanager
-def _plain_progress() -> Iterator[ProgressFn]:
-    """Progress as plain lines when stderr is not a terminal (rich bars do not render in a log or a pipe)."""
+def _plain_progress(heartbeat_s: float = 20.0) -> Iterator[ProgressFn]:
+    """Progress as plain lines when stderr is not a terminal (rich bars do not render in a log or a pipe).
+
+    Training reports few steps, some of them long: a line every ``heartbeat_s`` says it is still working.
+    """
     started = time.monotonic()
-    last_step: str | None = None
-    last_pct = -100
-    last_at = started
+    state: dict[str, Any] = {"step": None, "pct": -100, "at": started}
+    lock = threading.Lock()
+    done = threading.Event()
+
+    def line(text: str) -> None:
+        print(f"  {text} (elapsed {time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
 
     def update(step: str, frac: float) -> None:
-        nonlocal last_step, last_pct, last_at
         pct = max(0, min(100, int(100 * frac)))
         now = time.monotonic()
-        if step != last_step or pct >= last_pct + 10 or now - last_at >= 15:
-            print(f"  {step}: {pct}% (elapsed {now - started:.0f} s)", file=sys.stderr, flush=True)
-            last_step, last_pct, last_at = step, pct, now
+        with lock:
+            if step != state["step"] or pct >= state["pct"] + 10 or now - state["at"] >= heartbeat_s:
+                line(f"{step}: {pct}%")
+                state.update(step=step, pct=pct, at=now)
 
-    yield update
-    print(f"  done (elapsed {time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
+    def heartbeat() -> None:
+        while not done.wait(heartbeat_s / 4):
+            with lock:
+                if time.monotonic() - state["at"] >= heartbeat_s:
+                    line(f"{state['step'] or 'starting'}: still working, {max(state['pct'], 0)}%")
+                    state["at"] = time.monotonic()
+
+    ticker = threading.Thread(target=heartbeat, name="progress-heartbeat", daemon=True)
+    ticker.start()
+    try:
+        yield update
+    finally:
+        done.set()
+        ticker.join(timeout=1)
+    line("done")
 
 
 def _settings(
