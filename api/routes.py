@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from api import repository as repo
 from api.clock import (
+    HISTORICAL_AFTER,
     SiteClock,
     default_history_end,
     feed_problems,
@@ -71,8 +72,13 @@ def _fail(exc: ParamError, value: Any = None) -> Exception:
 
 def _clocks(settings: Any, fresh: repo.ScorerFreshness) -> list[SiteClock]:
     """Each site's data clock, mode and staleness cutoff, from the cached snapshot (one source: api.clock)."""
+    # ``historical_after_minutes`` is a proposed ApiSettings field; until it exists, api.clock's constant.
+    historical = getattr(settings, "historical_after_minutes", None)
     return site_clocks(
-        fresh.site_rows, now=now_utc(), stale_after=timedelta(minutes=settings.stale_after_minutes)
+        fresh.site_rows,
+        now=now_utc(),
+        stale_after=timedelta(minutes=settings.stale_after_minutes),
+        historical_after=timedelta(minutes=historical) if historical else HISTORICAL_AFTER,
     )
 
 
