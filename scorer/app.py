@@ -7,6 +7,7 @@ worker`` builds settings, then the app, then runs faust's worker.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from typing import Any
@@ -74,6 +75,10 @@ def create_app(settings: ScorerSettings) -> faust.App:
         broker_heartbeat_interval=settings.heartbeat_every_s,
         topic_partitions=1,
         producer_acks=-1,
+        # A topic created after the start is consumed within seconds: the consumer's subscription
+        # follows the metadata, refreshed every consumer_metadata_max_age_s (faust's default: 5 min).
+        consumer_metadata_max_age_ms=int(settings.consumer_metadata_max_age_s * 1000),
+        producer_metadata_max_age_ms=int(settings.consumer_metadata_max_age_s * 1000),
         timezone=settings.zone,
     )
     runtime.app = app
@@ -89,10 +94,18 @@ def create_app(settings: ScorerSettings) -> faust.App:
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def _shutdown(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        # Bounded: with the database down the checkpoint would retry forever; half of the shutdown
+        # bound is spent on it, then the stop goes on (the next start replays from the last checkpoint).
         try:
-            await runtime.checkpoint()
-        except Exception as exc:  # a crash-equivalent: the next start replays from the last checkpoint
-            event(log, "final checkpoint failed", logging.ERROR, error=str(exc)[:300])
+            await asyncio.wait_for(runtime.checkpoint(), timeout=settings.shutdown_timeout_s / 2)
+        except Exception as exc:  # incl. TimeoutError: a crash-equivalent, nothing is lost
+            event(
+                log,
+                "final checkpoint failed",
+                logging.ERROR,
+                error=str(exc)[:300] or type(exc).__name__,
+                exc_type=type(exc).__name__,
+            )
         runtime.close()
 
     register_agents(app, runtime)

@@ -97,3 +97,14 @@ class ScorerMetrics:
             "scorer_consumer_lag_seconds", "Estimated consumer lag in seconds", registry=r
         )
         self.ready = Gauge("scorer_ready", "1 when the worker is ready", registry=r)
+        self.stalled = Gauge(
+            "scorer_stalled", "1 when records wait and none was processed for stall_after_s", registry=r
+        )
+        self.last_progress = Gauge(
+            "scorer_last_progress_timestamp_seconds",
+            "Unix time a record was last processed or the worker was last caught up",
+            registry=r,
+        )
+        self.assigned_partitions = Gauge(
+            "scorer_assigned_partitions", "Telemetry partitions assigned to this worker", registry=r
+        )

@@ -90,6 +90,26 @@ class ScorerSettings(CommonSettings):
     heartbeat_interval_s: float = Field(default=5.0, gt=0)
     model_poll_interval_s: float = Field(default=10.0, gt=0)
 
+    # Liveness: readiness that tells the truth, bounded start and shutdown (docs/scorer.md, "Readiness").
+    stall_after_s: float = Field(
+        default=120.0, gt=0, description="Lag without any record processed for this long = stalled."
+    )
+    unassigned_after_s: float = Field(
+        default=30.0, gt=0, description="No partition while the topic has some for this long = not ready."
+    )
+    kafka_unreachable_after_s: float = Field(
+        default=30.0, gt=0, description="No successful Kafka metadata refresh for this long = unreachable."
+    )
+    consumer_metadata_max_age_s: float = Field(
+        default=5.0, ge=1, le=300, description="Metadata refresh period: a new topic is consumed this fast."
+    )
+    kafka_start_timeout_s: float = Field(
+        default=60.0, gt=0, description="At start, give up ensuring the topics after this long (exit 3)."
+    )
+    shutdown_timeout_s: float = Field(
+        default=30.0, gt=0, le=600, description="SIGTERM or a crash ends the process within this bound."
+    )
+
     @field_validator("sweep_time")
     @classmethod
     def _hhmm(cls, value: str) -> str:

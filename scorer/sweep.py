@@ -1,14 +1,23 @@
 """Fleet sweeps: score every known turbine once (daily schedule, catch-up, on-demand command).
 
 Why a module of its own: the sweep reads the runtime's windows under its lock but has its own
-rules (claiming a run in the database, data time of each site, one row per turbine per run), and the
-stream path must not grow with them.
+rules (claiming a run in the database, the data time of each site), and the stream path must not
+grow with them.
+
+Time (docs/time.md, rule 3): each turbine is assessed as of ``min(wall now, its site's data clock)``,
+the site's data clock being the newest last-event time among its turbines. Staleness is judged
+against that time, and ``score_history.time`` / ``turbine_state.as_of`` are that time: a historical
+site (imported history, a stopped feed) gets real tiers as of its last data instead of "unknown"
+everywhere, while a turbine silent for hours beside live neighbours is stale. The wall clock only
+caps the data clock (a sensor clock slightly ahead) and dates the run itself (``sweep_runs``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +31,43 @@ if TYPE_CHECKING:
     from scorer.runtime import ScorerRuntime
 
 log = logging.getLogger("scorer")
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """As-of time of every site, and the turbines to score at each distinct as-of time."""
+
+    site_as_of: dict[str, datetime]
+    groups: dict[datetime, list[str]]
+
+
+def plan_sweep(turbines: Iterable[tuple[str, str, float]], wall: datetime) -> SweepPlan:
+    """``turbines``: (turbine id, site id, last event epoch seconds); ``wall``: the sweep's wall clock.
+
+    A site's as-of time is ``min(wall, newest last event of its turbines)``; each turbine is scored as
+    of its site's time, so two sweeps over the same data give the same rows (same as-of time).
+    """
+    rows = list(turbines)
+    clocks: dict[str, float] = {}
+    for _tid, site, last in rows:
+        if site not in clocks or last > clocks[site]:
+            clocks[site] = last
+    wall_ts = wall.timestamp()
+    site_as_of = {
+        site: wall if ts >= wall_ts else datetime.fromtimestamp(ts, UTC) for site, ts in clocks.items()
+    }
+    groups: dict[datetime, list[str]] = {}
+    for tid, site, _last in rows:
+        groups.setdefault(site_as_of[site], []).append(tid)
+    return SweepPlan(site_as_of, groups)
+
+
+def _describe_sites(site_as_of: dict[str, datetime], wall: datetime, limit: int = 20) -> dict[str, Any]:
+    """Log field: each site's data time and how far behind the wall clock it is (first ``limit``)."""
+    return {
+        site: {"as_of": t.isoformat(), "behind_wall_s": round((wall - t).total_seconds())}
+        for site, t in sorted(site_as_of.items())[:limit]
+    }
 
 
 class Sweeper:
@@ -78,7 +124,7 @@ class Sweeper:
         t0 = time.perf_counter()
         scorer = rt.holder.scorer
         version = None if scorer is None else scorer.bundle.version
-        as_of = datetime.now(UTC)  # full precision: two sweeps in one second must not collide
+        wall = datetime.now(UTC)  # caps each site's data clock; never an as-of time by itself
         self.running = True
         try:
             if scorer is None:
@@ -93,33 +139,38 @@ class Sweeper:
             async with rt.lock:  # owned windows are consistent while the stream waits (~1 s/day)
                 owned = set(rt.restored)
 
-                def compute() -> tuple[list[Any], list[Any], dict[str, int]]:
-                    items: list[tuple[str, FeatureWindow]] = []
-                    meta: dict[str, tuple[str, datetime | None]] = {}
+                def compute() -> tuple[list[Any], list[Any], dict[str, int], dict[str, datetime]]:
+                    entries: list[tuple[str, str, FeatureWindow]] = []
+                    seen: set[str] = set()
                     for tid, st in rt.processor.turbines.items():
                         if st.window.last_event_ts is not None:
-                            items.append((tid, st.window))
-                            meta[tid] = (st.site_id, st.window.as_of)
+                            entries.append((tid, st.site_id, st.window))
+                            seen.add(tid)
                     for w in stored:
-                        if w.turbine_id in meta or w.partition in owned:
+                        if w.turbine_id in seen or w.partition in owned:
                             continue
                         win = FeatureWindow.from_bytes(w.state)
                         if win.last_event_ts is None:
                             continue
-                        items.append((w.turbine_id, win))
-                        meta[w.turbine_id] = (w.site_id, win.as_of)
-                    assessments = scorer.score(items, now=as_of)
+                        entries.append((w.turbine_id, w.site_id, win))
+                        seen.add(w.turbine_id)
+                    plan = plan_sweep(
+                        [(tid, site, win.last_event_ts or 0.0) for tid, site, win in entries], wall
+                    )
+                    windows = {tid: (site, win) for tid, site, win in entries}
                     hist_rows, state_rows = [], []
                     counts = dict.fromkeys(TIERS, 0)
-                    for a in assessments:
-                        site, last = meta[a.turbine_id]
-                        h, st_row = assessment_rows(a, "sweep", site, last, as_of, run_id)
-                        hist_rows.append(h)
-                        state_rows.append(st_row)
-                        counts[a.tier] = counts.get(a.tier, 0) + 1
-                    return hist_rows, state_rows, counts
+                    for as_of, tids in plan.groups.items():
+                        items = [(tid, windows[tid][1]) for tid in tids]
+                        for a in scorer.score(items, now=as_of):
+                            site, win = windows[a.turbine_id]
+                            h, st_row = assessment_rows(a, "sweep", site, win.as_of, as_of, run_id)
+                            hist_rows.append(h)
+                            state_rows.append(st_row)
+                            counts[a.tier] = counts.get(a.tier, 0) + 1
+                    return hist_rows, state_rows, counts, plan.site_as_of
 
-                hist_rows, state_rows, counts = await rt._in(rt.aux, compute)
+                hist_rows, state_rows, counts, site_as_of = await rt._in(rt.aux, compute)
             score_s = time.perf_counter() - t0
             duration_ms = (time.perf_counter() - t0) * 1000
             await rt._retry(
@@ -155,6 +206,7 @@ class Sweeper:
                 duration_ms=round(total_ms, 2),
                 tier_counts=counts,
                 model_version=version,
+                data_as_of=_describe_sites(site_as_of, wall),
             )
             return "succeeded"
         except Exception as exc:

@@ -1,7 +1,9 @@
 """Periodic work: checkpoints, heartbeats, model polling, the daily sweep and its catch-up check.
 
 Why every body is wrapped in try/except: an exception escaping a faust timer or crontab stops it (a
-crontab exception kills the worker); a failed heartbeat must never stop the scoring.
+crontab exception kills the worker); a failed heartbeat must never stop the scoring. The checkpoint
+is the exception: a checkpoint that fails for any reason but database unavailability (retried inside)
+means state cannot be made durable, so the worker crashes (crash-only, scorer/liveness.py bounds it).
 """
 
 from __future__ import annotations
@@ -33,7 +35,22 @@ def register_timers(app: faust.App, runtime: ScorerRuntime) -> None:
 
     @app.timer(interval=s.checkpoint_interval_s, name="scorer.checkpoint")
     async def checkpoint() -> None:
-        await _guard("checkpoint", runtime.checkpoint)
+        try:
+            await runtime.checkpoint()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # Database unavailability is retried inside; anything that escapes is a durable write the
+            # database refused (this checkpoint, or the pipelined batch write it waited for). Crash-only:
+            # the worker stops, its supervisor restarts it from the last checkpoint.
+            event(
+                log,
+                "checkpoint failed; stopping the worker",
+                logging.CRITICAL,
+                exc_type=type(exc).__name__,
+                error=str(exc)[:500],
+            )
+            await app.crash(exc)
 
     @app.timer(interval=s.heartbeat_interval_s, name="scorer.heartbeat")
     async def heartbeat() -> None:
