@@ -7,6 +7,7 @@ reported all at once (with the key path) before any row is read.
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from pathlib import Path
 from typing import Any, Literal
@@ -14,10 +15,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from common import config_files
-from common.contracts import SIGNALS
+from common.contracts import IDENTIFIER_PATTERN, SIGNALS
 from producers.units import UnitError, canonical_unit, conversion
 
 TimestampFormat = str  # strftime pattern, or one of: iso, epoch_s, epoch_ms
+_IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
 
 
 class MappingError(ValueError):
@@ -74,6 +76,13 @@ class IdSpec(_Strict):
     def _one_source(self) -> IdSpec:
         if (self.column is None) == (self.constant is None):
             raise ValueError("give exactly one of 'column' or 'constant'")
+        if self.constant is not None and not _IDENTIFIER.fullmatch(self.prefix + self.constant):
+            raise ValueError(
+                f"{self.prefix + self.constant!r} is not a valid identifier for the telemetry contract "
+                f"({IDENTIFIER_PATTERN}: a letter or digit, then up to 63 of letters, digits and ._:/-)"
+            )
+        if self.prefix and not _IDENTIFIER.fullmatch(self.prefix + "0"):
+            raise ValueError(f"prefix {self.prefix!r} cannot start a valid identifier ({IDENTIFIER_PATTERN})")
         return self
 
 

@@ -14,14 +14,20 @@ import re
 import warnings
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
 import pandas as pd
 
-from common.contracts import SIGNALS, TelemetryEvent
+from common.contracts import (
+    DEFAULT_MAX_FUTURE_SKEW,
+    DEFAULT_MIN_EVENT_TIME,
+    IDENTIFIER_PATTERN,
+    SIGNALS,
+    TelemetryEvent,
+)
 from producers.mapping import IdSpec, MappingError, ReplayMapping
 from producers.units import conversion
 
@@ -42,6 +48,21 @@ def contract_bounds() -> dict[str, tuple[float, float]]:
 
 BOUNDS = contract_bounds()
 ID_MAX_LEN = 64
+MIN_EVENT_TIME = DEFAULT_MIN_EVENT_TIME
+_IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
+
+
+def _invalid_ids(values: np.ndarray) -> np.ndarray:
+    """Rows whose id the contract refuses (space, NUL, control or non-ASCII character, bad first one)."""
+    match = _IDENTIFIER.fullmatch
+    return np.fromiter((not match(v) for v in values), dtype=bool, count=len(values))
+
+
+def _id_details(values: np.ndarray) -> np.ndarray:
+    return np.array(
+        [f"{v[:80]!r} does not match {IDENTIFIER_PATTERN} (letters, digits, ._:/-)" for v in values.tolist()],
+        dtype=object,
+    )
 
 
 def detect_format(path: Path, mapping: ReplayMapping) -> str:
@@ -81,8 +102,10 @@ class FileReplay:
         chunk_rows: int = 50_000,
         rejects_path: str | Path | None = None,
         max_examples: int = 3,
+        now: datetime | None = None,
     ) -> None:
         self.path = Path(path)
+        self.now = now  # fixed "now" for the future-time check (tests); default: the wall clock
         self.mapping = mapping
         self.format = detect_format(self.path, mapping)
         self.chunk_rows = chunk_rows
@@ -246,15 +269,34 @@ class FileReplay:
         else:
             times = times.dt.tz_convert(UTC)
 
-        # Identifiers.
+        # Event time inside what the scorer accepts: not before the contract's floor, not in the future.
+        # (pandas comparisons keep the parsed resolution: year 9999 does not wrap around as nanoseconds)
+        now = self.now or datetime.now(UTC)
+        reject(
+            (times < pd.Timestamp(MIN_EVENT_TIME)).to_numpy(dtype=bool),
+            f"event time before {MIN_EVENT_TIME:%Y-%m-%d}",
+            lambda: np.array([f"{ts.column}={v!r}" for v in raw_ts.tolist()], dtype=object),
+        )
+        reject(
+            (times > pd.Timestamp(now + DEFAULT_MAX_FUTURE_SKEW)).to_numpy(dtype=bool),
+            "event time in the future",
+            lambda: np.array(
+                [f"{ts.column}={v!r} is after {now:%Y-%m-%d %H:%M} UTC" for v in raw_ts.tolist()],
+                dtype=object,
+            ),
+        )
+
+        # Identifiers: what the contract accepts (IDENTIFIER_PATTERN), each failure with its own reason.
         turbines, blank_t = self._id_column(frame, mapping.turbine_id, n)
         reject(blank_t, "missing turbine id", f"empty {mapping.turbine_id.column!r}")
         too_long = np.fromiter((len(t) > ID_MAX_LEN for t in turbines), dtype=bool, count=n)
         reject(too_long, "turbine id too long", f"> {ID_MAX_LEN} characters")
+        reject(_invalid_ids(turbines), "invalid turbine id", lambda: _id_details(turbines))
         sites, blank_s = self._id_column(frame, mapping.site_id, n)
         reject(blank_s, "missing site id", f"empty {mapping.site_id.column!r}")
         too_long = np.fromiter((len(s) > ID_MAX_LEN for s in sites), dtype=bool, count=n)
         reject(too_long, "site id too long", f"> {ID_MAX_LEN} characters")
+        reject(_invalid_ids(sites), "invalid site id", lambda: _id_details(sites))
 
         # Status code.
         if mapping.status_code is not None:

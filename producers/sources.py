@@ -14,13 +14,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from common import contracts
-from common.contracts import make_event_id
+from common.contracts import IDENTIFIER_PATTERN, make_event_id
 from simulator.config import FleetConfig, load_fleet_config
 
-#: The contract's identifier rule (``common.contracts.IDENTIFIER_PATTERN``); the literal is only a fallback
-#: for a contracts module that does not export it.
-IDENTIFIER_PATTERN: str = getattr(contracts, "IDENTIFIER_PATTERN", r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$")
 _IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
 
 #: Default ``scenario --id-prefix``: replayed turbines are ``R-WT-003`` on site ``R-SITE-A``.

@@ -190,3 +190,75 @@ def test_missing_file_or_columns_fail_before_reading(tmp_path: Path) -> None:
     weird = _write(tmp_path, "x", "data.xlsx")
     with pytest.raises(MappingError, match="format"):
         FileReplay(weird, _mapping())
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        ("2024-01-01T00:00:00Z,WT 1,0,10,1000", "invalid turbine id"),
+        ("2024-01-01T00:00:00Z,-WT1,0,10,1000", "invalid turbine id"),
+        ("2024-01-01T00:00:00Z,WT\u00e91,0,10,1000", "invalid turbine id"),
+        ("2024-01-01T00:00:00Z,WT\x071,0,10,1000", "invalid turbine id"),
+        ("1999-12-31T23:50:00Z,WT-1,0,10,1000", "event time before 2000-01-01"),
+        ("1970-01-01T00:00:00Z,WT-1,0,10,1000", "event time before 2000-01-01"),
+        ("2031-01-01T00:00:00Z,WT-1,0,10,1000", "event time in the future"),
+        ("9999-12-31T00:00:00Z,WT-1,0,10,1000", "event time in the future"),
+    ],
+)
+def test_rows_the_contract_would_refuse_are_rejected_with_their_reason(
+    tmp_path: Path, row: str, reason: str
+) -> None:
+    good = "2024-01-01T00:10:00Z,WT-1,0,10,1000"
+    path = _write(tmp_path, f"ts,turbine,status,ws,p\n{good}\n{row}\n{good.replace('WT-1', 'WT-2')}\n")
+    rejects = tmp_path / "rejects.csv"
+    source = FileReplay(path, _mapping(), rejects_path=rejects, now=NOW)
+    records = list(source.iter_records())
+    assert [r["turbine_id"] for r in records] == ["WT-1", "WT-2"]
+    assert dict(source.rejected) == {reason: 1}
+    assert source.examples[reason][0].startswith("row 2:")
+    [_, rejected] = list(csv.reader(rejects.open(encoding="utf-8")))
+    assert rejected[:2] == ["2", reason]
+
+
+def test_old_history_is_accepted_and_scores_in_event_time(tmp_path: Path) -> None:
+    row = "2003-06-01T12:00:00Z,WT-1,0,10,1000"
+    source = FileReplay(_write(tmp_path, f"ts,turbine,status,ws,p\n{row}\n"), _mapping(), now=NOW)
+    [record] = list(source.iter_records())
+    _, value = encode_record(record)
+    assert parse_telemetry(value, now=NOW).event_time == datetime(2003, 6, 1, 12, tzinfo=UTC)
+
+
+def test_nul_and_control_characters_in_parquet_ids_are_rejected(tmp_path: Path) -> None:
+    frame = pd.DataFrame(
+        {
+            "ts": pd.to_datetime(["2024-01-01T00:00:00Z"] * 4, utc=True),
+            "turbine": ["WT-1", "WT\x00-2", "WT-3\n", "WT-4"],
+            "site": ["S-1", "S-1", "S-1", "S\x1b1"],
+            "status": [0, 0, 0, 0],
+            "ws": [10.0] * 4,
+            "p": [1000.0] * 4,
+        }
+    )
+    path = tmp_path / "ids.parquet"
+    frame.to_parquet(path)
+    source = FileReplay(path, _mapping(site_id={"column": "site"}), now=NOW)
+    records = list(source.iter_records())
+    # "WT-3\n" is stripped like every id cell; the NUL and ESC characters are refused
+    assert [r["turbine_id"] for r in records] == ["WT-1", "WT-3"]
+    assert dict(source.rejected) == {"invalid turbine id": 1, "invalid site id": 1}
+    assert "\\x00" in source.examples["invalid turbine id"][0]
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"constant": "SITE NORD"}, "not a valid identifier"),
+        ({"constant": "SITE\x00"}, "not a valid identifier"),
+        ({"column": "site", "prefix": "-"}, "cannot start a valid identifier"),
+    ],
+)
+def test_mapping_refuses_constant_ids_and_prefixes_the_contract_refuses(
+    spec: dict[str, str], message: str
+) -> None:
+    with pytest.raises(MappingError, match=message):
+        _mapping(site_id=spec)

@@ -11,7 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from common.contracts import SIGNALS, TelemetryEvent, make_event_id, parse_telemetry
+from common.contracts import (
+    IDENTIFIER_PATTERN,
+    SIGNALS,
+    TelemetryEvent,
+    make_event_id,
+    parse_telemetry,
+)
 from producers.replay import BOUNDS
 from producers.serialize import encode_record
 
@@ -27,8 +33,9 @@ def _signal(name: str) -> st.SearchStrategy[float | None]:
 
 records = st.fixed_dictionaries(
     {
-        "turbine_id": st.text("ABCWT-0123456789", min_size=1, max_size=64),
-        "site_id": st.text("SITE-ABCÄ", min_size=1, max_size=64),
+        # identifiers as the contract allows them (IDENTIFIER_PATTERN: ASCII, no space/NUL/control)
+        "turbine_id": st.from_regex(IDENTIFIER_PATTERN, fullmatch=True),
+        "site_id": st.from_regex(IDENTIFIER_PATTERN, fullmatch=True),
         "event_time": st.datetimes(
             min_value=datetime(2000, 1, 1), max_value=datetime(2025, 12, 31), timezones=st.just(UTC)
         ),
