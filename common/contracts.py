@@ -532,19 +532,27 @@ class DeadLetter(BaseModel):
 def _fit_text(data: bytes, budget: int) -> str:
     """A long prefix of valid UTF-8 ``data`` whose JSON string encoding is at most ``budget`` bytes.
 
-    A few proportional guesses first (escapes can make the encoding up to 6x the raw size), then the
-    overshoot is cut: each raw byte costs at least one encoded byte, so that last step always fits.
+    Escapes make the encoding up to 6x the raw size, so the cut is searched: two proportional guesses,
+    then bisection until the room or the cut is within 1 %, at most 12 rounds (each encodes a prefix).
     """
-    n = min(len(data), max(budget - 2, 0))
-    rounds = 0
-    while n > 0:
+    best = ""  # always fits: budget >= 2 since max_bytes >= MIN_DEAD_LETTER_BYTES
+    hi = min(len(data), max(budget - 2, 0))  # n raw bytes encode to at least n + 2 bytes
+    lo, n = 0, hi
+    hi += 1  # smallest length known not to fit
+    for rounds in range(12):
         piece = data[:n].decode("utf-8", "ignore")  # drops only a character cut in half at the end
         size = len(orjson.dumps(piece))
         if size <= budget:
-            return piece
-        rounds += 1
-        n = n * budget // size if rounds <= 3 else n - (size - budget)
-    return ""
+            lo, best = n, piece
+            if size >= budget - budget // 128:  # fills 99 % of the room
+                break
+        else:
+            hi = n
+        if hi - lo <= max(1, lo // 128):  # within 1 % of the best cut: good enough, stop paying
+            break
+        n = n * budget // size if size > budget and rounds < 2 else (lo + hi) // 2
+        n = min(max(n, lo + 1), hi - 1)
+    return best
 
 
 def dead_letter_bytes(
@@ -593,9 +601,9 @@ def dead_letter_bytes(
         "payload_size": len(value),
         "payload_sha256": hashlib.sha256(value).hexdigest(),
     }
-    letter = DeadLetter(**fields, payload=text)
-    out = letter.to_json()
-    if len(out) > max_bytes:
+    # The whole payload encodes to at least its raw size (text) or its base64 size: try it only if that fits.
+    out = DeadLetter(**fields, payload=text).to_json() if max(len(value), len(text)) < max_bytes else b""
+    if not out or len(out) > max_bytes:
         skeleton = len(DeadLetter(**fields, payload="", payload_truncated=True).to_json())
         budget = max_bytes - (skeleton - 2)  # room for the payload's JSON string, quotes included
         if encoding == "base64":
