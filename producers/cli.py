@@ -451,13 +451,15 @@ def scenario(
         ),
     ] = SCENARIO_LEAD,
     id_prefix: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--id-prefix",
-            help="Prefix of the published turbine and site ids (R-WT-003 on R-SITE-A), so a replay never "
-            "collides with the live fleet's WT-... ids; '' keeps the scenario's own ids.",
+            help="Prefix of the published turbine and site ids, so a replay never collides with the live "
+            "fleet's WT-... ids. Default: R- (R-WT-003 on R-SITE-A), or R2-, R3-... when the topic already "
+            "holds an overlapping replay under R-; '' keeps the scenario's own ids.",
+            show_default=False,
         ),
-    ] = DEFAULT_ID_PREFIX,
+    ] = None,
     rate: RateOpt = None,
     topic: TopicOpt = None,
     bootstrap_servers: BootstrapOpt = None,
@@ -477,12 +479,15 @@ def scenario(
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
     config = scn.config
+    now = datetime.now(UTC)
+    if id_prefix is None:
+        start = plan_scenario(config, now=now, shift_to_now=shift_to_now, lead=lead_delta, speed=speed).start
+        id_prefix = _free_replay_prefix(settings, config.turbine_ids, start)
     try:
         check_id_prefix(id_prefix, config.turbine_ids)
         check_id_prefix(id_prefix, ["SITE-" + "A" * 4])  # site ids are SITE-A.. (at most a few letters)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--id-prefix") from None
-    now = datetime.now(UTC)
     plan = plan_scenario(
         config, now=now, shift_to_now=shift_to_now, lead=lead_delta, speed=speed, id_prefix=id_prefix
     )
@@ -493,6 +498,28 @@ def scenario(
         settings, f"scenario:{scn.name}", records, total=expected_count(config), bulk=speed == 0, clock=clock
     )
     _exit(code)
+
+
+def _free_replay_prefix(settings: ProducerSettings, turbine_ids: list[str], start: datetime) -> str:
+    """``R-`` unless the topic already holds an overlapping replay under it (then ``R2-``...)."""
+    from kafka.errors import KafkaError
+
+    from producers.resume import newest_event_time
+    from producers.sources import PREFIX_CANDIDATES, free_prefix
+
+    def newest_of(prefix: str) -> datetime | None:
+        ids = [prefix + tid for tid in turbine_ids]
+        return newest_event_time(settings.kafka_bootstrap_servers, settings.telemetry_topic, ids)
+
+    try:
+        prefix, note = free_prefix(PREFIX_CANDIDATES, newest_of, start)
+    except KafkaError as exc:  # publishing reports an unreachable broker with its own exit code
+        event(log, "could not look for earlier replays", logging.WARNING, error=repr(exc))
+        return DEFAULT_ID_PREFIX
+    if note:
+        event(log, "replay prefix chosen", prefix=prefix, note=note)
+        typer.echo(f"using id prefix {prefix}: {note}")
+    return prefix
 
 
 def _announce(

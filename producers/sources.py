@@ -8,7 +8,7 @@ with the live fleet) and, with ``--shift-to-now``, move it so that its failure l
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,8 +19,10 @@ from simulator.config import FleetConfig, load_fleet_config
 
 _IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
 
-#: Default ``scenario --id-prefix``: replayed turbines are ``R-WT-003`` on site ``R-SITE-A``.
+#: Default ``scenario --id-prefix``: replayed turbines are ``R-WT-003`` on site ``R-SITE-A``; when the topic
+#: already holds a previous replay under ``R-`` that the new one would overlap in time, ``R2-``, ``R3-``...
 DEFAULT_ID_PREFIX = "R-"
+PREFIX_CANDIDATES: tuple[str, ...] = (DEFAULT_ID_PREFIX, *(f"R{n}-" for n in range(2, 10)))
 
 
 def floor_time(value: datetime, period_s: int) -> datetime:
@@ -150,3 +152,21 @@ def plan_scenario(
         failures=tuple((id_prefix + f.turbine_id, f.mode.value, f.failure_time + delta) for f in failures),
         caught_up_at=caught_up,
     )
+
+
+def free_prefix(
+    candidates: Sequence[str], newest_of: Callable[[str], datetime | None], start: datetime
+) -> tuple[str, str | None]:
+    """First prefix whose turbines have no event at or after ``start`` in the topic (pure; lookup injected).
+
+    Why: the scorer keeps each turbine's state in event time; a second replay under the same ids would
+    be older than the first one's events and rejected as ``late``. Returns (prefix, why others were
+    skipped); when every candidate is taken, the last one with a note.
+    """
+    skipped: list[str] = []
+    for prefix in candidates:
+        newest = newest_of(prefix)
+        if newest is None or newest < start:
+            return prefix, (f"{', '.join(skipped)} already used in the topic" if skipped else None)
+        skipped.append(f"{prefix} (events up to {newest:%Y-%m-%d %H:%M} UTC)")
+    return candidates[-1], "every replay prefix is already used; events may be rejected as late"

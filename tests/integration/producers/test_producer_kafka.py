@@ -199,3 +199,22 @@ def test_sigint_flushes_everything_accepted_and_exits_zero(
     messages = read_topic(kafka_bootstrap, topic)
     assert len(messages) == summary["sent"]  # no loss: what the summary says reached the topic
     check_stream(messages)
+
+
+def test_a_second_replay_of_a_scenario_gets_its_own_ids(
+    kafka_bootstrap: str, make_topic: Callable[..., str]
+) -> None:
+    topic = make_topic("replay-twice", partitions=3)
+    name = "sensor_faults_showcase"
+    first = run_producer(kafka_bootstrap, "scenario", name, "--speed", "0", "--topic", topic)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "incident turbine R-WT-009" in first.stdout and "using id prefix" not in first.stdout
+    second = run_producer(kafka_bootstrap, "scenario", name, "--speed", "0", "--topic", topic)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "using id prefix R2-" in second.stdout and "incident turbine R2-WT-009" in second.stdout
+    [plan] = log_lines(second.stderr, "scenario plan")
+    assert plan["incident_turbines"] == ["R2-WT-009"] and plan["id_prefix"] == "R2-"
+
+    per_turbine = check_stream(read_topic(kafka_bootstrap, topic))
+    assert {tid.split("WT-")[0] for tid in per_turbine} == {"R-", "R2-"}
+    assert len(per_turbine["R-WT-001"]) == len(per_turbine["R2-WT-001"]) == 12 * 144

@@ -128,3 +128,24 @@ def test_scenario_without_failure_is_shifted_to_end_now() -> None:
     assert plan.failures == ()
     assert NOW - timedelta(seconds=config.period_s) < plan.end <= NOW
     assert plan.caught_up_at is None  # ends before the present: never real time
+
+
+def test_free_prefix_takes_r_when_unused_or_older_than_the_new_replay() -> None:
+    from producers.sources import PREFIX_CANDIDATES, free_prefix
+
+    start = datetime(2026, 11, 17, tzinfo=UTC)
+    assert free_prefix(PREFIX_CANDIDATES, lambda _p: None, start) == ("R-", None)
+    older = {"R-": start - timedelta(days=1)}
+    assert free_prefix(PREFIX_CANDIDATES, older.get, start) == ("R-", None)
+
+
+def test_free_prefix_skips_prefixes_whose_replay_overlaps() -> None:
+    from producers.sources import PREFIX_CANDIDATES, free_prefix
+
+    start = datetime(2026, 11, 17, tzinfo=UTC)
+    used = {"R-": start + timedelta(days=12), "R2-": start}
+    prefix, note = free_prefix(PREFIX_CANDIDATES, used.get, start)
+    assert prefix == "R3-" and note is not None and "R- (events up to 2026-11-29" in note
+    every = dict.fromkeys(PREFIX_CANDIDATES, start)
+    prefix, note = free_prefix(PREFIX_CANDIDATES, every.get, start)
+    assert prefix == PREFIX_CANDIDATES[-1] and note is not None and "late" in note
