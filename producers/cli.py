@@ -20,6 +20,7 @@ from typing import Annotated, Any
 
 import typer
 
+from common.contracts import DEFAULT_MIN_EVENT_TIME
 from common.logging import configure_logging, event
 from common.settings import load_settings
 from producers.pacing import AcceleratedClock, RateLimiter
@@ -69,7 +70,14 @@ def _parse_time(value: str | None, name: str) -> datetime | None:
         raise typer.BadParameter(
             f"{value!r} is not an ISO-8601 time (e.g. 2024-03-01T00:00:00Z)", param_hint=name
         ) from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    if parsed < DEFAULT_MIN_EVENT_TIME:
+        raise typer.BadParameter(
+            f"{value!r} is before {DEFAULT_MIN_EVENT_TIME:%Y-%m-%d}, "
+            "the oldest event time the scorer accepts",
+            param_hint=name,
+        )
+    return parsed
 
 
 def _settings(
