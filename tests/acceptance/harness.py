@@ -137,7 +137,15 @@ class Clone:
         return self.root / ".stack" / "logs" / f"{name}.log"
 
     def logs_tail(self, *names: str, lines: int = 25) -> str:
-        return "\n".join(f"--- last lines of {self.log(n)}:\n{tail(self.log(n), lines)}" for n in names)
+        """The last lines of each named log that exists (a log never written says so in one line)."""
+        parts = []
+        for n in names:
+            path = self.log(n)
+            if path.exists():
+                parts.append(f"--- last lines of {path}:\n{tail(path, lines)}")
+            else:
+                parts.append(f"--- {path}: not written (the {n} was never started)")
+        return "\n".join(parts)
 
     # ------------------------------------------------------------------ running user commands
     def start(self, command: str, output: Path) -> subprocess.Popen[bytes]:

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.DOTALL | re.MULTILINE)
 CODE_SPAN = re.compile(r"`([^`]+)`")
-BANNER_TITLE = "Cockpit is running"
+# "Cockpit is running" / "Cockpit is ready (start-up 42 s: ...)": the banner's fields follow this line.
+BANNER_TITLE = re.compile(r"^[ \t]*Cockpit is (running|ready)\b.*$", re.MULTILINE)
 # A turbine id as people write them (WT-003, R-WT-003, SITE-B/WT-01): a letter first, ends with "-<digits>".
 TURBINE_ID = re.compile(r"(?<![\w.:/-])([A-Za-z][A-Za-z0-9._:-]*-\d+)(?![\w-])")
 TURBINE_PATH = re.compile(r"/v1/turbines/([A-Za-z0-9][A-Za-z0-9._:/-]{0,63})")
@@ -92,9 +93,9 @@ class Banner:
         return None
 
     def topics(self) -> list[str]:
-        """Topic names listed in the Kafka line, e.g. ``127.0.0.1:9092 (topics a, b, c)``."""
+        """Topic names in the Kafka line: ``127.0.0.1:9092 (topics a, b, c)`` or ``...; topics a, b, c``."""
         value = self.get("Kafka") or ""
-        m = re.search(r"\(topics?:?\s*([^)]*)\)", value)
+        m = re.search(r"\btopics?:?\s+([^)]*)", value)
         return [t.strip() for t in re.split(r"[,\s]+", m.group(1)) if t.strip()] if m else []
 
     def kafka_address(self) -> str | None:
@@ -110,14 +111,13 @@ class Banner:
 
 def parse_banner(output: str) -> Banner | None:
     """The banner of a ``make run`` output, or None when the output has no banner."""
-    text = strip_ansi(output)
-    at = text.find(BANNER_TITLE)
-    if at < 0:
+    title = BANNER_TITLE.search(strip_ansi(output))
+    if title is None:
         return None
-    fields: dict[str, str] = {}
-    for line in text[at + len(BANNER_TITLE) :].splitlines()[1:]:
+    fields: dict[str, str] = {"title": title.group(0).strip()}
+    for line in strip_ansi(output)[title.end() :].splitlines()[1:]:
         if not line.strip():
-            if fields:
+            if len(fields) > 1:
                 break
             continue
         m = re.match(r"^\s+(\S.*?)\s{2,}(\S.*)$", line)

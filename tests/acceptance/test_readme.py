@@ -38,9 +38,9 @@ from tests.acceptance.readme import (
     turbine_ids,
 )
 
-FIRST_RUN_LIMIT_S = (
-    20 * 60
-)  # the first run installs the virtualenv, fetches Kafka and trains the default model
+# The first run installs the virtualenv, fetches Kafka and trains the default model: more than 20 min
+# measured on 2 cores shared with other work; the limit leaves room for a slow CI machine.
+FIRST_RUN_LIMIT_S = 40 * 60
 RESTART_LIMIT_S = 5 * 60
 RANKING_LIMIT_S = 60  # a ranked turbine within 60 s of the banner
 SWEEP_LIMIT_S = 180
@@ -48,6 +48,7 @@ REPLAY_LIMIT_S = 10 * 60  # the stated time for the incident turbine to reach hi
 RESTART_ACCEPT_LIMIT_S = 60  # new telemetry accepted within 60 s of the banner after a restart
 CHROMIUM = os.environ.get("COCKPIT_CHROMIUM", "/usr/bin/chromium")
 SERVICE_LOGS = ("scorer", "api", "producer", "kafka")
+PROGRESS_LINE = re.compile(r"^\[(setup|stack|cockpit)\]|^\s*Cockpit is |^production: ")
 
 pytestmark = [pytest.mark.acceptance]
 
@@ -64,7 +65,10 @@ def user_step(clone: Clone, name: str, needs: tuple[str, ...] = ()) -> Iterator[
     try:
         yield
     except (AssertionError, Exception) as exc:
-        clone.failed[name] = str(exc)[-4000:]
+        message = str(exc)
+        clone.failed[name] = message.splitlines()[0][:1000] if message else type(exc).__name__
+        with (ARTIFACTS / "acceptance-failures.txt").open("a") as fh:
+            fh.write(f"===== {name}\n{message}\n\n")
         clone.write_results()
         raise
     clone.passed.append(name)
@@ -101,14 +105,24 @@ def ranking(clone: Clone) -> tuple[int, Any, list[dict[str, Any]]]:
 def run_until_banner(
     clone: Clone, step: str, command: str, output: Path, limit_s: float
 ) -> tuple[Banner, float, float]:
-    """Run the README's run command; returns (banner, seconds to banner, monotonic time of the banner)."""
+    """Run the README's run command; returns (banner, seconds to banner, monotonic time of the banner).
+
+    Also records when each of the run's own progress lines (``[setup]``, ``[stack]``, ``[cockpit]``) first
+    appeared, so the figures say where the time of a first run goes (virtualenv, Kafka, model, start-up).
+    """
     t0 = time.monotonic()
     proc = clone.start(command, output)
     banner_at: float | None = None
+    timeline: dict[str, float] = {}
     while proc.poll() is None and time.monotonic() - t0 < limit_s:
-        if banner_at is None and BANNER_TITLE in output.read_text(errors="replace"):
+        text = output.read_text(errors="replace")
+        for line in strip_ansi(text).splitlines():
+            if PROGRESS_LINE.match(line) and line[:160] not in timeline:
+                timeline[line[:160]] = round(time.monotonic() - t0, 1)
+        if banner_at is None and BANNER_TITLE.search(strip_ansi(text)):
             banner_at = time.monotonic()
         time.sleep(0.5)
+    clone.record(f"{output.stem}_timeline", [[t, line] for line, t in timeline.items()])
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
@@ -195,8 +209,12 @@ def test_3_every_topic_exists(clone: Clone) -> None:
             wrong.append(
                 f"PostgreSQL line says {pg_line!r}, the clone's port is {clone.ports['COCKPIT_PG_PORT']}"
             )
-        for label, port_var in (("web cockpit", "COCKPIT_PORT"), ("scorer metrics", "COCKPIT_WEB_PORT")):
-            value = banner.get(label) or ""
+        for labels, port_var in (
+            (("web cockpit",), "COCKPIT_PORT"),
+            (("scorer metrics", "scorer"), "COCKPIT_WEB_PORT"),
+        ):
+            value = banner.get(*labels) or ""
+            label = labels[0]
             if f":{clone.ports[port_var]}" not in value:
                 wrong.append(f"{label} line says {value!r}, {port_var}={clone.ports[port_var]}")
         if wrong:

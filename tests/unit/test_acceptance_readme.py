@@ -58,7 +58,7 @@ def test_the_repository_readme_still_says_what_to_run() -> None:
     assert run_command(readme) == "make run"
     replay = replay_command(readme)
     assert "producers scenario" in replay and "`" not in replay
-    assert BANNER_TITLE in (ROOT / "deploy" / "local" / "run.sh").read_text()
+    assert BANNER_TITLE.search((ROOT / "deploy" / "local" / "run.sh").read_text())
 
 
 def test_run_command_is_the_make_run_line_of_the_first_block_without_its_comment() -> None:
@@ -92,7 +92,26 @@ def test_banner_fields_topics_and_sweep_command() -> None:
     assert banner.sweep_command() == "COCKPIT_API_KEY=$(cat .stack/api-key) .venv/bin/cockpit sweep"
     assert banner.get("web cockpit") == "http://127.0.0.1:18000/"
     assert banner.get("stop") == "make down          wipe data: make reset"
+    assert banner.get("title") == "Cockpit is running"
     assert parse_banner("[cockpit] error: scorer exited") is None
+
+
+def test_banner_of_the_ready_form_with_timings_and_a_cli_prefix() -> None:
+    banner = parse_banner(
+        "\n  Cockpit is ready (start-up 41 s: stack 9 s, model 2 s)\n"
+        "    scorer           http://127.0.0.1:16066/readyz   metrics: http://127.0.0.1:16066/metrics\n"
+        "    Kafka            127.0.0.1:19092 (controller 127.0.0.1:19093); topics telemetry.v1, d, c\n"
+        "    sweep now        COCKPIT_API_URL=http://h:1 COCKPIT_API_KEY=$(cat k) .venv/bin/cockpit sweep\n"
+        "\n"
+    )
+    assert banner is not None
+    assert banner.get("title", "x").startswith("Cockpit is ready (start-up 41 s")
+    assert banner.topics() == ["telemetry.v1", "d", "c"]
+    assert banner.kafka_address() == "127.0.0.1:19092"
+    assert banner.get("scorer metrics", "scorer", "x").startswith("http://127.0.0.1:16066/")
+    assert banner.sweep_command() == (
+        "COCKPIT_API_URL=http://h:1 COCKPIT_API_KEY=$(cat k) .venv/bin/cockpit sweep"
+    )
 
 
 def test_sweep_run_id_is_read_from_the_cli_output() -> None:
