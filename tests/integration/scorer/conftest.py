@@ -286,6 +286,37 @@ def recent_fleet_records(
     return list(Fleet(type(cfg).model_validate(cfg.model_dump())).iter_records())
 
 
+def assert_history_policy(db: str) -> int:
+    """Every stream row of score_history obeys the history policy against its predecessor (SQL LAG)."""
+    from common.settings import load_settings
+    from scorer.settings import ScorerSettings
+    from scorer.state import HistoryMark, should_write_history
+
+    s = load_settings(ScorerSettings)
+    rows = query(
+        db,
+        "SELECT turbine_id, time, score, tier, lag(time) OVER w, lag(score) OVER w, lag(tier) OVER w "
+        "FROM score_history WHERE trigger = 'stream' "
+        "WINDOW w AS (PARTITION BY turbine_id ORDER BY time) ORDER BY turbine_id, time",
+    )
+    bad = []
+    for tid, t, score, tier, pt, ps, ptier in rows:
+        prev = None if pt is None else HistoryMark(pt.timestamp(), ps, ptier)
+        ok = should_write_history(
+            prev,
+            t.timestamp(),
+            score,
+            tier,
+            min_interval_s=s.history_min_interval_s,
+            max_interval_s=s.history_max_interval_s,
+            score_delta=s.history_score_delta,
+        )
+        if not ok:
+            bad.append((tid, t, score, tier, pt, ps, ptier))
+    assert not bad, f"{len(bad)} stream rows the history policy forbids, e.g. {bad[:3]}"
+    return len(rows)
+
+
 def new_group() -> str:
     return f"scorer-test-{uuid.uuid4().hex[:8]}"
 

@@ -17,10 +17,10 @@ from common.settings import load_settings
 from models.features import FeatureWindow
 from scorer.processing import BatchProcessor, RawRecord
 from scorer.settings import ScorerSettings
-from scorer.state import HistoryMark, should_write_history
 from tests.integration.scorer.conftest import (
     Topics,
     Worker,
+    assert_history_policy,
     encode,
     new_group,
     publish,
@@ -40,33 +40,6 @@ def reference_windows(messages: list[tuple[bytes, bytes]]) -> BatchProcessor:
         out = proc.process(records[start : start + 2000])
         assert not out.invalid and not out.duplicates and not out.late
     return proc
-
-
-def assert_history_policy(db: str) -> int:
-    """Every stream row of score_history obeys the history policy against its predecessor (SQL LAG)."""
-    s = load_settings(ScorerSettings)
-    rows = query(
-        db,
-        "SELECT turbine_id, time, score, tier, lag(time) OVER w, lag(score) OVER w, lag(tier) OVER w "
-        "FROM score_history WHERE trigger = 'stream' "
-        "WINDOW w AS (PARTITION BY turbine_id ORDER BY time) ORDER BY turbine_id, time",
-    )
-    bad = []
-    for tid, t, score, tier, pt, ps, ptier in rows:
-        prev = None if pt is None else HistoryMark(pt.timestamp(), ps, ptier)
-        ok = should_write_history(
-            prev,
-            t.timestamp(),
-            score,
-            tier,
-            min_interval_s=s.history_min_interval_s,
-            max_interval_s=s.history_max_interval_s,
-            score_delta=s.history_score_delta,
-        )
-        if not ok:
-            bad.append((tid, t, score, tier, pt, ps, ptier))
-    assert not bad, f"{len(bad)} stream rows the history policy forbids, e.g. {bad[:3]}"
-    return len(rows)
 
 
 def test_partition_count_raised_then_restart_keeps_every_window(
