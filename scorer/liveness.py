@@ -45,6 +45,7 @@ class Observation:
     topic_partitions: int | None  # partitions of the telemetry topic in the consumer's metadata
     unassigned_for_s: float  # how long assigned == 0 while the topic has partitions (0 otherwise)
     lag: int  # records in Kafka not yet processed on the assigned partitions
+    writing: bool  # a batch is processed but its durable write has not finished
     since_progress_s: float  # since a record was last processed or the worker was caught up
     write_error: str | None  # the last durable write failed (cleared by the next success)
     kafka_error: str | None  # Kafka unreachable from the consumer
@@ -82,11 +83,10 @@ def assess(obs: Observation, *, stall_after_s: float, unassigned_after_s: float)
             f"no partition assigned for {obs.unassigned_for_s:.0f} s while topic {obs.topic!r} has "
             f"{obs.topic_partitions} (more workers than partitions, or the group does not rebalance)"
         )
-    stalled = obs.lag > 0 and obs.since_progress_s >= stall_after_s
+    stalled = (obs.lag > 0 or obs.writing) and obs.since_progress_s >= stall_after_s
     if stalled:
-        problems.append(
-            f"stalled: {obs.lag} records waiting and none processed for {obs.since_progress_s:.0f} s"
-        )
+        waiting = f"{obs.lag} records waiting" if obs.lag else "a batch waiting for its write"
+        problems.append(f"stalled: {waiting} and none processed for {obs.since_progress_s:.0f} s")
     if obs.dlq_error is not None:
         warnings.append(f"dead letters not published (kept in the fallback table): {obs.dlq_error}")
     return Verdict(ready=not problems, stalled=stalled, problems=problems, warnings=warnings)
@@ -131,6 +131,7 @@ class Liveness:
         self._progress_wall = time.time()
         self._consumed_seen = 0
         self._unassigned_since: float | None = None
+        self._topic_missing_since: float | None = None
         self.last: Verdict | None = None
 
     # ------------------------------------------------------------------ observation
@@ -159,7 +160,10 @@ class Liveness:
         now = time.monotonic()
         lags = self._lags()
         lag = sum(lags.values())
-        if rt.consumed != self._consumed_seen or lag == 0:  # a record processed, or caught up
+        inflight = getattr(rt, "_inflight", None)
+        writing = inflight is not None and not inflight.done()
+        # Progress = a batch durably written (rt.consumed grows only then), or nothing left to do.
+        if rt.consumed != self._consumed_seen or (lag == 0 and not writing):
             self._consumed_seen = rt.consumed
             self._progress_mono = now
             self._progress_wall = time.time()
@@ -175,6 +179,13 @@ class Liveness:
                 )
         elif age_ms >= s.kafka_unreachable_after_s * 1000:
             kafka_error = f"no metadata from {s.kafka_bootstrap_servers} for {age_ms / 1000:.0f} s"
+        if topic_partitions == 0:  # absent from the metadata: only a problem if it stays absent
+            if self._topic_missing_since is None:
+                self._topic_missing_since = now
+            if now - self._topic_missing_since < s.unassigned_after_s:
+                topic_partitions = None  # the first refreshes may predate the subscription
+        else:
+            self._topic_missing_since = None
         if not rt.assigned and topic_partitions:
             if self._unassigned_since is None:
                 self._unassigned_since = now
@@ -194,6 +205,7 @@ class Liveness:
             topic_partitions=topic_partitions,
             unassigned_for_s=unassigned_for,
             lag=lag,
+            writing=writing,
             since_progress_s=now - self._progress_mono,
             write_error=write_error,
             kafka_error=kafka_error,

@@ -1,5 +1,5 @@
-"""PostgreSQL unreachable mid-stream: the worker retries with backoff, reports not-ready, does not crash,
-and once the database is back writes everything exactly once.
+"""PostgreSQL unreachable mid-stream: the worker retries with backoff, reports not-ready (database
+unavailable, then stalled), does not crash, and once the database is back writes everything exactly once.
 
 The outage is simulated with a TCP proxy in front of the shared PostgreSQL (other test sessions use the
 same server, so we never stop it).
@@ -110,7 +110,7 @@ def test_database_outage_backpressure_and_recovery(
         records = recent_fleet_records(4, 1.0, seed=606)
         messages = list(encode(records))
         half = len(messages) // 2
-        worker = start_worker(via_proxy, topics, new_group(), db_retry_max_backoff_s=1)
+        worker = start_worker(via_proxy, topics, new_group(), db_retry_max_backoff_s=1, stall_after_s=4)
         worker.wait_ready()
         publish(kafka_bootstrap, topics.telemetry, messages[:half])
         wait_for(
@@ -126,7 +126,14 @@ def test_database_outage_backpressure_and_recovery(
         assert worker.proc.poll() is None, "the worker must not exit while the database is down"
         ready = worker.get("/readyz")
         assert ready.status_code == 503 and "database" in " ".join(ready.json()["problems"])
+        assert "DatabaseUnavailable" in " ".join(ready.json()["problems"])  # the error class is named
         assert worker.get("/healthz").status_code == 200
+        # Records wait and none is durably written: a stall, visible in readiness and metrics.
+        body = wait_for(lambda: (r := worker.get("/readyz").json())["stalled"] and r, 30, "stall reported")
+        assert any(p.startswith("stalled:") for p in body["problems"]), body
+        assert worker.metric("scorer_stalled") == 1
+        progress_during_outage = worker.metric("scorer_last_progress_timestamp_seconds")
+        assert 0 < progress_during_outage < time.time() - 3
         assert query(db, "SELECT coalesce(sum(samples), 0) FROM telemetry_agg")[0][0] == half
 
         proxy.restore()
@@ -145,6 +152,9 @@ def test_database_outage_backpressure_and_recovery(
             raise
         assert query(db, "SELECT sum(samples) FROM telemetry_agg")[0][0] == len(messages)
         wait_for(lambda: worker.get("/readyz").status_code == 200, 30, "ready again")
-        assert '"database write failed; retrying"' in worker.log()
+        assert worker.metric("scorer_stalled") == 0
+        assert worker.metric("scorer_last_progress_timestamp_seconds") > progress_during_outage
+        log = worker.log()
+        assert '"database unavailable; retrying"' in log or '"database write failed; retrying"' in log
     finally:
         proxy.close()
