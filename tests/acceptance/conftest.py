@@ -18,11 +18,15 @@ def _service_url_guard(clone_root: Path, ports: dict[str, int]) -> dict[str, str
 
     Why: a checkout whose run.sh does not derive the Kafka/PostgreSQL addresses from COCKPIT_KAFKA_PORT /
     COCKPIT_PG_PORT would send the clone's producer and scorer to another cockpit running on the default
-    ports (a developer's, or the lead's). Once run.sh derives them (it mentions
-    COCKPIT_KAFKA_BOOTSTRAP_SERVERS), the test sets nothing but the ports, as a user would.
+    ports (a developer's, or the lead's). Once run.sh (or the env.sh it sources) derives them, the test
+    sets nothing but the ports, as a user would.
     """
-    run_sh = (clone_root / "deploy" / "local" / "run.sh").read_text()
-    if "COCKPIT_KAFKA_BOOTSTRAP_SERVERS" in run_sh and "COCKPIT_DATABASE_URL" in run_sh:
+    scripts = "".join(
+        p.read_text()
+        for p in (clone_root / "deploy" / "local").glob("*.sh")
+        if p.name in ("run.sh", "env.sh")
+    )
+    if "COCKPIT_KAFKA_BOOTSTRAP_SERVERS" in scripts and "COCKPIT_DATABASE_URL" in scripts:
         return {}
     pg, kafka = ports["COCKPIT_PG_PORT"], ports["COCKPIT_KAFKA_PORT"]
     return {

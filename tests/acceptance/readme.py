@@ -79,6 +79,14 @@ def turbine_ids(text: str) -> list[str]:
     return list(dict.fromkeys(t.rstrip(".,;:)") for t in found))
 
 
+def incident_ids(text: str) -> list[str]:
+    """The incident's turbine ids in a replay's output: ids on lines that say "incident" or name a turbine
+    URL; every id of the text when no line does (a fleet range line such as ``R-WT-001 .. R-WT-020`` is
+    then not mistaken for the incident)."""
+    lines = [ln for ln in text.splitlines() if "incident" in ln.lower() or TURBINE_PATH.search(ln)]
+    return turbine_ids("\n".join(lines)) if lines else turbine_ids(text)
+
+
 @dataclass(frozen=True)
 class Banner:
     """What ``make run`` prints once the cockpit is up: ``label  value`` lines after the title."""

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from tests.acceptance.readme import (
     BANNER_TITLE,
     Banner,
     bullet,
+    incident_ids,
     parse_banner,
     replay_command,
     run_command,
@@ -184,7 +186,7 @@ def test_3_every_topic_exists(clone: Clone) -> None:
         try:
             present = set(admin.list_topics())
             partitions = {
-                d["topic"]: len(d["partitions"])
+                d.get("name") or d.get("topic"): len(d["partitions"])
                 for d in admin.describe_topics([t for t in expected if t in present])
             }
         finally:
@@ -333,7 +335,7 @@ def test_6_incident_replay_climbs_to_high_or_critical(clone: Clone) -> None:
         source = "readme+output"
         while time.monotonic() - t0 < REPLAY_LIMIT_S:
             elapsed = time.monotonic() - t0
-            printed = turbine_ids(strip_ansi(output.read_text(errors="replace")))
+            printed = incident_ids(strip_ansi(output.read_text(errors="replace")))
             candidates = list(dict.fromkeys([*readme_ids, *printed]))
             _, _, items = ranking(clone)
             by_id = {i["turbine_id"]: i for i in items}
@@ -371,7 +373,7 @@ def test_6_incident_replay_climbs_to_high_or_critical(clone: Clone) -> None:
                 "6 incident replay",
                 f"no incident turbine reached high or critical within {REPLAY_LIMIT_S} s of `{command}` "
                 f"(candidate ids from README {readme_ids}, from the command's output "
-                f"{turbine_ids(strip_ansi(output.read_text(errors='replace')))}; "
+                f"{incident_ids(strip_ansi(output.read_text(errors='replace')))}; "
                 f"tier changes seen: {trajectory})",
                 clone,
                 "scorer",
@@ -404,11 +406,15 @@ def _counter(text: str, name: str) -> float:
     return total
 
 
+def _when(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
 @pytest.mark.timeout(RESTART_LIMIT_S + 600)
 def test_7_make_down_then_make_run_accepts_new_telemetry(clone: Clone) -> None:
     with user_step(clone, "7 restart", needs=("2 make run",)):
         _, _, items = ranking(clone)
-        before = {i["turbine_id"]: i["last_event_time"] for i in items if i.get("last_event_time")}
+        before = {i["turbine_id"]: _when(i["last_event_time"]) for i in items if i.get("last_event_time")}
         down_log = ARTIFACTS / "acceptance-make-down-1.log"
         t0 = time.monotonic()
         rc = clone.run("make down", down_log, timeout=180)
@@ -443,7 +449,7 @@ def test_7_make_down_then_make_run_accepts_new_telemetry(clone: Clone) -> None:
                 for i in items
                 if i.get("last_event_time")
                 and i["turbine_id"] in before
-                and i["last_event_time"] > before[i["turbine_id"]]
+                and _when(i["last_event_time"]) > before[i["turbine_id"]]
             ]
             if accepted > 0 and advanced:
                 break

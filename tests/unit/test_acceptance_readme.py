@@ -14,6 +14,7 @@ from tests.acceptance.readme import (
     BANNER_TITLE,
     ReadmeError,
     bullet,
+    incident_ids,
     parse_banner,
     replay_command,
     run_command,
@@ -118,3 +119,13 @@ def test_sweep_run_id_is_read_from_the_cli_output() -> None:
     out = "Sweep requested: run \x1b[1m0b5f8a7e-3c1d-4e2f-9a6b-7c8d9e0f1a2b\x1b[0m → /v1/runs/0b5f8a7e-..."
     assert sweep_run_id(out) == "0b5f8a7e-3c1d-4e2f-9a6b-7c8d9e0f1a2b"
     assert sweep_run_id("error: API answered 503") is None
+
+
+def test_incident_ids_prefer_the_incident_lines_of_a_replay_output() -> None:
+    out = (
+        "scenario gearbox_bearing_failure: turbines R-WT-001 .. R-WT-020, events 2026-11-17 -> 2026-12-08\n"
+        "  incident turbine R-WT-003: gearbox_bearing failure at 2026-11-30 04:00:00 UTC (in 23.9 h)\n"
+        "    look at: /v1/turbines/R-WT-003  (cockpit turbine R-WT-003)\n"
+    )
+    assert incident_ids(out) == ["R-WT-003"]
+    assert incident_ids("published R-WT-001 and R-WT-002") == ["R-WT-001", "R-WT-002"]
