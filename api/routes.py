@@ -51,11 +51,11 @@ from api.validation import (
     choose_bucket,
     format_bucket,
     parse_bucket,
+    parse_sites,
     parse_tiers,
     resolve_range,
-    split_multi,
 )
-from common.contracts import SweepCommand
+from common.contracts import IDENTIFIER_PATTERN, SweepCommand
 from common.db import ASSESSMENT_COLUMNS
 
 router = APIRouter()
@@ -63,7 +63,12 @@ router = APIRouter()
 Responses = dict[int | str, dict[str, Any]]
 ERR_404: Responses = {404: {"model": ErrorBody, "description": "Unknown turbine or run"}}
 ERR_503: Responses = {503: {"model": ErrorBody, "description": "Database (or Kafka) unavailable"}}
-TurbineId = Annotated[str, Path(min_length=1, max_length=64, description="Turbine id", examples=["WT-007"])]
+TurbineId = Annotated[
+    str,
+    Path(
+        min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN, description="Turbine id", examples=["WT-007"]
+    ),
+]
 
 
 def _fail(exc: ParamError, value: Any = None) -> Exception:
@@ -124,7 +129,10 @@ async def list_turbines(
         tiers = parse_tiers(tier)
     except ParamError as exc:
         raise _fail(exc, tier) from None
-    sites = split_multi(site)
+    try:
+        sites = parse_sites(site)
+    except ParamError as exc:
+        raise _fail(exc, site) from None
     chosen = order or repo.DEFAULT_ORDER[sort]
     fresh = await freshness.get()
     clocks = _clocks(settings, fresh)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from common.contracts import TIERS
+from common.contracts import IDENTIFIER_PATTERN, TIERS
 
 BUCKET_PATTERN = r"^\s*(\d{1,6})\s*(m|min|h|d)\s*$"
 _BUCKET = re.compile(BUCKET_PATTERN)
+_IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
 _TIER_NAME = "(critical|high|moderate|low|unknown)"
 #: One ``tier`` query value: a tier or a comma list of tiers (documented in the OpenAPI schema).
 TIER_LIST_PATTERN = rf"^\s*{_TIER_NAME}(\s*,\s*{_TIER_NAME})*\s*$"
@@ -39,6 +40,15 @@ def split_multi(values: list[str] | None) -> list[str]:
             if part and part not in out:
                 out.append(part)
     return out
+
+
+def parse_sites(values: list[str] | None) -> list[str]:
+    """Site ids follow the telemetry contract's identifier rule (no NUL, no control characters)."""
+    sites = split_multi(values)
+    bad = [s for s in sites if not _IDENTIFIER.match(s)]
+    if bad:
+        raise ParamError("site", f"invalid site id {bad[0][:80]!r}; expected {IDENTIFIER_PATTERN}")
+    return sites
 
 
 def parse_tiers(values: list[str] | None) -> list[str]:

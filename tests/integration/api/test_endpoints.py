@@ -112,12 +112,22 @@ def test_site_filter(client: TestClient, api_db: ApiDb) -> None:
         ("sort=age", "sort"),
         ("order=up", "order"),
         ("cursor=not-a-cursor", "cursor"),
+        ("site=SITE%00A", "site"),
+        ("site=SITE-A,bad%20site", "site"),
     ],
 )
 def test_ranking_validation_errors_name_the_field(client: TestClient, query: str, field: str) -> None:
     res = client.get(f"/v1/turbines?{query}")
     assert res.status_code == 422
     assert field in res.json()["detail"][0]["loc"]
+
+
+@pytest.mark.parametrize("path", ["WT%00001", "WT%0A1", "WT%201", "-WT"])
+def test_turbine_ids_the_contract_refuses_are_422_not_500(client: TestClient, path: str) -> None:
+    for suffix in ("", "/history"):
+        res = client.get(f"/v1/turbines/{path}{suffix}")
+        assert res.status_code == 422, res.text
+        assert "turbine_id" in res.json()["detail"][0]["loc"]
 
 
 def test_cursor_of_another_sort_is_refused(client: TestClient) -> None:
