@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -25,7 +25,6 @@ from common.logging import configure_logging, event
 from common.settings import load_settings
 from producers.pacing import AcceleratedClock, RateLimiter
 from producers.settings import ProducerSettings
-from producers.sources import DEFAULT_ID_PREFIX
 
 log = logging.getLogger("producers")
 
@@ -142,9 +141,8 @@ def run_publish(
         ensure_topic(settings, topic)
         producer = build_producer(settings, bulk=bulk)
     except KafkaError as exc:
-        typer.secho(f"Kafka unavailable at {settings.kafka_bootstrap_servers}: {exc!r}", fg="red", err=True)
         _restore(previous)
-        return EXIT_KAFKA_UNAVAILABLE
+        return _kafka_unavailable(settings, exc)
 
     metrics = ProducerMetrics(mode)
     if settings.metrics_port:
@@ -197,12 +195,17 @@ def run_publish(
     return EXIT_OK if stats.failed == 0 and not stats.errors else EXIT_SEND_FAILED
 
 
+def _kafka_unavailable(settings: ProducerSettings, exc: Exception) -> int:
+    typer.secho(f"Kafka unavailable at {settings.kafka_bootstrap_servers}: {exc!r}", fg="red", err=True)
+    return EXIT_KAFKA_UNAVAILABLE
+
+
 def _restore(previous: dict[signal.Signals, Any]) -> None:
     for sig, handler in previous.items():
         signal.signal(sig, handler)
 
 
-def _exit(code: int) -> None:
+def _exit(code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
@@ -245,6 +248,8 @@ def _accelerated(
     settings: ProducerSettings,
     resume: bool = True,
 ) -> int:
+    from kafka.errors import KafkaError
+
     from producers.sources import expected_count, fleet_config, floor_time
     from simulator.fleet import Fleet
 
@@ -257,7 +262,10 @@ def _accelerated(
         end = floor_time(datetime.now(UTC) - timedelta(days=days), base.period_s) + timedelta(days=days)
         begin = end - timedelta(days=days)
         if resume:  # a resumed run keeps the window's end (now) and only skips what is already published
-            begin = _resume_start(settings, base.turbine_ids, days, base.period_s)
+            try:
+                begin = _resume_start(settings, base.turbine_ids, days, base.period_s)
+            except KafkaError as exc:
+                return _kafka_unavailable(settings, exc)
     span_days = (end - begin).total_seconds() / 86_400
     if not follow and span_days * 86_400 < base.period_s:
         typer.echo(f"nothing to publish: the topic already holds this fleet's events up to {end.isoformat()}")
@@ -271,16 +279,10 @@ def _accelerated(
 
 def _resume_start(settings: ProducerSettings, turbine_ids: list[str], days: float, period_s: int) -> datetime:
     """Start right after this fleet's newest event already in the topic (see ``producers.resume``)."""
-    from kafka.errors import KafkaError
-
     from producers.resume import choose_start, newest_event_time
 
     topic = settings.telemetry_topic
-    try:
-        newest = newest_event_time(settings.kafka_bootstrap_servers, topic, turbine_ids)
-    except KafkaError as exc:  # publishing will report an unreachable broker; here: start fresh
-        event(log, "could not read the topic to resume; starting fresh", logging.WARNING, error=repr(exc))
-        newest = None
+    newest = newest_event_time(settings.kafka_bootstrap_servers, topic, turbine_ids)  # KafkaError: caller
     decision = choose_start(newest, now=datetime.now(UTC), days=days, period_s=period_s)
     when = decision.start.isoformat().replace("+00:00", "Z")
     if decision.resumed:
@@ -475,6 +477,8 @@ def scenario(
     metrics_port: MetricsOpt = None,
 ) -> None:
     """A named scenario under its own ids, accelerated; --shift-to-now puts its failure just ahead."""
+    from kafka.errors import KafkaError
+
     from producers.sources import check_id_prefix, expected_count, plan_scenario, shifted
     from simulator.config import ConfigError
     from simulator.scenarios import UnknownScenarioError, load_scenario
@@ -490,7 +494,10 @@ def scenario(
     now = datetime.now(UTC)
     if id_prefix is None:
         start = plan_scenario(config, now=now, shift_to_now=shift_to_now, lead=lead_delta, speed=speed).start
-        id_prefix = _free_replay_prefix(settings, config.turbine_ids, start)
+        try:
+            id_prefix = _free_replay_prefix(settings, config.turbine_ids, start)
+        except KafkaError as exc:
+            _exit(_kafka_unavailable(settings, exc))
     try:
         check_id_prefix(id_prefix, config.turbine_ids)
         check_id_prefix(id_prefix, ["SITE-" + "A" * 4])  # site ids are SITE-A.. (at most a few letters)
@@ -510,8 +517,6 @@ def scenario(
 
 def _free_replay_prefix(settings: ProducerSettings, turbine_ids: list[str], start: datetime) -> str:
     """``R-`` unless the topic already holds an overlapping replay under it (then ``R2-``...)."""
-    from kafka.errors import KafkaError
-
     from producers.resume import newest_event_time
     from producers.sources import PREFIX_CANDIDATES, free_prefix
 
@@ -519,11 +524,7 @@ def _free_replay_prefix(settings: ProducerSettings, turbine_ids: list[str], star
         ids = [prefix + tid for tid in turbine_ids]
         return newest_event_time(settings.kafka_bootstrap_servers, settings.telemetry_topic, ids)
 
-    try:
-        prefix, note = free_prefix(PREFIX_CANDIDATES, newest_of, start)
-    except KafkaError as exc:  # publishing reports an unreachable broker with its own exit code
-        event(log, "could not look for earlier replays", logging.WARNING, error=repr(exc))
-        return DEFAULT_ID_PREFIX
+    prefix, note = free_prefix(PREFIX_CANDIDATES, newest_of, start)  # KafkaError: caller
     if note:
         event(log, "replay prefix chosen", prefix=prefix, note=note)
         typer.echo(f"using id prefix {prefix}: {note}")
