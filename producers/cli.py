@@ -503,12 +503,13 @@ def scenario(
         check_id_prefix(id_prefix, ["SITE-" + "A" * 4])  # site ids are SITE-A.. (at most a few letters)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--id-prefix") from None
+    now = datetime.now(UTC)  # after the prefix lookup (a topic scan): the printed plan is the real one
     plan = plan_scenario(
         config, now=now, shift_to_now=shift_to_now, lead=lead_delta, speed=speed, id_prefix=id_prefix
     )
     _announce(scn.name, plan, now, speed, shift_to_now, id_prefix, config.turbine_ids)
     records: Iterable[dict[str, Any]] = shifted(scn.fleet().iter_records(), plan.delta, id_prefix=id_prefix)
-    clock = AcceleratedClock(speed, plan.start, not_before_event_time=shift_to_now)
+    clock = AcceleratedClock(speed, plan.start, now.timestamp(), not_before_event_time=shift_to_now)
     code = run_publish(
         settings, f"scenario:{scn.name}", records, total=expected_count(config), bulk=speed == 0, clock=clock
     )
