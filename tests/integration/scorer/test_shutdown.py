@@ -7,16 +7,18 @@ Kafka unreachable at start ends it with exit code 3 and a message naming the add
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from scorer.liveness import EXIT_CRASH, EXIT_KAFKA_UNREACHABLE, EXIT_OK
+from scorer.liveness import EXIT_CRASH, EXIT_KAFKA_UNREACHABLE, EXIT_OK, EXIT_SHUTDOWN_TIMEOUT
 from tests.integration.scorer.conftest import (
     ROOT,
     Topics,
@@ -45,7 +47,9 @@ def stop_timed(worker: Worker, sig: int = signal.SIGTERM, wait_s: float = BOUND_
         code = worker.proc.wait(wait_s)
     except subprocess.TimeoutExpired:
         worker.kill()
-        raise AssertionError(f"worker still running {wait_s:.0f} s after the signal:\n{show(worker)}") from None
+        raise AssertionError(
+            f"worker still running {wait_s:.0f} s after the signal:\n{show(worker)}"
+        ) from None
     return code, time.monotonic() - t0
 
 
@@ -92,6 +96,66 @@ def test_sigterm_during_database_outage_exits_within_bound(
         assert took <= BOUND_S + SLACK_S, f"took {took:.1f} s"
         assert '"final checkpoint failed"' in worker.log()
     finally:
+        proxy.close()
+
+
+class FrozenProxy(TcpProxy):
+    """A TCP proxy that can freeze: connections stay open but no byte passes (a half-open network)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        import threading
+
+        self.frozen = threading.Event()
+        super().__init__(host, port)
+
+    def _pump(self, a: Any, b: Any) -> None:
+        import select as _select
+
+        try:
+            while self.up.is_set():
+                if self.frozen.is_set():
+                    time.sleep(0.2)  # hold the sockets, forward nothing
+                    continue
+                ready, _, _ = _select.select([a, b], [], [], 0.2)
+                for sock in ready:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    (b if sock is a else a).sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (a, b):
+                with contextlib.suppress(OSError):
+                    sock.close()
+
+
+def test_sigterm_with_a_write_hanging_on_a_frozen_connection_is_forced_within_bound(
+    kafka_bootstrap: str,
+    fresh_database: Callable[[str], str],
+    topics: Topics,
+    start_worker: Callable[..., Worker],
+) -> None:
+    """A database write blocked forever in a socket (no error, no answer): faust's stop cannot finish
+    (the executor thread never returns), the watchdog ends the process at the bound."""
+    db = fresh_database("scorer_stop_frozen")
+    params = conninfo_to_dict(db)
+    proxy = FrozenProxy(str(params.get("host") or "127.0.0.1"), int(params.get("port") or 5432))
+    params.update(host="127.0.0.1", port=str(proxy.port))
+    via_proxy = make_conninfo(**params)  # type: ignore[arg-type]
+    try:
+        worker = start_worker(via_proxy, topics, new_group(), shutdown_timeout_s=BOUND_S)
+        worker.wait_ready()
+        proxy.frozen.set()
+        publish(kafka_bootstrap, topics.telemetry, encode(recent_fleet_records(2, 0.5, seed=814)))
+        time.sleep(5)  # the batch is consumed and its write sent into the frozen connection
+        code, took = stop_timed(worker)
+        assert code in (EXIT_OK, EXIT_SHUTDOWN_TIMEOUT), show(worker)
+        assert took <= BOUND_S + SLACK_S, f"took {took:.1f} s"
+        if code == EXIT_SHUTDOWN_TIMEOUT:
+            assert '"shutdown did not finish within the bound; exiting now"' in worker.log()
+    finally:
+        proxy.frozen.clear()
         proxy.close()
 
 
