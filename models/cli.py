@@ -277,8 +277,8 @@ def ensure_default(
         return
     except reg.RegistryError as exc:
         console.print(
-            f"no usable production model ({exc}); training the default version once "
-            f"(about 2 minutes with {threads} threads on 2 cores; progress below)"
+            f"no usable production model ({exc}); training the default version once with "
+            f"{threads} threads (several minutes; 16 min measured on 2 busy cores); progress below"
         )
     settings = TrainSettings(threads=threads)
     progress = _progress() if console.is_terminal else _plain_progress()
