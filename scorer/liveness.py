@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -115,6 +116,10 @@ def kafka_state(client: Any, topic: str, now_ms: float) -> tuple[float | None, i
         return None, None
     parts = cluster.partitions_for_topic(topic)
     return max(0.0, now_ms - last_ok), (len(parts) if parts else 0)
+
+
+def _shape(texts: list[str]) -> list[str]:
+    return [re.sub(r"\d+", "N", t) for t in texts]
 
 
 # ---------------------------------------------------------------------------------------------- liveness
@@ -229,7 +234,9 @@ class Liveness:
         m.assigned_partitions.set(obs.assigned)
         for p, n in lags.items():
             m.lag_messages.labels(p).set(n)
-        if self.last is None or self.last.problems != v.problems:
+        if self.last is None or _shape(self.last.problems + self.last.warnings) != _shape(
+            v.problems + v.warnings
+        ):  # log changes of condition, not of the durations inside the texts
             level = logging.INFO if v.ready else logging.WARNING
             event(log, "readiness changed", level, ready=v.ready, problems=v.problems, warnings=v.warnings)
         self.last = v
