@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,7 @@ from scorer.liveness import (
     EXIT_SHUTDOWN_TIMEOUT,
     Observation,
     ShutdownWatchdog,
+    Verdict,
     assess,
     kafka_state,
 )
@@ -31,7 +33,7 @@ HEALTHY = Observation(
 )
 
 
-def verdict(**changes: object):  # type: ignore[no-untyped-def]
+def verdict(**changes: Any) -> Verdict:
     return assess(replace(HEALTHY, **changes), stall_after_s=120, unassigned_after_s=30)
 
 
@@ -53,7 +55,7 @@ def test_healthy_worker_is_ready() -> None:
         ({"writing": True, "since_progress_s": 121.0}, "a batch waiting for its write"),
     ],
 )
-def test_each_condition_is_a_named_problem(changes: dict[str, object], needle: str) -> None:
+def test_each_condition_is_a_named_problem(changes: dict[str, Any], needle: str) -> None:
     v = verdict(**changes)
     assert not v.ready
     assert any(needle in p for p in v.problems), v.problems
