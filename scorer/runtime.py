@@ -58,6 +58,9 @@ class ScorerRuntime:
         self.assignment_done = False
         self.sweeper = Sweeper(self)
         self.dead_letters = DeadLetterPublisher(self)
+        # Set when a batch write failed for good: memory is now ahead of the database, so no checkpoint
+        # may be written any more (it would move the offsets past rows never written = lost events).
+        self.broken: BaseException | None = None
         self.liveness = Liveness(self)
         if holder.scorer is not None:
             self.model_ready.set()
@@ -134,8 +137,17 @@ class ScorerRuntime:
         self._update_model_metrics()
 
     # ------------------------------------------------------------------ stream
+    def _refuse_if_broken(self) -> None:
+        if self.broken is not None:
+            raise RuntimeError(
+                "a batch write failed earlier "
+                f"({type(self.broken).__name__}: {str(self.broken)[:300]}); no checkpoint and no batch "
+                "after it: the worker stops and its restart replays from the last checkpoint"
+            )
+
     async def handle_batch(self, events: Sequence[Any]) -> None:
         """Process one micro-batch; its events are acked at the next checkpoint, never before."""
+        self._refuse_if_broken()
         if not self.model_ready.is_set():
             event(
                 log,
@@ -192,9 +204,14 @@ class ScorerRuntime:
         return total
 
     async def _write(self, out: BatchOutcome, live: list[Any], t0: float) -> None:
-        """Durable write of one batch (retried until it succeeds); only then are its events ackable."""
+        """Durable write of one batch (retried while the database is unavailable); then its events are
+        ackable. A write that fails for good marks the runtime broken: crash-only from here on."""
         duration_ms = (time.perf_counter() - t0) * 1000
-        await self._retry("stream_batch", self.sink.write_batch, out, duration_ms)
+        try:
+            await self._retry("stream_batch", self.sink.write_batch, out, duration_ms)
+        except BaseException as exc:
+            self.broken = exc
+            raise
         self.pending_acks.extend(live)
         self._record_batch(out, time.time(), (time.perf_counter() - t0) * 1000)
 
@@ -258,6 +275,7 @@ class ScorerRuntime:
             await self._checkpoint_locked()
 
     async def _checkpoint_locked(self) -> None:
+        self._refuse_if_broken()
         await self._drain_write()  # the checkpoint must only cover durably written batches
         proc = self.processor
         if not proc.dirty and not self.pending_acks:
@@ -288,7 +306,11 @@ class ScorerRuntime:
 
         rows = await self._in(self.compute, serialise)
         offsets = {p: o for p, o in proc.next_offset.items() if p in self.assigned or not self.assigned}
-        await self._retry("checkpoint", self.sink.write_checkpoint, topic, rows, offsets)
+        try:
+            await self._retry("checkpoint", self.sink.write_checkpoint, topic, rows, offsets)
+        except Exception as exc:  # not unavailability: the next batch raises, the worker stops
+            self.broken = exc
+            raise
         self.metrics.checkpoint_windows.inc(len(rows))
         proc.dirty.difference_update(dirty)
         acks, self.pending_acks = self.pending_acks, []

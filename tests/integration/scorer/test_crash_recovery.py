@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ from tests.integration.scorer.conftest import (
     encode,
     new_group,
     producer,
+    publish,
     query,
     recent_fleet_records,
     show,
@@ -175,3 +177,52 @@ def test_sigkills_mid_stream_then_restart(
     assert {t for (t,) in stream_times} <= produced
     # History across incarnations: every stream row obeys the policy against its predecessor.
     assert assert_history_policy(db) > 0
+
+
+def test_a_refused_write_ends_the_worker_with_the_error_class_and_table(
+    kafka_bootstrap: str,
+    fresh_database: Callable[[str], str],
+    services: Any,
+    topics: Topics,
+    start_worker: Callable[..., Worker],
+) -> None:
+    """Permission denied is not "database unavailable": no silent retry loop, a clear end, nothing lost."""
+    db = fresh_database("scorer_refused")
+    records = recent_fleet_records(2, 0.5, seed=404)
+    messages = list(encode(records))
+    group = new_group()
+    worker = start_worker(db, topics, group)
+    worker.wait_ready()
+    revoke(services, db, "REVOKE INSERT ON score_history FROM cockpit_writer")
+    publish(kafka_bootstrap, topics.telemetry, messages)
+    try:
+        wait_for(lambda: worker.proc.poll() is not None, 90, "the worker to end")
+    except AssertionError:
+        print(show(worker))
+        raise
+    assert worker.proc.returncode != 0
+    log = worker.log()
+    critical = [line for line in log.splitlines() if '"level":"critical"' in line]
+    assert any("InsufficientPrivilege" in line and "score_history" in line for line in critical), log[-3000:]
+
+    # The operator fixes the grant; the restarted worker scores everything (nothing was acked).
+    revoke(services, db, "GRANT INSERT ON score_history TO cockpit_writer")
+    worker2 = start_worker(db, topics, group)
+    worker2.wait_ready()
+    last = max(r["event_time"] for r in records)
+    wait_for(
+        lambda: query(db, "SELECT count(*) FROM telemetry_latest WHERE event_time = %s", (last,))[0][0] == 2,
+        90,
+        "every event scored after the fix",
+    )
+    assert query(db, "SELECT sum(samples) FROM telemetry_agg")[0][0] == len(messages)
+
+
+def revoke(services: Any, writer_url: str, statement: str) -> None:
+    """Run a GRANT/REVOKE as the administrator on the test database."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    name = conninfo_to_dict(writer_url)["dbname"]
+    with psycopg.connect(services.url_for(name), autocommit=True) as conn:
+        conn.execute(statement)
