@@ -109,3 +109,48 @@ def test_local_run_creates_topics_before_starting_services() -> None:
     makefile = (ROOT / "Makefile").read_text()
     up = makefile[makefile.index("\nup:") : makefile.index("\ndown:")]
     assert "-m common topics" in up
+
+
+def _local_env(tmp_path: Path, env: dict[str, str], dotenv: str | None = None) -> dict[str, str]:
+    """Source a copy of deploy/local/env.sh (its checkout root is tmp_path) and return COCKPIT_* values."""
+    import os
+    import subprocess
+
+    script_dir = tmp_path / "deploy" / "local"
+    script_dir.mkdir(parents=True)
+    (script_dir / "env.sh").write_text((ROOT / "deploy/local/env.sh").read_text())
+    if dotenv is not None:
+        (tmp_path / ".env").write_text(dotenv)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
+    out = subprocess.run(
+        ["bash", "-c", f"source {script_dir / 'env.sh'} && env"],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if line.startswith("COCKPIT_"))
+
+
+def test_local_ports_drive_every_service_url(tmp_path: Path) -> None:
+    """A second checkout on other ports gets URLs to its own Kafka and PostgreSQL, not the first one's."""
+    values = _local_env(tmp_path, {"COCKPIT_KAFKA_PORT": "19092", "COCKPIT_PG_PORT": "15433"})
+    assert values["COCKPIT_KAFKA_BOOTSTRAP_SERVERS"] == "127.0.0.1:19092"
+    assert values["COCKPIT_DATABASE_URL"].endswith("@127.0.0.1:15433/cockpit")
+    assert values["COCKPIT_DATABASE_URL"].startswith("postgresql://cockpit_writer:")
+    assert values["COCKPIT_READER_DATABASE_URL"].startswith("postgresql://cockpit_reader:")
+    assert values["COCKPIT_READER_DATABASE_URL"].endswith("@127.0.0.1:15433/cockpit")
+    defaults = _local_env(tmp_path / "other", {})
+    assert (defaults["COCKPIT_PORT"], defaults["COCKPIT_WEB_PORT"]) == ("8000", "6066")
+    assert defaults["COCKPIT_KAFKA_BOOTSTRAP_SERVERS"] == "127.0.0.1:9092"
+
+
+def test_explicit_urls_win_over_derived_ones(tmp_path: Path) -> None:
+    values = _local_env(
+        tmp_path,
+        {"COCKPIT_PG_PORT": "15433", "COCKPIT_KAFKA_BOOTSTRAP_SERVERS": "kafka.example:9092"},
+        dotenv="COCKPIT_DATABASE_URL=postgresql://me@db.example/cockpit\n",
+    )
+    assert values["COCKPIT_KAFKA_BOOTSTRAP_SERVERS"] == "kafka.example:9092"
+    assert "COCKPIT_DATABASE_URL" not in values  # left to .env, read by the settings
+    assert values["COCKPIT_READER_DATABASE_URL"].endswith(":15433/cockpit")
