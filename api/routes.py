@@ -16,7 +16,6 @@ from starlette.responses import Response
 
 from api import repository as repo
 from api.clock import (
-    HISTORICAL_AFTER,
     SiteClock,
     default_history_end,
     feed_problems,
@@ -42,6 +41,7 @@ from api.schemas import (
     TurbineDetail,
     TurbinePage,
 )
+from api.settings import ApiSettings
 from api.validation import (
     BUCKET_PATTERN,
     TIER_LIST_PATTERN,
@@ -75,15 +75,13 @@ def _fail(exc: ParamError, value: Any = None) -> Exception:
     return query_error(exc.field, exc.message, value)
 
 
-def _clocks(settings: Any, fresh: repo.ScorerFreshness) -> list[SiteClock]:
+def _clocks(settings: ApiSettings, fresh: repo.ScorerFreshness) -> list[SiteClock]:
     """Each site's data clock, mode and staleness cutoff, from the cached snapshot (one source: api.clock)."""
-    # ``historical_after_minutes`` is a proposed ApiSettings field; until it exists, api.clock's constant.
-    historical = getattr(settings, "historical_after_minutes", None)
     return site_clocks(
         fresh.site_rows,
         now=now_utc(),
         stale_after=timedelta(minutes=settings.stale_after_minutes),
-        historical_after=timedelta(minutes=historical) if historical else HISTORICAL_AFTER,
+        historical_after=timedelta(minutes=settings.historical_after_minutes),
     )
 
 

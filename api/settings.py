@@ -27,7 +27,14 @@ class ApiSettings(CommonSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     stale_after_minutes: float = Field(
-        default=30.0, gt=0, description="A turbine whose newest event is older than this is stale."
+        default=30.0,
+        gt=0,
+        description="A turbine whose newest event is older than its site's data clock minus this is stale.",
+    )
+    historical_after_minutes: float = Field(
+        default=120.0,
+        gt=0,
+        description="A site whose newest event is older than this (wall clock) is shown as historical.",
     )
     max_lag_seconds: float = Field(
         default=300.0, gt=0, description="Scorer consumer lag above which every turbine is stale."

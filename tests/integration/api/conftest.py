@@ -84,6 +84,7 @@ def make_settings(api_db: ApiDb, kafka_bootstrap: str, command_topic: str) -> Ca
             "reader_database_url": api_db.reader_url,
             "kafka_bootstrap_servers": kafka_bootstrap,
             "command_topic": command_topic,
+            "ensure_topics_on_start": False,  # never touch the default-named topics of the test broker
             "api_key": API_KEY,
             "heartbeat_max_age_seconds": 6 * 3600,
             "stale_after_minutes": 30,
