@@ -241,8 +241,11 @@ class Clone:
         target = ARTIFACTS / "acceptance-logs"
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True, exist_ok=True)
-        for src in (self.root / ".stack" / "logs", self.root / ".stack" / "kafka" / "logs"):
+        for prefix, src in (
+            ("", self.root / ".stack" / "logs"),
+            ("kafka-", self.root / ".stack" / "kafka" / "logs"),
+        ):
             if src.is_dir():
                 for f in src.iterdir():
                     if f.is_file() and f.stat().st_size < 200 * 1024 * 1024:
-                        shutil.copy2(f, target / f"{src.parent.name}-{f.name}")
+                        shutil.copy2(f, target / f"{prefix}{f.name}")

@@ -240,11 +240,18 @@ def test_4_ranking_within_60_s_of_the_banner(clone: Clone) -> None:
                 first_item = now
                 clone.record("banner_to_first_turbine_listed_s", round(now - banner_at, 1))
             scored = [i for i in items if i.get("score") is not None]
-            if scored:
+            if scored and "banner_to_first_ranked_turbine_s" not in clone.results:
                 clone.record("banner_to_first_ranked_turbine_s", round(now - banner_at, 1))
                 clone.record("ranked_at_first_sight", {i["turbine_id"]: i["tier"] for i in scored[:50]})
+            known = [i for i in scored if i.get("tier") != "unknown"]
+            if known:  # a tier other than unknown: a figure for the lead, the step asks only for scores
+                clone.record("banner_to_first_known_tier_s", round(now - banner_at, 1))
+                clone.record("tiers_at_first_known", {i["turbine_id"]: i["tier"] for i in scored[:50]})
                 return
             if now > deadline:
+                if scored:
+                    clone.record("banner_to_first_known_tier_s", None)
+                    return
                 break
             time.sleep(1)
         raise fail(
@@ -412,6 +419,12 @@ def _when(value: str) -> datetime:
 
 @pytest.mark.timeout(RESTART_LIMIT_S + 600)
 def test_7_make_down_then_make_run_accepts_new_telemetry(clone: Clone) -> None:
+    """After `make down` and the run command again, the restarted simulator's events are accepted.
+
+    Why the whole minute is watched: right after the banner the scorer also applies the backlog the previous
+    run left in the topic, which proves nothing about the new events. A simulator that restarted days back
+    (every new event `late`) shows as late >= accepted, or accepted well below what the new producer sent.
+    """
     with user_step(clone, "7 restart", needs=("2 make run",)):
         _, _, items = ranking(clone)
         before = {i["turbine_id"]: _when(i["last_event_time"]) for i in items if i.get("last_event_time")}
@@ -433,16 +446,18 @@ def test_7_make_down_then_make_run_accepts_new_telemetry(clone: Clone) -> None:
         output = ARTIFACTS / "acceptance-make-run-2.log"
         _, seconds, banner_at = run_until_banner(clone, "7 restart", command, output, RESTART_LIMIT_S)
         clone.record("restart_make_run_to_banner_s", seconds)
-        deadline = banner_at + RESTART_ACCEPT_LIMIT_S
-        accepted = late = 0.0
+        producer = f"http://127.0.0.1:{clone.ports['COCKPIT_PRODUCER_METRICS_PORT']}/metrics"
+        first_accepted: float | None = None
+        samples: list[dict[str, float]] = []
+        sent = accepted = late = 0.0
         advanced: list[str] = []
-        while time.monotonic() < deadline:
-            try:
+        while time.monotonic() < banner_at + RESTART_ACCEPT_LIMIT_S:
+            with contextlib.suppress(httpx.HTTPError):
+                sent = _counter(httpx.get(producer, timeout=5).text, "cockpit_producer_events_sent_total")
+            with contextlib.suppress(httpx.HTTPError):
                 metrics = httpx.get(f"{clone.scorer}/metrics", timeout=5).text
                 accepted = _counter(metrics, "scorer_events_accepted_total")
                 late = _counter(metrics, "scorer_events_late_total")
-            except httpx.HTTPError:
-                pass
             _, _, items = ranking(clone)
             advanced = [
                 i["turbine_id"]
@@ -451,31 +466,39 @@ def test_7_make_down_then_make_run_accepts_new_telemetry(clone: Clone) -> None:
                 and i["turbine_id"] in before
                 and _when(i["last_event_time"]) > before[i["turbine_id"]]
             ]
-            if accepted > 0 and advanced:
-                break
+            elapsed = round(time.monotonic() - banner_at, 1)
+            if first_accepted is None and accepted > 0 and advanced:
+                first_accepted = elapsed
+                clone.record("restart_banner_to_first_accepted_event_s", first_accepted)
+            if not samples or elapsed - samples[-1]["s"] >= 10:
+                samples.append({"s": elapsed, "sent": sent, "accepted": accepted, "late": late})
             time.sleep(1)
-        clone.record(
-            "restart_counters", {"accepted": accepted, "late": late, "turbines_advanced": len(advanced)}
+        samples.append(
+            {"s": round(time.monotonic() - banner_at, 1), "sent": sent, "accepted": accepted, "late": late}
         )
-        if not (accepted > 0 and advanced):
+        clone.record("restart_counters", samples)
+        clone.record("restart_turbines_advanced", f"{len(advanced)} of {len(before)}")
+        counts = (
+            f"the restarted producer sent {sent:.0f} events; the scorer accepted {accepted:.0f}, "
+            f"rejected {late:.0f} as late; turbines whose last event advanced: "
+            f"{len(advanced)} of {len(before)}"
+        )
+        if first_accepted is None:
             raise fail(
                 "7 restart",
-                f"within {RESTART_ACCEPT_LIMIT_S} s of the banner: "
-                f"scorer_events_accepted_total={accepted:.0f}, scorer_events_late_total={late:.0f}, "
-                f"turbines whose last event advanced past their pre-restart value: "
-                f"{len(advanced)} of {len(before)}",
+                f"no new telemetry accepted within {RESTART_ACCEPT_LIMIT_S} s of the banner: {counts}",
                 clone,
                 "scorer",
                 "producer",
             )
-        clone.record("restart_banner_to_new_telemetry_accepted_s", round(time.monotonic() - banner_at, 1))
-        if late > accepted:
+        if sent <= 0 or late >= accepted or accepted < sent / 4:
             raise fail(
                 "7 restart",
-                f"after the restart most events are rejected as late ({late:.0f} late, "
-                f"{accepted:.0f} accepted): the simulator did not resume where it stopped",
+                f"within {RESTART_ACCEPT_LIMIT_S} s of the banner the restarted simulator's events were not "
+                f"accepted ({counts}): did it resume where it stopped?",
                 clone,
                 "producer",
+                "scorer",
             )
 
 
