@@ -321,10 +321,23 @@ class ScorerRuntime:
                 ev.ack()
 
     async def _restore(self, partitions: Sequence[int]) -> None:
-        """Next offsets of newly owned partitions from the last checkpoint (windows: per turbine)."""
+        """Next offsets of newly owned partitions, and the windows checkpointed on them.
+
+        Windows of turbines that now arrive on another partition are restored per turbine
+        (:meth:`_restore_turbines`); loading the partition's windows too keeps the turbines that sent
+        nothing since the start in memory, where the sweep scores them.
+        """
         topic = self.settings.telemetry_topic
-        offsets = await self._retry("restore", self.sink.load_offsets, topic, list(partitions))
+        offsets, stored, marks = await self._retry(
+            "restore", self.sink.load_partitions, topic, list(partitions)
+        )
+
+        def build() -> list[TurbineState]:
+            return [TurbineState.restore(w.turbine_id, w.partition, w.state, w.aux) for w in stored]
+
+        states = await self._in(self.compute, build)
         proc = self.processor
+        n = proc.install(states, marks)
         for p in partitions:
             if p in offsets and p not in proc.next_offset:
                 proc.next_offset[p] = offsets[p]
@@ -333,6 +346,8 @@ class ScorerRuntime:
             log,
             "partitions restored from checkpoint",
             partitions=list(partitions),
+            windows=n,
+            history_marks=len(marks),
             offsets={str(k): v for k, v in offsets.items()},
         )
 

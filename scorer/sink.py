@@ -372,23 +372,37 @@ class Sink:
                     (self.group, ids),
                 )
             ]
-            marks = {
-                r[0]: HistoryMark(r[1].timestamp(), float(r[2]), str(r[3]))
-                for r in conn.execute(
-                    "SELECT t.id, h.time, h.score, h.tier FROM unnest(%s::text[]) AS t(id) "
-                    "CROSS JOIN LATERAL (SELECT time, score, tier FROM score_history "
-                    "WHERE turbine_id = t.id AND trigger = 'stream' ORDER BY time DESC LIMIT 1) h",
-                    (ids,),
-                )
-            }
-            return windows, marks
+            return windows, self._history_marks(conn, ids)
 
         return self.run(tx, "scorer_windows/score_history")
 
+    @staticmethod
+    def _history_marks(conn: psycopg.Connection, turbine_ids: Sequence[str]) -> dict[str, HistoryMark]:
+        """Newest ``stream`` row of each turbine in ``score_history`` (one index probe per turbine)."""
+        if not turbine_ids:
+            return {}
+        return {
+            r[0]: HistoryMark(r[1].timestamp(), float(r[2]), str(r[3]))
+            for r in conn.execute(
+                "SELECT t.id, h.time, h.score, h.tier FROM unnest(%s::text[]) AS t(id) "
+                "CROSS JOIN LATERAL (SELECT time, score, tier FROM score_history "
+                "WHERE turbine_id = t.id AND trigger = 'stream' ORDER BY time DESC LIMIT 1) h",
+                (list(turbine_ids),),
+            )
+        }
+
     def load_partitions(
         self, topic: str, partitions: Sequence[int]
-    ) -> tuple[dict[int, int], list[StoredWindow]]:
-        def tx(conn: psycopg.Connection) -> tuple[dict[int, int], list[StoredWindow]]:
+    ) -> tuple[dict[int, int], list[StoredWindow], dict[str, HistoryMark]]:
+        """Next offsets of ``partitions``, the windows checkpointed on them, and their history marks.
+
+        Why windows per partition too (besides :meth:`load_turbines`): the sweep scores the turbines of
+        owned partitions from memory, including those that sent nothing since the start.
+        """
+
+        def tx(
+            conn: psycopg.Connection,
+        ) -> tuple[dict[int, int], list[StoredWindow], dict[str, HistoryMark]]:
             offs = {
                 int(p): int(o)
                 for p, o in conn.execute(
@@ -405,9 +419,9 @@ class Sink:
                     (self.group, topic, list(partitions)),
                 )
             ]
-            return offs, rows
+            return offs, rows, self._history_marks(conn, [w.turbine_id for w in rows])
 
-        return self.run(tx)
+        return self.run(tx, "scorer_offsets/scorer_windows/score_history")
 
     def load_all_windows(self, topic: str, exclude_partitions: Sequence[int] = ()) -> list[StoredWindow]:
         """Checkpointed windows of the whole fleet except the partitions this worker holds in memory."""
