@@ -198,6 +198,8 @@ class DeadLetterPublisher:
                     break
             if not rows and self.error is not None:
                 await self._probe()
+            if sent:
+                await rt._in(rt.aux, sink.purge_dead_letters, rt.settings.dead_letter_retention_days)
             self.pending = await rt._in(rt.aux, sink.pending_dead_letters)
             self.pending_gauge.set(self.pending)
         except asyncio.CancelledError:

@@ -50,7 +50,6 @@ class ScorerRuntime:
         self.assigned: set[int] = set()
         self.app: Any = None
         self.stream: Any = None
-        self.dlq_topic: Any = None
         self.db_ok = True
         self.db_error: str | None = None
         self.last_record_ts: float | None = None

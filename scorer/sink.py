@@ -282,6 +282,19 @@ class Sink:
 
         self.run(tx, "scorer_dead_letters")
 
+    def purge_dead_letters(self, older_than_days: float) -> int:
+        """Forget fallback rows re-published long ago (the topic has them, with its own retention)."""
+        return self.run(
+            lambda c: (
+                c.execute(
+                    "DELETE FROM scorer_dead_letters WHERE consumer_group = %s AND published_at IS NOT NULL "
+                    "AND published_at < now() - make_interval(secs => %s)",
+                    (self.group, older_than_days * 86400.0),
+                ).rowcount
+            ),
+            "scorer_dead_letters",
+        )
+
     def pending_dead_letters(self) -> int:
         row = self.run(
             lambda c: c.execute(
