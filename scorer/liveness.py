@@ -137,6 +137,7 @@ class Liveness:
         self._consumed_seen = 0
         self._unassigned_since: float | None = None
         self._topic_missing_since: float | None = None
+        self._write_task: Any = None
         self.last: Verdict | None = None
 
     # ------------------------------------------------------------------ observation
@@ -165,8 +166,15 @@ class Liveness:
         now = time.monotonic()
         lags = self._lags()
         lag = sum(lags.values())
+        # A batch processed but not yet durably written: the pipelined write task (remembered, since a
+        # checkpoint or the next batch takes it off the runtime while it still retries), or the
+        # runtime's lock held (a checkpoint or batch waiting for that write; a sweep holds it seconds).
         inflight = getattr(rt, "_inflight", None)
-        writing = inflight is not None and not inflight.done()
+        if inflight is not None:
+            self._write_task = inflight
+        task = self._write_task
+        lock = getattr(rt, "lock", None)
+        writing = (task is not None and not task.done()) or bool(lock is not None and lock.locked())
         # Progress = a batch durably written (rt.consumed grows only then), or nothing left to do.
         if rt.consumed != self._consumed_seen or (lag == 0 and not writing):
             self._consumed_seen = rt.consumed

@@ -40,6 +40,9 @@ def register_timers(app: faust.App, runtime: ScorerRuntime) -> None:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            if app.should_stop:  # already stopping (a write cancelled by the bounded final checkpoint)
+                event(log, "checkpoint failed while stopping", logging.WARNING, error=str(exc)[:300])
+                return
             # Database unavailability is retried inside; anything that escapes is a durable write the
             # database refused (this checkpoint, or the pipelined batch write it waited for). Crash-only:
             # the worker stops, its supervisor restarts it from the last checkpoint.

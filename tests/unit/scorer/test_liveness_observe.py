@@ -149,10 +149,28 @@ def test_idle_caught_up_worker_is_never_stalled_but_a_hanging_write_is(clock: Cl
             return False
 
     rt._inflight = Pending()  # a batch processed (offsets advanced) whose write never returns
+    assert lv.readiness()[0]
+    rt._inflight = None  # a checkpoint took the task off the runtime to wait for it; it still retries
     clock.t += 61
     refreshed(cluster, clock, {0})
     ready, body = lv.readiness()
     assert not ready and "a batch waiting for its write" in body["problems"][0]
+
+
+def test_a_lock_held_without_progress_is_a_stall(clock: Clock) -> None:
+    lv, rt, consumer, cluster = make(clock)
+    tp = TP(TOPIC, 0)
+    consumer.assigned, rt.assigned = {tp}, {0}
+    consumer.high[tp] = 10
+    rt.processor.next_offset[0] = 10
+    rt.lock = SimpleNamespace(locked=lambda: True)  # a checkpoint waiting for a write that never ends
+    refreshed(cluster, clock, {0})
+    assert lv.readiness()[0]
+    clock.t += 61
+    refreshed(cluster, clock, {0})
+    assert lv.readiness()[1]["stalled"]
+    rt.lock = SimpleNamespace(locked=lambda: False)
+    assert lv.readiness()[0]
 
 
 def test_unassigned_and_missing_topic_have_grace_periods(clock: Clock) -> None:
