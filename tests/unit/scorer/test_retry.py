@@ -63,3 +63,40 @@ def test_sink_turns_connection_failures_into_database_unavailable() -> None:
         sink.pending_dead_letters()
     assert "secret" not in str(info.value)  # the password is redacted
     sink.close()
+
+
+def test_dead_letter_publish_is_bounded_then_goes_straight_to_the_fallback(tmp_path: Path) -> None:
+    """Kafka unreachable: the letters come back for the PostgreSQL fallback within the bound, and the
+    next batch does not wait on the topic again (no per-batch stall while it is broken)."""
+    import time
+
+    from scorer.processing import DeadLetterRecord
+
+    settings = load_settings(
+        ScorerSettings,
+        registry_dir=str(tmp_path),
+        kafka_bootstrap_servers="127.0.0.1:1",
+        dead_letter_publish_attempts=2,
+        dead_letter_publish_timeout_s=0.5,
+    )
+    rt = ScorerRuntime(settings, ModelHolder(tmp_path, load_policy()))
+    letters = [DeadLetterRecord(b"{}", "malformed_json", "bad", "t", 0, i, None) for i in range(3)]
+
+    async def run() -> tuple[list[DeadLetterRecord], float, list[DeadLetterRecord], float]:
+        t0 = time.monotonic()
+        first = await rt.dead_letters.publish(letters)
+        t1 = time.monotonic()
+        second = await rt.dead_letters.publish(letters[:1])
+        t2 = time.monotonic()
+        await rt.dead_letters.close()
+        return first, t1 - t0, second, t2 - t1
+
+    try:
+        first, first_s, second, second_s = asyncio.run(run())
+    finally:
+        rt.close()
+    assert first == letters and second == letters[:1]
+    assert first_s < 5.0  # bounded: 2 attempts x 0.5 s timeouts + 0.2 s backoff (generous margin)
+    assert second_s < 1.0  # no Kafka call at all while the topic is known to fail
+    assert rt.dlq_error is not None and "refused 3 letter(s)" in rt.dlq_error
+    assert rt.dead_letters.total.labels("fallback")._value.get() == 4
