@@ -211,6 +211,9 @@ class Liveness:
             write_error: str | None = f"database unavailable (DatabaseUnavailable): {rt.db_error}"
         else:
             write_error = rt.db_error or None
+        broken = getattr(rt, "broken", None)  # a write that failed for good: the worker is ending
+        if write_error is None and isinstance(broken, BaseException):
+            write_error = f"{type(broken).__name__}: {broken}"[:500]
         dlq = getattr(rt, "dlq_error", None)
         obs = Observation(
             model_error=None if rt.holder.scorer is not None else (rt.holder.error or "not loaded"),

@@ -221,6 +221,9 @@ def test_write_errors_model_and_dead_letters(clock: Clock) -> None:
         "durable writes failing: WriteRejected: telemetry_latest: CheckViolation"
     ]
     rt.db_error = None
+    rt.broken = RuntimeError("write cancelled")  # a write failed for good outside _retry
+    assert lv.readiness()[1]["problems"] == ["durable writes failing: RuntimeError: write cancelled"]
+    rt.broken = None
     rt.holder.scorer, rt.holder.error = None, "registry/PRODUCTION: production pointer missing"
     rt.dlq_error = "KafkaTimeoutError: no topic"
     ready, body = lv.readiness()
