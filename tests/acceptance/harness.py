@@ -147,15 +147,31 @@ class Clone:
                 parts.append(f"--- {path}: not written (the {n} was never started)")
         return "\n".join(parts)
 
+    def direct_settings(self) -> dict[str, str]:
+        """Addresses for a README command run by hand, outside `make` (replay, CLI), on the clone's ports.
+
+        Why: `make run` derives the service addresses from the port variables (deploy/local/env.sh), but a
+        command typed in a shell reads COCKPIT_KAFKA_BOOTSTRAP_SERVERS / COCKPIT_API_URL with defaults on the
+        default ports: it would publish to another cockpit on this machine. A user of the default ports
+        needs nothing; a user of other ports sets these, as the test does.
+        """
+        pg = self.ports["COCKPIT_PG_PORT"]
+        return {
+            "COCKPIT_KAFKA_BOOTSTRAP_SERVERS": self.kafka,
+            "COCKPIT_DATABASE_URL": f"postgresql://cockpit_writer:cockpit_writer@127.0.0.1:{pg}/cockpit",
+            "COCKPIT_READER_DATABASE_URL": f"postgresql://cockpit_reader:cockpit_reader@127.0.0.1:{pg}/cockpit",
+            "COCKPIT_API_URL": self.api,
+        }
+
     # ------------------------------------------------------------------ running user commands
-    def start(self, command: str, output: Path) -> subprocess.Popen[bytes]:
+    def start(self, command: str, output: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         """Run a shell command line in the clone, in its own session, output (both streams) to a file."""
         output.parent.mkdir(parents=True, exist_ok=True)
         fh = output.open("wb")
         proc = subprocess.Popen(
             ["bash", "-c", command],
             cwd=self.root,
-            env=self.env,
+            env={**self.env, **(env or {})},
             stdin=subprocess.DEVNULL,
             stdout=fh,
             stderr=subprocess.STDOUT,
@@ -167,12 +183,7 @@ class Clone:
 
     def run(self, command: str, output: Path, timeout: float, env: dict[str, str] | None = None) -> int:
         """Run a shell command line to completion; returns its exit status (-9 when it timed out)."""
-        saved = self.env
-        self.env = {**saved, **(env or {})}
-        try:
-            proc = self.start(command, output)
-        finally:
-            self.env = saved
+        proc = self.start(command, output, env)
         try:
             return proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

@@ -80,10 +80,15 @@ def turbine_ids(text: str) -> list[str]:
 
 
 def incident_ids(text: str) -> list[str]:
-    """The incident's turbine ids in a replay's output: ids on lines that say "incident" or name a turbine
-    URL; every id of the text when no line does (a fleet range line such as ``R-WT-001 .. R-WT-020`` is
-    then not mistaken for the incident)."""
-    lines = [ln for ln in text.splitlines() if "incident" in ln.lower() or TURBINE_PATH.search(ln)]
+    """The incident's turbine ids in a replay's output or the README's replay item.
+
+    Preference: ids in a turbine URL (``/v1/turbines/R-WT-003``), then ids on lines that say "incident",
+    then every id; so a fleet range (``R-WT-001 .. R-WT-020``) is not mistaken for the incident.
+    """
+    in_urls = list(dict.fromkeys(m.group(1).rstrip(".,;:)") for m in TURBINE_PATH.finditer(text)))
+    if in_urls:
+        return in_urls
+    lines = [ln for ln in text.splitlines() if "incident" in ln.lower()]
     return turbine_ids("\n".join(lines)) if lines else turbine_ids(text)
 
 

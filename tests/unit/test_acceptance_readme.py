@@ -128,4 +128,7 @@ def test_incident_ids_prefer_the_incident_lines_of_a_replay_output() -> None:
         "    look at: /v1/turbines/R-WT-003  (cockpit turbine R-WT-003)\n"
     )
     assert incident_ids(out) == ["R-WT-003"]
+    assert incident_ids(out.replace("/v1/turbines/", "")) == ["R-WT-003"]
     assert incident_ids("published R-WT-001 and R-WT-002") == ["R-WT-001", "R-WT-002"]
+    item = "own ids (`R-WT-001`…), prints the incident turbine (R-WT-003), look at (/v1/turbines/R-WT-003)"
+    assert incident_ids(item) == ["R-WT-003"]
