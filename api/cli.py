@@ -6,6 +6,7 @@ Exit codes: 0 ok · 1 not found / not ready · 2 usage · 3 API unreachable or u
 from __future__ import annotations
 
 import sys
+import time
 from datetime import datetime
 from typing import Annotated, Any, NoReturn
 
@@ -233,9 +234,22 @@ def history(
     console.print(table)
 
 
+WaitOpt = Annotated[
+    bool, typer.Option("--wait/--no-wait", help="Wait for the run to finish and print its outcome")
+]
+WaitTimeoutOpt = Annotated[
+    float, typer.Option("--timeout", min=1, help="Longest wait for the run, in seconds")
+]
+FINAL_RUN_STATES = ("succeeded", "failed")
+
+
 @app.command()
-def sweep(as_json: JsonOpt = False) -> None:
-    """Ask the scorer for a full-fleet sweep (needs COCKPIT_API_KEY)."""
+def sweep(as_json: JsonOpt = False, wait: WaitOpt = True, timeout: WaitTimeoutOpt = 120.0) -> None:
+    """Ask the scorer for a full-fleet sweep (needs COCKPIT_API_KEY) and, by default, wait for its outcome.
+
+    Exit 0 when the run succeeded, 1 when it failed, 3 when it has not finished within ``--timeout``
+    (the scorer is not consuming its command topic: see ``cockpit status``).
+    """
     key = _settings().api_key
     if key is None:
         _fail(EXIT_AUTH, "COCKPIT_API_KEY is not set")
@@ -243,10 +257,53 @@ def sweep(as_json: JsonOpt = False) -> None:
     if res.status_code == 503 and "sweeps disabled" in res.text:
         _fail(EXIT_AUTH, _detail(res))
     data = _checked(res, allow=(202,))
-    if as_json:
-        _print_json(data)
+    if not wait:
+        if as_json:
+            _print_json(data)
+        else:
+            console.print(f"Sweep requested: run [bold]{data['run_id']}[/] → {data['link']}")
         return
-    console.print(f"Sweep requested: run [bold]{data['run_id']}[/] → {data['link']}")
+    if not as_json:
+        console.print(f"Sweep requested: run [bold]{data['run_id']}[/]; waiting for the scorer…")
+    run = _wait_for_run(str(data["link"]), timeout)
+    if as_json:
+        _print_json(run)
+    if run is None or run["run"]["status"] not in FINAL_RUN_STATES:
+        state = "not started" if run is None else run["run"]["status"]
+        _fail(
+            EXIT_UNREACHABLE,
+            f"run {data['run_id']} not finished after {timeout:g} s ({state}); is the scorer consuming "
+            "its command topic? see `cockpit status`",
+        )
+    info = run["run"]
+    if info["status"] == "failed":
+        if not as_json:
+            err_console.print(f"[red]Sweep failed:[/] {escape(str(info.get('error')))}")
+        raise typer.Exit(EXIT_NOT_FOUND)
+    if not as_json:
+        counts = info.get("tier_counts") or {}
+        tiers = "  ".join(f"{TIER_LABEL[t]}: {counts.get(t, 0)}" for t in TIER_LABEL)
+        console.print(
+            f"Sweep [green]succeeded[/]: {info['turbines_scored']} turbines in "
+            f"{(info.get('duration_ms') or 0) / 1000:.2f} s, model {info.get('model_version')}\n{tiers}"
+        )
+
+
+def _wait_for_run(link: str, timeout: float) -> dict[str, Any] | None:
+    """Poll the run until it is final or ``timeout`` passes; the last answer (None: never recorded)."""
+    deadline = time.monotonic() + timeout
+    last: dict[str, Any] | None = None
+    while True:
+        res = _request("GET", link)
+        if res.status_code == 200:
+            last = res.json()
+            if last["run"]["status"] in FINAL_RUN_STATES:
+                return last
+        elif res.status_code != 404:  # 404: the scorer has not claimed the run yet
+            _checked(res)
+        if time.monotonic() >= deadline:
+            return last
+        time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
 
 
 @app.command()

@@ -73,9 +73,13 @@ def test_history(run, api_db: ApiDb) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_sweep(run) -> None:  # type: ignore[no-untyped-def]
-    res = run("sweep", "--json", key=API_KEY)
+    res = run("sweep", "--no-wait", "--json", key=API_KEY)
     assert res.exit_code == 0, res.output
     assert uuid.UUID(json.loads(res.stdout)["run_id"])
+    # No scorer consumes this test's command topic: waiting ends with exit 3 and says what to check.
+    waited = run("sweep", "--timeout", "2", key=API_KEY)
+    assert waited.exit_code == EXIT_UNREACHABLE, waited.output
+    assert "not finished after 2 s (not started)" in waited.output and "cockpit status" in waited.output
     assert run("sweep", key="wrong-key").exit_code == EXIT_AUTH
     assert run("sweep").exit_code == EXIT_AUTH  # no key configured on the client
 
