@@ -35,7 +35,7 @@ def test_failing_turbine_flagged_before_failure_healthy_stay_low(
     # Stop a few hours before the failure: everything the cockpit shows must come before it.
     records = [r for r in fleet.iter_records() if r["event_time"] < failure_time]
     # Small batches: a replay at full speed would otherwise fold days of data into one rescoring.
-    worker = start_worker(db, topics, new_group(), max_event_age_days=10000, batch_max_size=2000)
+    worker = start_worker(db, topics, new_group(), batch_max_size=2000)  # 2024 events: no age limit
     worker.wait_ready()
     publish(kafka_bootstrap, topics.telemetry, encode(records))
     last = max(r["event_time"] for r in records)
