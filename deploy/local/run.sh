@@ -22,8 +22,8 @@ PRODUCER_METRICS_PORT="$COCKPIT_PRODUCER_METRICS_PORT"
 SPEED="${COCKPIT_SIM_SPEED:-600}"
 KEEP_LOGS=5                       # previous runs' logs kept as <name>.log.1 .. .5
 SCORER_READY_TIMEOUT="${COCKPIT_SCORER_READY_TIMEOUT:-180}"
-#: Measured on a cold clone (docs/operations.md): 16 min on 2 cores shared with other work (load ~10).
-MODEL_TRAINING_ESTIMATE="several minutes: 16 min measured on 2 busy cores, less on an idle machine"
+#: Measured (docs/operations.md): 70 s on an idle 2-core machine, 16 min on 2 cores shared with other work.
+MODEL_TRAINING_ESTIMATE="about 1-2 min on an idle 2-core machine (70 s measured), up to ~16 min when the cores are busy"
 export COCKPIT_REGISTRY_DIR="${COCKPIT_REGISTRY_DIR:-$ROOT/registry}"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 # A fresh deployment gets its first fleet sweep within a minute of the first telemetry.
