@@ -45,6 +45,7 @@ RESTART_LIMIT_S = 5 * 60
 RANKING_LIMIT_S = 60  # a ranked turbine within 60 s of the banner
 SWEEP_LIMIT_S = 180
 REPLAY_LIMIT_S = 10 * 60  # the stated time for the incident turbine to reach high or critical
+REPLAY_GRACE_S = 60  # after a replay ends by itself, the time the scorer gets to score what it published
 RESTART_ACCEPT_LIMIT_S = 60  # new telemetry accepted within 60 s of the banner after a restart
 CHROMIUM = os.environ.get("COCKPIT_CHROMIUM", "/usr/bin/chromium")
 SERVICE_LOGS = ("scorer", "api", "producer", "kafka")
@@ -328,6 +329,7 @@ def test_6_incident_replay_climbs_to_high_or_critical(clone: Clone) -> None:
         trajectory: list[tuple[float, str, str, float | None]] = []
         reached: dict[str, Any] | None = None
         seen_at: float | None = None
+        ended_at: float | None = None
         while time.monotonic() - t0 < REPLAY_LIMIT_S:
             elapsed = time.monotonic() - t0
             printed = incident_ids(strip_ansi(output.read_text(errors="replace")))
@@ -356,6 +358,18 @@ def test_6_incident_replay_climbs_to_high_or_critical(clone: Clone) -> None:
                     "scorer",
                     output=output,
                 )
+            if proc.returncode == 0:  # it ended by itself (or someone stopped it): the scorer gets a minute
+                ended_at = ended_at or elapsed
+                if elapsed - ended_at > REPLAY_GRACE_S:
+                    raise fail(
+                        "6 incident replay",
+                        f"`{command}` ended (exit 0) {ended_at:.0f} s after its start, before its turbine "
+                        f"reached high or critical, and nothing climbed in the {REPLAY_GRACE_S} s after "
+                        f"(tier changes seen: {trajectory})",
+                        clone,
+                        "scorer",
+                        output=output,
+                    )
             time.sleep(3)
         clone.record("replay_tier_changes", trajectory)
         if reached is None:
