@@ -44,6 +44,7 @@ from api.schemas import (
 from api.settings import ApiSettings
 from api.validation import (
     BUCKET_PATTERN,
+    SITE_LIST_PATTERN,
     TIER_LIST_PATTERN,
     ParamError,
     as_utc,
@@ -51,9 +52,9 @@ from api.validation import (
     choose_bucket,
     format_bucket,
     parse_bucket,
-    parse_sites,
     parse_tiers,
     resolve_range,
+    split_multi,
 )
 from common.contracts import IDENTIFIER_PATTERN, SweepCommand
 from common.db import ASSESSMENT_COLUMNS
@@ -113,7 +114,10 @@ async def list_turbines(
             examples=[["critical", "high"]],
         ),
     ] = None,
-    site: Annotated[list[str] | None, Query(description="Site id(s)", examples=[["SITE-A"]])] = None,
+    site: Annotated[
+        list[Annotated[str, Field(pattern=SITE_LIST_PATTERN)]] | None,
+        Query(description="Site id(s); repeat or comma-separate", examples=[["SITE-A"]]),
+    ] = None,
     sort: Annotated[SortKey, Query(description="Sort key")] = "score",
     order: Annotated[
         SortOrder | None, Query(description="Default: desc for score/probability, asc otherwise")
@@ -127,10 +131,7 @@ async def list_turbines(
         tiers = parse_tiers(tier)
     except ParamError as exc:
         raise _fail(exc, tier) from None
-    try:
-        sites = parse_sites(site)
-    except ParamError as exc:
-        raise _fail(exc, site) from None
+    sites = split_multi(site)  # each part already follows the identifier rule (SITE_LIST_PATTERN)
     chosen = order or repo.DEFAULT_ORDER[sort]
     fresh = await freshness.get()
     clocks = _clocks(settings, fresh)
