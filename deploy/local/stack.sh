@@ -104,7 +104,8 @@ EOF
     fi
     runuser -u "$PG_OS_USER" -- mkdir -p "$data/run"
     say "starting PostgreSQL on 127.0.0.1:$PG_PORT"
-    runuser -u "$PG_OS_USER" -- "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 start >/dev/null \
+    # -p: the port follows COCKPIT_PG_PORT even for a cluster initialised on another port.
+    runuser -u "$PG_OS_USER" -- "$bin/pg_ctl" -D "$data" -l "$data/server.log" -o "-p $PG_PORT" -w -t 60 start >/dev/null \
       || die "PostgreSQL did not start, see $data/server.log"
   fi
   # Roles and database, idempotently. Passwords equal role names: local development only.
