@@ -8,18 +8,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from common.settings import ENV_PREFIX, CommonSettings
+from common.settings import DEFAULT_PG_PORT, ENV_PREFIX, LOCAL_HOST, CommonSettings, local_database_url
 
 
 class ApiSettings(CommonSettings):
     """Everything the API reads from the environment (``COCKPIT_*``), loaded once in ``create_app``."""
 
     reader_database_url: str = Field(
-        default="postgresql://cockpit_reader:cockpit_reader@127.0.0.1:5433/cockpit",
-        description="libpq URL of the read-only role the API uses.",
+        default=local_database_url("cockpit_reader", DEFAULT_PG_PORT),
+        description="libpq URL of the read-only role the API uses (follows COCKPIT_PG_PORT when unset).",
     )
     api_key: SecretStr | None = Field(
         default=None, description="Key expected in X-API-Key for POST /v1/sweeps; unset disables sweeps."
@@ -85,12 +85,31 @@ class ApiSettings(CommonSettings):
             raise ValueError(f"must be >= COCKPIT_DB_POOL_MIN_SIZE ({low})")
         return value
 
+    @model_validator(mode="after")
+    def _reader_follows_local_port(self) -> ApiSettings:
+        if self.pg_port is not None and "reader_database_url" not in self.model_fields_set:
+            self.reader_database_url = local_database_url("cockpit_reader", self.pg_port)
+        return self
+
 
 class ClientSettings(BaseSettings):
     """Where the CLI finds the API: ``COCKPIT_API_URL`` and ``COCKPIT_API_KEY``."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="ignore")
 
-    api_url: str = Field(default="http://127.0.0.1:8000", min_length=1)
+    api_url: str = Field(default=f"http://{LOCAL_HOST}:8000", min_length=1)
+    port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Local API port (COCKPIT_PORT); default api_url uses it.",
+    )
     api_key: SecretStr | None = None
     timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _follow_local_port(self) -> ClientSettings:
+        """COCKPIT_PORT (where `make run` serves the API) moves the default URL; an explicit one wins."""
+        if self.port is not None and "api_url" not in self.model_fields_set:
+            self.api_url = f"http://{LOCAL_HOST}:{self.port}"
+        return self

@@ -32,6 +32,16 @@ class SettingsError(SystemExit):
         return self.message
 
 
+LOCAL_HOST = "127.0.0.1"
+DEFAULT_KAFKA_PORT = 9092
+DEFAULT_PG_PORT = 5433
+
+
+def local_database_url(role: str, port: int) -> str:
+    """The local stack's ``cockpit`` database for one of its roles (password = role name: local only)."""
+    return f"postgresql://{role}:{role}@{LOCAL_HOST}:{port}/cockpit"
+
+
 class CommonSettings(BaseSettings):
     """Values every service needs: where Kafka and PostgreSQL are, topic names, logging."""
 
@@ -44,7 +54,8 @@ class CommonSettings(BaseSettings):
     )
 
     kafka_bootstrap_servers: str = Field(
-        default="127.0.0.1:9092", description="Comma-separated host:port list of Kafka brokers."
+        default=f"{LOCAL_HOST}:{DEFAULT_KAFKA_PORT}",
+        description="Comma-separated host:port list of Kafka brokers.",
     )
     telemetry_topic: str = Field(default="telemetry.v1", min_length=1)
     dead_letter_topic: str = Field(default="telemetry.dlq.v1", min_length=1)
@@ -69,8 +80,16 @@ class CommonSettings(BaseSettings):
         default=2_097_152, ge=1024, le=64 * 1024 * 1024, description="Largest record batch on dead letters."
     )
     database_url: str = Field(
-        default="postgresql://cockpit_writer:cockpit_writer@127.0.0.1:5433/cockpit",
+        default=local_database_url("cockpit_writer", DEFAULT_PG_PORT),
         description="libpq URL of the cockpit database.",
+    )
+    # The local stack's ports (deploy/local, `make run`): a checkout running on other ports exports them,
+    # and every command typed in that shell then reaches its own Kafka and PostgreSQL. An explicit URL wins.
+    kafka_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Local broker port; default bootstrap 127.0.0.1:<port>."
+    )
+    pg_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Local PostgreSQL port; default database URLs use it."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
@@ -89,6 +108,16 @@ class CommonSettings(BaseSettings):
             raise ValueError(
                 "telemetry_topic, dead_letter_topic and command_topic must be three different topics"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _follow_local_ports(self) -> CommonSettings:
+        """COCKPIT_KAFKA_PORT / COCKPIT_PG_PORT move the default addresses; an explicit URL always wins."""
+        given = self.model_fields_set
+        if self.kafka_port is not None and "kafka_bootstrap_servers" not in given:
+            self.kafka_bootstrap_servers = f"{LOCAL_HOST}:{self.kafka_port}"
+        if self.pg_port is not None and "database_url" not in given:
+            self.database_url = local_database_url("cockpit_writer", self.pg_port)
         return self
 
 

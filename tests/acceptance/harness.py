@@ -148,20 +148,15 @@ class Clone:
         return "\n".join(parts)
 
     def direct_settings(self) -> dict[str, str]:
-        """Addresses for a README command run by hand, outside `make` (replay, CLI), on the clone's ports.
+        """What a README command run by hand (replay, CLI) gets beyond the user's shell: nothing.
 
-        Why: `make run` derives the service addresses from the port variables (deploy/local/env.sh), but a
-        command typed in a shell reads COCKPIT_KAFKA_BOOTSTRAP_SERVERS / COCKPIT_API_URL with defaults on the
-        default ports: it would publish to another cockpit on this machine. A user of the default ports
-        needs nothing; a user of other ports sets these, as the test does.
+        The user exported the port variables for `make run` (the shell environment of this clone, see
+        `user_environment`); every service setting follows them (common.settings: COCKPIT_KAFKA_PORT,
+        COCKPIT_PG_PORT; api.settings: COCKPIT_PORT), so a command typed in the same shell reaches this
+        clone's Kafka, database and API, never another cockpit on the default ports. The test gives
+        nothing more, so it proves that.
         """
-        pg = self.ports["COCKPIT_PG_PORT"]
-        return {
-            "COCKPIT_KAFKA_BOOTSTRAP_SERVERS": self.kafka,
-            "COCKPIT_DATABASE_URL": f"postgresql://cockpit_writer:cockpit_writer@127.0.0.1:{pg}/cockpit",
-            "COCKPIT_READER_DATABASE_URL": f"postgresql://cockpit_reader:cockpit_reader@127.0.0.1:{pg}/cockpit",
-            "COCKPIT_API_URL": self.api,
-        }
+        return {}
 
     # ------------------------------------------------------------------ running user commands
     def start(self, command: str, output: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:

@@ -25,6 +25,27 @@ def test_settings_read_prefixed_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert load_settings(CommonSettings).kafka_bootstrap_servers == "10.0.0.1:9092"
 
 
+def test_local_port_variables_move_every_default_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkout on other ports (`COCKPIT_*_PORT=... make run`): commands typed in that shell reach it."""
+    from api.settings import ApiSettings, ClientSettings
+
+    for var in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "READER_DATABASE_URL", "API_URL"):
+        monkeypatch.delenv(f"COCKPIT_{var}", raising=False)
+    monkeypatch.setenv("COCKPIT_KAFKA_PORT", "19092")
+    monkeypatch.setenv("COCKPIT_PG_PORT", "15433")
+    monkeypatch.setenv("COCKPIT_PORT", "18000")
+    api = ApiSettings()
+    assert api.kafka_bootstrap_servers == "127.0.0.1:19092"
+    assert api.database_url == "postgresql://cockpit_writer:cockpit_writer@127.0.0.1:15433/cockpit"
+    assert api.reader_database_url == "postgresql://cockpit_reader:cockpit_reader@127.0.0.1:15433/cockpit"
+    assert ClientSettings().api_url == "http://127.0.0.1:18000"
+    # An explicit address always wins over the port rule.
+    monkeypatch.setenv("COCKPIT_KAFKA_BOOTSTRAP_SERVERS", "kafka:9092")
+    monkeypatch.setenv("COCKPIT_API_URL", "http://api:8000")
+    assert CommonSettings().kafka_bootstrap_servers == "kafka:9092"
+    assert ClientSettings().api_url == "http://api:8000"
+
+
 def test_json_log_line_has_the_agreed_fields(caplog: pytest.LogCaptureFixture) -> None:
     logger = logging.getLogger("test.json")
     record = logger.makeRecord(
