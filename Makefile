@@ -56,6 +56,10 @@ test-integration: setup ## Integration tests only (real services, started if nee
 	@bash deploy/local/setup.sh --browser
 	@$(PYTEST) tests/integration -m integration
 
+test-acceptance: setup ## The README's own commands in a fresh clone on free ports (~8-12 min)
+	@bash deploy/local/setup.sh --browser
+	@$(PYTEST) tests/acceptance -m acceptance
+
 lint: setup ## ruff and mypy
 	@.venv/bin/ruff check .
 	@.venv/bin/mypy common simulator producers models scorer api
@@ -63,4 +67,4 @@ lint: setup ## ruff and mypy
 bench: setup ## Run the benchmarks under bench/ (ratios against same-run baselines)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
-.PHONY: help setup up down status logs reset migrate topics run test test-unit test-integration lint bench
+.PHONY: help setup up down status logs reset migrate topics run test test-unit test-integration test-acceptance lint bench
