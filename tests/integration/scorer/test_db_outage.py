@@ -33,7 +33,8 @@ pytestmark = pytest.mark.integration
 
 
 class TcpProxy:
-    """Forwards 127.0.0.1:<port> to the database; ``cut()`` drops every connection and refuses new ones."""
+    """Forwards 127.0.0.1:<port> to the database; ``cut()`` drops every connection and refuses new ones;
+    while ``frozen`` is set, connections stay open but no byte passes (a half-open network)."""
 
     def __init__(self, host: str, port: int) -> None:
         self.target = (host, port)
@@ -41,6 +42,7 @@ class TcpProxy:
         self.port = self.listener.getsockname()[1]
         self.up = threading.Event()
         self.up.set()
+        self.frozen = threading.Event()
         self.conns: list[socket.socket] = []
         self.lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
@@ -66,6 +68,9 @@ class TcpProxy:
     def _pump(self, a: socket.socket, b: socket.socket) -> None:
         try:
             while self.up.is_set():
+                if self.frozen.is_set():
+                    time.sleep(0.2)  # hold the sockets, forward nothing
+                    continue
                 ready, _, _ = select.select([a, b], [], [], 0.2)
                 for s in ready:
                     data = s.recv(65536)

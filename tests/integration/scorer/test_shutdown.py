@@ -7,13 +7,11 @@ Kafka unreachable at start ends it with exit code 3 and a message naming the add
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -99,37 +97,6 @@ def test_sigterm_during_database_outage_exits_within_bound(
         proxy.close()
 
 
-class FrozenProxy(TcpProxy):
-    """A TCP proxy that can freeze: connections stay open but no byte passes (a half-open network)."""
-
-    def __init__(self, host: str, port: int) -> None:
-        import threading
-
-        self.frozen = threading.Event()
-        super().__init__(host, port)
-
-    def _pump(self, a: Any, b: Any) -> None:
-        import select as _select
-
-        try:
-            while self.up.is_set():
-                if self.frozen.is_set():
-                    time.sleep(0.2)  # hold the sockets, forward nothing
-                    continue
-                ready, _, _ = _select.select([a, b], [], [], 0.2)
-                for sock in ready:
-                    data = sock.recv(65536)
-                    if not data:
-                        return
-                    (b if sock is a else a).sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (a, b):
-                with contextlib.suppress(OSError):
-                    sock.close()
-
-
 def test_sigterm_with_a_write_hanging_on_a_frozen_connection_is_forced_within_bound(
     kafka_bootstrap: str,
     fresh_database: Callable[[str], str],
@@ -140,7 +107,7 @@ def test_sigterm_with_a_write_hanging_on_a_frozen_connection_is_forced_within_bo
     (the executor thread never returns), the watchdog ends the process at the bound."""
     db = fresh_database("scorer_stop_frozen")
     params = conninfo_to_dict(db)
-    proxy = FrozenProxy(str(params.get("host") or "127.0.0.1"), int(params.get("port") or 5432))
+    proxy = TcpProxy(str(params.get("host") or "127.0.0.1"), int(params.get("port") or 5432))
     params.update(host="127.0.0.1", port=str(proxy.port))
     via_proxy = make_conninfo(**params)  # type: ignore[arg-type]
     try:
