@@ -18,11 +18,14 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import psycopg
 import pytest
+
+if TYPE_CHECKING:
+    from scorer.processing import BatchProcessor
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -284,6 +287,21 @@ def recent_fleet_records(
     from simulator.fleet import Fleet
 
     return list(Fleet(type(cfg).model_validate(cfg.model_dump())).iter_records())
+
+
+def offline_replay(messages: list[tuple[bytes, bytes]], chunk: int) -> BatchProcessor:
+    """The uninterrupted reference: every record once, in order, through the same processing code
+    (fed ``chunk`` records at a time)."""
+    from common.settings import load_settings
+    from scorer.processing import BatchProcessor, RawRecord
+    from scorer.settings import ScorerSettings
+
+    proc = BatchProcessor(load_settings(ScorerSettings))
+    records = [RawRecord(0, i, None, v, "t", k) for i, (k, v) in enumerate(messages)]
+    for start in range(0, len(records), chunk):
+        out = proc.process(records[start : start + chunk])
+        assert not out.invalid and not out.duplicates and not out.late
+    return proc
 
 
 def assert_history_policy(db: str) -> int:

@@ -12,10 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from common.settings import load_settings
 from models.features import FeatureWindow
-from scorer.processing import BatchProcessor, RawRecord
-from scorer.settings import ScorerSettings
 from scorer.state import AGG_SIGNALS
 from tests.integration.scorer.conftest import (
     Topics,
@@ -23,6 +20,7 @@ from tests.integration.scorer.conftest import (
     assert_history_policy,
     encode,
     new_group,
+    offline_replay,
     producer,
     publish,
     query,
@@ -32,17 +30,6 @@ from tests.integration.scorer.conftest import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-def offline_replay(messages: list[tuple[bytes, bytes]]) -> BatchProcessor:
-    """The uninterrupted reference: every record once, in order, through the same processing code."""
-    proc = BatchProcessor(load_settings(ScorerSettings))
-    records = [RawRecord(0, i, None, v, "t", k) for i, (k, v) in enumerate(messages)]
-    for start in range(0, len(records), 1000):
-        out = proc.process(records[start : start + 1000])
-        assert not out.invalid and not out.duplicates and not out.late
-    return proc
-
 
 KILLS = 3
 
@@ -137,7 +124,7 @@ def test_sigkills_mid_stream_then_restart(
     assert len(rows) == n_turbines and all(r[1] == last for r in rows)
 
     # Nothing double-counted: the 10-minute aggregates equal an uninterrupted replay.
-    reference = offline_replay(messages)
+    reference = offline_replay(messages, 1000)
     expected: dict[tuple[str, datetime], tuple[int, list[float | None]]] = {}
     for tid, st in reference.turbines.items():
         for bucket, acc in st.agg.items():

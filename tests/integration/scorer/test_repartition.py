@@ -13,16 +13,14 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from common.settings import load_settings
 from models.features import FeatureWindow
-from scorer.processing import BatchProcessor, RawRecord
-from scorer.settings import ScorerSettings
 from tests.integration.scorer.conftest import (
     Topics,
     Worker,
     assert_history_policy,
     encode,
     new_group,
+    offline_replay,
     publish,
     query,
     recent_fleet_records,
@@ -31,15 +29,6 @@ from tests.integration.scorer.conftest import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-def reference_windows(messages: list[tuple[bytes, bytes]]) -> BatchProcessor:
-    proc = BatchProcessor(load_settings(ScorerSettings))
-    records = [RawRecord(0, i, None, v, "t", k) for i, (k, v) in enumerate(messages)]
-    for start in range(0, len(records), 2000):
-        out = proc.process(records[start : start + 2000])
-        assert not out.invalid and not out.duplicates and not out.late
-    return proc
 
 
 def test_partition_count_raised_then_restart_keeps_every_window(
@@ -126,7 +115,7 @@ def test_partition_count_raised_then_restart_keeps_every_window(
     assert movers <= set(moved)
 
     # Every window equals an uninterrupted single-partition run, moved turbines included.
-    reference = reference_windows(before + after)
+    reference = offline_replay(before + after, 2000)
     now = datetime.now(UTC)
     for tid, state in query(db, "SELECT turbine_id, state FROM scorer_windows"):
         win = FeatureWindow.from_bytes(bytes(state))
