@@ -18,7 +18,7 @@ from typing import Any
 import faust
 
 from common.logging import event
-from scorer.runtime import ScorerRuntime
+from scorer.runtime import ScorerRuntime, WorkerStopping
 
 log = logging.getLogger("scorer.agents")
 
@@ -41,6 +41,10 @@ def register_agents(app: faust.App, runtime: ScorerRuntime) -> None:
             batch, pending = pending, []
             try:
                 await runtime.handle_batch(batch)
+            except WorkerStopping as stop:
+                # A clean stop raced a batch: nothing of it was applied or acked; it is replayed.
+                event(log, "batch left for the next start", logging.INFO, reason=str(stop), events=len(batch))
+                return
             except Exception as exc:
                 # Crash-only: in-memory state may be half-applied; a restart restores the last checkpoint
                 # and replays from its offsets, which loses nothing. Never continue with that state.

@@ -31,6 +31,10 @@ log = logging.getLogger("scorer")
 T = TypeVar("T")
 
 
+class WorkerStopping(Exception):
+    """The worker is shutting down: a batch that arrives now is left unacked (replayed at restart)."""
+
+
 class ScorerRuntime:
     def __init__(self, settings: ScorerSettings, holder: ModelHolder) -> None:
         self.settings = settings
@@ -61,13 +65,21 @@ class ScorerRuntime:
         # may be written any more (it would move the offsets past rows never written = lost events).
         self.broken: BaseException | None = None
         self.liveness = Liveness(self)
+        self.closing = False
         if holder.scorer is not None:
             self.model_ready.set()
         self._update_model_metrics()
 
     # ------------------------------------------------------------------ helpers
     async def _in(self, pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+        if self.closing:
+            raise WorkerStopping("the worker is stopping; its thread pools are closed")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+        except RuntimeError as exc:  # "cannot schedule new futures after shutdown"
+            if self.closing:
+                raise WorkerStopping("the worker is stopping; its thread pools are closed") from exc
+            raise
 
     async def _retry(
         self, kind: str, fn: Callable[..., T], *args: Any, pool: ThreadPoolExecutor | None = None
@@ -156,6 +168,10 @@ class ScorerRuntime:
             )
             await self.model_ready.wait()
         async with self.lock:
+            if self.closing:
+                # The final checkpoint is written and the pools are closed: leave these events
+                # unacked; the next owner of the partitions replays them from the committed offsets.
+                raise WorkerStopping("batch arrived after the final checkpoint")
             gen = self.app.consumer_generation_id if self.app is not None else None
             records: list[RawRecord] = []
             live: list[Any] = []
@@ -412,6 +428,7 @@ class ScorerRuntime:
         await self.liveness.heartbeat()
 
     def close(self) -> None:
+        self.closing = True
         for pool in (self.compute, self.db, self.aux):
             pool.shutdown(wait=False, cancel_futures=True)
         self.sink.close()

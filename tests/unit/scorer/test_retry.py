@@ -12,7 +12,7 @@ from common.db import DatabaseUnavailable
 from common.settings import load_settings
 from models.policy import load_policy
 from scorer.model import ModelHolder
-from scorer.runtime import ScorerRuntime
+from scorer.runtime import ScorerRuntime, WorkerStopping
 from scorer.settings import ScorerSettings
 from scorer.sink import Sink, WriteRejected
 
@@ -100,3 +100,15 @@ def test_dead_letter_publish_is_bounded_then_goes_straight_to_the_fallback(tmp_p
     assert second_s < 1.0  # no Kafka call at all while the topic is known to fail
     assert rt.dlq_error is not None and "refused 3 letter(s)" in rt.dlq_error
     assert rt.dead_letters.total.labels("fallback")._value.get() == 4
+
+
+def test_batch_after_close_is_left_unacked_not_a_crash(tmp_path: Path) -> None:
+    """A clean stop racing a batch (pools closed by the final checkpoint hook) is not a crash (exit 1)."""
+    rt = _runtime(tmp_path)
+    rt.model_ready.set()
+    rt.close()
+    with pytest.raises(WorkerStopping, match="final checkpoint"):
+        asyncio.run(rt.handle_batch([object()]))
+    with pytest.raises(WorkerStopping, match="pools are closed"):
+        asyncio.run(rt._in(rt.compute, lambda: 1))
+    assert rt.pending_acks == []
