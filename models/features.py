@@ -21,7 +21,7 @@ import math
 import struct
 import zlib
 from array import array
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -98,6 +98,22 @@ _P = TRACKED_SIGNALS.index("power_kw")
 _A = TRACKED_SIGNALS.index("ambient_temp_c")
 _R = TRACKED_SIGNALS.index("rotor_rpm")
 N_BASE = K + 2  # tracked signals' means, then mean of (hourly power)^2 and (hourly rpm)^2
+
+#: Operational signals kept beside the tracked ones, per hourly bin (sum and count; not model features,
+#: so ``FEATURE_NAMES`` and trained models are unaffected): the pitch angle, the presence of the wind
+#: and nacelle directions, and the yaw misalignment (nacelle - wind direction) as sine and cosine so that
+#: hourly and window means are circular means. Read with :meth:`FeatureWindow.hourly`.
+AUX_SIGNALS: tuple[str, ...] = (
+    "pitch_angle_deg",
+    "wind_direction_deg",
+    "nacelle_direction_deg",
+    "yaw_error_sin",
+    "yaw_error_cos",
+)
+KA = len(AUX_SIGNALS)
+_AUX_PITCH, _AUX_WDIR, _AUX_NDIR, _AUX_SIN, _AUX_COS = range(KA)
+#: ``to_bytes`` flags: bit 0 = counts stored as uint16; bit 1 = the auxiliary section follows the body.
+_FLAG_SMALL, _FLAG_AUX = 1, 2
 
 DEFAULT_FROZEN_MIN_COUNT = 12
 DEFAULT_FROZEN_MIN_SECONDS = 3 * 3600.0
@@ -254,6 +270,8 @@ _ZERO_D = array("d", [0.0] * K)
 _ZERO_I = array("I", [0] * K)
 _NEGINF_F = array("f", [-math.inf] * K)
 _ZERO_C = array("I", [0] * N_COUNTERS)
+_ZERO_AD = array("d", [0.0] * KA)
+_ZERO_AI = array("I", [0] * KA)
 _SPIKE_THR = [SPIKE_THRESHOLDS[s] for s in TRACKED_SIGNALS]
 _HEADER = struct.Struct("<4sBBHHqdddQQ")  # magic ver flags n_bins k newest first last as_of late total
 
@@ -277,6 +295,8 @@ class FeatureWindow:
     """Rolling 7-day state of ONE turbine; see module docstring for why it is built on hourly bins."""
 
     __slots__ = (
+        "_aux_cnt",
+        "_aux_sum",
         "_base_hour",
         "_base_s",
         "_base_w",
@@ -311,6 +331,8 @@ class FeatureWindow:
         self._cnt = array("I", [0] * (N_BINS * K))
         self._max = array("f", [-math.inf] * (N_BINS * K))
         self._ctr = array("I", [0] * (N_BINS * N_COUNTERS))
+        self._aux_sum = array("d", [0.0] * (N_BINS * KA))
+        self._aux_cnt = array("I", [0] * (N_BINS * KA))
         self._last = [math.nan] * K
         self._run = [0] * K
         self._run_start = [0.0] * K
@@ -331,9 +353,10 @@ class FeatureWindow:
             _to_epoch(d["event_time"]),
             [d.get(name) for name in TRACKED_SIGNALS],
             d.get("status_code") or 0,
+            (d.get("pitch_angle_deg"), d.get("wind_direction_deg"), d.get("nacelle_direction_deg")),
         )
 
-    def _ingest(self, ts: float, vals: Sequence[Any], status: int) -> None:
+    def _ingest(self, ts: float, vals: Sequence[Any], status: int, aux: Sequence[Any] | None = None) -> None:
         hour = int(ts // BIN_SECONDS)
         newest = self._newest_hour
         if hour > newest:
@@ -387,6 +410,29 @@ class FeatureWindow:
             which = _STATUS_COUNTER.get(status)
             if which is not None:
                 ctr[cb + which] += 1
+        if aux is not None:
+            self._ingest_aux(slot * KA, aux)
+
+    def _ingest_aux(self, ab: int, aux: Sequence[Any]) -> None:
+        """Pitch angle, direction presence and yaw misalignment (sin, cos) of one event into its bin."""
+        pitch, wdir, ndir = aux
+        s = self._aux_sum
+        c = self._aux_cnt
+        if pitch is not None and math.isfinite(pitch):
+            s[ab] += pitch
+            c[ab] += 1
+        w_ok = wdir is not None and math.isfinite(wdir)
+        n_ok = ndir is not None and math.isfinite(ndir)
+        if w_ok:
+            c[ab + _AUX_WDIR] += 1
+        if n_ok:
+            c[ab + _AUX_NDIR] += 1
+        if w_ok and n_ok:
+            err = math.radians(ndir - wdir)
+            s[ab + _AUX_SIN] += math.sin(err)
+            s[ab + _AUX_COS] += math.cos(err)
+            c[ab + _AUX_SIN] += 1
+            c[ab + _AUX_COS] += 1
 
     def _advance(self, hour: int) -> None:
         """Move the ring to ``hour``, clearing the bins of the hours that are skipped or reused."""
@@ -400,6 +446,8 @@ class FeatureWindow:
                 self._cnt[a:b] = _ZERO_I
                 self._max[a:b] = _NEGINF_F
                 self._ctr[slot * N_COUNTERS : slot * N_COUNTERS + N_COUNTERS] = _ZERO_C
+                self._aux_sum[slot * KA : slot * KA + KA] = _ZERO_AD
+                self._aux_cnt[slot * KA : slot * KA + KA] = _ZERO_AI
         self._newest_hour = hour
 
     def _fold(self, hour: int) -> None:
@@ -475,28 +523,62 @@ class FeatureWindow:
         bw = np.asarray(self._base_w)
         with np.errstate(invalid="ignore", divide="ignore"):
             baseline = np.where(bw > 0.5, np.asarray(self._base_s) / bw, np.nan)
-        return WindowSnapshot(sums, cnts, maxs, ctrs, self._frozen_hours(), baseline, float(bw[_P]))
+        aux_sums = np.frombuffer(self._aux_sum, dtype=np.float64).reshape(N_BINS, KA)[order]
+        aux_cnts = np.frombuffer(self._aux_cnt, dtype=np.uint32).reshape(N_BINS, KA)[order]
+        return WindowSnapshot(
+            sums,
+            cnts,
+            maxs,
+            ctrs,
+            self._frozen_hours(),
+            baseline,
+            float(bw[_P]),
+            aux_sums=aux_sums,
+            aux_counts=aux_cnts,
+            newest_hour=None if newest == _NO_HOUR else newest,
+        )
 
     def features(self, normal_model: NormalModel | None = None) -> np.ndarray:
         """Feature vector in ``FEATURE_NAMES`` order (NaN where not computable)."""
         return feature_matrix([self.snapshot()], normal_model)[0]
 
     def data_quality(
-        self, now: datetime | None = None, snapshot: WindowSnapshot | None = None
+        self,
+        now: datetime | None = None,
+        snapshot: WindowSnapshot | None = None,
+        fitted: Collection[str] | None = None,
     ) -> dict[str, Any]:
         """Data-quality indicators used by the risk policy (JSON-serialisable).
 
         ``now`` enables ``seconds_since_last_event``; pass ``snapshot`` to reuse one already taken.
+        ``fitted`` (the turbine's fitted sensors; None = all) limits the missing share, silent and
+        frozen sensors to signals the turbine has: a sensor that is not fitted is not missing data.
+        With ``fitted``, the missing share counts the fitted tracked signals and the fitted pitch angle
+        and wind / nacelle directions.
         """
         snap = snapshot if snapshot is not None else self.snapshot()
         last24 = snap.counters[-24:]
         cnt24 = snap.counts[-24:]
         events24 = int(last24[:, C_EVENTS].sum())
-        expected_values = events24 * K
-        missing24 = int(last24[:, C_MISSING].sum())
         frozen = {TRACKED_SIGNALS[k]: round(float(h), 2) for k, h in enumerate(snap.frozen_hours) if h > 0}
         key_counts = cnt24[:, _KEY_IDX].sum(axis=0)
         silent = [KEY_SIGNALS[i] for i, n in enumerate(key_counts) if n == 0 and events24 > 0]
+        if fitted is None:
+            expected_values = events24 * K
+            missing24 = int(last24[:, C_MISSING].sum())
+        else:
+            have = frozenset(fitted)
+            # one reading or one missing value per event and signal: missing = events - readings
+            present = [int(cnt24[:, k].sum()) for k, sig in enumerate(TRACKED_SIGNALS) if sig in have]
+            if snap.aux_counts is not None:
+                aux24 = snap.aux_counts[-24:]
+                for j in (_AUX_PITCH, _AUX_WDIR, _AUX_NDIR):
+                    if AUX_SIGNALS[j] in have:
+                        present.append(int(aux24[:, j].sum()))
+            expected_values = events24 * len(present)
+            missing24 = expected_values - sum(present)
+            frozen = {sig: h for sig, h in frozen.items() if sig in have}
+            silent = [sig for sig in silent if sig in have]
         last_ts = self.last_event_ts
         since: float | None = None
         if now is not None and last_ts is not None:
@@ -516,17 +598,24 @@ class FeatureWindow:
             "late_events_dropped": self._late,
         }
 
+    def hourly(self, snapshot: WindowSnapshot | None = None) -> HourlyMeans:
+        """Hourly means of every tracked and auxiliary signal over the window (see :func:`hourly_view`)."""
+        return hourly_view(snapshot if snapshot is not None else self.snapshot())
+
     # ---------------------------------------------------------------- serialisation
     def to_bytes(self) -> bytes:
         """Compact versioned state: a struct header + raw typed arrays, zlib-compressed (no pickle)."""
         counts = np.frombuffer(self._cnt, dtype=np.uint32)
         ctrs = np.frombuffer(self._ctr, dtype=np.uint32)
-        small = bool(counts.max(initial=0) < 65536 and ctrs.max(initial=0) < 65536)
+        aux_cnts = np.frombuffer(self._aux_cnt, dtype=np.uint32)
+        small = bool(
+            counts.max(initial=0) < 65536 and ctrs.max(initial=0) < 65536 and aux_cnts.max(initial=0) < 65536
+        )
         ctype = np.uint16 if small else np.uint32
         header = _HEADER.pack(
             _MAGIC,
             WINDOW_FORMAT_VERSION,
-            1 if small else 0,
+            (_FLAG_SMALL if small else 0) | _FLAG_AUX,
             N_BINS,
             K,
             self._newest_hour,
@@ -551,6 +640,9 @@ class FeatureWindow:
                 counts.astype(ctype).tobytes(),
                 self._max.tobytes(),
                 ctrs.astype(ctype).tobytes(),
+                # auxiliary section last (flag bit 1): readers without it ignore the trailing bytes
+                self._aux_sum.tobytes(),
+                aux_cnts.astype(ctype).tobytes(),
             ]
         )
         return header + zlib.compress(body, 1)
@@ -574,7 +666,7 @@ class FeatureWindow:
         pos = 6
         tid = body[pos : pos + tid_len].decode()
         pos += tid_len
-        ctype = np.uint16 if flags & 1 else np.uint32
+        ctype = np.uint16 if flags & _FLAG_SMALL else np.uint32
         csize = np.dtype(ctype).itemsize
 
         def take(dtype: Any, n: int, size: int) -> np.ndarray:
@@ -595,6 +687,9 @@ class FeatureWindow:
         win._cnt = array("I", take(ctype, N_BINS * K, csize).astype(np.uint32).tobytes())
         win._max = array("f", take(np.float32, N_BINS * K, 4).tobytes())
         win._ctr = array("I", take(ctype, N_BINS * N_COUNTERS, csize).astype(np.uint32).tobytes())
+        if flags & _FLAG_AUX:  # states written before the auxiliary section start with empty aux bins
+            win._aux_sum = array("d", take(np.float64, N_BINS * KA, 8).tobytes())
+            win._aux_cnt = array("I", take(ctype, N_BINS * KA, csize).astype(np.uint32).tobytes())
         win._newest_hour = newest
         win._first_ts = first
         win._last_ts = last
@@ -614,6 +709,65 @@ class WindowSnapshot:
     frozen_hours: np.ndarray  # (K,)
     baseline: np.ndarray  # (N_BASE,) 30-day means (NaN until ~1 h of history)
     baseline_hours: float  # effective hours in the baseline
+    aux_sums: np.ndarray | None = None  # (N_BINS, KA) float64, AUX_SIGNALS order (None: not kept)
+    aux_counts: np.ndarray | None = None  # (N_BINS, KA) uint32
+    newest_hour: int | None = None  # epoch hour (ts // 3600) of the newest bin; None = empty window
+
+
+@dataclass
+class HourlyMeans:
+    """Hourly view of one window, oldest hour first (``N_BINS`` hours ending with the newest bin).
+
+    ``means`` holds every ``TRACKED_SIGNALS`` name, ``pitch_angle_deg``, ``yaw_error_sin`` /
+    ``yaw_error_cos`` (hourly means of the sine / cosine of nacelle - wind direction) and
+    ``yaw_error_deg`` (their circular mean, -180..180); NaN where the hour has no reading.
+    ``counts`` holds the readings per hour of every tracked and auxiliary signal.
+    """
+
+    hour_start: np.ndarray  # (N_BINS,) epoch seconds of each hour's start (NaN for an empty window)
+    means: dict[str, np.ndarray]
+    counts: dict[str, np.ndarray]
+    events: np.ndarray  # events per hour
+    down: np.ndarray  # fault / maintenance events per hour
+    curtailed: np.ndarray  # curtailed events per hour
+    alarms: np.ndarray  # alarm events per hour
+
+
+def hourly_view(snap: WindowSnapshot) -> HourlyMeans:
+    """:class:`HourlyMeans` of a snapshot (auxiliary signals all NaN when the snapshot has none)."""
+    cnts = snap.counts.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tracked = snap.sums / np.where(cnts > 0, cnts, np.nan)
+    means = {sig: tracked[:, k] for k, sig in enumerate(TRACKED_SIGNALS)}
+    counts = {sig: snap.counts[:, k].astype(np.int64) for k, sig in enumerate(TRACKED_SIGNALS)}
+    if snap.aux_sums is not None and snap.aux_counts is not None:
+        acnt = snap.aux_counts.astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            aux = snap.aux_sums / np.where(acnt > 0, acnt, np.nan)
+        for j in (_AUX_PITCH, _AUX_SIN, _AUX_COS):
+            means[AUX_SIGNALS[j]] = aux[:, j]
+        for j, sig in enumerate(AUX_SIGNALS):
+            counts[sig] = snap.aux_counts[:, j].astype(np.int64)
+    else:
+        for j in (_AUX_PITCH, _AUX_SIN, _AUX_COS):
+            means[AUX_SIGNALS[j]] = np.full(N_BINS, np.nan)
+        for sig in AUX_SIGNALS:
+            counts[sig] = np.zeros(N_BINS, dtype=np.int64)
+    means["yaw_error_deg"] = np.degrees(np.arctan2(means["yaw_error_sin"], means["yaw_error_cos"]))
+    if snap.newest_hour is None:
+        hour_start = np.full(N_BINS, np.nan)
+    else:
+        hour_start = (snap.newest_hour - N_BINS + 1 + np.arange(N_BINS)) * float(BIN_SECONDS)
+    ctr = snap.counters.astype(np.int64)
+    return HourlyMeans(
+        hour_start=hour_start,
+        means=means,
+        counts=counts,
+        events=ctr[:, C_EVENTS],
+        down=ctr[:, C_DOWN],
+        curtailed=ctr[:, C_CURTAILED],
+        alarms=ctr[:, C_ALARMS],
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -811,8 +965,11 @@ def _response(dev: np.ndarray, x: np.ndarray, hours: int, min_var: float) -> tup
 # --------------------------------------------------------------------------------------------------
 
 
-def _frame_rows(frame: pd.DataFrame) -> Iterator[tuple[str, float, list[Any], int]]:
-    """(turbine_id, epoch seconds, tracked values with None for missing, status) in time order."""
+def _frame_rows(
+    frame: pd.DataFrame,
+) -> Iterator[tuple[str, float, list[Any], int, tuple[Any, Any, Any]]]:
+    """(turbine_id, epoch seconds, tracked values with None for missing, status, auxiliary values:
+    pitch, wind direction, nacelle direction) in time order."""
     # Microsecond integers / 1e6 round exactly like ``datetime.timestamp()`` of the online path.
     ts = pd.to_datetime(frame["event_time"], utc=True).dt.tz_localize(None)
     epoch = ts.to_numpy().astype("datetime64[us]").astype(np.int64) / 1e6
@@ -830,7 +987,17 @@ def _frame_rows(frame: pd.DataFrame) -> Iterator[tuple[str, float, list[Any], in
         frame["status_code"].fillna(0).astype(int).tolist() if "status_code" in frame else [0] * len(frame)
     )
     tids = frame["turbine_id"].astype(str).tolist()
-    yield from zip(tids, epoch.tolist(), vals, status, strict=True)
+    aux_cols = []
+    for name in ("pitch_angle_deg", "wind_direction_deg", "nacelle_direction_deg"):
+        if name in frame:
+            arr = pd.to_numeric(frame[name], errors="coerce").to_numpy(float)
+            obj = arr.astype(object)
+            obj[~np.isfinite(arr)] = None
+            aux_cols.append(obj.tolist())
+        else:
+            aux_cols.append([None] * len(frame))
+    aux = list(zip(*aux_cols, strict=True))
+    yield from zip(tids, epoch.tolist(), vals, status, aux, strict=True)
 
 
 def replay(
@@ -860,8 +1027,8 @@ def replay(
         n = len(rows)
         for t in samples:
             while i < n and rows[i][1] <= t:
-                _, ts, vals, st = rows[i]
-                win._ingest(ts, vals, st)
+                _, ts, vals, st, aux = rows[i]
+                win._ingest(ts, vals, st, aux)
                 i += 1
             yield str(tid), float(t), win
 
