@@ -44,5 +44,29 @@ def openapi() -> None:
     typer.echo(orjson.dumps(create_app().openapi(), option=orjson.OPT_INDENT_2).decode())
 
 
+@app.command()
+def smoke(
+    turbine_id: Annotated[str, typer.Option(help="Smoke turbine id (never a fleet id)")] = "SMOKE-WT-001",
+    site_id: Annotated[str, typer.Option(help="Site of the smoke turbine")] = "SMOKE-SITE",
+    timeout: Annotated[float, typer.Option(min=1, help="Longest wait for the score, in seconds")] = 60.0,
+    report: Annotated[str | None, typer.Option(help="Also write the timings as JSON to this file")] = None,
+) -> None:
+    """Smoke test of a deployment: one event in, one score out through the API (exit 0 ok, 1 failed)."""
+    from pathlib import Path
+
+    import orjson
+
+    from api.smoke import EXIT_FAILED, SmokeSettings, describe, run_smoke
+    from common.settings import load_settings
+
+    settings = load_settings(SmokeSettings)
+    result = run_smoke(settings, turbine_id=turbine_id, site_id=site_id, timeout=timeout)
+    if report:
+        Path(report).write_bytes(orjson.dumps(result.as_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+    typer.echo(describe(result), err=not result.ok)
+    if not result.ok:
+        raise typer.Exit(EXIT_FAILED)
+
+
 if __name__ == "__main__":
     app()
