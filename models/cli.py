@@ -148,13 +148,31 @@ def train(
     ),
     holdout_data: Path | None = typer.Option(None, help="hold-out Parquet instead of simulating"),
     promote: str = typer.Option("first", help="always | first (only if no production version) | never"),
+    history: Path | None = typer.Option(
+        None, help="your fleet's history (contract Parquet/CSV, e.g. from `producers convert`)"
+    ),
+    failure_log: Path | None = typer.Option(
+        None, help="your failure log CSV: turbine_id,component,failure_time,repair_time (with --history)"
+    ),
 ) -> None:
-    """Train both models, register a version, evaluate on a hold-out fleet, write the model card."""
+    """Train both models, register a version, evaluate on a hold-out fleet, write the model card.
+
+    With --history and --failure-log: train on your own fleet's history and failure log; the hold-out
+    is your own data (other turbines, later period).
+    """
     from models.pipeline import train_and_register
 
+    if (history is None) != (failure_log is None):
+        raise typer.BadParameter(
+            "--history and --failure-log go together (without a failure log, `python -m models calibrate "
+            "--input HISTORY` fits your fleet's normal behaviour instead)"
+        )
+    settings = _settings(turbines, days, seed, holdout_turbines, holdout_days, holdout_seed, every, threads)
+    if history is not None and failure_log is not None:
+        _train_operator(registry, settings, history, failure_log, promote)
+        return
     if holdout_seed == seed and holdout_data is None:
         raise typer.BadParameter("--holdout-seed must differ from --seed")
-    settings = _settings(turbines, days, seed, holdout_turbines, holdout_days, holdout_seed, every, threads)
     with _progress() as bar:
         res = train_and_register(
             registry,
@@ -169,6 +187,36 @@ def train(
     console.print(
         f"version [bold]{res.version}[/bold] in {res.version_dir}; model card {res.model_card}"
         + ("; promoted to production" if res.promoted else "")
+    )
+
+
+def _train_operator(
+    registry: Path, settings: TrainSettings, history: Path, failure_log: Path, promote: str
+) -> None:
+    """``train --history --failure-log``: clear errors (exit 2) for a bad log or too few failures."""
+    from models.pipeline import train_from_failure_log
+    from models.train import FailureLogError, NotEnoughFailures
+
+    settings.preset = "operator"
+    progress = _progress() if console.is_terminal else _plain_progress()
+    try:
+        with progress as bar:
+            res = train_from_failure_log(
+                registry, settings, history, failure_log, promote_if=promote, progress=bar
+            )
+    except (FailureLogError, NotEnoughFailures) as exc:
+        from rich.markup import escape
+
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from exc
+    _print_metrics(res.metrics)
+    console.print(
+        f"version [bold]{res.version}[/bold] in {res.version_dir}; model card {res.model_card}"
+        + (
+            "; promoted to production"
+            if res.promoted
+            else f"; promote it with: python -m models promote {res.version} --registry {registry}"
+        )
     )
 
 

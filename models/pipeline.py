@@ -80,3 +80,65 @@ def train_and_register(
     if promoted:
         promote(registry_dir, vdir.name)
     return PipelineResult(vdir.name, vdir, metrics, card, promoted)
+
+
+def train_from_failure_log(
+    registry_dir: str | Path,
+    settings: TrainSettings,
+    history_path: str | Path,
+    failure_log_path: str | Path,
+    *,
+    promote_if: str = "first",
+    version: str | None = None,
+    progress: Progress | None = None,
+) -> PipelineResult:
+    """Supervised training on an operator's history (contract Parquet/CSV) and failure log (CSV).
+
+    Same features (replayed through ``FeatureWindow``, the scorer's code), labels, models, registry
+    and model card as the simulator flow; the hold-out is the operator's own data, split off by turbine
+    AND time (:func:`models.train.split_operator_history`). Raises ``FailureLogError`` (bad file, row,
+    field) or ``NotEnoughFailures`` (how many there are and how many are needed) before any heavy work.
+    """
+    from models.train import read_contract_history, read_failure_log, split_operator_history
+
+    say = progress or (lambda _s, _f: None)
+    say("read history and failure log", 0.0)
+    frame = read_contract_history(history_path)
+    failures = read_failure_log(
+        failure_log_path, set(frame["turbine_id"].unique()), horizon_days=settings.ttf_horizon_days
+    )
+    history = History(frame, failures, source=f"{history_path} + failure log {failure_log_path}")
+    split = split_operator_history(history, settings)
+    say("read history and failure log", 1.0)
+    models, meta, _ = train(settings, split.train, progress=progress)
+    meta["training"]["failure_log"] = {
+        "path": str(failure_log_path),
+        "failures": len(failures),
+        "components": sorted(str(c) for c in failures["component"].unique()),
+        "failures_fit": split.fit_failures,
+        "failures_calibration": split.calibration_failures,
+        "failures_holdout": split.holdout_failures,
+        "holdout_turbines": split.holdout_turbines,
+        "holdout_from": split.cut.isoformat(),
+        "onset": f"unknown: failure_time - {settings.ttf_horizon_days:g} d is never used as healthy",
+        "post_repair_excluded_days": float(
+            (failures["repair_time"] - failures["logged_repair_time"]).dt.total_seconds().max() / 86400
+        ),
+    }
+    vdir = save_version(registry_dir, models, meta, version=version)
+    bundle = load_version(registry_dir, vdir.name)
+    result = evaluate(bundle, split.holdout, threads=settings.threads, progress=progress)
+    plots = plot_all(result, vdir)
+    metrics = _clean(result.metrics)
+    card = vdir / "model_card.md"
+    card.write_text(model_card(bundle.metadata, result.metrics, plots), encoding="utf-8")
+    update_metadata(vdir, {"metrics": metrics, "model_card": card.name, "plots": plots})
+    (vdir / "holdout_metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    from models.registry import production_version
+
+    promoted = promote_if == "always" or (
+        promote_if == "first" and production_version(registry_dir, required=False) is None
+    )
+    if promoted:
+        promote(registry_dir, vdir.name)
+    return PipelineResult(vdir.name, vdir, metrics, card, promoted)

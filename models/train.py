@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -536,3 +537,266 @@ def train(
         "temperature_signals": list(TEMP_SIGNALS),
     }
     return models, meta, data
+
+
+# --------------------------------------------------------------------------------------------------
+# The operator's own failure log (issue 10, point 5)
+# --------------------------------------------------------------------------------------------------
+
+#: Columns of an operator failure log (CSV, one failure per row, times ISO 8601 with a UTC offset).
+FAILURE_LOG_COLUMNS: tuple[str, ...] = ("turbine_id", "component", "failure_time", "repair_time")
+#: After a repair the 7-day feature window still holds the failed state: samples in it are excluded
+#: (they would teach the models that a just-repaired turbine looks like a failing one).
+POST_REPAIR_WASHOUT_DAYS = 7.0
+#: Fewest failures each part of the split needs: the classifier learns from the fitting part, and the
+#: hold-out must contain failures for PR-AUC / recall to mean anything.
+MIN_FIT_FAILURES = 10
+MIN_HOLDOUT_FAILURES = 3
+HOLDOUT_TURBINE_SHARE = 0.25
+
+
+class FailureLogError(ValueError):
+    """An unusable failure log or history; the message names the file, the row (line) and the field."""
+
+
+class NotEnoughFailures(ValueError):
+    """The failure log has too few failures in some part of the split to train and evaluate honestly."""
+
+
+def _parse_utc(text: str, where: str) -> pd.Timestamp:
+    value = text.strip()
+    if not value:
+        raise FailureLogError(
+            f"{where}: empty; write an ISO 8601 time with its UTC offset, e.g. 2025-03-01T10:00:00Z"
+        )
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise FailureLogError(
+            f"{where}: {value[:60]!r} is not a time; write ISO 8601 with its UTC offset, "
+            "e.g. 2025-03-01T10:00:00Z"
+        ) from exc
+    if ts is pd.NaT or pd.isna(ts):
+        raise FailureLogError(f"{where}: {value[:60]!r} is not a time")
+    if ts.tzinfo is None:
+        raise FailureLogError(
+            f"{where}: {value[:60]!r} has no UTC offset (local time is ambiguous around daylight-saving "
+            "changes); add it, e.g. 2025-03-01T10:00:00+01:00 or ...Z"
+        )
+    return ts.tz_convert("UTC")
+
+
+def read_failure_log(
+    path: str | Path,
+    turbines: set[str] | None = None,
+    horizon_days: float = 30.0,
+    washout_days: float = POST_REPAIR_WASHOUT_DAYS,
+) -> pd.DataFrame:
+    """Read and validate an operator failure log; returns the failures table training uses.
+
+    Columns returned: ``turbine_id, component, failure_time, repair_time, logged_repair_time,
+    onset_time``. The log has no onset: ``onset_time = failure_time - horizon_days`` (the month before a
+    failure is never used as "healthy"), and ``repair_time`` is the logged repair plus ``washout_days``
+    (samples whose window still holds the failed state are excluded like down time). Every problem is a
+    :class:`FailureLogError` naming the file, the line and the field.
+    """
+    import csv
+
+    from common.contracts import IDENTIFIER_PATTERN
+
+    p = Path(path)
+    if not p.is_file():
+        raise FailureLogError(f"{p}: failure log not found")
+    ident = re.compile(IDENTIFIER_PATTERN)
+    rows: list[dict[str, Any]] = []
+    seen: dict[tuple[str, pd.Timestamp], int] = {}
+    try:
+        with p.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            try:
+                header = [h.strip().lower() for h in next(reader)]
+            except StopIteration:
+                raise FailureLogError(
+                    f"{p}: empty file; expected the header {','.join(FAILURE_LOG_COLUMNS)}"
+                ) from None
+            missing = [c for c in FAILURE_LOG_COLUMNS if c not in header]
+            if missing:
+                raise FailureLogError(
+                    f"{p}: line 1: missing column(s) {', '.join(missing)}; the header must name "
+                    f"{', '.join(FAILURE_LOG_COLUMNS)} "
+                    f"(found: {', '.join(h[:40] for h in header) or 'nothing'})"
+                )
+            col = {c: header.index(c) for c in FAILURE_LOG_COLUMNS}
+            for values in reader:
+                line = reader.line_num
+                if not any(v.strip() for v in values):
+                    continue
+                if len(values) < len(header):
+                    raise FailureLogError(
+                        f"{p}: line {line}: {len(values)} fields, the header has {len(header)}"
+                    )
+                tid = values[col["turbine_id"]].strip()
+                if not ident.match(tid):
+                    raise FailureLogError(
+                        f"{p}: line {line}: turbine_id {tid[:60]!r} is not an identifier (a letter or digit, "
+                        "then up to 63 letters, digits or ._:/-)"
+                    )
+                if turbines is not None and tid not in turbines:
+                    raise FailureLogError(
+                        f"{p}: line {line}: turbine_id {tid!r} has no rows in the history "
+                        f"(history turbines: {', '.join(sorted(turbines)[:20])}); "
+                        "remove the row or add its history"
+                    )
+                component = values[col["component"]].strip()
+                if not component or any(ord(ch) < 32 for ch in component) or len(component) > 100:
+                    raise FailureLogError(
+                        f"{p}: line {line}: component must be 1-100 printable characters (e.g. gearbox)"
+                    )
+                failure = _parse_utc(values[col["failure_time"]], f"{p}: line {line}: failure_time")
+                repair = _parse_utc(values[col["repair_time"]], f"{p}: line {line}: repair_time")
+                if repair < failure:
+                    raise FailureLogError(
+                        f"{p}: line {line}: repair_time {repair.isoformat()} is before failure_time "
+                        f"{failure.isoformat()}"
+                    )
+                key = (tid, failure)
+                if key in seen:
+                    raise FailureLogError(
+                        f"{p}: line {line}: failure of {tid} at {failure.isoformat()} "
+                        f"repeats line {seen[key]}"
+                    )
+                seen[key] = line
+                rows.append(
+                    {
+                        "turbine_id": tid,
+                        "component": component,
+                        "failure_time": failure,
+                        "logged_repair_time": repair,
+                        "line": line,
+                    }
+                )
+    except UnicodeDecodeError as exc:
+        raise FailureLogError(f"{p}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    except csv.Error as exc:
+        raise FailureLogError(f"{p}: not a readable CSV: {exc}") from exc
+    if not rows:
+        raise FailureLogError(f"{p}: no failures listed (only a header)")
+    log = pd.DataFrame(rows).sort_values(["turbine_id", "failure_time"], kind="stable")
+    for turbine, g in log.groupby("turbine_id"):
+        prev_repair = g["logged_repair_time"].shift(1)
+        overlap = g["failure_time"] < prev_repair
+        if overlap.any():
+            bad = g[overlap].iloc[0]
+            raise FailureLogError(
+                f"{p}: line {bad['line']}: failure_time of {turbine} at {bad['failure_time'].isoformat()} "
+                "is before "
+                "the repair of its previous failure; merge the two rows or correct the times"
+            )
+    log["repair_time"] = log["logged_repair_time"] + pd.Timedelta(days=washout_days)
+    log["onset_time"] = log["failure_time"] - pd.Timedelta(days=horizon_days)
+    return log.drop(columns=["line"]).reset_index(drop=True)
+
+
+def read_contract_history(path: str | Path) -> pd.DataFrame:
+    """Contract rows (``producers convert`` output, Parquet or CSV) with ``event_time`` in UTC."""
+    p = Path(path)
+    if not p.is_file():
+        raise FailureLogError(f"{p}: history file not found")
+    try:
+        frame = pd.read_csv(p) if p.suffix.lower() == ".csv" else pd.read_parquet(p)
+    except Exception as exc:
+        raise FailureLogError(
+            f"{p}: cannot read the history ({type(exc).__name__}: {str(exc)[:200]})"
+        ) from exc
+    missing = [c for c in ("turbine_id", "event_time") if c not in frame.columns]
+    if missing:
+        raise FailureLogError(
+            f"{p}: missing column(s) {', '.join(missing)} (expected the telemetry contract)"
+        )
+    times = pd.to_datetime(frame["event_time"], utc=True, errors="coerce", format="mixed")
+    bad = times.isna()
+    if bad.any():
+        i = int(np.argmax(bad.to_numpy()))
+        raise FailureLogError(
+            f"{p}: row {i + 1}: event_time {str(frame['event_time'].iloc[i])[:60]!r} is not a time"
+        )
+    frame = frame.assign(event_time=times, turbine_id=frame["turbine_id"].astype(str))
+    return frame.sort_values(["turbine_id", "event_time"], kind="stable").reset_index(drop=True)
+
+
+@dataclass
+class OperatorSplit:
+    """Hold-out by turbine AND time for an operator history, with the failures each part holds."""
+
+    train: History
+    holdout: History
+    holdout_turbines: list[str]
+    cut: pd.Timestamp
+    fit_failures: int
+    calibration_failures: int
+    holdout_failures: int
+
+
+def split_operator_history(history: History, settings: TrainSettings) -> OperatorSplit:
+    """Hold-out turbines (a quarter, at least one) after the time cut; training on the other turbines
+    before ``cut - gap`` (which :func:`train` splits again into fitting and calibration). Raises
+    :class:`NotEnoughFailures` naming the counts and what is needed."""
+    frame = history.frame
+    tids = sorted(frame["turbine_id"].astype(str).unique())
+    t0, t1 = frame["event_time"].min(), frame["event_time"].max()
+    if len(tids) < 3:
+        raise NotEnoughFailures(
+            f"{len(tids)} turbine(s) in the history; training with a hold-out by turbine needs at least 3 "
+            "(fitting, calibration and hold-out turbines)"
+        )
+    rng = np.random.default_rng(settings.random_state + 1)
+    n_ho = max(1, round(len(tids) * HOLDOUT_TURBINE_SHARE))
+    holdout = set(rng.choice(tids, size=n_ho, replace=False).tolist())
+    cut = t0 + (t1 - t0) * settings.time_cut
+    gap = pd.Timedelta(days=settings.gap_days)
+    min_days = math.ceil(3 * settings.gap_days / settings.time_cut)
+    span_days = (t1 - t0).total_seconds() / 86400
+    if span_days < min_days:
+        raise NotEnoughFailures(
+            f"the history spans {span_days:.0f} days; training with a hold-out by time needs at least "
+            f"{min_days} days (fitting before the cut minus a {settings.gap_days:g}-day gap, "
+            "hold-out after it)"
+        )
+    fails = history.failures
+    train_frame = frame[~frame["turbine_id"].isin(holdout) & (frame["event_time"] < cut - gap)]
+    train_fails = fails[~fails["turbine_id"].isin(holdout)]
+    ho_frame = frame[frame["turbine_id"].isin(holdout) & (frame["event_time"] >= cut)]
+    ho_fails = fails[fails["turbine_id"].isin(holdout)]
+    train_hist = History(train_frame, train_fails, source=history.source + " (training part)")
+    ho_hist = History(ho_frame, ho_fails, source=history.source + " (hold-out part)")
+    # The same split train() will make on the training part, to count failures before any work.
+    inner_tids = sorted(set(tids) - holdout)
+    cal_turbines, inner_cut = choose_split(
+        inner_tids, train_frame["event_time"].min(), train_frame["event_time"].max(), settings
+    )
+    ft = pd.to_datetime(fails["failure_time"], utc=True)
+    fit_n = int(
+        ((~fails["turbine_id"].isin(holdout | cal_turbines)) & (ft < inner_cut - gap) & (ft >= t0)).sum()
+    )
+    cal_n = int((fails["turbine_id"].isin(cal_turbines) & (ft >= inner_cut) & (ft < cut - gap)).sum())
+    ho_n = int((fails["turbine_id"].isin(holdout) & (ft >= cut) & (ft <= t1)).sum())
+    if fit_n < MIN_FIT_FAILURES or ho_n < MIN_HOLDOUT_FAILURES:
+        span = max((t1 - t0).total_seconds(), 1.0)
+        n_fit_t = len(inner_tids) - len(cal_turbines)
+        fit_share = n_fit_t / len(tids) * max((inner_cut - gap - t0).total_seconds(), 0.0) / span
+        ho_share = len(holdout) / len(tids) * max((t1 - cut).total_seconds(), 0.0) / span
+        needed = math.ceil(
+            max(MIN_FIT_FAILURES / max(fit_share, 1e-9), MIN_HOLDOUT_FAILURES / max(ho_share, 1e-9))
+        )
+        raise NotEnoughFailures(
+            f"too few failures to train: {fit_n} in the fitting part (needs {MIN_FIT_FAILURES}), "
+            f"{ho_n} in the hold-out part (needs {MIN_HOLDOUT_FAILURES}), {cal_n} for calibration; "
+            f"the log lists {len(fails)} failures over {len(tids)} turbines. "
+            "The split is by turbine AND time "
+            f"(hold-out: turbines {', '.join(sorted(holdout))} after {cut.isoformat()}; fitting: "
+            f"{n_fit_t} turbine(s) before {(inner_cut - gap).isoformat()}), so with failures spread evenly "
+            f"over turbines and time this history needs about {needed} failures in the log. "
+            "Until then use the calibrated scoring (python -m models calibrate), which "
+            "needs no failure labels."
+        )
+    return OperatorSplit(train_hist, ho_hist, sorted(holdout), cut, fit_n, cal_n, ho_n)
