@@ -6,12 +6,19 @@ and the key; both read ``COCKPIT_*`` variables so one ``.env`` serves both.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from common.settings import DEFAULT_PG_PORT, ENV_PREFIX, LOCAL_HOST, CommonSettings, local_database_url
+from common.settings import (
+    DEFAULT_PG_PORT,
+    ENV_PREFIX,
+    LOCAL_HOST,
+    CommonSettings,
+    local_database_url,
+    refuse_unknown_variables,
+)
 
 
 class ApiSettings(CommonSettings):
@@ -22,7 +29,9 @@ class ApiSettings(CommonSettings):
         description="libpq URL of the read-only role the API uses (follows COCKPIT_PG_PORT when unset).",
     )
     api_key: SecretStr | None = Field(
-        default=None, description="Key expected in X-API-Key for POST /v1/sweeps; unset disables sweeps."
+        default=None,
+        description="Key expected in X-API-Key for POST /v1/sweeps; unset disables sweeps; outside "
+        "local/test an empty, placeholder or short (< 16 characters) key is refused.",
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -45,7 +54,9 @@ class ApiSettings(CommonSettings):
         description="A scorer heartbeat older than this means the scorer is not publishing.",
     )
     sweep_max_age_hours: float = Field(
-        default=26.0, gt=0, description="Readiness fails when the last successful sweep is older than this."
+        default=26.0,
+        gt=0,
+        description="/v1/supervision lists the sweep as a problem when the last success is older than this.",
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Allowed origins (comma list or JSON list); empty = CORS closed."
@@ -106,6 +117,12 @@ class ClientSettings(BaseSettings):
     )
     api_key: SecretStr | None = None
     timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_unknown_variables(cls, data: Any) -> Any:
+        refuse_unknown_variables(cls)
+        return data
 
     @model_validator(mode="after")
     def _follow_local_port(self) -> ClientSettings:

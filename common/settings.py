@@ -4,15 +4,32 @@ Each service defines one subclass (``ScorerSettings``, ``ApiSettings``...) and l
 start-up with :func:`load_settings`; nothing else in the code base reads the environment. Values come
 from ``COCKPIT_*`` environment variables or a ``.env`` file; a wrong or missing value stops the
 process with a message naming the variable.
+
+Strictness (docs/deployment.md, "Settings"):
+
+- a ``COCKPIT_*`` variable that no part of the cockpit reads stops the process with the closest known
+  name (``COCKPIT_REGISTY_DIR is not a setting; did you mean COCKPIT_REGISTRY_DIR?``). The known names
+  are those of every settings class in :data:`SETTINGS_CLASSES` plus the scripts' own variables in
+  :data:`SCRIPT_VARIABLES` (one list for the whole cockpit, so a variable meant for another service
+  of the same deployment is never refused);
+- ``COCKPIT_ENVIRONMENT`` (local | test | staging | production): outside local and test, the default
+  database credentials and empty or placeholder keys are refused, naming the variable.
 """
 
 from __future__ import annotations
 
+import difflib
+import functools
+import importlib
+import os
 import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "COCKPIT_"
@@ -31,6 +48,62 @@ class SettingsError(SystemExit):
     def __str__(self) -> str:
         return self.message
 
+
+#: Every settings class of the cockpit ("module:Class"); the known COCKPIT_* names are their fields.
+SETTINGS_CLASSES: tuple[str, ...] = (
+    "common.settings:CommonSettings",
+    "common.settings:RegistrySettings",
+    "scorer.settings:ScorerSettings",
+    "api.settings:ApiSettings",
+    "api.settings:ClientSettings",
+    "producers.settings:ProducerSettings",
+)
+
+#: Variables read by the scripts, the tests and the benchmarks rather than by a settings class. A
+#: script that reads a new COCKPIT_* variable adds it here (tests/unit/common/test_settings_strict.py
+#: fails otherwise), so the services never refuse it.
+SCRIPT_VARIABLES: dict[str, str] = {
+    "COCKPIT_WEB_PORT": "deploy/local/run.sh: scorer port of `make run` (also the scorer's setting)",
+    "COCKPIT_PRODUCER_METRICS_PORT": "deploy/local/run.sh: /metrics port of the demo producer (9308)",
+    "COCKPIT_KAFKA_CONTROLLER_PORT": "deploy/local/stack.sh: Kafka controller port (9093)",
+    "COCKPIT_SIM_SPEED": "deploy/local/run.sh: speed-up of the demo simulator (600)",
+    "COCKPIT_SCORER_READY_TIMEOUT": "deploy/local/run.sh: seconds `make run` waits for the scorer (180)",
+    "COCKPIT_STACK_DIR": "deploy/local/stack.sh: where Kafka and PostgreSQL keep their data (.stack)",
+    "COCKPIT_PG_DATA": "deploy/local/stack.sh: PostgreSQL data directory (default under the stack dir)",
+    "COCKPIT_PG_OS_USER": "deploy/local/stack.sh: OS user that runs PostgreSQL (postgres)",
+    "COCKPIT_KAFKA_HEAP": "deploy/local/stack.sh: JVM heap options of the local broker",
+    "COCKPIT_PYTHON": "deploy/local/setup.sh: Python 3.11 interpreter used to build .venv",
+    "COCKPIT_PROMETHEUS_PORT": "deploy/local/monitoring.sh: local Prometheus port (9099)",
+    "COCKPIT_ALERTMANAGER_PORT": "deploy/local/monitoring.sh: local Alertmanager port (9094)",
+    "COCKPIT_MONITORING_DIR": "deploy/local/monitoring.sh: data directory of Prometheus/Alertmanager",
+    "COCKPIT_ALERT_RULES": "deploy/local/monitoring.sh: alert rules file (deploy/prometheus/alerts.yml)",
+    "COCKPIT_PROMETHEUS_SCRAPE_INTERVAL": "deploy/local/monitoring.sh: scrape interval (15s)",
+    "COCKPIT_PROMETHEUS_EVALUATION_INTERVAL": "deploy/local/monitoring.sh: rule evaluation interval (15s)",
+    "COCKPIT_ALERTMANAGER_GROUP_WAIT": "deploy/local/monitoring.sh: Alertmanager group wait (30s)",
+    "COCKPIT_ALERT_WEBHOOK_URL": "deploy/local/monitoring.sh: webhook that receives every alert",
+    "COCKPIT_MONITORING_PYTHON": "deploy/local/monitoring.sh: Python used to render the configuration",
+    "COCKPIT_MONITORING_READY_TIMEOUT": "deploy/local/monitoring.sh: seconds to wait for readiness (60)",
+    "COCKPIT_TEST_SERVICES": "tests: `local` forces the local stack instead of testcontainers",
+    "COCKPIT_KEEP_TEST_DB": "tests: keep the test databases after the run",
+    "COCKPIT_TEST_REGISTRY": "tests: a prebuilt model registry for the scorer tests",
+    "COCKPIT_CHROMIUM": "tests: path of the Chromium binary for the browser tests",
+    "COCKPIT_BENCH_ADMIN_URL": "bench/: admin URL that creates the benchmark databases",
+    "COCKPIT_BENCH_LOG_LEVEL": "bench/: log level of the benchmarked scorer",
+    "COCKPIT_BENCH_KEEP": "bench/: keep the benchmark's temporary files",
+}
+
+#: Former names: refused with the name that replaced them.
+RENAMED_VARIABLES: dict[str, str] = {"COCKPIT_MODEL_REGISTRY": "COCKPIT_REGISTRY_DIR"}
+
+Environment = Literal["local", "test", "staging", "production"]
+#: Environments where the local stack's well-known credentials are allowed.
+RELAXED_ENVIRONMENTS = frozenset({"local", "test"})
+#: Passwords and keys that are known to everyone (the local stack's, the manifests' placeholders).
+DEFAULT_SECRETS = frozenset(
+    {"cockpit_admin", "cockpit_writer", "cockpit_reader", "change_me", "changeme", "password", "postgres"}
+)
+#: Shortest API key accepted outside local/test.
+MIN_KEY_LENGTH = 16
 
 LOCAL_HOST = "127.0.0.1"
 DEFAULT_KAFKA_PORT = 9092
@@ -93,6 +166,17 @@ class CommonSettings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
+    environment: Environment = Field(
+        default="local",
+        description="local | test | staging | production; outside local/test default credentials and "
+        "empty or placeholder keys are refused.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_unknown_variables(cls, data: Any) -> Any:
+        refuse_unknown_variables(cls)
+        return data
 
     @field_validator("telemetry_topic", "dead_letter_topic", "command_topic")
     @classmethod
@@ -120,6 +204,170 @@ class CommonSettings(BaseSettings):
             self.database_url = local_database_url("cockpit_writer", self.pg_port)
         return self
 
+    @model_validator(mode="after")
+    def _no_default_secrets_outside_local(self) -> CommonSettings:
+        """Staging and production refuse the local stack's credentials and empty or placeholder keys."""
+        if self.environment in RELAXED_ENVIRONMENTS:
+            return self
+        problems = [
+            f"{ENV_PREFIX}{name.upper()}: {problem}"
+            for name in type(self).model_fields
+            if (problem := secret_problem(name, getattr(self, name))) is not None
+        ]
+        if problems:
+            raise ValueError(
+                f"{ENV_PREFIX}ENVIRONMENT={self.environment} refuses default secrets: " + "; ".join(problems)
+            )
+        return self
+
+
+class RegistrySettings(CommonSettings):
+    """Where the model registry is: one setting for the models CLI (writes) and the scorer (reads)."""
+
+    registry_dir: Path = Field(
+        default=Path("registry"),
+        description="Model registry directory: `python -m models` writes it, the scorer reads it.",
+    )
+
+
+def _password_problem(url: str) -> str | None:
+    """A libpq URL or key=value string whose password is empty, a well-known one or the user's name."""
+    if "://" in url:
+        try:
+            parts = urlsplit(url)
+            user, password = parts.username, parts.password
+        except ValueError:
+            return None  # not a URL we can read; the driver will say what is wrong
+        if password is None and parts.netloc.split("@")[0].endswith(":"):
+            password = ""
+    else:
+        pairs = dict(re.findall(r"(\w+)\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", url))
+        user = pairs.get("user")
+        password = pairs["password"].strip("'") if "password" in pairs else None
+    if password is None:
+        return None  # no password in the URL: peer, certificate or .pgpass authentication
+    if not password:
+        return "empty password"
+    if password.lower() in DEFAULT_SECRETS or (user is not None and password == user):
+        return f"default credentials ({user}:{password}) are for local development only"
+    return None
+
+
+def secret_problem(field: str, value: object) -> str | None:
+    """Why ``value`` of ``field`` is not acceptable outside local/test (None when it is)."""
+    if isinstance(value, SecretStr):
+        key = value.get_secret_value().strip()
+        if not key:
+            return "empty key"
+        if key.lower().replace("-", "_") in DEFAULT_SECRETS or "change_me" in key.lower():
+            return "placeholder key"
+        if len(key) < MIN_KEY_LENGTH:
+            return f"key shorter than {MIN_KEY_LENGTH} characters"
+        return None
+    if field.endswith("database_url") and isinstance(value, str):
+        return _password_problem(value)
+    return None
+
+
+# ------------------------------------------------------------------------------ known variable names
+@dataclass(frozen=True)
+class KnownVariable:
+    """One COCKPIT_* name: who reads it, its default and what it does."""
+
+    name: str
+    used_by: tuple[str, ...]
+    default: str
+    description: str
+
+
+def _import(path: str) -> type[BaseSettings]:
+    module, _, name = path.partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    if not (isinstance(cls, type) and issubclass(cls, BaseSettings)):
+        raise TypeError(f"{path} is not a settings class")
+    return cls
+
+
+def settings_variables(cls: type[BaseSettings]) -> dict[str, KnownVariable]:
+    """The environment variables of one settings class, from its fields."""
+    prefix = str(cls.model_config.get("env_prefix", ""))
+    found: dict[str, KnownVariable] = {}
+    for field, info in cls.model_fields.items():
+        name = f"{prefix}{field}".upper()
+        if info.default_factory is not None:
+            default = "(computed)"
+        elif info.default is None:
+            default = "(unset)"
+        else:
+            default = str(info.default)
+        found[name] = KnownVariable(name, (cls.__name__,), default, info.description or "")
+    return found
+
+
+@functools.cache
+def known_variables() -> dict[str, KnownVariable]:
+    """Every COCKPIT_* name of the cockpit: each settings class's fields, then the scripts' variables."""
+    known: dict[str, KnownVariable] = {}
+    for path in SETTINGS_CLASSES:
+        for name, var in settings_variables(_import(path)).items():
+            if name in known:
+                prev = known[name]
+                users = prev.used_by + tuple(u for u in var.used_by if u not in prev.used_by)
+                known[name] = KnownVariable(name, users, prev.default, prev.description or var.description)
+            else:
+                known[name] = var
+    for name, description in SCRIPT_VARIABLES.items():
+        if name in known:
+            prev = known[name]
+            known[name] = KnownVariable(name, (*prev.used_by, "scripts"), prev.default, prev.description)
+        else:
+            known[name] = KnownVariable(name, ("scripts",), "", description)
+    return known
+
+
+def unknown_variable_messages(names: Iterable[str], known: Iterable[str]) -> list[str]:
+    """One message per name that is not a known COCKPIT_* variable, with the closest known one."""
+    known_names = sorted(set(known))
+    messages = []
+    for raw in sorted(set(names)):
+        name = raw.upper()
+        if not name.startswith(ENV_PREFIX) or name in known_names:
+            continue
+        if name in RENAMED_VARIABLES:
+            messages.append(f"{name} is not a setting any more; it is now {RENAMED_VARIABLES[name]}")
+            continue
+        close = difflib.get_close_matches(name, known_names, n=1, cutoff=0.75)
+        hint = f"did you mean {close[0]}?" if close else "no setting has a similar name"
+        messages.append(f"{name} is not a setting; {hint}")
+    return messages
+
+
+def _dotenv_names(cls: type[BaseSettings]) -> list[str]:
+    env_file = cls.model_config.get("env_file")
+    if not isinstance(env_file, str | Path) or not Path(env_file).is_file():
+        return []
+    from dotenv import dotenv_values
+
+    return [str(k) for k in dotenv_values(env_file)]
+
+
+def refuse_unknown_variables(cls: type[BaseSettings], environ: Mapping[str, str] | None = None) -> None:
+    """Raise :class:`SettingsError` when the environment or ``.env`` holds an unknown COCKPIT_* name.
+
+    A misspelt variable would otherwise be ignored silently and its default used.
+    """
+    names = [*(os.environ if environ is None else environ), *_dotenv_names(cls)]
+    candidates = [n for n in names if n.upper().startswith(ENV_PREFIX)]
+    if not candidates:
+        return
+    messages = unknown_variable_messages(candidates, known_variables())
+    if messages:
+        raise SettingsError(
+            f"Invalid settings for {cls.__name__}:\n"
+            + "\n".join(f"  - {m}" for m in messages)
+            + "\n  (every COCKPIT_* variable is listed in docs/deployment.md)"
+        )
+
 
 S = TypeVar("S", bound=BaseSettings)
 
@@ -130,6 +378,9 @@ def describe_validation_error(cls: type[BaseSettings], exc: ValidationError) -> 
     lines = [f"Invalid settings for {cls.__name__}:"]
     for err in exc.errors():
         field = ".".join(str(p) for p in err["loc"])
+        if not field:  # a rule across several settings: its message names them
+            lines.append(f"  - {err['msg'].removeprefix('Value error, ')}")
+            continue
         env_name = f"{prefix}{field}".upper()
         given = err.get("input")
         shown = "" if err["type"] == "missing" else f" (got {given!r})"

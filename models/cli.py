@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import threading
 import time
@@ -23,7 +22,18 @@ from models.train import TrainSettings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train, evaluate and manage risk models.")
 console = Console(stderr=True)
-DEFAULT_REGISTRY = Path(os.environ.get("COCKPIT_MODEL_REGISTRY", "registry"))
+#: ``--registry`` of every command; unset, the registry comes from the settings (COCKPIT_REGISTRY_DIR, the
+#: scorer's setting too, default ./registry), so ``models train`` then ``scorer worker`` share it.
+REGISTRY_HELP = "model registry directory (default: COCKPIT_REGISTRY_DIR, else ./registry)"
+
+
+def resolve_registry(registry: Path | None) -> Path:
+    """The ``--registry`` given, else the settings' ``registry_dir`` (loaded here, not at import)."""
+    if registry is not None:
+        return registry
+    from common.settings import RegistrySettings, load_settings
+
+    return load_settings(RegistrySettings).registry_dir
 
 
 @contextmanager
@@ -131,7 +141,7 @@ def _print_metrics(metrics: dict) -> None:
 
 @app.command()
 def train(
-    registry: Path = typer.Option(DEFAULT_REGISTRY, "--registry", "-r"),
+    registry: Path | None = typer.Option(None, "--registry", "-r", help=REGISTRY_HELP),
     turbines: int = typer.Option(20, help="training fleet size"),
     days: float = typer.Option(730.0, help="training history length (days)"),
     seed: int = typer.Option(7),
@@ -160,6 +170,7 @@ def train(
     With --history and --failure-log: train on your own fleet's history and failure log; the hold-out
     is your own data (other turbines, later period).
     """
+    registry = resolve_registry(registry)
     from models.pipeline import train_and_register
 
     if (history is None) != (failure_log is None):
@@ -222,7 +233,7 @@ def _train_operator(
 
 @app.command()
 def evaluate(
-    registry: Path = typer.Option(DEFAULT_REGISTRY, "--registry", "-r"),
+    registry: Path | None = typer.Option(None, "--registry", "-r", help=REGISTRY_HELP),
     version: str | None = typer.Option(None, help="default: production"),
     holdout_turbines: int = typer.Option(20),
     holdout_days: float = typer.Option(365.0),
@@ -231,6 +242,7 @@ def evaluate(
     threads: int = typer.Option(2),
 ) -> None:
     """Re-evaluate a version on a hold-out fleet; rewrites its model card, plots and metrics."""
+    registry = resolve_registry(registry)
     from models.evaluate import evaluate as run_eval
     from models.evaluate import model_card, plot_all
     from models.pipeline import _clean
@@ -258,9 +270,10 @@ def evaluate(
 @app.command()
 def promote(
     version: str = typer.Argument(...),
-    registry: Path = typer.Option(DEFAULT_REGISTRY, "--registry", "-r"),
+    registry: Path | None = typer.Option(None, "--registry", "-r", help=REGISTRY_HELP),
 ) -> None:
     """Make VERSION the production version (after an integrity check)."""
+    registry = resolve_registry(registry)
     try:
         prev = reg.promote(registry, version)
     except reg.RegistryError as exc:
@@ -270,8 +283,9 @@ def promote(
 
 
 @app.command()
-def rollback(registry: Path = typer.Option(DEFAULT_REGISTRY, "--registry", "-r")) -> None:
+def rollback(registry: Path | None = typer.Option(None, "--registry", "-r", help=REGISTRY_HELP)) -> None:
     """Return production to the previous production version."""
+    registry = resolve_registry(registry)
     try:
         target = reg.rollback(registry)
     except reg.RegistryError as exc:
@@ -282,10 +296,11 @@ def rollback(registry: Path = typer.Option(DEFAULT_REGISTRY, "--registry", "-r")
 
 @app.command("list")
 def list_(
-    registry: Path = typer.Option(DEFAULT_REGISTRY, "--registry", "-r"),
+    registry: Path | None = typer.Option(None, "--registry", "-r", help=REGISTRY_HELP),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """List versions with their hold-out figures; * marks production."""
+    registry = resolve_registry(registry)
     rows = reg.list_versions(registry)
     if as_json:
         print(json.dumps(rows, indent=2))
@@ -313,10 +328,11 @@ def list_(
 
 @app.command("ensure-default")
 def ensure_default(
-    registry: Path = typer.Option(DEFAULT_REGISTRY, "--registry", "-r"),
+    registry: Path | None = typer.Option(None, "--registry", "-r", help=REGISTRY_HELP),
     threads: int = typer.Option(2),
 ) -> None:
     """Build and promote a default version unless a loadable production version already exists."""
+    registry = resolve_registry(registry)
     from models.pipeline import train_and_register
 
     try:

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator
 
 from common.contracts import DEFAULT_MIN_EVENT_TIME
-from common.settings import CommonSettings
+from common.settings import RegistrySettings
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
@@ -26,15 +26,21 @@ def _default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-class ScorerSettings(CommonSettings):
-    """Everything the scorer worker needs beyond the common Kafka/PostgreSQL settings."""
+class ScorerSettings(RegistrySettings):
+    """Everything the scorer worker needs beyond the common Kafka/PostgreSQL/registry settings.
 
-    registry_dir: Path = Field(default=Path("var/registry"), description="Model registry directory.")
+    ``registry_dir`` (COCKPIT_REGISTRY_DIR) comes from :class:`common.settings.RegistrySettings`, the same
+    setting ``python -m models`` writes to.
+    """
+
     policy_path: Path | None = Field(default=None, description="Risk policy YAML (models default if unset).")
     consumer_group: str = Field(default="cockpit-scorer", min_length=1, description="Faust app id / group.")
     worker_id: str = Field(default_factory=_default_worker_id, min_length=1)
-    web_host: str = "127.0.0.1"
-    web_port: int = Field(default=6066, ge=1, le=65535)
+    web_host: str = Field(
+        default="127.0.0.1",
+        description="Interface of /metrics, /healthz, /readyz; 0.0.0.0 in containers (probes, Prometheus).",
+    )
+    web_port: int = Field(default=6066, ge=1, le=65535, description="Port of /metrics, /healthz, /readyz.")
     data_dir: Path = Field(default=Path("var/scorer"), description="Faust data directory (no tables kept).")
 
     # Group membership: a killed worker's partitions move after the session timeout.
@@ -89,6 +95,9 @@ class ScorerSettings(CommonSettings):
     # Periodic work.
     heartbeat_interval_s: float = Field(default=5.0, gt=0)
     model_poll_interval_s: float = Field(default=10.0, gt=0)
+    register_refresh_s: float = Field(
+        default=60.0, gt=0, description="The fleet register is re-read from PostgreSQL this often."
+    )
 
     # Liveness: readiness that tells the truth, bounded start and shutdown (docs/scorer.md, "Readiness").
     stall_after_s: float = Field(

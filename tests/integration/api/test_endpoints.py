@@ -239,7 +239,7 @@ def test_supervision(client: TestClient) -> None:
 
 
 def test_silent_scorer_is_supervision_business_not_every_row(make_settings: Any, api_db: ApiDb) -> None:
-    """A silent scorer says so (page flag, readiness, supervision); rows keep their own staleness."""
+    """A silent scorer says so (page flag, supervision); rows keep their own staleness; the API stays ready."""
     from api.app import create_app
 
     with TestClient(create_app(make_settings(heartbeat_max_age_seconds=0.001))) as c:
@@ -248,8 +248,8 @@ def test_silent_scorer_is_supervision_business_not_every_row(make_settings: Any,
         assert {r["turbine_id"] for r in body["items"] if r["stale"]} == set(api_db.seeded.stale)
         summary = c.get("/v1/fleet/summary").json()
         assert summary["stale"] == len(api_db.seeded.stale)
-        ready = c.get("/readyz")
-        assert ready.status_code == 503 and ready.json()["checks"]["scorer"]["ok"] is False
+        ready = c.get("/readyz")  # readiness of the API process: it still serves reads
+        assert ready.status_code == 200 and set(ready.json()["checks"]) == {"database"}, ready.text
         sup = c.get("/v1/supervision").json()
         assert sup["scorer_ready"] is False and sup["problems"][0].startswith(
             "scorer: newest scorer heartbeat"
@@ -295,7 +295,7 @@ def test_health_ready_metrics(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200, ready.text
-    assert set(ready.json()["checks"]) == {"database", "kafka", "scorer", "sweep"}
+    assert ready.json() == {"ready": True, "checks": {"database": {"ok": True, "detail": "reads answered"}}}
     client.get("/v1/turbines/WT-001")
     text = client.get("/metrics").text
     assert 'cockpit_api_requests_total{method="GET",route="/v1/turbines/{turbine_id}",status="200"}' in text

@@ -68,5 +68,5 @@ def test_sweep_kafka_down_is_503(make_settings: Callable[..., ApiSettings]) -> N
     with TestClient(create_app(settings)) as c:
         res = c.post("/v1/sweeps", headers={"X-API-Key": API_KEY})
         assert res.status_code == 503 and res.json()["detail"] == "kafka unavailable"
-        ready = c.get("/readyz").json()
-        assert ready["checks"]["kafka"]["ok"] is False
+        ready = c.get("/readyz")  # Kafka serves sweeps only: the API still serves reads
+        assert ready.status_code == 200 and set(ready.json()["checks"]) == {"database"}, ready.text

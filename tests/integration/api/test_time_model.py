@@ -134,9 +134,8 @@ def test_not_ready_scorer_is_reported_with_its_first_problem(hist_client: TestCl
     assert "SITE-A: no data since 2024-03-02 14:09 UTC (historical)" in sup.problems
     assert sup.data.mode == "historical"
     assert sup.high_critical_daily and sup.high_critical_daily[-1].day == datetime(2024, 3, 2, tzinfo=UTC)
-    ready = hist_client.get("/readyz")
-    assert ready.status_code == 503
-    assert ready.json()["checks"]["scorer"] == {"ok": False, "detail": f"not ready: {NOT_READY_PROBLEM}"}
+    ready = hist_client.get("/readyz")  # a scorer incident is supervision business, not the API's probe
+    assert ready.status_code == 200 and ready.json()["ready"] is True, ready.text
     body = hist_client.get("/v1/turbines").json()
     assert body["scorer_stale"] is True
 
