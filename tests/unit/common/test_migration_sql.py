@@ -45,3 +45,27 @@ def test_timescale_migration_uses_hypertables_compression_and_retention() -> Non
     assert by_function["create_hypertable"] == {"telemetry_agg", "score_history", "scoring_log"}
     assert by_function["add_compression_policy"] == {"telemetry_agg", "score_history"}
     assert by_function["add_retention_policy"] == {"telemetry_agg", "score_history", "scoring_log"}
+
+
+def test_fleet_register_migration_only_adds_nullable_columns_to_turbines() -> None:
+    """0005 is additive and re-runnable: ADD COLUMN IF NOT EXISTS on `turbines` only, nothing NOT NULL, and
+    the commissioning date reuses 0001's `commissioned_on` (no second copy of the same fact)."""
+    from pglast import ast, enums
+
+    (register,) = [m for m in discover_migrations() if m.name == "fleet_register"]
+    added: list[str] = []
+    for raw in pglast.parse_sql(register.sql_text):
+        statement = raw.stmt
+        if isinstance(statement, ast.CommentStmt):
+            continue
+        assert isinstance(statement, ast.AlterTableStmt), f"unexpected statement in {register.path}"
+        assert statement.relation.relname == "turbines"
+        for cmd in statement.cmds:
+            assert cmd.missing_ok, "every column is added IF NOT EXISTS"
+            column = cmd.def_
+            kinds = [getattr(c, "contype", None) for c in column.constraints or ()]
+            assert enums.ConstrType.CONSTR_NOTNULL not in kinds, f"{column.colname} must stay nullable"
+            added.append(column.colname)
+    assert "commissioned_on" not in added and not any("commission" in c for c in added)
+    expected = {"manufacturer", "model", "fitted_sensors", "latitude", "longitude", "register_updated_at"}
+    assert expected <= set(added)
