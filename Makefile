@@ -16,10 +16,11 @@ setup: ## Install system packages, the Python virtualenv (requirements.lock) —
 # Ports come from COCKPIT_*_PORT variables; deploy/local/env.sh derives the service URLs from them.
 LOCAL_ENV := source deploy/local/env.sh &&
 
-up: setup ## Start local Kafka (KRaft) and PostgreSQL, apply migrations, create the Kafka topics
+up: setup ## Start local Kafka (KRaft) and PostgreSQL, apply migrations, create the Kafka topics, start Prometheus + Alertmanager
 	@bash deploy/local/stack.sh up
 	@$(LOCAL_ENV) $(PY) -m common migrate
 	@$(LOCAL_ENV) $(PY) -m common topics
+	@bash deploy/local/monitoring.sh up
 
 down: ## Stop the local cockpit processes and the stack
 	@bash deploy/local/run.sh stop || true
@@ -29,8 +30,8 @@ status: ## Show what runs where
 	@bash deploy/local/stack.sh status || true
 	@bash deploy/local/run.sh status || true
 
-logs: ## Tail the stack logs (make logs SERVICE=kafka|postgres|scorer|api|producer)
-	@if [[ "$(SERVICE)" =~ ^(scorer|api|producer)$$ ]]; then tail -n 50 .stack/logs/$(SERVICE).log; else bash deploy/local/stack.sh logs $(SERVICE); fi
+logs: ## Tail the stack logs (make logs SERVICE=kafka|postgres|scorer|api|producer|prometheus|alertmanager)
+	@if [[ "$(SERVICE)" =~ ^(scorer|api|producer|prometheus|alertmanager)$$ ]]; then tail -n 50 .stack/logs/$(SERVICE).log; else bash deploy/local/stack.sh logs $(SERVICE); fi
 
 reset: ## Stop everything and delete local Kafka and PostgreSQL data
 	@bash deploy/local/run.sh stop || true
@@ -60,6 +61,11 @@ test-acceptance: setup ## The README's own commands in a fresh clone on free por
 	@bash deploy/local/setup.sh --browser
 	@$(PYTEST) tests/acceptance -m acceptance
 
+check-alerts: ## promtool: check the alert rules and run their unit tests (deploy/prometheus/tests)
+	@command -v promtool >/dev/null || bash deploy/local/setup.sh
+	@promtool check rules deploy/prometheus/alerts.yml
+	@promtool test rules deploy/prometheus/tests/alerts_test.yml
+
 lint: setup ## ruff and mypy
 	@.venv/bin/ruff check .
 	@.venv/bin/mypy common simulator producers models scorer api
@@ -68,3 +74,4 @@ bench: setup ## Run the benchmarks under bench/ (ratios against same-run baselin
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 .PHONY: help setup up down status logs reset migrate topics run test test-unit test-integration test-acceptance lint bench
+.PHONY: check-alerts

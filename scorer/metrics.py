@@ -75,6 +75,9 @@ class ScorerMetrics:
             "scorer_sweep_duration_seconds", "Fleet sweep duration", buckets=LATENCY_BUCKETS, registry=r
         )
         self.sweeps = Counter("scorer_sweeps_total", "Fleet sweeps", ["trigger", "status"], registry=r)
+        for trigger in ("schedule", "catch_up", "on_demand"):  # exported at 0 from the start, so that the
+            for status in ("succeeded", "failed"):  # first failure is an increase (alert SweepFailed)
+                self.sweeps.labels(trigger, status)
         self.sweep_last_success = Gauge(
             "scorer_sweep_last_success_timestamp_seconds",
             "Unix time of the last successful sweep",

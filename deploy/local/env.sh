@@ -12,6 +12,8 @@ export COCKPIT_PRODUCER_METRICS_PORT="${COCKPIT_PRODUCER_METRICS_PORT:-9308}"  #
 export COCKPIT_KAFKA_PORT="${COCKPIT_KAFKA_PORT:-9092}"
 export COCKPIT_KAFKA_CONTROLLER_PORT="${COCKPIT_KAFKA_CONTROLLER_PORT:-9093}"
 export COCKPIT_PG_PORT="${COCKPIT_PG_PORT:-5433}"
+export COCKPIT_PROMETHEUS_PORT="${COCKPIT_PROMETHEUS_PORT:-9099}"                  # Prometheus (monitoring.sh)
+export COCKPIT_ALERTMANAGER_PORT="${COCKPIT_ALERTMANAGER_PORT:-9094}"              # Alertmanager (monitoring.sh)
 
 _cockpit_in_dotenv() { [[ -f "$_cockpit_root/.env" ]] && grep -qE "^[[:space:]]*(export[[:space:]]+)?$1=" "$_cockpit_root/.env"; }
 

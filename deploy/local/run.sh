@@ -126,6 +126,8 @@ start_api() {
   wait_until api 60 "database reachable (/readyz)" api_db_ready
 }
 
+start_monitoring() { bash "$ROOT/deploy/local/monitoring.sh" up; }
+
 start_producer() {
   launch producer "$PY" -m producers simulate --speed "$SPEED" --metrics-port "$PRODUCER_METRICS_PORT"
   wait_until producer 60 "metrics endpoint" curl -fsS -o /dev/null "http://127.0.0.1:$PRODUCER_METRICS_PORT/metrics"
@@ -136,6 +138,7 @@ start() {
   check_port "$API_PORT" COCKPIT_PORT api
   check_port "$SCORER_PORT" COCKPIT_WEB_PORT scorer
   check_port "$PRODUCER_METRICS_PORT" COCKPIT_PRODUCER_METRICS_PORT producer
+  bash "$ROOT/deploy/local/monitoring.sh" check
   timed "python environment" bash "$ROOT/deploy/local/setup.sh"
   timed "Kafka + PostgreSQL" stack_up
   timed "database migrations" migrate
@@ -144,6 +147,7 @@ start() {
   timed "scorer ready" start_scorer
   timed "API ready" start_api
   timed "producer started" start_producer
+  timed "Prometheus + Alertmanager ready" start_monitoring
   local total; total="$(since "$t0")"
   local topics_line
   topics_line="$("$PY" -c 'from common.settings import CommonSettings as S; s = S(); print(s.telemetry_topic, s.dead_letter_topic, s.command_topic, sep=", ")')"
@@ -160,15 +164,18 @@ start() {
     producer metrics http://127.0.0.1:$PRODUCER_METRICS_PORT/metrics   (simulator at ${SPEED}x)
     Kafka            $COCKPIT_KAFKA_BOOTSTRAP_SERVERS (controller 127.0.0.1:$COCKPIT_KAFKA_CONTROLLER_PORT); topics $topics_line
     PostgreSQL       $COCKPIT_READER_DATABASE_URL
+    Prometheus       http://127.0.0.1:$COCKPIT_PROMETHEUS_PORT/alerts   (targets: http://127.0.0.1:$COCKPIT_PROMETHEUS_PORT/targets)
+    Alertmanager     http://127.0.0.1:$COCKPIT_ALERTMANAGER_PORT/
     CLI              ${cli_prefix}.venv/bin/cockpit top   |   ${cli_prefix}.venv/bin/cockpit status
     sweep now        ${cli_prefix}COCKPIT_API_KEY=\$(cat .stack/api-key) .venv/bin/cockpit sweep
-    logs             make logs SERVICE=scorer|api|producer|kafka|postgres   (previous runs: .stack/logs/*.log.1..$KEEP_LOGS)
+    logs             make logs SERVICE=scorer|api|producer|prometheus|alertmanager|kafka|postgres   (previous runs: .stack/logs/*.log.1..$KEEP_LOGS)
     stop             make down (make run resumes)   wipe data: make reset
 
 EOF
 }
 
 stop() {
+  bash "$ROOT/deploy/local/monitoring.sh" down || true
   for name in producer api scorer; do
     if running "$name"; then
       local pid; pid="$(cat "$PIDS/$name.pid")"
@@ -185,6 +192,7 @@ status() {
   for name in scorer api producer; do
     if running "$name"; then say "$name up (pid $(cat "$PIDS/$name.pid"))"; else say "$name down"; fi
   done
+  bash "$ROOT/deploy/local/monitoring.sh" status || true
 }
 
 case "${1:-start}" in

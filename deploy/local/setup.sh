@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything the cockpit needs on a fresh machine, from the project's own files:
-# Debian packages (PostgreSQL; Chromium with --browser), the Python 3.11 virtualenv from
+# Debian packages (PostgreSQL, Prometheus + Alertmanager; Chromium with --browser), the Python 3.11 virtualenv from
 # requirements.lock, and the Kafka broker jars from Maven Central. Idempotent and quick when done.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -16,13 +16,27 @@ ls -d /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_missing+=(postgres
 command -v java >/dev/null || apt_missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || apt_missing+=(maven)
 if [[ $want_browser == 1 ]] && [[ ! -x /usr/bin/chromium ]]; then apt_missing+=(chromium fonts-dejavu-core); fi
+# Monitoring (deploy/local/monitoring.sh): Prometheus + promtool and Alertmanager from Debian.
+{ command -v prometheus && command -v promtool; } >/dev/null || apt_missing+=(prometheus)
+command -v prometheus-alertmanager >/dev/null || apt_missing+=(prometheus-alertmanager)
 if ((${#apt_missing[@]})); then
   command -v apt-get >/dev/null || die "missing system packages (${apt_missing[*]}) and no apt-get to install them"
   say "installing Debian packages: ${apt_missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt_opts=(-o DPkg::Lock::Timeout=600 -qq)
-  apt-get "${apt_opts[@]}" update >/dev/null
-  apt-get "${apt_opts[@]}" install -y --no-install-recommends "${apt_missing[@]}" >/dev/null
+  # Debian's packages would start their own daemons (prometheus on :9090, alertmanager on :9093/:9094,
+  # postgresql on :5432): the cockpit runs its own processes, so the install starts none of them
+  # (policy-rc.d, unless the machine already has one) and the Debian monitoring services stay disabled.
+  policy=/usr/sbin/policy-rc.d own_policy=0
+  if [[ ! -e $policy ]]; then printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && own_policy=1; fi
+  apt_ok=1
+  apt-get "${apt_opts[@]}" update >/dev/null || apt_ok=0
+  ((apt_ok)) && { apt-get "${apt_opts[@]}" install -y --no-install-recommends "${apt_missing[@]}" >/dev/null || apt_ok=0; }
+  ((own_policy)) && rm -f "$policy"
+  ((apt_ok)) || die "apt-get could not install ${apt_missing[*]} (see apt's messages above; Prometheus, promtool and Alertmanager come from Debian's 'prometheus' and 'prometheus-alertmanager' packages)"
+  if [[ -d /run/systemd/system ]]; then
+    systemctl disable --now prometheus prometheus-alertmanager >/dev/null 2>&1 || true
+  fi
 fi
 
 PY="${COCKPIT_PYTHON:-}"
