@@ -23,6 +23,8 @@ from api.db import Database
 from api.errors import OrjsonResponse, install_error_handlers
 from api.metrics import ApiMetrics, MetricsMiddleware
 from api.repository import FreshnessCache, TtlCache
+from api.routers.planning import router as planning_router
+from api.routers.policy import router as policy_router
 from api.routes import router
 from api.settings import ApiSettings
 from common.db import redact
@@ -192,6 +194,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_offline_docs(app)
     app.include_router(router)
+    app.include_router(policy_router)
+    app.include_router(planning_router)
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -8,8 +8,9 @@ Python objects per request.
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -50,6 +51,34 @@ RUN_COLUMNS = (
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
+
+
+# ------------------------------------------------------------------------------------------- register
+#: Fleet register fields of a ranking item (``turbines t``), as json_build_object arguments.
+_REGISTER_JSON = (
+    "'manufacturer', t.manufacturer, 'model', t.model, 'rated_power_kw', t.rated_power_kw, "
+    "'rotor_diameter_m', t.rotor_diameter_m, 'hub_height_m', t.hub_height_m, 'latitude', t.latitude, "
+    "'longitude', t.longitude, 'commissioning_date', t.commissioned_on, 'fitted_sensors', t.fitted_sensors"
+)
+
+
+@functools.cache
+def _sensor_set_rule() -> Callable[[Collection[str] | None], str | None]:
+    """``models.sensor_sets.sensor_set_for`` (the one routing rule), imported on first use: it brings numpy
+    and pandas (via models.features), which the API does not otherwise load at start-up."""
+    from models.sensor_sets import sensor_set_for
+
+    return sensor_set_for
+
+
+def sensor_set_of(fitted: Collection[str] | None) -> str | None:
+    """The model set that scores a turbine with these fitted sensors (None: declared but too few)."""
+    return _sensor_set_rule()(fitted)
+
+
+def with_sensor_set(body: str, fitted: Collection[str] | None) -> orjson.Fragment:
+    """A ranking item (JSON object text from json_build_object) with its ``sensor_set`` appended."""
+    return orjson.Fragment(f'{body[:-1]},"sensor_set":{orjson.dumps(sensor_set_of(fitted)).decode()}}}')
 
 
 # ------------------------------------------------------------------------------------------- freshness
@@ -247,15 +276,16 @@ async def ranking(
                   'reasons', CASE WHEN jsonb_typeof(s.reasons) = 'array'
                                   THEN jsonb_path_query_array(s.reasons, '$[0 to 2]') ELSE '[]'::jsonb END,
                   'last_event_time', {_LAST_EVENT}, 'as_of', s.as_of, 'source', s.trigger,
-                  'model_version', s.model_version, 'stale', {_STALE})::text
+                  'model_version', s.model_version, 'stale', {_STALE}, {_REGISTER_JSON})::text,
+                t.fitted_sensors
                 FROM p JOIN turbine_state s ON s.turbine_id = p.turbine_id
                 LEFT JOIN turbines t ON t.turbine_id = s.turbine_id
                 LEFT JOIN c ON c.site_id = t.site_id
                 ORDER BY {outer_order}""",
             params,
         )
-        for key, turbine_id, body in rows[: q.limit]:
-            items.append(orjson.Fragment(body))
+        for key, turbine_id, body, fitted in rows[: q.limit]:
+            items.append(with_sensor_set(body, fitted))
             last_key, last_id = key, turbine_id
         if len(rows) > q.limit:
             payload = {**expect, "p": 1, "i": last_id}
@@ -280,7 +310,7 @@ async def ranking(
               'turbine_id', t.turbine_id, 'site_id', t.site_id, 'score', NULL, 'tier', 'unknown',
               'probability', NULL, 'ttf_days', NULL, 'ttf_low_days', NULL, 'ttf_high_days', NULL,
               'reasons', '[]'::json, 'last_event_time', t.last_event_time, 'as_of', NULL, 'source', NULL,
-              'model_version', NULL, 'stale', {_STALE_UNSCORED})::text
+              'model_version', NULL, 'stale', {_STALE_UNSCORED}, {_REGISTER_JSON})::text, t.fitted_sensors
             FROM turbines t LEFT JOIN c ON c.site_id = t.site_id
             WHERE {" AND ".join(where)} ORDER BY t.turbine_id LIMIT %(n)s""",
         params,
@@ -289,8 +319,8 @@ async def ranking(
         if rows:
             next_cursor = encode_cursor({**expect, "p": 2, "i": ""})
         return items, next_cursor
-    for turbine_id, body in rows[:remaining]:
-        items.append(orjson.Fragment(body))
+    for turbine_id, body, fitted in rows[:remaining]:
+        items.append(with_sensor_set(body, fitted))
         last_id = turbine_id
     if len(rows) > remaining:
         next_cursor = encode_cursor({**expect, "p": 2, "i": last_id})
@@ -303,6 +333,8 @@ async def turbine_detail(db: Database, turbine_id: str) -> dict[str, Any] | None
     only, the turbine's last sweep run (no second score: it would contradict the current assessment)."""
     row = await db.dict_one(
         """SELECT t.turbine_id, t.site_id, t.rated_power_kw, t.commissioned_on, t.first_seen_at,
+                  t.manufacturer, t.model, t.rotor_diameter_m, t.hub_height_m, t.latitude, t.longitude,
+                  t.fitted_sensors,
                   GREATEST(s.last_event_time, t.last_event_time) AS last_event_time,
                   l.event_time AS m_event_time, l.status_code AS m_status_code, l.measurements AS m_values,
                   s.as_of, s.scored_at, s.trigger, s.score, s.tier, s.probability, s.ttf_days,
@@ -548,3 +580,33 @@ async def log_last_hour(db: Database) -> tuple[int, int]:
         "WHERE time >= now() - interval '1 hour'"
     )
     return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+# ------------------------------------------------------------------------------------------- planning
+async def planning_rows(
+    db: Database, tiers: Sequence[str], horizon_days: float, sites: Sequence[str], clocks: Sequence[SiteClock]
+) -> list[dict[str, Any]]:
+    """Current assessments in ``tiers`` or with a TTF within ``horizon_days`` (the page's planning view),
+    with the turbine's rated power and staleness; unordered (the order is :func:`api.routers.planning.plan`).
+    """
+    params: dict[str, Any] = {"tiers": list(tiers), "horizon": horizon_days, "sites": list(sites)}
+    params.update(clock_params(clocks))
+    site_filter = "AND s.site_id = ANY(%(sites)s)" if sites else ""
+    rows = await db.rows(
+        f"""WITH {_CLOCKS}
+            SELECT json_build_object(
+              'turbine_id', s.turbine_id, 'site_id', s.site_id, 'tier', s.tier, 'score', s.score,
+              'probability', s.probability, 'ttf_days', s.ttf_days, 'ttf_low_days', s.ttf_low_days,
+              'ttf_high_days', s.ttf_high_days,
+              'reasons', CASE WHEN jsonb_typeof(s.reasons) = 'array'
+                              THEN jsonb_path_query_array(s.reasons, '$[0 to 2]') ELSE '[]'::jsonb END,
+              'as_of', s.as_of, 'last_event_time', {_LAST_EVENT}, 'stale', {_STALE},
+              'rated_power_kw', t.rated_power_kw)::text
+            FROM turbine_state s
+            LEFT JOIN turbines t ON t.turbine_id = s.turbine_id
+            LEFT JOIN c ON c.site_id = t.site_id
+            WHERE (s.tier = ANY(%(tiers)s) OR s.ttf_days <= %(horizon)s) {site_filter}
+            LIMIT 5000""",
+        params,
+    )
+    return [orjson.loads(r[0]) for r in rows]

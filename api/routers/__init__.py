@@ -1,0 +1,1 @@
+"""Routers added beside :mod:`api.routes`, one module per concern (policy, planning)."""
