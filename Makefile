@@ -73,5 +73,18 @@ lint: setup ## ruff and mypy
 bench: setup ## Run the benchmarks under bench/ (ratios against same-run baselines)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
+# Local staging (deploy/staging/deploy.sh, docs/cd.md): a release of HEAD in .stack/staging, own ports
+# (STAGING_API_PORT 8100, STAGING_SCORER_PORT 6166), database cockpit_staging and staging.* topics.
+deploy-staging: setup ## Build a release of HEAD, deploy it under supervisord, smoke test, roll back on failure
+	@bash deploy/local/stack.sh up
+	@bash deploy/staging/deploy.sh deploy
+
+staging-status: ## Local staging: releases, supervised processes, last smoke test
+	@bash deploy/staging/deploy.sh status
+
+staging-down: ## Stop the local staging (supervisord, scorer, API); releases, database and model are kept
+	@bash deploy/staging/deploy.sh down
+
 .PHONY: help setup up down status logs reset migrate topics run test test-unit test-integration test-acceptance lint bench
 .PHONY: check-alerts
+.PHONY: deploy-staging staging-status staging-down
