@@ -154,3 +154,153 @@ def test_explicit_urls_win_over_derived_ones(tmp_path: Path) -> None:
     assert values["COCKPIT_KAFKA_BOOTSTRAP_SERVERS"] == "kafka.example:9092"
     assert "COCKPIT_DATABASE_URL" not in values  # left to .env, read by the settings
     assert values["COCKPIT_READER_DATABASE_URL"].endswith(":15433/cockpit")
+
+
+# ------------------------------------------------------------------ compose: schema, roles, binds, volumes
+def _compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_compose_file_is_valid_against_the_compose_specification() -> None:
+    """What `docker compose config` checks first (no compose plugin here): the vendored official schema."""
+    import jsonschema_rs
+
+    schema = json.loads((ROOT / "deploy/docker/compose-spec/compose-spec.json").read_text())
+    validator = jsonschema_rs.validator_for(schema)
+    errors = [
+        f"{'/'.join(map(str, e.instance_path))}: {e.message}" for e in validator.iter_errors(_compose())
+    ]
+    assert not errors, errors
+    broken = _compose()
+    broken["services"]["scorer"]["depends_on"]["kafka"] = {"condition": "started_maybe"}
+    assert not validator.is_valid(broken)  # the schema does catch mistakes
+
+
+def test_compose_migrates_as_the_owner_and_grants_the_service_roles() -> None:
+    services = _compose()["services"]
+    assert services["migrate"]["environment"]["COCKPIT_DATABASE_URL"].startswith(
+        "postgresql://cockpit_admin:"
+    )
+    for name in ("scorer", "models", "topics", "producer"):
+        assert services[name]["environment"]["COCKPIT_DATABASE_URL"].startswith(
+            "postgresql://cockpit_writer:"
+        )
+    assert services["api"]["environment"]["COCKPIT_READER_DATABASE_URL"].startswith(
+        "postgresql://cockpit_reader:"
+    )
+    mounts = services["timescaledb"]["volumes"]
+    assert "./deploy/docker/init-roles.sql:/docker-entrypoint-initdb.d/10-roles.sql:ro" in mounts
+    init = (ROOT / "deploy/docker/init-roles.sql").read_text()
+    for grant in (
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO cockpit_writer",
+        "GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO cockpit_writer",
+        "GRANT SELECT ON TABLES TO cockpit_reader",
+    ):
+        assert f"ALTER DEFAULT PRIVILEGES FOR ROLE cockpit_admin IN SCHEMA public\n  {grant}" in init
+
+
+def test_compose_services_listen_where_prometheus_and_healthchecks_look() -> None:
+    services = _compose()["services"]
+    scorer = services["scorer"]["environment"]
+    assert (scorer["COCKPIT_WEB_HOST"], scorer["COCKPIT_WEB_PORT"]) == ("0.0.0.0", "6066")
+    assert services["api"]["command"][-4:] == ["--host", "0.0.0.0", "--port", "8000"]
+    producer = services["producer"]["environment"]
+    assert (producer["COCKPIT_METRICS_ADDR"], producer["COCKPIT_METRICS_PORT"]) == ("0.0.0.0", "9308")
+    scrape = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    targets = {t for job in scrape["scrape_configs"] for c in job["static_configs"] for t in c["targets"]}
+    assert {"api:8000", "scorer:6066", "producer:9308"} <= targets
+    assert "/readyz" in " ".join(services["api"]["healthcheck"]["test"])
+
+
+def test_compose_registry_volume_is_written_by_models_and_read_by_the_scorer() -> None:
+    services = _compose()["services"]
+    assert "registry:/registry" in services["models"]["volumes"]
+    assert "registry:/registry:ro" in services["scorer"]["volumes"]
+    assert services["scorer"]["depends_on"]["models"] == {"condition": "service_completed_successfully"}
+    assert services["models"]["command"][-2:] == ["--registry", "/registry"]
+
+
+def test_image_ships_the_production_lock_and_runs_unprivileged() -> None:
+    dockerfile = (ROOT / "deploy/docker/Dockerfile").read_text()
+    assert "-r requirements-prod.lock" in dockerfile and "requirements.lock" not in dockerfile.replace(
+        "requirements-prod.lock", ""
+    )
+    assert "USER 10001:10001" in dockerfile
+    assert "chown -R 10001:10001 /app/var /registry" in dockerfile
+    prod = (ROOT / "requirements-prod.lock").read_text().lower()
+    for dev_tool in ("pytest==", "ruff==", "mypy==", "hypothesis=="):
+        assert dev_tool not in prod, dev_tool
+    ignore = (ROOT / "deploy/docker/Dockerfile.dockerignore").read_text()
+    assert "!requirements-prod.lock" in ignore
+
+
+# ------------------------------------------------------------------ Kubernetes
+def _k8s_documents() -> list[dict]:
+    kustomization = yaml.safe_load((ROOT / "deploy/k8s/kustomization.yaml").read_text())
+    docs: list[dict] = []
+    for resource in kustomization["resources"]:
+        docs += [d for d in yaml.safe_load_all((ROOT / "deploy/k8s" / resource).read_text()) if d]
+    return docs
+
+
+def _pod_specs() -> dict[str, dict]:
+    specs = {}
+    for doc in _k8s_documents():
+        if doc["kind"] in ("Deployment", "Job"):
+            specs[doc["metadata"]["name"]] = doc["spec"]["template"]["spec"]
+    return specs
+
+
+def test_kubernetes_applies_no_secret_and_every_image_is_set_by_kustomize() -> None:
+    kustomization = yaml.safe_load((ROOT / "deploy/k8s/kustomization.yaml").read_text())
+    assert [i["name"] for i in kustomization["images"]] == ["cockpit"]
+    assert not [d for d in _k8s_documents() if d["kind"] == "Secret"]
+    applied = yaml.safe_dump(_k8s_documents())  # what `kubectl apply -k` sends (comments are not)
+    assert "CHANGE_ME" not in applied
+    for name, spec in _pod_specs().items():
+        for container in [*spec.get("initContainers", []), *spec["containers"]]:
+            assert container["image"] == "cockpit", (name, container["name"])
+
+
+def test_kubernetes_registry_claim_exists_and_a_job_puts_a_model_in_it() -> None:
+    claims = {d["metadata"]["name"] for d in _k8s_documents() if d["kind"] == "PersistentVolumeClaim"}
+    specs = _pod_specs()
+    for spec in specs.values():
+        for volume in spec.get("volumes", []):
+            if "persistentVolumeClaim" in volume:
+                assert volume["persistentVolumeClaim"]["claimName"] in claims
+    models = specs["cockpit-models"]["containers"][0]
+    assert models["command"] == ["python", "-m", "models", "ensure-default", "--registry", "/registry"]
+    assert {"name": "registry", "mountPath": "/registry"} in models["volumeMounts"]
+    scorer = specs["cockpit-scorer"]["containers"][0]
+    assert {"name": "registry", "mountPath": "/registry", "readOnly": True} in scorer["volumeMounts"]
+    migrate = specs["cockpit-migrate"]["containers"][0]
+    assert {"secretRef": {"name": "cockpit-migrate"}} in migrate["envFrom"]
+
+
+def test_kubernetes_probes_and_scrape_annotations_point_at_listening_ports() -> None:
+    config = next(d for d in _k8s_documents() if d["kind"] == "ConfigMap")["data"]
+    assert config["COCKPIT_WEB_HOST"] == "0.0.0.0"
+    assert config["COCKPIT_ENVIRONMENT"] == "production"
+    deployments = {d["metadata"]["name"]: d for d in _k8s_documents() if d["kind"] == "Deployment"}
+    expected = {"cockpit-scorer": int(config["COCKPIT_WEB_PORT"]), "cockpit-api": 8000}
+    for name, port in expected.items():
+        template = deployments[name]["spec"]["template"]
+        container = template["spec"]["containers"][0]
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert template["metadata"]["annotations"]["prometheus.io/port"] == str(port)
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        for probe in ("readinessProbe", "livenessProbe"):
+            assert ports[container[probe]["httpGet"]["port"]] == port, (name, probe)
+    api = deployments["cockpit-api"]["spec"]["template"]["spec"]["containers"][0]
+    assert api["command"][-4:] == ["--host", "0.0.0.0", "--port", "8000"]
+
+
+def test_kubernetes_config_names_only_known_settings() -> None:
+    from common.settings import known_variables
+
+    config = next(d for d in _k8s_documents() if d["kind"] == "ConfigMap")["data"]
+    example = (ROOT / "deploy/k8s/secrets.example.env").read_text()
+    names = set(config) | set(re.findall(r"^#? ?(COCKPIT_[A-Z_]+)=", example, re.M))
+    assert {n for n in names if n.startswith("COCKPIT_")} <= set(known_variables())
