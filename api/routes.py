@@ -95,7 +95,9 @@ def _clocks(settings: ApiSettings, fresh: repo.ScorerFreshness) -> list[SiteCloc
         "Turbines ranked by risk, from the scorer's current state. Filter by `tier` (repeat the parameter or "
         "give a comma list) and `site`; sort by `score` (default, descending), `probability`, `ttf` "
         "(ascending by default) or `turbine_id`. Keyset pagination: pass `next_cursor` back as `cursor`. "
-        "Turbines never scored come last with tier `unknown`. A turbine is `stale` when its last event is "
+        "Turbines never scored come last with tier `unknown` (a turbine imported from a fleet register that "
+        "has not sent data yet too). Each item carries the register's metadata and its `sensor_set`. "
+        "A turbine is `stale` when its last event is "
         "older than its site's data clock (newest event of the site) minus `COCKPIT_STALE_AFTER_MINUTES`. "
         "`mode` says whether the data is live or `historical` (a site whose newest event is more than 2 h "
         "behind the wall clock: the ranking is as of its last data, `message` says so)."
@@ -173,7 +175,8 @@ def _sweep_ref(run: dict[str, Any] | None, as_of: datetime | None) -> dict[str, 
         "`assessment` is the turbine's one current assessment (`turbine_state`): stream or sweep, whichever "
         "is newer in event time, with its `source` and `as_of` (data) time. `last_sweep_run` only says which "
         "sweep run last scored the turbine (no score: the current assessment is the only one). `stale` and "
-        "`data_as_of` follow the site's data clock."
+        "`data_as_of` follow the site's data clock. The fleet register's metadata (`manufacturer` ... "
+        "`fitted_sensors`, null when not given) and the `sensor_set` that scores it come with it."
     ),
     responses={**ERR_404, **ERR_503},
 )
@@ -192,6 +195,15 @@ async def get_turbine(
         "site_id": r["site_id"],
         "rated_power_kw": r["rated_power_kw"],
         "commissioned_on": r["commissioned_on"].isoformat() if r["commissioned_on"] else None,
+        "manufacturer": r["manufacturer"],
+        "model": r["model"],
+        "rotor_diameter_m": r["rotor_diameter_m"],
+        "hub_height_m": r["hub_height_m"],
+        "latitude": r["latitude"],
+        "longitude": r["longitude"],
+        "commissioning_date": r["commissioned_on"],
+        "fitted_sensors": r["fitted_sensors"],
+        "sensor_set": repo.sensor_set_of(r["fitted_sensors"]),
         "first_seen_at": r["first_seen_at"],
         "last_event_time": last,
         "stale": is_stale(last, clock),

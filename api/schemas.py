@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 from uuid import UUID
 
@@ -26,7 +26,33 @@ class Reason(BaseModel):
     normal_range: Any = Field(default=None, examples=[[55.0, 75.0]])
 
 
-class TurbineRank(BaseModel):
+class TurbineMetadata(BaseModel):
+    """What the fleet register says about the turbine (`python -m common fleet import`); null when not
+    given. docs/INTERFACES.md, "Fleet register"."""
+
+    manufacturer: str | None = Field(default=None, examples=["Vestas"])
+    model: str | None = Field(default=None, examples=["V90-2.0 MW"])
+    rated_power_kw: float | None = Field(default=None, description="Rated power, kW.", examples=[2000.0])
+    rotor_diameter_m: float | None = Field(default=None, description="Rotor diameter, m.", examples=[90.0])
+    hub_height_m: float | None = Field(default=None, description="Hub height, m.", examples=[80.0])
+    latitude: float | None = Field(default=None, description="WGS 84 degrees north.", examples=[55.4312])
+    longitude: float | None = Field(default=None, description="WGS 84 degrees east.", examples=[-2.1875])
+    commissioning_date: date | None = Field(default=None, examples=["2011-06-14"])
+    fitted_sensors: list[str] | None = Field(
+        default=None,
+        description="Contract signals the turbine measures, in contract order; null = not declared (all "
+        "sensors). A signal that is not fitted is not counted as missing data.",
+        examples=[["wind_speed_ms", "ambient_temp_c", "power_kw", "pitch_angle_deg"]],
+    )
+    sensor_set: str | None = Field(
+        default=None,
+        description="Model set that scores the turbine given its fitted sensors: `full` (every sensor) or "
+        "`operational` (wind, power, ambient, pitch/rotor speed); null when its sensors satisfy neither.",
+        examples=["operational"],
+    )
+
+
+class TurbineRank(TurbineMetadata):
     turbine_id: str = Field(examples=["WT-007"])
     site_id: str = Field(examples=["SITE-A"])
     score: float | None = Field(description="Risk score 0-100; null when never scored.", examples=[87.5])
@@ -134,11 +160,10 @@ class SweepRef(BaseModel):
     as_of: datetime | None = Field(description="Data time the sweep scored this turbine as of.")
 
 
-class TurbineDetail(BaseModel):
+class TurbineDetail(TurbineMetadata):
     turbine_id: str
     site_id: str
-    rated_power_kw: float | None
-    commissioned_on: str | None = Field(description="ISO date.")
+    commissioned_on: str | None = Field(description="ISO date (same as `commissioning_date`).")
     first_seen_at: datetime
     last_event_time: datetime | None
     stale: bool = Field(description="Last event older than the site's data clock minus the staleness limit.")
