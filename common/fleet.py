@@ -702,7 +702,8 @@ class _FlowList(list[str]):
 
 
 class _RegisterDumper(yaml.SafeDumper):
-    pass
+    def ignore_aliases(self, data: Any) -> bool:
+        return True  # never &id001/*id001 for shared values (a date object): the reader refuses aliases
 
 
 _RegisterDumper.add_representer(
@@ -718,7 +719,7 @@ def register_to_yaml(register: FleetRegister) -> str:
             record["fitted_sensors"] = _FlowList(record["fitted_sensors"])
         records.append(record)
     return yaml.dump(
-        {"turbines": records}, Dumper=_RegisterDumper, sort_keys=False, allow_unicode=True, width=200
+        {"turbines": records}, Dumper=_RegisterDumper, sort_keys=False, allow_unicode=True, width=1000
     )
 
 

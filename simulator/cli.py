@@ -1,4 +1,4 @@
-"""Command line: ``python -m simulator export|scenarios|show``."""
+"""Command line: ``python -m simulator export|scenarios|show|register``."""
 
 from __future__ import annotations
 
@@ -158,6 +158,54 @@ def show(
             out.print(frame.to_string(index=False))
     if head > 0:
         out.print(fleet.to_frame().head(head).to_string(index=False))
+
+
+@app.command("register")
+def register_cmd(
+    out: Path = typer.Option(..., "--out", "-o", help="register file to write: .yaml/.yml or .csv"),
+    turbines: int | None = typer.Option(None, "--turbines", "-n", help="fleet size (default 20)"),
+    seed: int | None = typer.Option(None, "--seed"),
+    config: Path | None = typer.Option(None, "--config", "-c", help="FleetConfig YAML to start from"),
+    scenario: str | None = typer.Option(None, "--scenario", "-s", help="scenario to start from"),
+) -> None:
+    """Write the simulated fleet's register (ids, sites, rated power, rotor, commissioning, all sensors).
+
+    Import it with ``python -m common fleet import FILE``; use the same --turbines/--seed/--config as the
+    producer so the ids match.
+    """
+    from common.fleet import RegisterError, write_register
+    from simulator.register import fleet_register
+
+    try:
+        if config is not None and scenario is not None:
+            raise ConfigError("give either --config or --scenario, not both")
+        base: FleetConfig | None = None
+        if config is not None:
+            base = load_fleet_config(config)
+        elif scenario is not None:
+            base = load_scenario(scenario).config
+        cfg = build_config(
+            base=base,
+            turbines=turbines,
+            days=None,
+            turbine_years=None,
+            seed=seed,
+            preset=None,
+            period=None,
+            start=None,
+        )
+        register = fleet_register(cfg)
+        write_register(register, out)
+    except (ConfigError, UnknownScenarioError, RegisterError) as exc:
+        raise _fail(str(exc)) from exc
+    except OSError as exc:
+        raise _fail(f"cannot write {out}: {exc}") from exc
+    sites = len({spec.site_id for spec in register.turbines.values()})
+    console.print(
+        f"wrote the register of {len(register)} simulated turbines on {sites} site(s) to {out}",
+        soft_wrap=True,
+    )
+    console.print(f"import it with: python -m common fleet import {out}", soft_wrap=True)
 
 
 def main() -> None:

@@ -107,6 +107,13 @@ sys.exit(0 if body.get("checks", {}).get("database", {}).get("ok") is True else 
 
 stack_up() { bash "$ROOT/deploy/local/stack.sh" up; }
 migrate() { "$PY" -m common migrate; }
+# The demo fleet's register (ids, sites, rated power, rotor, commissioning, all sensors fitted), written by the
+# simulator from the fleet the producer runs and imported (idempotent: unchanged turbines are not rewritten).
+fleet_register() {
+  local file="$ROOT/.stack/fleet_register.yaml" out
+  out="$("$PY" -m simulator register --out "$file" 2>&1)" || die "writing the demo fleet register failed: $out"
+  "$PY" -m common fleet import "$file"
+}
 topics() { "$PY" -m common topics; }
 
 default_model() {
@@ -142,6 +149,7 @@ start() {
   timed "python environment" bash "$ROOT/deploy/local/setup.sh"
   timed "Kafka + PostgreSQL" stack_up
   timed "database migrations" migrate
+  timed "fleet register" fleet_register
   timed "Kafka topics" topics
   timed "default model" default_model
   timed "scorer ready" start_scorer

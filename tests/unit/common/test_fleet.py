@@ -329,6 +329,22 @@ def test_write_then_read_gives_the_same_register(tmp_path: Path, suffix: str) ->
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
 
 
+def test_shared_values_are_written_without_yaml_aliases(tmp_path: Path) -> None:
+    """Turbines sharing one date object (a whole site commissioned together) must not become &id001/*id001:
+    the reader refuses aliases."""
+    day = date(2020, 8, 18)
+    sensors = frozenset(SIGNALS)
+    register = FleetRegister.from_specs(
+        TurbineSpec(turbine_id=f"WT-{i}", site_id="S", commissioning_date=day, fitted_sensors=sensors)
+        for i in range(3)
+    )
+    write_register(register, tmp_path / "f.yaml")
+    text = (tmp_path / "f.yaml").read_text()
+    assert "&" not in text and "*" not in text
+    assert read_register(tmp_path / "f.yaml") == register
+    assert text.count("\n") == 1 + 3 * 4  # one line per field: the sensor list is not wrapped
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(
@@ -362,3 +378,37 @@ def test_documented_examples_are_valid(name: str) -> None:
 
 def test_documented_examples_agree() -> None:
     assert read_register(EXAMPLES / "fleet_register.yaml") == read_register(EXAMPLES / "fleet_register.csv")
+
+
+# ------------------------------------------------------------------------------------------ simulator
+def test_simulator_fleet_register_matches_the_simulated_fleet(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from simulator.cli import app
+    from simulator.config import FleetConfig
+    from simulator.fleet import Fleet
+    from simulator.register import fleet_register
+
+    config = FleetConfig(n_turbines=25, turbines_per_site=10, seed=3)
+    register = fleet_register(config)
+    simulated = Fleet(config).turbines
+    assert sorted(register.turbines) == config.turbine_ids
+    for turbine in simulated:
+        spec = register.get(turbine.turbine_id)
+        assert spec is not None
+        assert (spec.site_id, spec.rated_power_kw, spec.commissioning_date) == (
+            turbine.site_id,
+            turbine.rated_power_kw,
+            turbine.commissioned_on,
+        )
+        assert spec.fitted_sensors == frozenset(SIGNALS)
+        assert spec.rotor_diameter_m == 2 * config.turbine.rotor_radius_m
+        assert spec.latitude is None and spec.hub_height_m is None  # not modelled: not invented
+
+    out = tmp_path / "sim.csv"
+    result = CliRunner().invoke(app, ["register", "--out", str(out), "--turbines", "25", "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    assert read_register(out) == fleet_register(FleetConfig(n_turbines=25, seed=3))
+    bad = CliRunner().invoke(app, ["register", "--out", str(tmp_path / "x.txt")])
+    assert bad.exit_code == 2
+    assert "unknown register format" in bad.output
