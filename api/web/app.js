@@ -513,7 +513,10 @@ function renderDetail() {
   const status = $("#detail-status");
   status.hidden = !d.loading;
   status.textContent = d.loading ? t("detail.loading", { id: d.id }) : "";
-  if (d.loading) return;
+  if (d.loading) { // nothing of the previous turbine stays on screen
+    for (const sel of ["#detail-summary", "#history-chart", "#history-legend", "#telemetry-chart", "#reasons", "#measurements tbody"]) $(sel).textContent = "";
+    return;
+  }
   if (d.error) {
     error.appendChild(el("p", {}, d.error));
     if (d.retry) {

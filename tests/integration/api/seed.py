@@ -455,3 +455,24 @@ def seed_historical_fleet(url: str) -> HistoricalFleet:
         )
         conn.commit()
     return HistoricalFleet(seeded, gap_turbine, gap_start, gap_end, sweep_turbine, wall_clock_turbine)
+
+
+def set_rated_power(url: str, turbine_id: str, rated_power_kw: float | None) -> None:
+    """A turbine's rated power in the register (None: not declared), as the fleet import writes it."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE turbines SET rated_power_kw = %s WHERE turbine_id = %s", (rated_power_kw, turbine_id)
+        )
+
+
+def rescore(url: str, turbine_id: str, score: float, ttf_days: float) -> str:
+    """A new current assessment of one turbine, as the scorer's stream path writes it; returns its tier."""
+    tier = tier_of(score)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            """UPDATE turbine_state SET score = %s, tier = %s, probability = %s, ttf_days = %s,
+                      ttf_low_days = %s, ttf_high_days = %s, scored_at = now()
+               WHERE turbine_id = %s""",
+            (score, tier, round(score / 100 * 0.9, 4), ttf_days, ttf_days * 0.6, ttf_days * 1.6, turbine_id),
+        )
+    return tier
