@@ -1,4 +1,4 @@
-"""Command line: ``python -m models train|evaluate|promote|rollback|list|ensure-default``."""
+"""Command line: ``python -m models train|evaluate|promote|rollback|list|ensure-default|calibrate``..."""
 
 from __future__ import annotations
 
@@ -349,6 +349,124 @@ def ensure_default(
     with progress as bar:
         res = train_and_register(registry, settings, promote_if="always", progress=bar)
     console.print(f"production: {res.version}; model card {res.model_card}")
+
+
+def _read_contract_rows(path: Path) -> Any:
+    """Contract rows from a Parquet or CSV file; exits 2 naming the file and the problem."""
+    import pandas as pd
+
+    if not path.is_file():
+        console.print(f"[red]error:[/red] {path}: input file not found")
+        raise typer.Exit(2)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            return pd.read_parquet(path)
+        if suffix == ".csv":
+            return pd.read_csv(path, low_memory=False)
+    except Exception as exc:  # pyarrow / parser errors: name the file, do not dump a traceback
+        console.print(f"[red]error:[/red] {path}: cannot read contract rows: {type(exc).__name__}: {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"[red]error:[/red] {path}: unsupported input type {suffix!r} (use .parquet or .csv)")
+    raise typer.Exit(2)
+
+
+def _indicators_text(names: list[str]) -> str:
+    temps = [n for n in names if n.startswith("temp:")]
+    rest = [n.replace("_", " ") for n in names if not n.startswith("temp:")]
+    return ", ".join(rest) + (f" + {len(temps)} temperature(s)" if temps else "")
+
+
+@app.command()
+def calibrate(
+    input_path: Path = typer.Option(..., "--input", "-i", help="contract rows (.parquet or .csv)"),
+    register: Path | None = typer.Option(None, "--register", help="fleet register (.yaml/.csv)"),
+    registry: Path | None = typer.Option(None, "--registry", "-r", help=REGISTRY_HELP),
+    air_density: bool = typer.Option(False, "--air-density/--no-air-density", help="normalise wind speed"),
+    promote: bool = typer.Option(True, "--promote/--no-promote", help="make it the production calibration"),
+    strict: bool = typer.Option(False, "--strict", help="exit 1 when any turbine is refused"),
+) -> None:
+    """Fit each turbine's normal behaviour from its own history and store it in the registry."""
+    from models.calibration import REQUIREMENTS, CalibrationError, fit_calibration
+    from models.calibration_registry import save_calibration
+
+    registry = resolve_registry(registry)
+    fleet = None
+    if register is not None:
+        from common.fleet import RegisterError, read_register
+
+        try:
+            fleet = read_register(register)
+        except (RegisterError, OSError) as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from exc
+    console.print(f"reading {input_path}; needs {REQUIREMENTS}")
+    started = time.monotonic()
+    frame = _read_contract_rows(input_path)
+    progress = _progress() if console.is_terminal else _plain_progress()
+    try:
+        with progress as bar:
+            cal = fit_calibration(frame, fleet, air_density=air_density, source=str(input_path), progress=bar)
+    except CalibrationError as exc:
+        console.print(f"[red]calibration refused:[/red] {input_path}: {exc}")
+        raise typer.Exit(1) from exc
+    path = save_calibration(registry, cal, promote=promote)
+    elapsed = time.monotonic() - started
+    table = Table(title=f"Calibration {cal.version} ({len(frame):,} rows, {elapsed:.1f} s)")
+    for col in ("turbine", "sensor set", "days", "normal h", "rated kW", "cut-in / rated m/s", "indicators"):
+        table.add_column(col)
+    for tid, tc in sorted(cal.turbines.items()):
+        table.add_row(
+            tid,
+            str(tc.sensor_set or "none"),
+            f"{tc.days:.0f}",
+            f"{tc.normal_hours:,.0f}",
+            f"{tc.rated_power_kw:,.0f} ({tc.rated_power_source})",
+            f"{tc.cut_in_ms:.1f} / {tc.rated_wind_ms:.1f}",
+            _indicators_text(list(tc.deviations)),
+        )
+    Console().print(table)
+    for tid, tc in sorted(cal.turbines.items()):
+        for w in tc.warnings:
+            console.print(f"[yellow]warning:[/yellow] {tid}: {w}")
+    for w in cal.warnings:
+        console.print(f"[yellow]warning:[/yellow] {w}")
+    for _tid, why in sorted(cal.refused.items()):
+        console.print(f"[red]refused:[/red] {why}")
+    console.print(
+        f"calibration {cal.version} in {path}"
+        + ("; promoted to production" if promote else "")
+        + f"; {len(cal.turbines)} turbine(s) calibrated, {len(cal.refused)} refused"
+    )
+    if strict and cal.refused:
+        raise typer.Exit(1)
+
+
+@app.command("calibrations")
+def calibrations(
+    registry: Path | None = typer.Option(None, "--registry", "-r", help=REGISTRY_HELP),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """List calibrations; * marks production."""
+    from models.calibration_registry import list_calibrations
+
+    rows = list_calibrations(resolve_registry(registry))
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title="Calibrations")
+    for col in ("", "version", "fitted_at", "data", "turbines", "refused"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            "*" if r["production"] else "",
+            r["version"],
+            str(r["fitted_at"] or "-"),
+            f"{(r['data_start'] or '-')[:10]} to {(r['data_end'] or '-')[:10]}",
+            str(r["turbines"]),
+            str(r["refused"]),
+        )
+    Console().print(table)
 
 
 def main() -> None:

@@ -65,6 +65,45 @@ class ReasonConfig(_Strict):
     max_reasons: int = Field(default=3, ge=1, le=10)
 
 
+class SpreadFloors(_Strict):
+    """Smallest spread used for each deviation, so a very steady turbine is not paged for a tiny change."""
+
+    power_pct: float = Field(default=2.0, gt=0)
+    pitch_deg: float = Field(default=0.5, gt=0)
+    rotor_rpm: float = Field(default=0.3, gt=0)
+    yaw_deg: float = Field(default=2.0, gt=0)
+    availability_pct: float = Field(default=5.0, gt=0)
+    temperature_c: float = Field(default=1.0, gt=0)
+
+
+class OperationalConfig(_Strict):
+    """Scoring of turbines with operational sensors only (``models.operational``).
+
+    Each deviation is measured in units of the turbine's own normal spread (from its calibration):
+    ``z = (window statistic - its normal center) / max(its normal spread, floor)``. The score rises
+    linearly from 0 at ``z = 0`` to ``tiers.moderate`` at ``z_moderate`` and ``tiers.high`` at
+    ``z_high``, then on towards ``max_score``. A deviation stays below "moderate" unless it persists:
+    at least ``min_deviating_hours`` hours deviate clearly (beyond one hourly spread) the harmful way,
+    and they are at least ``min_persistence`` of all clearly deviating hours.
+    """
+
+    window_hours: Literal[24, 48, 72, 168] = 48
+    min_judged_hours: int = Field(default=12, ge=1, le=168)
+    min_persistence: float = Field(default=0.7, ge=0, le=1)
+    min_deviating_hours: int = Field(default=3, ge=0, le=168)
+    z_moderate: float = Field(default=3.0, gt=0)
+    z_high: float = Field(default=6.0, gt=0)
+    max_score: float = Field(default=79.0, ge=0, le=100)
+    spread_floor: SpreadFloors = Field(default_factory=SpreadFloors)
+    curtailment_note_share: float = Field(default=0.1, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> OperationalConfig:
+        if self.z_high <= self.z_moderate:
+            raise ValueError("z_high must be above z_moderate")
+        return self
+
+
 class PolicyConfig(_Strict):
     """Validated content of ``policy.yaml``."""
 
@@ -73,11 +112,14 @@ class PolicyConfig(_Strict):
     tiers: TierConfig = Field(default_factory=TierConfig)
     data_quality: DataQualityConfig = Field(default_factory=DataQualityConfig)
     reasons: ReasonConfig = Field(default_factory=ReasonConfig)
+    operational: OperationalConfig = Field(default_factory=OperationalConfig)
 
     @model_validator(mode="after")
     def _cap_below_critical(self) -> PolicyConfig:
         if self.data_quality.cap_score >= self.tiers.critical:
             raise ValueError("data_quality.cap_score must be below tiers.critical")
+        if self.operational.max_score < self.tiers.high:
+            raise ValueError("operational.max_score must reach tiers.high")
         return self
 
 

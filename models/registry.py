@@ -187,7 +187,10 @@ def list_versions(registry_dir: str | Path) -> list[dict[str, Any]]:
         return []
     prod = production_version(reg, required=False)
     out = []
-    for d in sorted(p for p in reg.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    # "calibrations/" holds fleet calibrations (models.calibration_registry), not a model version
+    skip = {"calibrations"}
+    dirs = (p for p in reg.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in skip)
+    for d in sorted(dirs):
         meta_path = d / METADATA
         meta: dict[str, Any] = {}
         if meta_path.is_file():
