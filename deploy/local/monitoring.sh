@@ -5,7 +5,7 @@
 #     deploy/prometheus/alerts.yml, data in .stack/prometheus/data;
 #   - Alertmanager: deploy/alertmanager/alertmanager.yml, data in .stack/alertmanager/data, cluster port off.
 #
-#   deploy/local/monitoring.sh up|down|status|check   (check: ports free and binaries installed)
+#   deploy/local/monitoring.sh up|down|status|check   (check: its ports are free, or ours)
 #
 # Ports (deploy/local/env.sh): COCKPIT_PROMETHEUS_PORT (9099), COCKPIT_ALERTMANAGER_PORT (9094); the scrape
 # targets are COCKPIT_PORT (API), COCKPIT_WEB_PORT (scorer), COCKPIT_PRODUCER_METRICS_PORT (producer).
@@ -132,12 +132,11 @@ stop_one() {
 
 down() { stop_one prometheus; stop_one alertmanager; }
 
-check() { # fails at once when a monitoring port is taken by something else than our own processes
+check() { # before setup (make run): fails at once when a monitoring port is taken by another process
   running alertmanager || port_free "$COCKPIT_ALERTMANAGER_PORT" \
     || die "port $COCKPIT_ALERTMANAGER_PORT on 127.0.0.1 is already in use (needed by alertmanager); stop what uses it or set COCKPIT_ALERTMANAGER_PORT"
   running prometheus || port_free "$COCKPIT_PROMETHEUS_PORT" \
     || die "port $COCKPIT_PROMETHEUS_PORT on 127.0.0.1 is already in use (needed by prometheus); stop what uses it or set COCKPIT_PROMETHEUS_PORT"
-  binaries
 }
 
 status() {
