@@ -144,3 +144,12 @@ def test_alertmanager_configuration_is_valid_and_inhibits_only_known_alerts() ->
             assert set(value.group(1).split("|")) <= names, matcher
     done = _run(_tool("amtool"), "check-config", str(ALERTMANAGER))
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_compose_configuration_is_valid_with_the_rules_where_compose_mounts_them(tmp_path: Path) -> None:
+    compose = yaml.safe_load(COMPOSE_PROMETHEUS.read_text())
+    assert compose["rule_files"] == ["/etc/prometheus/alerts.yml"]
+    compose["rule_files"] = [str(RULES)]
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(compose))
+    done = _run(_tool("promtool"), "check", "config", str(tmp_path / "prometheus.yml"))
+    assert done.returncode == 0, done.stdout + done.stderr
