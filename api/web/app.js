@@ -350,6 +350,7 @@ function replaceRows(tbody, rows) {
     const again = [...tbody.querySelectorAll("tr[data-turbine]")].find((tr) => tr.dataset.turbine === focusId);
     const link = again && again.querySelector("a.turbine-link");
     if (link) link.focus({ preventScroll: true });
+    else tbody.closest("section").querySelector("h2").focus({ preventScroll: true }); // its row went away
   }
   wrap.scrollLeft = sx;
   window.scrollTo(x, y);

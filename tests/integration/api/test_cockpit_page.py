@@ -118,6 +118,18 @@ def shot(page: Any, name: str, full_page: bool = True) -> Path:
     return path
 
 
+def serious_violations(page: Any) -> list[str]:
+    """axe-core (bundled by axe-playwright-python, no network) violations of impact serious or critical."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    found = Axe().run(page).response["violations"]
+    return [
+        f"{v['id']} ({v['impact']}): {len(v['nodes'])}"
+        for v in found
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
 def fr(value: float, digits: int = 1) -> str:
     return f"{value:.{digits}f}".replace(".", ",")
 
@@ -289,6 +301,7 @@ def test_database_down_and_503_on_opening_a_turbine(
         expect(error.locator("button")).to_have_text("Réessayer")
         expect(page.locator("#detail-body")).to_be_hidden()
         assert "undefined" not in page.locator("body").inner_text()
+        assert not serious_violations(page), serious_violations(page)  # error states stay readable
         shot(page, "state-database-down.png")
 
 
@@ -485,6 +498,53 @@ def test_axe_no_serious_or_critical_violations(server: str, open_page: Callable[
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "axe.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     assert not any(bad.values()), bad
+
+
+# ------------------------------------------------------------------------------------------ planning API
+def test_planning_api_refuses_bad_input_and_defuses_csv_formulas(server: str, page_db: PageDb) -> None:
+    """Hostile queries get a 422 naming the field; a reason a spreadsheet would run as a formula is quoted."""
+    for query, field in (
+        ("days=0", "days"),
+        ("days=31", "days"),
+        ("days=abc", "days"),
+        ("format=xml", "format"),
+        ("downtime_hours=1e9", "downtime_hours"),
+        ("downtime_hours=-1", "downtime_hours"),
+        ("site=bad%20id!", "site"),
+        ("site=%00", "site"),
+    ):
+        res = httpx.get(f"{server}/v1/planning?{query}", timeout=10)
+        assert res.status_code == 422, (query, res.text)
+        assert res.json()["detail"][0]["loc"][:2] == ["query", field], (query, res.text)
+    assert httpx.get(f"{server}/v1/planning?site=NO-SUCH-SITE", timeout=10).json()["items"] == []
+    one_day = httpx.get(f"{server}/v1/planning?days=1&downtime_hours=24", timeout=10).json()
+    assert one_day["horizon_days"] == 1 and one_day["assumptions"]["downtime_hours"] == 24
+    assert all(i["tier"] in ("critical", "high") or i["ttf_days"] <= 1 for i in one_day["items"])
+
+    formula = '=HYPERLINK("http://evil.example","x")'
+    target = expected_planning(page_db.seeded)[0]
+    with psycopg.connect(page_db.writer_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE turbine_state SET reasons = %s::jsonb WHERE turbine_id = %s",
+            (json.dumps([{"indicator": "x", "text": formula}]), target),
+        )
+    res = httpx.get(f"{server}/v1/planning?format=csv", timeout=10)
+    assert res.headers["content-type"].startswith("text/csv")
+    row = next(r for r in csv.DictReader(io.StringIO(res.text)) if r["turbine_id"] == target)
+    assert row["reason"] == "'" + formula
+
+
+def test_policy_file_problems_are_named() -> None:
+    from types import SimpleNamespace
+
+    from fastapi import HTTPException
+
+    from api.routers.policy import load_config
+
+    missing = Path("/nonexistent/policy.yaml")
+    with pytest.raises(HTTPException) as info:
+        load_config(SimpleNamespace(policy_path=missing))  # type: ignore[arg-type]
+    assert info.value.status_code == 503 and str(missing) in info.value.detail
 
 
 # ------------------------------------------------------------------------------------------ 3. live refresh
