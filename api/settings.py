@@ -33,8 +33,10 @@ class ApiSettings(CommonSettings):
         description="Key expected in X-API-Key for POST /v1/sweeps; unset disables sweeps; outside "
         "local/test an empty, placeholder or short (< 16 characters) key is refused.",
     )
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=1, le=65535)
+    host: str = Field(default="127.0.0.1", description="Interface of `python -m api serve` (--host wins).")
+    port: int = Field(
+        default=8000, ge=1, le=65535, description="API port (--port wins); the CLI's default URL follows it."
+    )
     stale_after_minutes: float = Field(
         default=30.0,
         gt=0,
@@ -61,18 +63,26 @@ class ApiSettings(CommonSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Allowed origins (comma list or JSON list); empty = CORS closed."
     )
-    db_pool_min_size: int = Field(default=2, ge=1, le=100)
-    db_pool_max_size: int = Field(default=8, ge=1, le=200)
-    db_pool_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
-    db_statement_timeout_ms: int = Field(default=5000, ge=100, le=600_000)
-    kafka_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    db_pool_min_size: int = Field(default=2, ge=1, le=100, description="Database connections kept open.")
+    db_pool_max_size: int = Field(default=8, ge=1, le=200, description="Most database connections.")
+    db_pool_timeout_seconds: float = Field(
+        default=3.0, gt=0, le=60, description="Wait for a free connection before answering 503."
+    )
+    db_statement_timeout_ms: int = Field(
+        default=5000, ge=100, le=600_000, description="Longest query before it is cancelled."
+    )
+    kafka_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=120, description="Longest wait to publish a sweep command."
+    )
     ensure_topics_on_start: bool = Field(
         default=True, description="Create missing Kafka topics in the background at start-up."
     )
     topics_timeout_seconds: float = Field(
         default=30.0, gt=0, le=600, description="Give up the start-up topic check after this long."
     )
-    history_max_days: int = Field(default=400, ge=1, le=3650)
+    history_max_days: int = Field(
+        default=400, ge=1, le=3650, description="Longest history one request reads."
+    )
     summary_cache_seconds: float = Field(
         default=60.0, ge=0, description="How long per-day tier counts (an aggregate over history) are reused."
     )
@@ -108,7 +118,9 @@ class ClientSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="ignore")
 
-    api_url: str = Field(default=f"http://{LOCAL_HOST}:8000", min_length=1)
+    api_url: str = Field(
+        default=f"http://{LOCAL_HOST}:8000", min_length=1, description="Where the cockpit CLI finds the API."
+    )
     port: int | None = Field(
         default=None,
         ge=1,
@@ -116,7 +128,7 @@ class ClientSettings(BaseSettings):
         description="Local API port (COCKPIT_PORT); default api_url uses it.",
     )
     api_key: SecretStr | None = None
-    timeout_seconds: float = Field(default=10.0, gt=0)
+    timeout_seconds: float = Field(default=10.0, gt=0, description="CLI request timeout.")
 
     @model_validator(mode="before")
     @classmethod

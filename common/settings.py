@@ -130,9 +130,13 @@ class CommonSettings(BaseSettings):
         default=f"{LOCAL_HOST}:{DEFAULT_KAFKA_PORT}",
         description="Comma-separated host:port list of Kafka brokers.",
     )
-    telemetry_topic: str = Field(default="telemetry.v1", min_length=1)
-    dead_letter_topic: str = Field(default="telemetry.dlq.v1", min_length=1)
-    command_topic: str = Field(default="scorer.commands.v1", min_length=1)
+    telemetry_topic: str = Field(default="telemetry.v1", min_length=1, description="Telemetry topic.")
+    dead_letter_topic: str = Field(
+        default="telemetry.dlq.v1", min_length=1, description="Dead letters: invalid events with reasons."
+    )
+    command_topic: str = Field(
+        default="scorer.commands.v1", min_length=1, description="Commands to the scorer (sweep requests)."
+    )
     # Topic provisioning (common/topics.py): one source of truth for partitions, retention, sizes.
     telemetry_partitions: int = Field(
         default=6, ge=1, le=10_000, description="Partitions of the telemetry topic when it is created."
@@ -164,8 +168,12 @@ class CommonSettings(BaseSettings):
     pg_port: int | None = Field(
         default=None, ge=1, le=65535, description="Local PostgreSQL port; default database URLs use it."
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["json", "console"] = "json"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="DEBUG | INFO | WARNING | ERROR."
+    )
+    log_format: Literal["json", "console"] = Field(
+        default="json", description="json (one object per line) or console."
+    )
     environment: Environment = Field(
         default="local",
         description="local | test | staging | production; outside local/test default credentials and "
@@ -394,3 +402,52 @@ def load_settings(cls: type[S], **overrides: Any) -> S:
         return cls(**overrides)
     except ValidationError as exc:
         raise SettingsError(describe_validation_error(cls, exc)) from None
+
+
+# ------------------------------------------------------------------------------ the documented table
+#: Who reads a variable, in the words of docs/deployment.md.
+READERS = {
+    "CommonSettings": "all services",
+    "RegistrySettings": "models CLI",
+    "ScorerSettings": "scorer",
+    "ApiSettings": "API",
+    "ClientSettings": "cockpit CLI",
+    "ProducerSettings": "producer",
+    "scripts": "scripts",
+}
+TABLE_START = "<!-- settings-table:start (python -m common.settings --write docs/deployment.md) -->"
+TABLE_END = "<!-- settings-table:end -->"
+
+
+def variables_markdown() -> str:
+    """Every COCKPIT_* variable once: who reads it, its default, what it does (docs/deployment.md)."""
+    rows = ["| variable | read by | default | what |", "|---|---|---|---|"]
+    for name, var in sorted(known_variables().items()):
+        users = ["all services"] if "CommonSettings" in var.used_by else []
+        users += [READERS.get(u, u) for u in var.used_by if u not in ("CommonSettings",)]
+        if "all services" in users:
+            users = [u for u in users if u in ("all services", "cockpit CLI", "scripts")]
+        default = var.default.replace("|", "\\|") or "-"
+        what = var.description.replace("|", "\\|")
+        rows.append(f"| `{name}` | {', '.join(dict.fromkeys(users))} | `{default}` | {what} |")
+    return "\n".join(rows)
+
+
+def write_table(path: Path) -> bool:
+    """Replace the table between the markers of ``path``; True when the file changed."""
+    text = path.read_text(encoding="utf-8")
+    start, end = text.index(TABLE_START) + len(TABLE_START), text.index(TABLE_END)
+    updated = f"{text[:start]}\n{variables_markdown()}\n{text[end:]}"
+    if updated != text:
+        path.write_text(updated, encoding="utf-8")
+    return updated != text
+
+
+if __name__ == "__main__":  # python -m common.settings [--write docs/deployment.md]
+    import sys
+
+    if sys.argv[1:2] == ["--write"]:
+        changed = write_table(Path(sys.argv[2]))
+        print(f"{sys.argv[2]}: {'updated' if changed else 'already up to date'}")
+    else:
+        print(variables_markdown())

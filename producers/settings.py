@@ -41,11 +41,13 @@ class ProducerSettings(CommonSettings):
     linger_ms: int = Field(20, ge=0, le=60_000, description="Batching delay for live/accelerated modes.")
     batch_size: int = Field(262_144, ge=1024, le=16 * 1024 * 1024, description="Bytes per partition batch.")
     backfill_linger_ms: int = Field(100, ge=0, le=60_000, description="Batching delay for bulk modes.")
-    backfill_batch_size: int = Field(1_048_576, ge=1024, le=16 * 1024 * 1024)
+    backfill_batch_size: int = Field(
+        1_048_576, ge=1024, le=16 * 1024 * 1024, description="Bytes per partition batch in bulk modes."
+    )
     max_request_size: int = Field(4 * 1024 * 1024, ge=1024, description="Largest produce request (bytes).")
     compression: Compression = Field("none", description="none or gzip (lz4/snappy/zstd if installed).")
     retries: int = Field(2_147_483_647, ge=1, description="Send retries (bounded by delivery_timeout_ms).")
-    delivery_timeout_ms: int = Field(120_000, ge=1000)
+    delivery_timeout_ms: int = Field(120_000, ge=1000, description="A send fails after this long.")
     max_in_flight: int = Field(5, ge=1, le=5, description="<= 5 keeps ordering with idempotence.")
     max_pending: int = Field(200_000, ge=1000, description="Unacknowledged events before send() waits.")
     rate_limit: float | None = Field(None, gt=0, description="Events/s ceiling (None = unlimited).")

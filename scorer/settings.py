@@ -35,7 +35,9 @@ class ScorerSettings(RegistrySettings):
 
     policy_path: Path | None = Field(default=None, description="Risk policy YAML (models default if unset).")
     consumer_group: str = Field(default="cockpit-scorer", min_length=1, description="Faust app id / group.")
-    worker_id: str = Field(default_factory=_default_worker_id, min_length=1)
+    worker_id: str = Field(
+        default_factory=_default_worker_id, min_length=1, description="Name in heartbeats (host-pid)."
+    )
     web_host: str = Field(
         default="127.0.0.1",
         description="Interface of /metrics, /healthz, /readyz; 0.0.0.0 in containers (probes, Prometheus).",
@@ -44,57 +46,86 @@ class ScorerSettings(RegistrySettings):
     data_dir: Path = Field(default=Path("var/scorer"), description="Faust data directory (no tables kept).")
 
     # Group membership: a killed worker's partitions move after the session timeout.
-    session_timeout_s: float = Field(default=30.0, ge=6, le=300)
-    heartbeat_every_s: float = Field(default=3.0, gt=0, le=60)
+    session_timeout_s: float = Field(
+        default=30.0,
+        ge=6,
+        le=300,
+        description="Kafka group session: a dead worker's partitions move after it.",
+    )
+    heartbeat_every_s: float = Field(default=3.0, gt=0, le=60, description="Kafka group heartbeat period.")
 
     # Micro-batching: the agent takes up to batch_max_size events or whatever arrived within batch_within_s.
     # Live traffic is cut by batch_within_s (latency); a backlog fills batches up to batch_max_size, so
     # each touched turbine is rescored once per many events (throughput).
-    batch_max_size: int = Field(default=20_000, ge=1, le=100_000)
-    batch_within_s: float = Field(default=0.1, gt=0, le=30)
-    stream_buffer_maxsize: int = Field(default=16384, ge=16)
+    batch_max_size: int = Field(default=20_000, ge=1, le=100_000, description="Most events per micro-batch.")
+    batch_within_s: float = Field(default=0.1, gt=0, le=30, description="Longest wait to fill a micro-batch.")
+    stream_buffer_maxsize: int = Field(default=16384, ge=16, description="Faust stream buffer (events).")
     # Bytes fetched per partition per request (faust ``consumer_max_fetch_size``, default 1 MiB). Larger
     # fetches mean fewer, fuller getmany rounds: the faust ingest path measured 5.3k -> 11-13k events/s
     # with 8 MiB (docs/scorer.md, "Performance"). Fetch sizing only; acks and commits are unchanged.
-    consumer_max_fetch_bytes: int = Field(default=8 << 20, ge=1 << 20, le=64 << 20)
+    consumer_max_fetch_bytes: int = Field(
+        default=8 << 20, ge=1 << 20, le=64 << 20, description="Bytes fetched per partition per request."
+    )
 
     # Validation of event times. No wall-clock age limit: a history import years old is scored in event
     # time; the floor only protects the stream from garbage timestamps (docs/time.md).
     min_event_time: datetime = Field(
         default=DEFAULT_MIN_EVENT_TIME, description="Events before this go to the DLQ (time_too_old)."
     )
-    max_future_skew_s: float = Field(default=600.0, ge=0)
+    max_future_skew_s: float = Field(
+        default=600.0, ge=0, description="Events further ahead of the wall clock go to the DLQ."
+    )
     out_of_order_tolerance_s: float = Field(
         default=3600.0, ge=0, description="Events older than the turbine's newest minus this are 'late'."
     )
 
     # Durability of windows: periodic checkpoint of dirty windows + offsets to PostgreSQL.
-    checkpoint_interval_s: float = Field(default=5.0, gt=0, le=600)
-    db_retry_max_backoff_s: float = Field(default=10.0, gt=0)
+    checkpoint_interval_s: float = Field(
+        default=5.0, gt=0, le=600, description="Period of the window + offset checkpoint."
+    )
+    db_retry_max_backoff_s: float = Field(default=10.0, gt=0, description="Longest pause between DB retries.")
 
     # Dead letters: bounded publish (attempts x timeout), then the PostgreSQL fallback table; while the
     # topic fails, batches go straight to the fallback and a re-publish is tried every interval.
-    dead_letter_publish_attempts: int = Field(default=3, ge=1, le=20)
-    dead_letter_publish_timeout_s: float = Field(default=5.0, gt=0, le=120)
-    dead_letter_retry_interval_s: float = Field(default=30.0, gt=0, le=3600)
+    dead_letter_publish_attempts: int = Field(
+        default=3, ge=1, le=20, description="Dead-letter publish attempts before the fallback table."
+    )
+    dead_letter_publish_timeout_s: float = Field(
+        default=5.0, gt=0, le=120, description="Timeout of one dead-letter publish attempt."
+    )
+    dead_letter_retry_interval_s: float = Field(
+        default=30.0, gt=0, le=3600, description="Re-publish of the fallback table tried this often."
+    )
 
     # score_history policy (event time).
-    history_min_interval_s: float = Field(default=600.0, ge=0)
-    history_max_interval_s: float = Field(default=3600.0, gt=0)
-    history_score_delta: float = Field(default=5.0, ge=0, le=100)
+    history_min_interval_s: float = Field(
+        default=600.0, ge=0, description="score_history: at most one row per turbine this often..."
+    )
+    history_max_interval_s: float = Field(
+        default=3600.0, gt=0, description="...and at least one this often (event time)..."
+    )
+    history_score_delta: float = Field(
+        default=5.0, ge=0, le=100, description="...or sooner when the score moves this much."
+    )
 
     # Daily sweep.
     sweep_time: str = Field(default="02:00", description="Local time HH:MM of the daily fleet sweep.")
-    sweep_timezone: str = Field(default="Europe/Paris")
-    sweep_catch_up_after_hours: float = Field(default=24.0, gt=0)
-    sweep_check_interval_s: float = Field(default=300.0, gt=0)
+    sweep_timezone: str = Field(default="Europe/Paris", description="IANA time zone of COCKPIT_SWEEP_TIME.")
+    sweep_catch_up_after_hours: float = Field(
+        default=24.0, gt=0, description="A missed sweep is run at start when the last is older."
+    )
+    sweep_check_interval_s: float = Field(
+        default=300.0, gt=0, description="How often the sweep is due-checked."
+    )
     sweep_stale_after_s: float = Field(
         default=1800.0, gt=0, description="A 'running' sweep older is retried."
     )
 
     # Periodic work.
-    heartbeat_interval_s: float = Field(default=5.0, gt=0)
-    model_poll_interval_s: float = Field(default=10.0, gt=0)
+    heartbeat_interval_s: float = Field(default=5.0, gt=0, description="Period of the heartbeat row.")
+    model_poll_interval_s: float = Field(
+        default=10.0, gt=0, description="How often the registry is checked for a new production model."
+    )
     register_refresh_s: float = Field(
         default=60.0, gt=0, description="The fleet register is re-read from PostgreSQL this often."
     )
