@@ -565,6 +565,17 @@ def parse_register_csv(text: str, source: str = "<csv>") -> FleetRegister:
                 header = [c.strip() for c in row]
                 columns = header
                 unknown = [c for c in header if c not in FIELDS]
+                if len(header) == 1 and (sep := next((c for c in ";\t|" if c in header[0]), None)):
+                    problems.append(
+                        RegisterProblem(
+                            line,
+                            None,
+                            None,
+                            f"the header is one column {_preview(header[0])}: columns must be separated "
+                            f"by ',' (this file seems to use {sep!r}; ';' only separates fitted sensors)",
+                        )
+                    )
+                    return
                 if unknown:
                     problems.append(
                         RegisterProblem(

@@ -243,6 +243,7 @@ def test_hostile_yaml_gets_a_clear_error(text: str, expected: str) -> None:
         (b"# only a comment\n", "empty file"),
         (b"turbine_id,site_id,latitude\nA,S,1e999\n", "number out of range"),
         (b'turbine_id,site_id,latitude\nA,S,"52,1"\n', "decimal point"),
+        (b"turbine_id;site_id\nA;S\n", "columns must be separated by ',' (this file seems to use ';'"),
     ],
 )
 def test_hostile_csv_gets_a_clear_error(tmp_path: Path, data: bytes, expected: str) -> None:
