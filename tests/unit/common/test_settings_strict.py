@@ -161,13 +161,15 @@ DELIBERATELY_WRONG = {
 
 def test_every_cockpit_variable_used_in_the_repository_is_known() -> None:
     """A script reading a new COCKPIT_* variable registers it in SCRIPT_VARIABLES, or services refuse it."""
-    pattern = re.compile(r"\bCOCKPIT_[A-Z0-9_]*[A-Z0-9]\b")
+    anywhere = re.compile(r"\b(COCKPIT_[A-Z0-9_]*[A-Z0-9])\b")
+    quoted = re.compile(r"[\"'](COCKPIT_[A-Z0-9_]*[A-Z0-9])[\"'=]")  # Python: strings, not constants
     known = known_variables()
     unknown: dict[str, set[str]] = {}
     for glob in SCANNED:
         for path in ROOT.glob(glob):
             if ".venv" in path.parts or not path.is_file():
                 continue
+            pattern = quoted if path.suffix == ".py" else anywhere
             for name in pattern.findall(path.read_text(errors="replace")):
                 if name not in known and name not in DELIBERATELY_WRONG:
                     unknown.setdefault(name, set()).add(str(path.relative_to(ROOT)))
@@ -293,3 +295,53 @@ def test_unknown_environment_is_refused(monkeypatch: pytest.MonkeyPatch) -> None
 def test_database_url_rules(url: str, problem: str | None) -> None:
     found = secret_problem("database_url", url)
     assert (found is None) if problem is None else (found is not None and problem in found), found
+
+
+# ------------------------------------------------------------------------------------ the documented list
+def test_deployment_doc_lists_every_variable_once_as_the_code_says() -> None:
+    from common.settings import TABLE_END, TABLE_START, variables_markdown
+
+    doc = (ROOT / "docs/deployment.md").read_text()
+    table = doc[doc.index(TABLE_START) + len(TABLE_START) : doc.index(TABLE_END)].strip()
+    regenerate = ".venv/bin/python -m common.settings --write docs/deployment.md"
+    assert table == variables_markdown(), f"run: {regenerate}"
+    rows = re.findall(r"^\| `(COCKPIT_[A-Z0-9_]+)` \|", table, re.M)
+    assert sorted(rows) == sorted(known_variables()) and len(rows) == len(set(rows))
+
+
+# ------------------------------------------------------------------------------------ Kubernetes settings
+def _k8s_environment(secret_values: dict[str, str]) -> dict[str, str]:
+    import yaml
+
+    config = yaml.safe_load((ROOT / "deploy/k8s/config.yaml").read_text())["data"]
+    return {**config, **secret_values}
+
+
+@pytest.mark.parametrize("path", [p for p in SETTINGS_CLASSES if "ClientSettings" not in p])
+def test_kubernetes_config_with_real_secrets_loads_in_production(
+    path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from importlib import import_module
+
+    module, name = path.split(":")
+    cls = getattr(import_module(module), name)
+    secrets = {"COCKPIT_DATABASE_URL": GOOD_URL, "COCKPIT_READER_DATABASE_URL": GOOD_READER}
+    secrets["COCKPIT_API_KEY"] = GOOD_KEY
+    for key, value in _k8s_environment(secrets).items():
+        monkeypatch.setenv(key, value)
+    settings = load_settings(cls)
+    assert settings.environment == "production"
+
+
+def test_kubernetes_example_secrets_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The committed example keys (CHANGE_ME) never reach a running pod unnoticed."""
+    from api.settings import ApiSettings
+
+    example = (ROOT / "deploy/k8s/secrets.example.env").read_text()
+    values = dict(re.findall(r"^(COCKPIT_[A-Z_]+)=(.*)$", example, re.M))
+    for key, value in _k8s_environment(values).items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(SettingsError) as info:
+        load_settings(ApiSettings)
+    for variable in ("COCKPIT_DATABASE_URL", "COCKPIT_READER_DATABASE_URL", "COCKPIT_API_KEY"):
+        assert f"{variable}:" in str(info.value)
