@@ -2,7 +2,8 @@
 
 Modes: ``live``, ``accelerated --speed N`` (alias ``simulate``), ``backfill``, ``scenario NAME``,
 ``replay FILE --mapping M.yaml``; ``scenarios`` lists the named scenarios. Ctrl-C / SIGTERM stop reading
-new records, flush what was accepted, print the summary and exit 0.
+new records, flush what was accepted, print the summary and exit 0. Without Kafka: ``convert`` (a SCADA
+export to contract rows in Parquet/CSV) and ``register`` (its metadata file to a fleet register).
 """
 
 from __future__ import annotations
@@ -630,6 +631,7 @@ def replay(
         for line in source.mapping.describe():
             typer.echo(line)
         print_summary(stats)
+        _print_import_report(source)
         _exit(EXIT_OK)
     records: Iterator[dict[str, Any]] = source.iter_records()
     clock = None
@@ -638,7 +640,136 @@ def replay(
         if first is not None:
             clock = AcceleratedClock(speed, first["event_time"])
             records = itertools.chain([first], records)
-    _exit(run_publish(settings, "replay", records, total=None, bulk=speed == 0, clock=clock, source=source))
+    code = run_publish(settings, "replay", records, total=None, bulk=speed == 0, clock=clock, source=source)
+    _print_import_report(source)
+    _exit(code)
+
+
+def _print_import_report(source: Any) -> None:
+    """Whole-file warnings with counts (UTC offsets, duplicates, gaps, sentinels, nulled values)."""
+    report = source.report
+    event(log, "import report", complete=report.complete, **report.as_dict())
+    lines = report.lines()
+    if lines:
+        typer.echo("import report" + ("" if report.complete else " (file not read to its end)") + ":")
+        for line in lines:
+            typer.echo(f"  {line}")
+
+
+@app.command()
+def convert(
+    mapping: Annotated[
+        Path, typer.Option("--mapping", exists=True, dir_okay=False, help="Column mapping YAML.")
+    ],
+    input_file: Annotated[
+        Path, typer.Option("--input", exists=True, dir_okay=False, help="CSV or Parquet SCADA export.")
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", dir_okay=False, help="Contract rows: a .parquet or .csv file.")
+    ],
+    rejects: Annotated[
+        Path | None,
+        typer.Option("--rejects", dir_okay=False, help="Write unmappable rows (with reason) here."),
+    ] = None,
+) -> None:
+    """Convert a SCADA export to contract rows (no Kafka): turbine_id, site_id, event_time (UTC), the
+    mapped signals, status_code. Same mapping and checks as `replay`."""
+    import time
+
+    from producers.mapping import MappingError, load_mapping
+    from producers.replay import FileReplay, write_contract
+
+    settings = _settings(None, None, None, None, None)
+    if out.suffix.lower() not in (".parquet", ".pq", ".csv"):
+        raise typer.BadParameter(f"{out}: the output must end in .parquet or .csv", param_hint="--out")
+    try:
+        source = FileReplay(input_file, load_mapping(mapping), rejects_path=rejects)
+    except MappingError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    last = [time.monotonic()]
+
+    def progress(rows: int) -> None:
+        if time.monotonic() - last[0] >= settings.progress_interval_s:
+            last[0] = time.monotonic()
+            event(log, "progress", mode="convert", rows_written=rows, rows_read=source.rows_read)
+
+    for line in source.mapping.describe():
+        typer.echo(line)
+    try:
+        result = write_contract(source, out, on_chunk=progress)
+    except (MappingError, OSError) as exc:
+        typer.secho(f"convert failed: {exc}", fg="red", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    rate = result.rows / result.seconds if result.seconds > 0 else 0.0
+    event(
+        log,
+        "summary",
+        mode="convert",
+        out=str(result.path),
+        rows_read=source.rows_read,
+        rows_written=result.rows,
+        rejected=sum(source.rejected.values()),
+        reject_reasons=dict(source.rejected.most_common()),
+        elapsed_s=round(result.seconds, 2),
+        rows_per_s=round(rate),
+    )
+    typer.echo(
+        f"wrote {result.rows:,} contract rows to {result.path} from {source.rows_read:,} rows read "
+        f"in {result.seconds:.1f} s ({rate:,.0f} rows/s); rejected {sum(source.rejected.values()):,}"
+    )
+    for reason, count in source.rejected.most_common(10):
+        example = (source.examples.get(reason) or [""])[0]
+        typer.echo(f"  {reason}: {count:,}" + (f"  e.g. {example}" if example else ""))
+    _print_import_report(source)
+    _exit(EXIT_OK)
+
+
+@app.command("register")
+def register_command(
+    mapping: Annotated[
+        Path,
+        typer.Option("--mapping", exists=True, dir_okay=False, help="Mapping YAML with a metadata section."),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", dir_okay=False, help="Fleet register to write (.yaml or .csv).")
+    ],
+    metadata: Annotated[
+        Path | None,
+        typer.Option(
+            "--metadata",
+            exists=True,
+            dir_okay=False,
+            help="Metadata file (default: the mapping's metadata.file).",
+        ),
+    ] = None,
+) -> None:
+    """Turn the vendor's turbine metadata file into a fleet register (`python -m common fleet import`)."""
+    from common.fleet import RegisterError, write_register
+    from producers.mapping import MappingError, load_mapping
+    from producers.metadata import build_register
+
+    _settings(None, None, None, None, None)
+    if out.suffix.lower() not in (".yaml", ".yml", ".csv"):
+        raise typer.BadParameter(f"{out}: the register must end in .yaml, .yml or .csv", param_hint="--out")
+    try:
+        result = build_register(load_mapping(mapping), mapping, metadata)
+        write_register(result.register, out)
+    except (MappingError, RegisterError) as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    specs = result.register.specs()
+    event(log, "register written", out=str(out), source=str(result.source), turbines=len(specs))
+    typer.echo(f"wrote {len(specs)} turbine(s) from {result.source} to {out}")
+    for spec in specs:
+        rated = f"{spec.rated_power_kw:g} kW" if spec.rated_power_kw is not None else "rated power ?"
+        sensors = len(spec.fitted_sensors) if spec.fitted_sensors is not None else "all"
+        typer.echo(
+            f"  {spec.turbine_id} on {spec.site_id}: {spec.model or 'model ?'}, {rated}, {sensors} sensors"
+        )
+    for warning in result.warnings:
+        typer.secho(f"warning: {warning}", fg="yellow", err=True)
+    _exit(EXIT_OK)
 
 
 def main() -> None:

@@ -2,24 +2,33 @@
 
 Why vectorised per chunk: exports run to millions of rows; pandas converts a chunk of 50k rows in a few
 milliseconds while memory stays bounded. A row that cannot be mapped is never fatal: it is counted under
-a short reason (``out of range: power_kw``...), optionally written to a rejects CSV, and skipped.
-Accepted rows leave here range-checked against the contract, so the hot path can serialise them
-without pydantic.
+a short reason (``out of range: power_kw``...), optionally written to a rejects CSV, and skipped. A field
+mapped with ``on_invalid: null`` loses only its value (counted per field in the import report). Accepted
+rows leave here range-checked against the contract, so the hot path can serialise them without pydantic.
+
+The same reading path serves ``replay`` (records for Kafka, :meth:`FileReplay.iter_records`) and
+``convert`` (columnar contract frames written to Parquet/CSV, :meth:`FileReplay.iter_frames`). What a
+file looks like beyond single rows (UTC offsets, duplicated times, gaps, daylight-saving changes) is
+gathered in :class:`ImportReport`.
 """
 
 from __future__ import annotations
 
 import csv
 import re
+import time
 import warnings
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from common.contracts import (
     DEFAULT_MAX_FUTURE_SKEW,
@@ -28,10 +37,11 @@ from common.contracts import (
     SIGNALS,
     TelemetryEvent,
 )
-from producers.mapping import IdSpec, MappingError, ReplayMapping
+from producers.mapping import IdSpec, MappingError, ReplayMapping, SignalSource
 from producers.units import conversion
 
 _LINE_NO = re.compile(r"[Ll]ine (\d+)")
+_OFFSET = re.compile(r"(?:([+-])([0-9]{2}):?([0-9]{2})|(Z))$")
 
 
 def contract_bounds() -> dict[str, tuple[float, float]]:
@@ -50,12 +60,29 @@ BOUNDS = contract_bounds()
 ID_MAX_LEN = 64
 MIN_EVENT_TIME = DEFAULT_MIN_EVENT_TIME
 _IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
+#: A duplicate or gap this close to a daylight-saving change is attributed to it in the report.
+DST_NEIGHBOURHOOD = pd.Timedelta(hours=3)
+#: At most this many distinct values (unknown status codes, UTC offsets) are listed in the report.
+MAX_LISTED = 20
+DUPLICATE_REASON = "duplicate event time"
+
+
+def _per_unique(values: np.ndarray, test: Any) -> np.ndarray:
+    """``test`` applied once per distinct value (ids repeat: a few turbines over millions of rows)."""
+    if not len(values):
+        return np.zeros(0, dtype=bool)
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    return np.fromiter((bool(test(u)) for u in uniques), dtype=bool, count=len(uniques))[codes]
 
 
 def _invalid_ids(values: np.ndarray) -> np.ndarray:
     """Rows whose id the contract refuses (space, NUL, control or non-ASCII character, bad first one)."""
     match = _IDENTIFIER.fullmatch
-    return np.fromiter((not match(v) for v in values), dtype=bool, count=len(values))
+    return _per_unique(values, lambda v: not match(v))
+
+
+def _too_long(values: np.ndarray) -> np.ndarray:
+    return _per_unique(values, lambda v: len(v) > ID_MAX_LEN)
 
 
 def _id_details(values: np.ndarray) -> np.ndarray:
@@ -65,9 +92,9 @@ def _id_details(values: np.ndarray) -> np.ndarray:
     )
 
 
-def detect_format(path: Path, mapping: ReplayMapping) -> str:
-    if mapping.format:
-        return mapping.format
+def detect_format(path: Path, mapping_format: str | None) -> str:
+    if mapping_format:
+        return mapping_format
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq"):
         return "parquet"
@@ -76,8 +103,27 @@ def detect_format(path: Path, mapping: ReplayMapping) -> str:
     raise MappingError(f"{path}: cannot tell the format from the extension; set 'format: csv|parquet'")
 
 
+def _is_text(raw: pd.Series) -> bool:
+    return raw.dtype == object or pd.api.types.is_string_dtype(raw.dtype)
+
+
+def _arrow_text(raw: pd.Series) -> Any:
+    """The column as an Arrow string array (cheap for pandas' Arrow-backed strings), else None."""
+    if not _is_text(raw):
+        return None
+    try:
+        array = pa.array(raw, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
+        return None
+    return array if pa.types.is_string(array.type) or pa.types.is_large_string(array.type) else None
+
+
 def _is_blank(raw: pd.Series) -> np.ndarray:
-    if raw.dtype == object or pd.api.types.is_string_dtype(raw.dtype):
+    array = _arrow_text(raw)
+    if array is not None:
+        empty = pc.equal(pc.utf8_trim_whitespace(array), "")
+        return pc.or_kleene(array.is_null(), empty).fill_null(True).to_numpy(zero_copy_only=False)
+    if _is_text(raw):
         return (raw.isna() | (raw.astype("string").str.strip() == "")).to_numpy(dtype=bool)
     return raw.isna().to_numpy(dtype=bool)
 
@@ -89,6 +135,286 @@ def _to_number(raw: pd.Series, decimal: str) -> pd.Series:
     if decimal != ".":
         text = text.str.replace(decimal, ".", regex=False)
     return pd.to_numeric(text, errors="coerce").astype("float64")
+
+
+def _fast_numbers(raw: pd.Series, decimal: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """(numbers, blank) through Arrow's C++ parser when every cell is a plain number or empty.
+
+    None when a cell is anything else (text, spaces, a sentinel word...): the caller then takes the
+    slower path that reads each cell on its own.
+    """
+    array = _arrow_text(raw)
+    if array is None:
+        return None
+    try:
+        if decimal != ".":
+            array = pc.replace_substring(array, decimal, ".")
+        numbers = pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return None
+    return numbers, array.is_null().to_numpy(zero_copy_only=False)
+
+
+@dataclass
+class _Cells:
+    """One source column read once: numbers, blanks, sentinels."""
+
+    numbers: np.ndarray
+    blank: np.ndarray
+    sentinel: np.ndarray
+
+
+def _read_cells(raw: pd.Series, decimal: str, na_values: tuple[float | str, ...]) -> _Cells:
+    numeric_raw = pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype)
+    fast = None if numeric_raw else _fast_numbers(raw, decimal)
+    text: pd.Series | None = None
+    if numeric_raw:
+        numbers = raw.to_numpy(dtype="float64", na_value=np.nan)
+        blank = raw.isna().to_numpy(dtype=bool)
+    elif fast is not None:
+        numbers, blank = fast
+    else:
+        text = raw.astype("string").str.strip()
+        blank = (text.isna() | (text == "")).to_numpy(dtype=bool)
+        clean = text.str.replace(decimal, ".", regex=False) if decimal != "." else text
+        numbers = pd.to_numeric(clean, errors="coerce").astype("float64").to_numpy()
+    sentinel = np.zeros(len(numbers), dtype=bool)
+    if na_values:
+        nums, words = _split_sentinels(na_values)
+        for value in nums:
+            with np.errstate(invalid="ignore"):
+                sentinel |= np.abs(numbers - value) <= 1e-9 * max(1.0, abs(value))
+        if words and not numeric_raw:
+            odd = np.flatnonzero(~np.isfinite(numbers) & ~blank)  # only cells that are not plain numbers
+            if len(odd):
+                folded = raw.iloc[odd].astype("string").str.strip().str.casefold()
+                sentinel[odd] = folded.isin(words).to_numpy(dtype=bool)
+    return _Cells(numbers, blank, sentinel)
+
+
+def _split_sentinels(values: tuple[float | str, ...]) -> tuple[list[float], set[str]]:
+    nums: list[float] = []
+    words: set[str] = set()
+    for value in values:
+        if isinstance(value, str):
+            try:
+                number = float(value.strip())
+            except ValueError:
+                words.add(value.strip().casefold())
+                continue
+            if np.isfinite(number):
+                nums.append(number)
+            else:
+                words.add(value.strip().casefold())
+        else:
+            nums.append(float(value))
+    return nums, words
+
+
+def _code_key(value: Any) -> str:
+    """A cell as a lookup key: stripped text; integral numbers without ``.0`` (``1001.0`` -> ``1001``)."""
+    if isinstance(value, float | np.floating) and np.isfinite(value) and value == int(value):
+        return str(int(value))
+    text = str(value).strip()
+    match = re.fullmatch(r"([+-]?[0-9]+)\.0*", text)
+    return match.group(1) if match else text
+
+
+def _lookup(raw: pd.Series, table: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(looked-up value or None, key text, blank) per row; each distinct cell is looked up once."""
+    codes, uniques = pd.factorize(raw)
+    keys = [_code_key(u) for u in uniques]
+    found = np.array([table.get(k) for k in keys] + [None], dtype=object)
+    texts = np.array([*keys, ""], dtype=object)
+    blank_u = np.array([k == "" for k in keys] + [True], dtype=bool)
+    return found[codes], texts[codes], blank_u[codes]
+
+
+def _utc_ns(times: pd.Series) -> np.ndarray:
+    """Nanoseconds since the epoch of aware times (already inside the contract's years)."""
+    return times.dt.tz_convert(UTC).dt.tz_localize(None).to_numpy().astype("datetime64[ns]").astype("int64")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def dst_transitions(zone: str, first: pd.Timestamp, last: pd.Timestamp) -> pd.DatetimeIndex:
+    """UTC instants where ``zone`` changes its UTC offset between ``first`` and ``last`` (hour grid)."""
+    if zone == "UTC" or pd.isna(first) or pd.isna(last):
+        return pd.DatetimeIndex([], tz=UTC).as_unit("ns")
+    grid = pd.date_range(
+        first.floor("h") - pd.Timedelta(hours=1), last.ceil("h") + pd.Timedelta(hours=1), freq="h"
+    )
+    grid = grid.as_unit("ns")
+    local = grid.tz_convert(zone)
+    offsets = local.tz_localize(None).asi8 - grid.tz_localize(None).asi8
+    return grid[np.flatnonzero(np.diff(offsets) != 0) + 1]
+
+
+@dataclass
+class TurbineGaps:
+    """Gaps in one turbine's time series (steps missing between consecutive readings)."""
+
+    period_s: float
+    gaps: int = 0
+    missing_steps: int = 0
+    longest_s: float = 0.0
+    at_dst: int = 0
+
+
+@dataclass
+class ImportReport:
+    """What the file looks like beyond single rows: warnings with counts (never fatal).
+
+    * ``offsets``: UTC offsets written in the timestamps (rows per offset); more than one = mixed;
+    * ``duplicates``: rows whose (turbine, UTC time) was already read, per turbine (rejected as
+      ``duplicate event time``), ``duplicates_at_dst`` of them near a daylight-saving change;
+    * ``gaps``: per turbine, missing steps against its usual period (computed at the end of the file);
+    * ``sentinels`` / ``nulled``: per field, values read as "no value" / bad values nulled (row kept);
+    * ``unknown_status``: vendor status codes missing from the lookup table.
+    """
+
+    zone: str = "UTC"
+    offsets: Counter[str] = field(default_factory=Counter)
+    duplicates: Counter[str] = field(default_factory=Counter)
+    duplicates_at_dst: int = 0
+    gaps: dict[str, TurbineGaps] = field(default_factory=dict)
+    sentinels: Counter[str] = field(default_factory=Counter)
+    nulled: Counter[str] = field(default_factory=Counter)
+    unknown_status: Counter[str] = field(default_factory=Counter)
+    stats_columns: list[str] = field(default_factory=list)
+    dst_changes: int = 0
+    complete: bool = False
+
+    @property
+    def mixed_offsets(self) -> bool:
+        return len([k for k in self.offsets if k != "none"]) > 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "timezone": self.zone,
+            "utc_offsets": dict(self.offsets.most_common(MAX_LISTED)),
+            "mixed_offsets": self.mixed_offsets,
+            "duplicates": sum(self.duplicates.values()),
+            "duplicates_per_turbine": dict(self.duplicates.most_common(MAX_LISTED)),
+            "duplicates_at_dst_change": self.duplicates_at_dst,
+            "gaps": sum(g.gaps for g in self.gaps.values()),
+            "gaps_at_dst_change": sum(g.at_dst for g in self.gaps.values()),
+            "missing_steps": sum(g.missing_steps for g in self.gaps.values()),
+            "gaps_per_turbine": {
+                t: {
+                    "gaps": g.gaps,
+                    "missing_steps": g.missing_steps,
+                    "longest_h": round(g.longest_s / 3600, 2),
+                }
+                for t, g in list(self.gaps.items())[:MAX_LISTED]
+                if g.gaps
+            },
+            "sentinel_values": dict(self.sentinels),
+            "nulled_values": dict(self.nulled),
+            "unknown_status_codes": dict(self.unknown_status.most_common(MAX_LISTED)),
+            "statistics_columns_not_published": self.stats_columns,
+        }
+
+    def lines(self) -> list[str]:
+        """Plain-language warnings with counts, for the end of ``replay``/``convert``."""
+        out: list[str] = []
+        if self.offsets:
+            listed = ", ".join(f"{k} ({v:,} rows)" for k, v in self.offsets.most_common(MAX_LISTED))
+            note = " - mixed offsets: each row converted to UTC with its own" if self.mixed_offsets else ""
+            out.append(f"UTC offsets in the timestamps: {listed}{note}")
+        dup = sum(self.duplicates.values())
+        if dup:
+            per = ", ".join(f"{t} {n:,}" for t, n in self.duplicates.most_common(8))
+            out.append(
+                f"duplicate (turbine, UTC time): {dup:,} rows rejected as {DUPLICATE_REASON!r} ({per}); "
+                f"{self.duplicates_at_dst:,} of them within {DST_NEIGHBOURHOOD.components.hours} h of a "
+                f"daylight-saving change in {self.zone}"
+            )
+        gapped = {t: g for t, g in self.gaps.items() if g.gaps}
+        if gapped:
+            total = sum(g.gaps for g in gapped.values())
+            at_dst = sum(g.at_dst for g in gapped.values())
+            out.append(
+                f"gaps: {total:,} in {len(gapped)} turbine(s), {at_dst:,} of them at a daylight-saving change"
+            )
+            for tid, g in list(gapped.items())[:MAX_LISTED]:
+                out.append(
+                    f"  {tid}: {g.gaps:,} gaps, {g.missing_steps:,} missing {g.period_s / 60:g}-min steps "
+                    f"({g.missing_steps * g.period_s / 3600:,.1f} h), longest {g.longest_s / 3600:,.1f} h"
+                )
+        if self.sentinels:
+            listed = ", ".join(f"{k} {v:,}" for k, v in self.sentinels.items())
+            out.append(f"sentinel values read as no value: {listed}")
+        if self.nulled:
+            listed = ", ".join(f"{k} {v:,}" for k, v in self.nulled.items())
+            out.append(f"bad values nulled, row kept (on_invalid: null): {listed}")
+        if self.unknown_status:
+            listed = ", ".join(f"{k} {v:,}" for k, v in self.unknown_status.most_common(8))
+            out.append(f"status codes not in status_code.lookup (default used): {listed}")
+        if self.stats_columns:
+            out.append(
+                f"statistics columns not published (no contract field): {', '.join(self.stats_columns)}"
+            )
+        return out
+
+
+class _Timeline:
+    """Per turbine, the UTC times already read (sorted blocks): duplicates now, gaps at the end."""
+
+    def __init__(self) -> None:
+        self.blocks: dict[str, list[np.ndarray]] = {}
+
+    def duplicates(self, turbines: np.ndarray, times_ns: np.ndarray) -> np.ndarray:
+        """Mask of rows whose (turbine, time) was already read (earlier in the file or this chunk)."""
+        dup = np.zeros(len(times_ns), dtype=bool)
+        if not len(times_ns):
+            return dup
+        codes, names = pd.factorize(turbines)
+        order = np.argsort(codes, kind="stable")
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=len(names)))])
+        for k, name in enumerate(names):
+            rows = order[bounds[k] : bounds[k + 1]]
+            values = times_ns[rows]
+            mine = pd.Series(values).duplicated().to_numpy().copy()
+            lo, hi = values.min(), values.max()
+            for block in self.blocks.get(name, ()):
+                if block[-1] < lo or block[0] > hi:
+                    continue
+                pos = np.searchsorted(block, values).clip(0, len(block) - 1)
+                mine |= block[pos] == values
+            dup[rows] = mine
+            fresh = np.unique(values[~mine])
+            if len(fresh):
+                self.blocks.setdefault(name, []).append(fresh)
+        return dup
+
+    def gaps(self, transitions: pd.DatetimeIndex) -> dict[str, TurbineGaps]:
+        out: dict[str, TurbineGaps] = {}
+        changes = transitions.as_unit("ns").asi8 if len(transitions) else np.empty(0, dtype=np.int64)
+        near = DST_NEIGHBOURHOOD.value
+        for name, blocks in self.blocks.items():
+            times = np.unique(np.concatenate(blocks))
+            if len(times) < 3:
+                continue
+            diffs = np.diff(times)
+            steps, counts = np.unique(diffs, return_counts=True)
+            period = int(steps[np.argmax(counts)])
+            report = TurbineGaps(period_s=period / 1e9)
+            big = np.flatnonzero(diffs > period * 1.5)
+            if len(big):
+                report.gaps = len(big)
+                report.missing_steps = int(np.sum(np.round(diffs[big] / period) - 1))
+                report.longest_s = float(diffs[big].max()) / 1e9
+                if len(changes):
+                    starts, ends = times[big] - near, times[big + 1] + near
+                    idx = np.searchsorted(changes, starts)
+                    hit = (idx < len(changes)) & (changes[idx.clip(0, len(changes) - 1)] <= ends)
+                    report.at_dst = int(hit.sum())
+            out[str(name)] = report
+        return out
 
 
 class FileReplay:
@@ -107,7 +433,7 @@ class FileReplay:
         self.path = Path(path)
         self.now = now  # fixed "now" for the future-time check (tests); default: the wall clock
         self.mapping = mapping
-        self.format = detect_format(self.path, mapping)
+        self.format = detect_format(self.path, mapping.format)
         self.chunk_rows = chunk_rows
         self.rejects_path = Path(rejects_path) if rejects_path else None
         self.max_examples = max_examples
@@ -115,8 +441,14 @@ class FileReplay:
         self.accepted = 0
         self.rejected: Counter[str] = Counter()
         self.examples: dict[str, list[str]] = {}
+        self.signals: list[SignalSource] = mapping.signal_sources()
+        self.report = ImportReport(zone=mapping.timestamp.timezone, stats_columns=mapping.stats_columns())
         self._columns = mapping.source_columns()
-        self._scales = {src: conversion(spec.field, spec.unit) for src, spec in mapping.columns.items()}
+        self._scales = {s.field: conversion(s.field, s.unit) for s in self.signals}
+        self._timeline = _Timeline()
+        self._fold_seen: Counter[tuple[str, int]] = Counter()
+        self._first_time: pd.Timestamp | None = None
+        self._last_time: pd.Timestamp | None = None
         self.check()
 
     # -- reading ---------------------------------------------------------------------------------
@@ -192,9 +524,13 @@ class FileReplay:
         if len(examples) < self.max_examples:
             examples.append(detail)
 
-    # -- conversion ------------------------------------------------------------------------------
-    def iter_records(self) -> Iterator[dict[str, Any]]:
-        """Accepted rows as contract records, in file order (per-turbine order = file order)."""
+    # -- iteration -------------------------------------------------------------------------------
+    def iter_frames(self) -> Iterator[pd.DataFrame]:
+        """Accepted rows, chunk by chunk, as contract columns (``turbine_id``, ``site_id``,
+        ``event_time`` UTC, the mapped signals in contract order, ``status_code``), in file order.
+
+        The import report's gaps are computed when the file has been read to its end.
+        """
         rejects_file: TextIO | None = None
         writer: Any = None
         if self.rejects_path:
@@ -204,27 +540,52 @@ class FileReplay:
         try:
             first_row = 1
             for chunk in self._chunks():
-                records, rejects = self.convert(chunk, first_row)
+                frame, rejects = self.map_chunk(chunk, first_row)
                 first_row += len(chunk)
                 if writer is not None and len(rejects):
                     writer.writerows(rejects.itertuples(index=False, name=None))
-                yield from records
+                yield frame
+            self.finish()
         finally:
             if rejects_file is not None:
                 rejects_file.close()
 
+    def iter_records(self) -> Iterator[dict[str, Any]]:
+        """Accepted rows as contract records, in file order (per-turbine order = file order)."""
+        for frame in self.iter_frames():
+            yield from frame_records(frame)
+
+    def convert(self, frame: pd.DataFrame, first_row: int = 1) -> tuple[list[dict[str, Any]], pd.DataFrame]:
+        """Map one chunk: returns the accepted records and a frame of rejects (row, reason, detail, raw)."""
+        accepted, rejects = self.map_chunk(frame, first_row)
+        return list(frame_records(accepted)), rejects
+
+    def finish(self) -> ImportReport:
+        """Whole-file findings (gaps, daylight-saving changes); idempotent."""
+        if not self.report.complete:
+            transitions = pd.DatetimeIndex([], tz=UTC)
+            if self._first_time is not None and self._last_time is not None:
+                transitions = dst_transitions(
+                    self.mapping.timestamp.timezone, self._first_time, self._last_time
+                )
+            self.report.dst_changes = len(transitions)
+            self.report.gaps = self._timeline.gaps(transitions)
+            self.report.complete = True
+        return self.report
+
+    # -- conversion ------------------------------------------------------------------------------
     def _id_column(self, frame: pd.DataFrame, spec: IdSpec, n: int) -> tuple[np.ndarray, np.ndarray]:
         if spec.constant is not None:
             return np.full(n, spec.prefix + spec.constant, dtype=object), np.zeros(n, dtype=bool)
         assert spec.column is not None
-        raw = frame[spec.column]
-        blank = _is_blank(raw)
-        text = raw.astype("string").str.strip()
-        values = (spec.prefix + text.fillna("")).to_numpy(dtype=object)
-        return values, blank
+        codes, uniques = pd.factorize(frame[spec.column])  # ids repeat: strip each distinct one once
+        stripped = [str(u).strip() for u in uniques]
+        values = np.array([spec.prefix + t for t in stripped] + [spec.prefix], dtype=object)
+        blank = np.array([t == "" for t in stripped] + [True], dtype=bool)
+        return values[codes], blank[codes]
 
-    def convert(self, frame: pd.DataFrame, first_row: int = 1) -> tuple[list[dict[str, Any]], pd.DataFrame]:
-        """Map one chunk: returns the accepted records and a frame of rejects (row, reason, detail, raw)."""
+    def map_chunk(self, frame: pd.DataFrame, first_row: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Map one chunk: accepted rows as contract columns, and rejects (row, reason, detail, raw)."""
         frame = frame.reset_index(drop=True)
         n = len(frame)
         self.rows_read += n
@@ -232,28 +593,58 @@ class FileReplay:
         reason = np.full(n, None, dtype=object)
         detail = np.full(n, None, dtype=object)
 
+        free = np.ones(n, dtype=bool)  # rows without a reason yet (the first reason wins)
+
         def reject(mask: np.ndarray, key: str, why: Any) -> None:
-            hit = mask & pd.isna(reason)
+            """Reason ``key`` for the rows of ``mask`` still free; ``why`` is a detail text or a
+            function of the row indices (details are built only for the rows that need them)."""
+            hit = mask & free
             if hit.any():
-                if callable(why):
-                    why = why()
-                reason[hit] = key
-                detail[hit] = why[hit] if isinstance(why, np.ndarray) else why
+                idx = np.flatnonzero(hit)
+                reason[idx] = key
+                detail[idx] = np.array(list(why(idx)), dtype=object) if callable(why) else why
+                free[idx] = False
+
+        # Identifiers first (the DST fold of naive local times is resolved per turbine).
+        unknown_turbine = np.zeros(n, dtype=bool)
+        site_override: np.ndarray | None = None
+        if mapping.turbines is not None:
+            assert mapping.turbine_id.column is not None
+            table = mapping.turbines
+            raw_vendor = frame[mapping.turbine_id.column]
+            found, vendor_text, blank_t = _lookup(raw_vendor, {k: e.turbine_id for k, e in table.items()})
+            unknown_turbine = pd.isna(found) & ~blank_t
+            turbines = np.where(unknown_turbine | blank_t, "", found).astype(object)
+            if any(e.site_id for e in table.values()):
+                site_override, _, _ = _lookup(
+                    raw_vendor, {k: e.site_id for k, e in table.items() if e.site_id}
+                )
+        else:
+            turbines, blank_t = self._id_column(frame, mapping.turbine_id, n)
+            vendor_text = turbines
+        if mapping.site_id is not None:
+            sites, blank_s = self._id_column(frame, mapping.site_id, n)
+        else:
+            sites, blank_s = np.full(n, "", dtype=object), np.zeros(n, dtype=bool)
+        if site_override is not None:
+            known = pd.notna(site_override)
+            sites = np.where(known, site_override, sites)
+            blank_s = blank_s & ~known
 
         # Timestamp: parse, localise naive times in the declared zone, convert to UTC.
         ts = mapping.timestamp
         raw_ts = frame[ts.column]
         blank_ts = _is_blank(raw_ts)
         reject(blank_ts, "missing timestamp", f"empty {ts.column!r}")
-        times = self._parse_times(raw_ts)
+        times = self._parse_times(raw_ts, blank_ts)
         bad_parse = times.isna().to_numpy() & ~blank_ts
         reject(
             bad_parse,
             "unparseable timestamp",
-            lambda: np.array([f"{v!r} does not match {ts.format!r}" for v in raw_ts.tolist()], dtype=object),
+            lambda idx: [f"{_short(v)} does not match {ts.format!r}" for v in raw_ts.iloc[idx].tolist()],
         )
         if times.dt.tz is None:
-            times, nonexistent, ambiguous = self._localise(times, ts.timezone)
+            times, nonexistent, ambiguous = self._localise(times, ts.timezone, turbines)
             valid = ~bad_parse & ~blank_ts
             for mask, key, what in (
                 (nonexistent & valid, "nonexistent local time (DST gap)", "does not exist"),
@@ -262,9 +653,9 @@ class FileReplay:
                 reject(
                     mask,
                     key,
-                    lambda what=what: np.array(
-                        [f"{v!r} {what} in {ts.timezone}" for v in raw_ts.tolist()], dtype=object
-                    ),
+                    lambda idx, what=what: [
+                        f"{_short(v)} {what} in {ts.timezone}" for v in raw_ts.iloc[idx].tolist()
+                    ],
                 )
         else:
             times = times.dt.tz_convert(UTC)
@@ -275,77 +666,61 @@ class FileReplay:
         reject(
             (times < pd.Timestamp(MIN_EVENT_TIME)).to_numpy(dtype=bool),
             f"event time before {MIN_EVENT_TIME:%Y-%m-%d}",
-            lambda: np.array([f"{ts.column}={v!r}" for v in raw_ts.tolist()], dtype=object),
+            lambda idx: [f"{ts.column}={_short(v)}" for v in raw_ts.iloc[idx].tolist()],
         )
         reject(
             (times > pd.Timestamp(now + DEFAULT_MAX_FUTURE_SKEW)).to_numpy(dtype=bool),
             "event time in the future",
-            lambda: np.array(
-                [f"{ts.column}={v!r} is after {now:%Y-%m-%d %H:%M} UTC" for v in raw_ts.tolist()],
-                dtype=object,
-            ),
+            lambda idx: [
+                f"{ts.column}={_short(v)} is after {now:%Y-%m-%d %H:%M} UTC"
+                for v in raw_ts.iloc[idx].tolist()
+            ],
         )
 
         # Identifiers: what the contract accepts (IDENTIFIER_PATTERN), each failure with its own reason.
-        turbines, blank_t = self._id_column(frame, mapping.turbine_id, n)
         reject(blank_t, "missing turbine id", f"empty {mapping.turbine_id.column!r}")
-        too_long = np.fromiter((len(t) > ID_MAX_LEN for t in turbines), dtype=bool, count=n)
-        reject(too_long, "turbine id too long", f"> {ID_MAX_LEN} characters")
-        reject(_invalid_ids(turbines), "invalid turbine id", lambda: _id_details(turbines))
-        sites, blank_s = self._id_column(frame, mapping.site_id, n)
-        reject(blank_s, "missing site id", f"empty {mapping.site_id.column!r}")
-        too_long = np.fromiter((len(s) > ID_MAX_LEN for s in sites), dtype=bool, count=n)
-        reject(too_long, "site id too long", f"> {ID_MAX_LEN} characters")
-        reject(_invalid_ids(sites), "invalid site id", lambda: _id_details(sites))
+        reject(
+            unknown_turbine,
+            "unknown turbine id",
+            lambda idx: [f"{_short(v)} is not in the mapping's turbines table" for v in vendor_text[idx]],
+        )
+        reject(_too_long(turbines), "turbine id too long", f"> {ID_MAX_LEN} characters")
+        reject(_invalid_ids(turbines), "invalid turbine id", lambda idx: _id_details(turbines[idx]))
+        site_column = mapping.site_id.column if mapping.site_id is not None else None
+        reject(blank_s, "missing site id", f"empty {site_column!r}")
+        reject(_too_long(sites), "site id too long", f"> {ID_MAX_LEN} characters")
+        reject(_invalid_ids(sites), "invalid site id", lambda idx: _id_details(sites[idx]))
 
-        # Status code.
-        if mapping.status_code is not None:
-            raw_status = frame[mapping.status_code.column]
-            num = _to_number(raw_status, mapping.csv.decimal)
-            blank = _is_blank(raw_status)
-            values = num.to_numpy()
-            bad = ~blank & (np.isnan(values) | (values != np.round(values)) | (values < 0) | (values > 999))
-            reject(bad, "invalid status_code", f"{mapping.status_code.column!r} not an integer in [0, 999]")
-            status = np.where(blank | bad, mapping.status_code.default, np.nan_to_num(values)).astype(
-                np.int64
-            )
-        else:
-            status = np.zeros(n, dtype=np.int64)
+        status = self._status(frame, reject, n)
+        signals = self._signals(frame, reject)
 
-        # Signals: numeric, converted, inside the contract's range.
-        signals: dict[str, np.ndarray] = {}
-        for source, spec in mapping.columns.items():
-            raw = frame[source]
-            numbers = _to_number(raw, mapping.csv.decimal).to_numpy()
-            blank = _is_blank(raw)
-            scale, offset = self._scales[source]
-            with np.errstate(invalid="ignore", over="ignore"):
-                converted = numbers * scale + offset
-            not_number = ~blank & ~np.isfinite(converted)
-            reject(
-                not_number,
-                f"not a number: {spec.field}",
-                lambda raw=raw, source=source: np.array(
-                    [f"{source}={t!r}" for t in raw.tolist()], dtype=object
-                ),
-            )
-            low, high = BOUNDS[spec.field]
-            with np.errstate(invalid="ignore"):
-                outside = np.isfinite(converted) & ((converted < low) | (converted > high))
-            reject(
-                outside,
-                f"out of range: {spec.field}",
-                lambda raw=raw, source=source, conv=converted, low=low, high=high: np.array(
-                    [
-                        f"{source}={r} -> {c:.6g}, allowed [{low:g}, {high:g}]"
-                        for r, c in zip(raw.tolist(), conv, strict=True)
+        # Duplicated (turbine, UTC time): the first row read wins; the rest are rejected (and reported).
+        ok = free
+        keep = np.flatnonzero(ok)
+        if len(keep):
+            kept_times = times.iloc[keep]
+            stamps = _utc_ns(kept_times)
+            dup = self._timeline.duplicates(turbines[keep], stamps)
+            if dup.any():
+                rows = keep[dup]
+                hits = np.zeros(n, dtype=bool)
+                hits[rows] = True
+                reject(
+                    hits,
+                    DUPLICATE_REASON,
+                    lambda idx: [
+                        f"{t} already has a row at this UTC time ({_short(v)})"
+                        for t, v in zip(turbines[idx], raw_ts.iloc[idx].tolist(), strict=True)
                     ],
-                    dtype=object,
-                ),
-            )
-            signals[spec.field] = converted
+                )
+                self.report.duplicates.update(turbines[rows].tolist())
+                self._count_dst_duplicates(stamps[dup])
+                keep = np.flatnonzero(ok)
+            if len(keep):
+                lo, hi = times.iloc[keep].min(), times.iloc[keep].max()
+                self._first_time = lo if self._first_time is None else min(self._first_time, lo)
+                self._last_time = hi if self._last_time is None else max(self._last_time, hi)
 
-        ok = pd.isna(reason)
         bad_idx = np.flatnonzero(~ok)
         for i in bad_idx:
             self._reject_one(str(reason[i]), f"row {first_row + i}: {detail[i]}")
@@ -356,22 +731,117 @@ class FileReplay:
             raw_col = frame[col].iloc[bad_idx]
             rejects[col] = raw_col.astype(object).where(raw_col.notna(), "").to_numpy(dtype=object)
 
-        keep = np.flatnonzero(ok)
         self.accepted += len(keep)
-        cols: dict[str, list[Any]] = {
-            "turbine_id": turbines[keep].tolist(),
-            "site_id": sites[keep].tolist(),
-            "event_time": list(times.iloc[keep].dt.to_pydatetime()),
+        out: dict[str, Any] = {
+            "turbine_id": turbines[keep],
+            "site_id": sites[keep],
+            "event_time": times.iloc[keep].dt.tz_convert(UTC).reset_index(drop=True),
         }
         for name in SIGNALS:
             if name in signals:
-                cols[name] = signals[name][keep].tolist()
-        cols["status_code"] = status[keep].tolist()
-        names = list(cols)
-        records = [dict(zip(names, row, strict=True)) for row in zip(*cols.values(), strict=True)]
-        return records, rejects
+                out[name] = signals[name][keep]
+        out["status_code"] = status[keep]
+        accepted = pd.DataFrame(out)
+        return accepted, rejects
 
-    def _parse_times(self, raw: pd.Series) -> pd.Series:
+    def _count_dst_duplicates(self, stamps: np.ndarray) -> None:
+        zone = self.mapping.timestamp.timezone
+        if zone == "UTC" or not len(stamps):
+            return
+        first, last = pd.Timestamp(int(stamps.min()), tz=UTC), pd.Timestamp(int(stamps.max()), tz=UTC)
+        changes = (
+            dst_transitions(zone, first - DST_NEIGHBOURHOOD, last + DST_NEIGHBOURHOOD).as_unit("ns").asi8
+        )
+        if not len(changes):
+            return
+        idx = np.searchsorted(changes, stamps).clip(0, len(changes) - 1)
+        before = (idx - 1).clip(0, len(changes) - 1)
+        near = DST_NEIGHBOURHOOD.value
+        close = (np.abs(changes[idx] - stamps) <= near) | (np.abs(changes[before] - stamps) <= near)
+        self.report.duplicates_at_dst += int(close.sum())
+
+    def _status(self, frame: pd.DataFrame, reject: Any, n: int) -> np.ndarray:
+        spec = self.mapping.status_code
+        if spec is None:
+            return np.zeros(n, dtype=np.int64)
+        raw_status = frame[spec.column]
+        blank = _is_blank(raw_status)
+        if spec.lookup is not None:
+            found, codes, _ = _lookup(raw_status, dict(spec.lookup))
+            mapped = np.array([np.nan if v is None else v for v in found], dtype="float64")
+            unknown = np.isnan(mapped) & ~blank
+            if unknown.any():
+                if spec.unknown == "reject":
+                    reject(
+                        unknown,
+                        "unknown status code",
+                        lambda idx: [
+                            f"{spec.column}={_short(v)} is not in status_code.lookup" for v in codes[idx]
+                        ],
+                    )
+                else:
+                    for value, count in Counter(codes[unknown].tolist()).items():
+                        key = _short(value)
+                        if key in self.report.unknown_status or len(self.report.unknown_status) < MAX_LISTED:
+                            self.report.unknown_status[key] += int(count)
+                        else:
+                            self.report.unknown_status["(others)"] += int(count)
+            return np.where(np.isnan(mapped), spec.default, mapped).astype(np.int64)
+        num = _to_number(raw_status, self.mapping.csv.decimal)
+        values = num.to_numpy()
+        bad = ~blank & (np.isnan(values) | (values != np.round(values)) | (values < 0) | (values > 999))
+        reject(bad, "invalid status_code", f"{spec.column!r} not an integer in [0, 999]")
+        return np.where(blank | bad, spec.default, np.nan_to_num(values)).astype(np.int64)
+
+    def _signals(self, frame: pd.DataFrame, reject: Any) -> dict[str, np.ndarray]:
+        """Signals: numeric, sentinels removed, converted, inside the contract's (and the mapping's) range."""
+        decimal = self.mapping.csv.decimal
+        out: dict[str, np.ndarray] = {}
+        for signal in self.signals:
+            name = signal.field
+            scale, offset = self._scales[name]
+            low, high = BOUNDS[name]
+            if signal.range is not None:
+                low, high = max(low, signal.range[0]), min(high, signal.range[1])
+            values: list[np.ndarray] = []
+            for source in signal.sources:
+                raw = frame[source]
+                cells = _read_cells(raw, decimal, signal.na_values)
+                with np.errstate(invalid="ignore", over="ignore"):
+                    converted = cells.numbers * scale + offset
+                usable = ~cells.blank & ~cells.sentinel
+                not_number = usable & ~np.isfinite(converted)
+                with np.errstate(invalid="ignore"):
+                    outside = usable & np.isfinite(converted) & ((converted < low) | (converted > high))
+                n_sentinel = int(cells.sentinel.sum())
+                if n_sentinel:
+                    self.report.sentinels[name] += n_sentinel
+                if signal.on_invalid == "null":
+                    if not_number.any():
+                        self.report.nulled[f"{name} (not a number)"] += int(not_number.sum())
+                    if outside.any():
+                        self.report.nulled[f"{name} (out of range)"] += int(outside.sum())
+                else:
+                    reject(
+                        not_number,
+                        f"not a number: {name}",
+                        lambda idx, raw=raw, source=source: [
+                            f"{source}={_short(t)}" for t in raw.iloc[idx].tolist()
+                        ],
+                    )
+                    reject(
+                        outside,
+                        f"out of range: {name}",
+                        lambda idx, raw=raw, source=source, conv=converted, low=low, high=high: [
+                            f"{source}={_short(r)} -> {c:.6g}, allowed [{low:g}, {high:g}]"
+                            for r, c in zip(raw.iloc[idx].tolist(), conv[idx], strict=True)
+                        ],
+                    )
+                values.append(np.where(usable & ~not_number & ~outside, converted, np.nan))
+            out[name] = _aggregate(values, signal.aggregate)
+        return out
+
+    def _parse_times(self, raw: pd.Series, blank: np.ndarray) -> pd.Series:
         fmt = self.mapping.timestamp.format
         if pd.api.types.is_datetime64_any_dtype(raw.dtype):
             return raw
@@ -379,15 +849,51 @@ class FileReplay:
             num = _to_number(raw, ".")
             return pd.to_datetime(num, unit="s" if fmt == "epoch_s" else "ms", utc=True, errors="coerce")
         text = raw.astype("string").str.strip()
+        has_offset = self._count_offsets(text, blank)
         kwargs: dict[str, Any] = {"format": "ISO8601" if fmt == "iso" else fmt, "errors": "coerce"}
-        try:
-            return pd.to_datetime(text, **kwargs)
-        except (ValueError, TypeError):  # mixed offsets or naive/aware mix: read as UTC instants
+        if has_offset.all():  # every cell carries its offset (possibly several): straight to UTC
             return pd.to_datetime(text, utc=True, **kwargs)
+        if not has_offset.any():
+            try:
+                return pd.to_datetime(text, **kwargs)
+            except (ValueError, TypeError):  # a pattern with %z, or odd cells: read as UTC instants
+                return pd.to_datetime(text, utc=True, **kwargs)
+        # Some cells with an offset, some without: the naive ones are local times in the mapping's zone.
+        aware = pd.to_datetime(text.where(has_offset), utc=True, **kwargs)
+        naive = pd.to_datetime(text.where(~has_offset), **kwargs)
+        if naive.dt.tz is None:
+            localised, _, _ = self._localise(naive, self.mapping.timestamp.timezone, None)
+            naive = localised
+        return aware.where(has_offset, naive.dt.tz_convert(UTC))
 
-    @staticmethod
-    def _localise(times: pd.Series, zone: str) -> tuple[pd.Series, np.ndarray, np.ndarray]:
-        """Attach ``zone`` to naive times; DST gaps and folds become NaT with their own reason."""
+    def _count_offsets(self, text: pd.Series, blank: np.ndarray) -> np.ndarray:
+        """Count the UTC offsets written at the end of the timestamps; mask of cells that carry one."""
+        tails = text.str[-6:]
+        kinds: dict[Any, str] = {}
+        for tail in tails[~blank].unique():
+            match = _OFFSET.search(str(tail)) if tail is not pd.NA else None
+            if match is None:
+                kinds[tail] = "none"
+            elif match.group(4):
+                kinds[tail] = "+00:00"
+            else:
+                kinds[tail] = f"{match.group(1)}{match.group(2)}:{match.group(3)}"
+        labels = tails.map(kinds)
+        counts = labels[~blank].value_counts()
+        has_any = any(k != "none" for k in counts.index)
+        if has_any:
+            for label, count in counts.items():
+                self.report.offsets[str(label)] += int(count)
+        return (labels.notna() & (labels != "none")).to_numpy(dtype=bool) & ~blank
+
+    def _localise(
+        self, times: pd.Series, zone: str, turbines: np.ndarray | None
+    ) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+        """Attach ``zone`` to naive times; DST gaps and folds become NaT with their own reason.
+
+        With ``timestamp.ambiguous: order`` a turbine's first row at an ambiguous local time is summer
+        time and its second one winter time (what a logger writes through the autumn fold).
+        """
         if zone == "UTC":
             none = np.zeros(len(times), dtype=bool)
             return times.dt.tz_localize(UTC), none, none
@@ -397,7 +903,147 @@ class FileReplay:
         gaps = times.dt.tz_localize(zone, ambiguous=np.zeros(n, dtype=bool), nonexistent="NaT")
         nonexistent = gaps.isna().to_numpy() & not_nat
         ambiguous = strict.isna().to_numpy() & not_nat & ~nonexistent
+        if ambiguous.any() and turbines is not None and self.mapping.timestamp.ambiguous == "order":
+            rows = np.flatnonzero(ambiguous)
+            naive_ns = times.iloc[rows].to_numpy().astype("datetime64[ns]").astype("int64")
+            summer = np.zeros(len(rows), dtype=bool)
+            for k, (tid, stamp) in enumerate(zip(turbines[rows].tolist(), naive_ns.tolist(), strict=True)):
+                seen = self._fold_seen[(tid, stamp)]
+                summer[k] = seen == 0
+                self._fold_seen[(tid, stamp)] = seen + 1
+            resolved = times.iloc[rows].dt.tz_localize(zone, ambiguous=summer, nonexistent="NaT")
+            strict = strict.copy()
+            strict.iloc[rows] = resolved.to_numpy()
+            ambiguous = np.zeros(n, dtype=bool)
         return strict.dt.tz_convert(UTC), nonexistent, ambiguous
 
     def top_reasons(self, limit: int = 5) -> list[tuple[str, int]]:
         return self.rejected.most_common(limit)
+
+
+def _aggregate(values: list[np.ndarray], how: str) -> np.ndarray:
+    """Row-wise aggregate of several source columns, ignoring NaN (all NaN -> NaN)."""
+    if len(values) == 1:
+        return values[0]
+    stack = np.vstack(values)
+    finite = np.isfinite(stack)
+    if how == "first":
+        first = np.argmax(finite, axis=0)
+        picked = stack[first, np.arange(stack.shape[1])]
+        return np.where(finite.any(axis=0), picked, np.nan)
+    if how == "max":
+        return np.fmax.reduce(stack, axis=0)
+    if how == "min":
+        return np.fmin.reduce(stack, axis=0)
+    count = finite.sum(axis=0)
+    total = np.where(finite, stack, 0.0).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def frame_records(frame: pd.DataFrame) -> Iterator[dict[str, Any]]:
+    """Contract records (dicts, ``event_time`` as an aware datetime, NaN for no value) of a mapped frame."""
+    if not len(frame):
+        return
+    cols: dict[str, list[Any]] = {}
+    for name in frame.columns:
+        if name == "event_time":
+            cols[name] = list(frame[name].dt.to_pydatetime())
+        else:
+            cols[name] = frame[name].tolist()
+    names = list(cols)
+    for row in zip(*cols.values(), strict=True):
+        yield dict(zip(names, row, strict=True))
+
+
+@dataclass(frozen=True)
+class ConvertResult:
+    """What ``convert`` wrote."""
+
+    path: Path
+    rows: int
+    seconds: float
+
+
+def contract_schema(fields: list[str]) -> Any:
+    """Arrow schema of a contract file: ids, UTC event time, the mapped signals, status code."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("turbine_id", pa.string()),
+            ("site_id", pa.string()),
+            ("event_time", pa.timestamp("us", tz="UTC")),
+            *[(name, pa.float64()) for name in fields],
+            ("status_code", pa.int32()),
+        ]
+    )
+
+
+def _arrow_table(frame: pd.DataFrame, schema: Any, csv_times: bool) -> Any:
+    import pyarrow as pa
+
+    arrays = []
+    for item in schema:
+        column = frame[item.name]
+        if item.name == "event_time":
+            array = pa.array(column.dt.tz_convert(UTC).astype("datetime64[us, UTC]"), type=item.type)
+            if csv_times:
+                text = np.datetime_as_string(column.dt.tz_convert(None).to_numpy().astype("datetime64[s]"))
+                array = pa.array(np.char.add(text, "Z").astype(object), type=pa.string())
+        elif pa.types.is_floating(item.type):
+            array = pa.array(column.to_numpy(dtype="float64"), type=item.type, from_pandas=True)
+        elif pa.types.is_integer(item.type):
+            array = pa.array(column.to_numpy(dtype="int64"), type=pa.int64()).cast(item.type)
+        else:
+            array = pa.array(column.to_numpy(dtype=object), type=item.type)
+        arrays.append(array)
+    names = [item.name for item in schema]
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+def write_contract(source: FileReplay, out: str | Path, *, on_chunk: Any = None) -> ConvertResult:
+    """Write every accepted row of ``source`` as contract rows to ``out`` (``.parquet`` or ``.csv``).
+
+    Columnar all the way (no per-row Python): each mapped chunk becomes one Arrow record batch. The file
+    is written under a temporary name and renamed at the end, so a failed run leaves no half file.
+    """
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    started = time.perf_counter()
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in (".parquet", ".pq", ".csv"):
+        raise MappingError(f"{out}: output must end in .parquet or .csv")
+    schema = contract_schema(source.mapping.mapped_fields())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".partial")
+    rows = 0
+    writer: Any = None
+    try:
+        for frame in source.iter_frames():
+            if suffix == ".csv":
+                table = _arrow_table(frame, schema, csv_times=True)
+                if writer is None:
+                    writer = pacsv.CSVWriter(str(tmp), table.schema)
+            else:
+                table = _arrow_table(frame, schema, csv_times=False)
+                if writer is None:
+                    writer = pq.ParquetWriter(str(tmp), schema, compression="zstd")
+            if table.num_rows:
+                writer.write_table(table)
+            rows += table.num_rows
+            if on_chunk is not None:
+                on_chunk(rows)
+        if writer is None:  # nothing read at all: still a valid, empty file
+            empty = _arrow_table(pd.DataFrame({f.name: [] for f in schema}), schema, suffix == ".csv")
+            if suffix == ".csv":
+                writer = pacsv.CSVWriter(str(tmp), empty.schema)
+            else:
+                writer = pq.ParquetWriter(str(tmp), schema, compression="zstd")
+    finally:
+        if writer is not None:
+            writer.close()
+    tmp.replace(out)
+    return ConvertResult(out, rows, time.perf_counter() - started)

@@ -124,6 +124,60 @@ def export(
     console.print(f"ground truth: {result.failures}, {result.sensor_faults}, {result.ground_truth_json}")
 
 
+@app.command("vendor-export")
+def vendor_export_cmd(
+    out: Path = typer.Option(..., "--out", "-o", help="directory to write scada.csv, metadata.csv, ..."),
+    turbines: int = typer.Option(4, "--turbines", "-n", min=2, max=99, help="fleet size (T01..)"),
+    days: float = typer.Option(400.0, "--days", min=7.0, max=3660.0, help="days of 10-minute rows"),
+    seed: int = typer.Option(7, "--seed", min=0),
+    start: datetime = typer.Option(
+        datetime(2024, 1, 1), "--start", formats=["%Y-%m-%d"], help="first local day (Europe/Paris)"
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+) -> None:
+    """Write a vendor-like SCADA export (operational signals, local time, sentinels, DST artefacts, gaps),
+    its metadata file, a mapping that imports both, and the ground truth of injected underperformance."""
+    from simulator.vendor_export import VendorExportError, fleet_config, plan_faults, vendor_export
+
+    try:
+        cfg = fleet_config(turbines, days, seed, start.date())
+        plan_faults(turbines, days, seed, cfg.start)
+    except (VendorExportError, ConfigError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    total = cfg.n_turbines * cfg.n_steps
+    console.print(
+        f"vendor export: {turbines} turbines x {days:g} days ({total:,} rows before gaps), seed {seed}"
+    )
+    with Progress(
+        TextColumn("[bold]vendor-export"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=quiet,
+    ) as progress:
+        task = progress.add_task("rows", total=total)
+        result = vendor_export(
+            out,
+            turbines=turbines,
+            days=days,
+            seed=seed,
+            start=start.date(),
+            on_progress=lambda n: progress.advance(task, n),
+        )
+    console.print(
+        f"wrote {result.rows:,} rows to {result.scada} in {result.seconds:.1f} s "
+        f"({result.rows / max(result.seconds, 1e-9):,.0f} rows/s)"
+    )
+    console.print(f"metadata: {result.metadata}, mapping: {result.mapping}")
+    console.print(f"ground truth (injected underperformance): {result.ground_truth}")
+    for fault in result.faults:
+        console.print(
+            f"  {fault.turbine_id} ({fault.vendor_id}) {fault.kind} {fault.magnitude:g} {fault.unit}: "
+            f"{fault.start:%Y-%m-%d %H:%M} -> {fault.end:%Y-%m-%d %H:%M} UTC"
+        )
+
+
 @app.command("scenarios")
 def scenarios_cmd() -> None:
     """List the bundled incident scenarios."""
