@@ -651,7 +651,7 @@ def _read_bounded(path: Path) -> bytes:
                     None,
                     None,
                     f"file larger than {MAX_REGISTER_BYTES // (1024 * 1024)} MiB; a register of "
-                    f"{MAX_TURBINES} turbines is far smaller (is this the right file?)",
+                    f"{MAX_TURBINES:,} turbines is far smaller (is this the right file?)",
                 )
             ],
         )

@@ -93,7 +93,7 @@ def test_migration_adds_the_register_columns(db: str) -> None:
     assert "commissioning_date" not in cols  # one column for the date: 0001's commissioned_on
 
 
-def test_import_cli_dry_run_then_import_then_idempotent(db: str) -> None:
+def test_import_cli_dry_run_then_import_then_idempotent(db: str, tmp_path: Path) -> None:
     dry = _cli(db, "import", str(EXAMPLE_YAML), "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert "3 turbine(s) on 2 site(s); rated power for 3; fitted sensors declared for 2" in dry.stdout
@@ -111,9 +111,11 @@ def test_import_cli_dry_run_then_import_then_idempotent(db: str) -> None:
     assert again.returncode == 0, again.stderr
     assert "inserted 0, updated 0, unchanged 3" in again.stdout
 
-    shown = _cli(db, "show")
+    shown = _cli(db, "show", "--out", str(tmp_path / "stored.csv"))
     assert shown.returncode == 0, shown.stderr
     assert "4 turbine(s) on 2 site(s)" in shown.stdout
+    stored = read_register(tmp_path / "stored.csv")  # what the database holds, as a register file
+    assert {k: v for k, v in stored.turbines.items() if k != "WT-900"} == read_register(EXAMPLE_YAML).turbines
     lines = {line.split()[0]: line for line in shown.stdout.splitlines()[2:] if line.strip()}
     assert "Siemens Gamesa SG 3.4-132" in lines["WT-201"] and "all (not declared)" in lines["WT-201"]
     assert "6/16: wind_speed_ms," in lines["WT-101"]
