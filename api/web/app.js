@@ -577,7 +577,7 @@ function frame(container, height, label, top = 8) {
 // Ticks on round times (hours or days), each label different from the others: day and month when the
 // ticks are days apart, the hour alone within one day, both in between.
 function timeTicks(t0, t1, maxTicks = 6) {
-  const steps = [HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR, DAY, 2 * DAY, 7 * DAY, 14 * DAY, 30 * DAY, 91 * DAY];
+  const steps = [HOUR / 6, HOUR / 4, HOUR / 2, HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR, DAY, 2 * DAY, 7 * DAY, 14 * DAY, 30 * DAY, 91 * DAY];
   const span = Math.max(1, t1 - t0);
   const step = steps.find((s) => span / s <= maxTicks) || steps[steps.length - 1];
   const out = [];

@@ -443,6 +443,14 @@ def test_keyboard_charts_layout_and_daily_counts(
     for chart in ("#history-chart", "#telemetry-chart"):
         ticks = page.locator(f"{chart} text.tick").all_text_contents()
         assert len(ticks) >= 3 and len(set(ticks)) == len(ticks), ticks
+    # whatever the window (an hour to a year), no two time labels are the same
+    spans = page.evaluate(
+        """() => [3600e3, 20 * 3600e3, 24 * 3600e3, 36 * 3600e3, 3 * 86400e3, 30 * 86400e3, 400 * 86400e3]
+            .map((span) => { const t0 = Date.UTC(2026, 10, 1, 13, 7); return timeTicks(t0, t0 + span, 6)
+            .map((tick) => tick.text); })"""
+    )
+    for labels in spans:
+        assert len(labels) >= 2 and len(set(labels)) == len(labels), spans
     # with the detail open, the ranking's last column is not cut
     wrap = page.locator("#ranking-panel .table-wrap")
     assert wrap.evaluate("w => w.scrollWidth <= w.clientWidth + 1"), wrap.evaluate(
