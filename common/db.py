@@ -80,8 +80,9 @@ class MigrationResult:
 
 
 def redact(url: str) -> str:
-    """Hide the password of a libpq URL for messages and logs."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+    """Hide the password of a libpq URL or ``key=value`` connection string for messages and logs."""
+    url = re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+    return re.sub(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", url, flags=re.IGNORECASE)
 
 
 def connect(url: str, *, autocommit: bool = False, timeout: float = 5.0) -> psycopg.Connection:
