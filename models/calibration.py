@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings as pywarnings
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -179,6 +180,13 @@ class TurbineCalibration:
     deviations: dict[str, IndicatorNormal] = field(default_factory=dict)
     air_density: bool = False
     warnings: list[str] = field(default_factory=list)
+    #: The same curves on HOURLY means (median hourly value per 0.5 m/s bin of the hourly mean wind): what
+    #: the scorer compares a window's hours with. Why besides the 10-minute curves: the mean of a curved
+    #: response over an hour of varying wind is not the response at the mean wind (near cut-in and rated
+    #: the difference is several % of power or degrees of pitch, and it depends on the turbulence).
+    hourly_power: list[float | None] | None = None
+    hourly_pitch: list[float | None] | None = None
+    hourly_rpm: list[float | None] | None = None
 
     # ---------------------------------------------------------------- curves
     def _curve(self, values: list[float | None] | None, wind: np.ndarray) -> np.ndarray:
@@ -203,6 +211,13 @@ class TurbineCalibration:
 
     def expected_rpm(self, wind_ms: np.ndarray) -> np.ndarray:
         return self._curve(self.rpm_median, wind_ms)
+
+    def hourly_expected(self, which: str, wind_ms: np.ndarray) -> np.ndarray:
+        """Expected hourly mean ``power`` / ``pitch`` / ``rpm`` at an hourly mean wind (hourly curves,
+        the 10-minute curve where no hourly curve was fitted)."""
+        hourly = {"power": self.hourly_power, "pitch": self.hourly_pitch, "rpm": self.hourly_rpm}[which]
+        ten = {"power": self.power_median, "pitch": self.pitch_median, "rpm": self.rpm_median}[which]
+        return self._curve(hourly if hourly is not None else ten, wind_ms)
 
     @property
     def power_range_ms(self) -> tuple[float, float]:
@@ -316,8 +331,10 @@ def _opt(v: float, ndigits: int = 4) -> float:
 
 #: Deviation indicators besides the temperatures (``temp:<signal>``).
 POWER, PITCH, ROTOR, YAW, AVAILABILITY = "power", "pitch", "rotor_speed", "yaw", "availability"
-RATIO, MEAN, ANGLE = "ratio", "mean", "angle"
-_KINDS: dict[str, str] = {POWER: RATIO, PITCH: MEAN, ROTOR: MEAN, YAW: ANGLE, AVAILABILITY: MEAN}
+RATIO, MEAN, MEDIAN, ANGLE = "ratio", "mean", "median", "angle"
+#: Pitch and rotor speed use the MEDIAN of the hourly deviations: an hour of gusty low wind that idles for
+#: ten minutes has a mean pitch of 10-20° and would otherwise carry a whole window.
+_KINDS: dict[str, str] = {POWER: RATIO, PITCH: MEDIAN, ROTOR: MEDIAN, YAW: ANGLE, AVAILABILITY: MEAN}
 
 
 def indicator_kind(name: str) -> str:
@@ -328,7 +345,8 @@ def indicator_kind(name: str) -> str:
 class Terms:
     """Per-hour contributions of one indicator: window statistic = f(sum of ``num``, sum of ``den``)
     over judged hours (ratio: sum num / sum den; mean: the same with den = 1; angle: atan2 of the summed
-    sine (num) and cosine (den)). ``hourly`` is each judged hour's own deviation (NaN elsewhere)."""
+    sine (num) and cosine (den)); median: median of ``hourly``. ``hourly`` is each judged hour's own
+    deviation (NaN elsewhere)."""
 
     kind: str
     num: np.ndarray
@@ -372,7 +390,7 @@ def hourly_terms(tc: TurbineCalibration, h: Mapping[str, np.ndarray]) -> dict[st
     out: dict[str, Terms] = {}
     with np.errstate(invalid="ignore", divide="ignore"):
         lo, hi = tc.power_range_ms
-        exp_p = tc.expected_power(wind)
+        exp_p = tc.hourly_expected("power", wind)
         judged = (
             operating & (wind >= lo) & (wind <= hi) & np.isfinite(exp_p) & (exp_p > 0.01 * tc.rated_power_kw)
         )
@@ -383,16 +401,16 @@ def hourly_terms(tc: TurbineCalibration, h: Mapping[str, np.ndarray]) -> dict[st
         )
         above = operating & (wind >= tc.cut_in_ms + PITCH_WIND_MARGIN_MS)
         for name, sig, curve in (
-            (PITCH, "pitch_angle_deg", tc.pitch_median),
-            (ROTOR, "rotor_rpm", tc.rpm_median),
+            (PITCH, "pitch_angle_deg", "pitch"),
+            (ROTOR, "rotor_rpm", "rpm"),
         ):
-            if curve is None or sig not in tc.signals:
+            if sig not in tc.signals or (tc.pitch_median if curve == "pitch" else tc.rpm_median) is None:
                 continue
             y = np.asarray(h.get(sig, nan), dtype=np.float64)
-            e = tc._curve(curve, wind)
+            e = tc.hourly_expected(curve, wind)
             j = above & np.isfinite(y) & np.isfinite(e)
             d = np.where(j, y - e, 0.0)
-            out[name] = Terms(MEAN, d, ones * j, j, np.where(j, d, np.nan))
+            out[name] = Terms(_KINDS[name], d, ones * j, j, np.where(j, d, np.nan))
         if "wind_direction_deg" in tc.signals and "nacelle_direction_deg" in tc.signals:
             s = np.asarray(h.get("yaw_error_sin", nan), dtype=np.float64)
             c = np.asarray(h.get("yaw_error_cos", nan), dtype=np.float64)
@@ -428,6 +446,8 @@ def window_stat(t: Terms, start: int, stop: int) -> tuple[float, int]:
     n = int(t.judged[start:stop].sum())
     if n == 0:
         return float("nan"), 0
+    if t.kind == MEDIAN:
+        return float(np.nanmedian(t.hourly[start:stop][t.judged[start:stop]])), n
     return float(stat_from_sums(t.kind, t.num[start:stop].sum(), t.den[start:stop].sum())), n
 
 
@@ -465,7 +485,13 @@ def _block_normals(t: Terms, windows: tuple[int, ...]) -> dict[int, list[float]]
         ok = judged >= min(MIN_JUDGED_HOURS, hours // 2)
         if ok.sum() < MIN_BLOCKS:
             continue
-        stats = stat_from_sums(t.kind, cn[ends] - cn[starts], cd[ends] - cd[starts])
+        if t.kind == MEDIAN:
+            view = np.lib.stride_tricks.sliding_window_view(np.where(t.judged, t.hourly, np.nan), hours)
+            with pywarnings.catch_warnings():
+                pywarnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks (not ``ok`` anyway)
+                stats = np.nanmedian(view[starts], axis=1)
+        else:
+            stats = stat_from_sums(t.kind, cn[ends] - cn[starts], cd[ends] - cd[starts])
         center, spread = _robust(np.asarray(stats, dtype=np.float64)[ok], angle=t.kind == ANGLE)
         if math.isfinite(center) and math.isfinite(spread):
             out[hours] = [round(center, 6), round(spread, 6), int(ok.sum())]
@@ -818,6 +844,7 @@ def _fit_turbine(
         warnings=warnings,
     )
     _hour_start, h = hourly_arrays(df, present)
+    _fit_hourly_curves(tc, h)
     if "ambient_temp_c" in present:
         ok_h = (h["events"] > 0) & (h["down"] == 0) & (h["curtailed"] == 0)
         for sig in TEMP_SIGNALS:
@@ -834,6 +861,26 @@ def _fit_turbine(
             "(needs wind speed, power, ambient temperature and pitch or rotor speed)"
         )
     return tc
+
+
+def _fit_hourly_curves(tc: TurbineCalibration, h: Mapping[str, np.ndarray]) -> None:
+    """Median hourly power / pitch / rotor speed per 0.5 m/s bin of the hourly mean wind (normal hours
+    with production), limited to the bins of the 10-minute curve."""
+    wind = np.asarray(h["wind_speed_ms"], dtype=np.float64)
+    if tc.air_density and "ambient_temp_c" in h:
+        wind = normalise_wind(wind, np.asarray(h["ambient_temp_c"], dtype=np.float64))
+    power = np.asarray(h["power_kw"], dtype=np.float64)
+    ok = (h["events"] > 0) & (h["down"] == 0) & (h["curtailed"] == 0) & np.isfinite(wind)
+    ok &= np.isfinite(power) & (power > 0)
+    idx = _bin_index(wind)
+    ten = np.isfinite(_arr(tc.power_median))
+    curves = {"power": tc.power_median, "pitch": tc.pitch_median, "rpm": tc.rpm_median}
+    for which, sig in (("power", "power_kw"), ("pitch", "pitch_angle_deg"), ("rpm", "rotor_rpm")):
+        if sig not in h or curves[which] is None:
+            continue
+        (m,), c = _bin_stats(idx, np.where(ok, np.asarray(h[sig], dtype=np.float64), np.nan), (0.5,))
+        m = np.where((c >= MIN_BIN_ROWS) & ten, m, np.nan)
+        setattr(tc, f"hourly_{which}", _opt_list(m))
 
 
 def _register_get(register: FleetRegister | None, tid: str) -> tuple[frozenset[str] | None, float | None]:

@@ -40,8 +40,8 @@ from models.calibration import (
     Terms,
     TurbineCalibration,
     hourly_terms,
-    stat_from_sums,
     window_hourly,
+    window_stat,
     wrap_deg,
 )
 from models.features import N_BINS, FeatureWindow, WindowSnapshot, hourly_view
@@ -155,7 +155,7 @@ class OperationalScorer:
             center, spread = normal
             floor = _floor(cfg, name)
             spread = max(spread, floor)
-            stat = float(stat_from_sums(t.kind, t.num[sl].sum(), t.den[sl].sum()))
+            stat, _ = window_stat(t, sl.start, sl.stop)
             diff = float(wrap_deg(stat - center)) if t.kind == ANGLE else stat - center
             z = diff / spread
             if name in (POWER, AVAILABILITY):
