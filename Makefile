@@ -85,6 +85,10 @@ staging-status: ## Local staging: releases, supervised processes, last smoke tes
 staging-down: ## Stop the local staging (supervisord, scorer, API); releases, database and model are kept
 	@bash deploy/staging/deploy.sh down
 
+drills: setup ## Incident drills of docs/runbooks/ on sandbox cockpits (local stack; never the dev cockpit)
+	@bash deploy/local/stack.sh up
+	@for d in ci_red_risk_score sweep_failed cockpit_unreachable; do $(PY) deploy/drills/$$d.py || exit 1; done
+
 .PHONY: help setup up down status logs reset migrate topics run test test-unit test-integration test-acceptance lint bench
 .PHONY: check-alerts
-.PHONY: deploy-staging staging-status staging-down
+.PHONY: deploy-staging staging-status staging-down drills
