@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -304,3 +306,26 @@ def test_kubernetes_config_names_only_known_settings() -> None:
     example = (ROOT / "deploy/k8s/secrets.example.env").read_text()
     names = set(config) | set(re.findall(r"^#? ?(COCKPIT_[A-Z_]+)=", example, re.M))
     assert {n for n in names if n.startswith("COCKPIT_")} <= set(known_variables())
+
+
+@pytest.mark.skipif(not shutil.which("kubectl"), reason="kubectl (with its built-in kustomize) not installed")
+def test_kustomize_renders_every_container_with_the_real_image() -> None:
+    """`kubectl kustomize` (what `kubectl apply -k` sends): no placeholder image, no secret, one claim."""
+    rendered = subprocess.run(
+        ["kubectl", "kustomize", str(ROOT / "deploy/k8s")], capture_output=True, text=True, check=True
+    ).stdout
+    documents = [d for d in yaml.safe_load_all(rendered) if d]
+    kustomization = yaml.safe_load((ROOT / "deploy/k8s/kustomization.yaml").read_text())
+    image = "{newName}:{newTag}".format(**kustomization["images"][0])
+    images = [
+        c["image"]
+        for d in documents
+        if d["kind"] in ("Deployment", "Job")
+        for c in [
+            *d["spec"]["template"]["spec"].get("initContainers", []),
+            *d["spec"]["template"]["spec"]["containers"],
+        ]
+    ]
+    assert len(images) == 6 and set(images) == {image}
+    assert {d["metadata"]["namespace"] for d in documents if d["kind"] != "Namespace"} == {"cockpit"}
+    assert not [d for d in documents if d["kind"] == "Secret"] and "CHANGE_ME" not in rendered

@@ -203,32 +203,55 @@ def _build_image(tmp_root: Path) -> Image:
     return Image(tmp_root, app, registry, home, python, uid, gid, env, tuple(writable))
 
 
+def _model_cache() -> Path:
+    """Where a small model trained by this test is kept, per content of the models package."""
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "models").rglob("*.py")):
+        digest.update(path.read_bytes())
+    return Path(f"/var/tmp/cockpit-native-model-{digest.hexdigest()[:12]}")
+
+
 def _put_a_model(image: Image, tmp_root: Path) -> str:
-    """A loadable production model in the registry volume (trained small once, or a prebuilt one)."""
+    """A loadable production model in the registry volume: a prebuilt one, else a small one trained once.
+
+    Tried in order: COCKPIT_TEST_REGISTRY, the checkout's registry/ (made by `make run`; only read), the
+    cache of an earlier run with the same models code; otherwise a small fleet is trained (minutes on busy
+    cores) and cached.
+    """
+    cache = _model_cache()
     candidates = (
         [Path(os.environ["COCKPIT_TEST_REGISTRY"])] if os.environ.get("COCKPIT_TEST_REGISTRY") else []
     )
-    candidates.append(ROOT / "registry")  # the checkout's (make run), only read
-    loads = [str(image.python), "-c", LOADS]
+    candidates += [ROOT / "registry", cache]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    staging = tmp_root / "model-candidate"
+    chosen = None
     for source in candidates:
-        if (source / "PRODUCTION").exists():
-            staging = tmp_root / "model-candidate"
-            shutil.rmtree(staging, ignore_errors=True)
-            shutil.copytree(source, staging, symlinks=True)
-            if (
-                subprocess.run([*loads, str(staging)], cwd=image.app, env=env, capture_output=True).returncode
-                == 0
-            ):
-                shutil.copytree(staging, image.registry, symlinks=True, dirs_exist_ok=True)
-                break
+        if not (source / "PRODUCTION").exists():
+            continue
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(source, staging, symlinks=True)
+        loads = subprocess.run(
+            [str(image.python), "-c", LOADS, str(staging)], cwd=image.app, env=env, capture_output=True
+        )
+        if loads.returncode == 0:
+            chosen = str(source)
+            break
     else:
-        subprocess.run([str(image.python), "-c", TRAIN_TINY, str(image.registry)], cwd=image.app, env=env,
-                       check=True, capture_output=True)  # fmt: skip
-        source = Path("trained small model")
+        shutil.rmtree(staging, ignore_errors=True)
+        trained = subprocess.run(
+            [str(image.python), "-c", TRAIN_TINY, str(staging)], cwd=image.app, env=env, capture_output=True
+        )
+        assert trained.returncode == 0, trained.stderr[-3000:]
+        building = Path(tempfile.mkdtemp(prefix=cache.name + "-", dir="/var/tmp"))
+        shutil.copytree(staging, building, symlinks=True, dirs_exist_ok=True)
+        with contextlib.suppress(OSError):
+            building.rename(cache)
+        chosen = "a small model trained now"
+    shutil.copytree(staging, image.registry, symlinks=True, dirs_exist_ok=True)
     for path in [image.registry, *image.registry.rglob("*")]:
         os.chown(path, image.uid, image.gid, follow_symlinks=False)
-    return str(source)
+    return chosen
 
 
 # ------------------------------------------------------------------------------------ the stack
@@ -327,7 +350,7 @@ def native(services: Any, kafka_bootstrap: str, run_id: str) -> Iterator[Native]
         mapping = NativeMap(
             hosts={
                 "kafka:9092": (kafka_host, int(kafka_port)),
-                "timescaledb:5432": (str(admin.get("host", "127.0.0.1")), int(admin.get("port", 5432))),
+                "timescaledb:5432": (str(admin.get("host", "127.0.0.1")), int(str(admin.get("port", 5432)))),
             },
             database=db_name,
             ports={port: free_port() for port in sorted(cockpit_ports)},
@@ -403,10 +426,10 @@ def test_compose_services_run_natively_as_the_image_user(native: Native) -> None
             assert "present and valid; nothing to do" in done.stdout + done.stderr, (source, done.stderr)
     admin_db = dict(conninfo_to_dict(native.admin_url), dbname=native.db_name)
     with psycopg.connect(**admin_db) as conn:  # type: ignore[arg-type]
-        owners = dict(conn.execute("SELECT tablename, tableowner FROM pg_tables WHERE schemaname = 'public'"))
-    assert (
-        owners["turbine_state"] == "cockpit_admin"
-    )  # the writer's rights come from the grants, not ownership
+        rows = conn.execute("SELECT tablename, tableowner FROM pg_tables WHERE schemaname = 'public'")
+        owners: dict[str, str] = dict(rows.fetchall())
+    # The writer's rights come from the grants of init-roles.sql, not from owning the tables.
+    assert owners["turbine_state"] == "cockpit_admin"
 
     for name in SERVERS:
         native.start(name)
@@ -415,31 +438,27 @@ def test_compose_services_run_natively_as_the_image_user(native: Native) -> None
     targets = {job.removeprefix("cockpit-"): ts for job, ts in prometheus_targets().items()}
     for name in SERVERS:
         for target in targets[name]:
-            host, _, port = target.rpartition(":")
+            host, _, target_port = target.rpartition(":")
             native.alive(name)
-            wait_for(lambda h=host, p=port: _answers(native, h, int(p), "/metrics"), 90, f"{name} /metrics")
-            metrics = native.get(host, int(port), "/metrics").text
+            _wait_answers(native, host, int(target_port), "/metrics", 90, f"{name} /metrics")
+            metrics = native.get(host, int(target_port), "/metrics").text
             assert METRIC_PREFIX[name] in metrics, name
             listening = listening_ports(Path("/proc/net/tcp").read_text())
-            assert "0.0.0.0" in listening.get(mapping.port(int(port)), set()), (name, listening)
+            assert "0.0.0.0" in listening.get(mapping.port(int(target_port)), set()), (name, listening)
         for url in healthcheck_urls(compose[name]):
-            host_port, _, path = url.removeprefix("http://").partition("/")
-            _, _, port = host_port.rpartition(":")
-            wait_for(
-                lambda n=name, p=port, q=path: _answers(native, n, int(p), f"/{q}"),
-                120,
-                f"{name} healthcheck",
-            )
+            host_port, _, url_path = url.removeprefix("http://").partition("/")
+            check_port = int(host_port.rpartition(":")[2])
+            _wait_answers(native, name, check_port, f"/{url_path}", 120, f"{name} healthcheck")
     for container in k8s.values():
-        role = K8S_ROLES.get(f"{container.workload}/{container.name}")
-        if role not in SERVERS:
+        served = K8S_ROLES.get(f"{container.workload}/{container.name}")
+        if served is None or served not in SERVERS:
             continue
-        for probe, (path, port) in container.probes.items():
-            wait_for(lambda r=role, p=port, q=path: _answers(native, r, p, q), 120, f"{role} {probe} {path}")
+        for probe, (probe_path, probe_port) in container.probes.items():
+            _wait_answers(native, served, probe_port, probe_path, 120, f"{served} {probe} {probe_path}")
         if container.scrape_port is not None:
             assert (
-                METRIC_PREFIX[role]
-                in native.get(role, container.scrape_port, container.scrape_path or "/").text
+                METRIC_PREFIX[served]
+                in native.get(served, container.scrape_port, container.scrape_path or "/").text
             )
     scorer_k8s, scorer_compose = k8s["cockpit-scorer/scorer"].env, environment(compose["scorer"])
     for variable in ("COCKPIT_WEB_HOST", "COCKPIT_WEB_PORT"):  # the pod binds where its probes look
@@ -484,3 +503,8 @@ def _answers(native: Native, host: str, port: int, path: str) -> bool:
         return native.get(host, port, path).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def _wait_answers(native: Native, host: str, port: int, path: str, timeout: float, what: str) -> None:
+    """Until ``http://<host>:<port><path>`` (container addresses) answers 200."""
+    wait_for(lambda: _answers(native, host, port, path), timeout, what)

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from pydantic_settings import BaseSettings
 from typer.testing import CliRunner
 
 from common.settings import (
@@ -39,7 +40,7 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
 
 
-def _service_classes() -> list[type]:
+def _service_classes() -> list[type[BaseSettings]]:
     from importlib import import_module
 
     return [getattr(import_module(p.split(":")[0]), p.split(":")[1]) for p in SETTINGS_CLASSES]
