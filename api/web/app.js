@@ -437,7 +437,9 @@ function renderPlanning() {
   empty.hidden = p.items.length > 0;
   empty.textContent = p.items.length ? "" : p.mode === "empty" ? t("empty.nodata") : t("empty.planning", { days: num(p.horizon_days, 0) });
   const without = p.turbines_without_estimate ? t("planning.without", { n: num(p.turbines_without_estimate, 0) }) : "";
-  $("#planning-summary").textContent = t("planning.summary", { n: num(p.items.length, 0), energy: num(p.energy_at_stake_kwh / 1000, 1) }) + without;
+  const none = p.items.length > 0 && p.turbines_without_estimate === p.items.length;
+  $("#planning-summary").textContent = none ? t("planning.summary_none", { n: num(p.items.length, 0) })
+    : t("planning.summary", { n: num(p.items.length, 0), energy: num(p.energy_at_stake_kwh / 1000, 1) }) + without;
   $("#planning-assumptions").textContent = t("planning.assumptions", { pdays: num(p.assumptions.probability_days, 0), hours: num(p.assumptions.downtime_hours, 0) });
   $("#planning-asof").textContent = t("planning.as_of", { when: dateTime(p.generated_at) });
   renderDataBanner($("#planning-banner"), p);
