@@ -8,6 +8,9 @@ by ``sensor_set_for(spec.fitted_sensors)`` (no register entry or no declared sen
 - ``operational``: ``models.operational.OperationalScorer`` against the turbine's calibration;
 - none satisfied: ``unknown``, naming the sensors it lacks.
 
+Fitted sensors come from the register; a turbine the register does not declare them for (or that is not
+registered) is routed by the signals its calibration found in its history, else by the full set.
+
 Every assessment's ``data_quality`` carries ``sensor_set``, ``signals_used`` and
 ``calibration_version``, and counts only fitted signals (a sensor that is not fitted is not missing).
 ``now=None`` judges each item as of its own newest event (the stream path); a sweep passes its as-of.
@@ -57,13 +60,14 @@ class FleetScorer:
 
     # ---------------------------------------------------------------- routing
     def fitted(self, turbine_id: str) -> frozenset[str] | None:
-        """The turbine's fitted sensors from the register (None: not registered or not declared = all)."""
-        if self.register is None:
-            return None
-        spec = self.register.get(turbine_id)
-        if spec is None or spec.fitted_sensors is None:
-            return None
-        return frozenset(spec.fitted_sensors)
+        """The turbine's fitted sensors: from the register when declared there, else the signals its
+        calibration found in its history, else None (= every sensor)."""
+        spec = self.register.get(turbine_id) if self.register is not None else None
+        if spec is not None and spec.fitted_sensors is not None:
+            return frozenset(spec.fitted_sensors)
+        op = self.operational
+        tc = op.calibration.get(turbine_id) if op is not None and op.calibration is not None else None
+        return frozenset(tc.signals) if tc is not None else None
 
     def sensor_set(self, turbine_id: str) -> str | None:
         return sensor_set_for(self.fitted(turbine_id))

@@ -44,7 +44,7 @@ from models.calibration import (
     window_stat,
     wrap_deg,
 )
-from models.features import N_BINS, FeatureWindow, WindowSnapshot, hourly_view
+from models.features import N_BINS, FeatureWindow, HourlyMeans, WindowSnapshot, hourly_view
 from models.policy import TIER_ORDER, OperationalConfig, RiskPolicy, pretty_signal
 from models.scoring import RiskAssessment
 from models.sensor_sets import OPERATIONAL, signals_used
@@ -121,12 +121,12 @@ class OperationalScorer:
 
     # ---------------------------------------------------------------- deviations
     def deviations(
-        self, tc: TurbineCalibration, snapshot: WindowSnapshot
+        self, tc: TurbineCalibration, snapshot: WindowSnapshot, hm: HourlyMeans | None = None
     ) -> tuple[list[Deviation], list[str]]:
         """Deviations of one window that could be judged, and the indicators that could not."""
         cfg = self.policy.config.operational
         tiers = self.policy.config.tiers
-        hm = hourly_view(snapshot)
+        hm = hm if hm is not None else hourly_view(snapshot)
         h = window_hourly(hm)
         terms = hourly_terms(tc, h)
         out: list[Deviation] = []
@@ -245,7 +245,8 @@ class OperationalScorer:
                 )
             return self._unknown(turbine_id, as_of, "no_calibration", text, dq)
         dq_reasons, hard = self.policy.data_quality_issues(dq)
-        devs, not_judged = self.deviations(tc, snap)
+        hm = hourly_view(snap)
+        devs, not_judged = self.deviations(tc, snap, hm)
         dq["judged"] = {d.indicator: {"hours": d.hours, "judged_hours": d.judged_hours} for d in devs}
         if not_judged:
             dq["not_judged"] = not_judged
@@ -255,7 +256,7 @@ class OperationalScorer:
         reasons = [_reason(d, tc) for d in flagged[: cfg.reasons.max_reasons]]
         if not reasons:
             reasons.append(_summary(devs, not_judged, tc, cfg.operational.window_hours))
-        curt = _curtailment(hourly_view(snap), cfg.operational)
+        curt = _curtailment(hm, cfg.operational)
         if curt is not None:
             reasons.append(curt)
         if dq_reasons:
@@ -440,7 +441,7 @@ def _summary(
     return {"indicator": "operational_summary", "text": text, "value": value, "normal_range": rng}
 
 
-def _curtailment(hm: Any, cfg: OperationalConfig) -> dict[str, Any] | None:
+def _curtailment(hm: HourlyMeans, cfg: OperationalConfig) -> dict[str, Any] | None:
     sl = slice(N_BINS - cfg.window_hours, N_BINS)
     events = float(hm.events[sl].sum())
     if events <= 0:

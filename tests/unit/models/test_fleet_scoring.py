@@ -18,7 +18,7 @@ from models.operational import OperationalScorer
 from models.policy import load_policy
 from models.registry import load_version
 from models.scoring import BatchScorer, FeatureRow
-from models.sensor_sets import FULL, OPERATIONAL
+from models.sensor_sets import FULL, OPERATIONAL, SENSOR_SETS
 from tests.unit.models.test_calibration import make_rows
 from tests.unit.models.test_operational import derate, window_of
 
@@ -55,11 +55,13 @@ class Register:
 
 @pytest.fixture(scope="module")
 def calibration() -> Calibration:
-    frame = pd.concat(
-        [make_rows("T-1", days=40, seed=1, yaw_offset=3.0), make_rows("FULL-1", days=40, seed=2)],
-        ignore_index=True,
-    )
-    return fit_calibration(frame, version="c-fleet")
+    full = make_rows("FULL-1", days=40, seed=2)
+    for sig in SENSOR_SETS[FULL] - set(full.columns):
+        full[sig] = 40.0 + np.random.default_rng(3).normal(0, 1, len(full))
+    frame = pd.concat([make_rows("T-1", days=40, seed=1, yaw_offset=3.0), full], ignore_index=True)
+    cal = fit_calibration(frame, version="c-fleet")
+    assert cal.turbines["FULL-1"].sensor_set == FULL
+    return cal
 
 
 @pytest.fixture
@@ -173,3 +175,15 @@ def test_feature_rows_go_to_the_full_model(full: BatchScorer) -> None:
     (a,) = fs.score([("FULL-1", row)])
     (b,) = full.score([("FULL-1", row)], now=win.as_of)
     assert a.score == b.score and a.data_quality["sensor_set"] == FULL
+
+
+def test_undeclared_sensors_fall_back_to_what_the_calibration_saw(
+    full: BatchScorer, calibration: Calibration
+) -> None:
+    """No register (or fitted sensors not declared): the calibration's signals decide the route."""
+    fs = FleetScorer(full, OperationalScorer(load_policy(), calibration), None)
+    assert fs.sensor_set("T-1") == OPERATIONAL  # its history had operational signals only
+    assert fs.sensor_set("FULL-1") == FULL
+    assert fs.sensor_set("NEW-1") == FULL  # neither registered nor calibrated
+    (a,) = fs.score([("T-1", window_of("T-1", 13))])
+    assert a.data_quality["sensor_set"] == OPERATIONAL and a.tier == "low"
