@@ -938,7 +938,8 @@ def _aggregate(values: list[np.ndarray], how: str) -> np.ndarray:
     count = finite.sum(axis=0)
     total = np.where(finite, stack, 0.0).sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+        mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    return np.round(mean, 9)  # (7.1 + 7.3) / 2 is 7.2, not 7.199999999999999
 
 
 def frame_records(frame: pd.DataFrame) -> Iterator[dict[str, Any]]:

@@ -17,7 +17,7 @@ import pytest
 
 from common.contracts import STATUS_CURTAILED, STATUS_FAULT, STATUS_OK, TelemetryEvent, parse_telemetry
 from common.fleet import read_register
-from producers.mapping import MappingError, parse_mapping
+from producers.mapping import MappingError, load_mapping, parse_mapping
 from producers.metadata import build_register
 from producers.replay import FileReplay, write_contract
 from producers.serialize import encode_record
@@ -565,6 +565,27 @@ def test_register_command_writes_a_register_the_fleet_reader_accepts(tmp_path: P
     assert sorted(read_register(out).turbines) == ["V-1", "V-2"]
     bad = _cli("producers", "register", "--mapping", str(mapping_path), "--out", str(tmp_path / "f.txt"))
     assert bad.returncode == 2
+
+
+def test_example_vendor_mapping_converts_and_registers(tmp_path: Path) -> None:
+    """The documented example: every new key at work on a small vendor file."""
+    examples = ROOT / "producers" / "examples"
+    mapping = load_mapping(examples / "vendor_mapping.yaml")
+    source = FileReplay(examples / "vendor_export.csv", mapping, now=NOW)
+    out = tmp_path / "c.parquet"
+    assert write_contract(source, out).rows == 8
+    got = pd.read_parquet(out)
+    assert source.rejected == {"duplicate event time": 2, "unknown turbine id": 1}
+    assert got["wind_speed_ms"].iloc[0] == 7.2  # mean of both anemometers
+    assert got["wind_speed_ms"].iloc[2] == 7.4  # 9999 on the second one: the first alone
+    assert got["ambient_temp_c"].isna().sum() == 2 and got["pitch_angle_deg"].isna().sum() == 1
+    assert got["status_code"].tolist() == [0, 0, 0, 0, STATUS_CURTAILED, 0, 0, 40]
+    assert source.report.unknown_status == {"'E-1042'": 1}
+    assert sum(g.at_dst for g in source.report.gaps.values()) == 2
+    register = build_register(mapping, examples / "vendor_mapping.yaml").register
+    assert sorted(register.turbines) == ["EX-WT-01", "EX-WT-02"]
+    spec = register.get("EX-WT-01")
+    assert spec is not None and spec.rated_power_kw == pytest.approx(2250.0) and spec.latitude == 47.41021
 
 
 # ------------------------------------------------------------------------------ end to end (subprocess)
