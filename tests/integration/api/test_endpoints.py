@@ -239,7 +239,7 @@ def test_supervision(client: TestClient) -> None:
 
 
 def test_silent_scorer_is_supervision_business_not_every_row(make_settings: Any, api_db: ApiDb) -> None:
-    """A silent scorer says so (page flag, supervision); rows keep their own staleness; the API stays ready."""
+    """A silent scorer says so (page flag, supervision); rows keep their staleness; the API stays ready."""
     from api.app import create_app
 
     with TestClient(create_app(make_settings(heartbeat_max_age_seconds=0.001))) as c:
