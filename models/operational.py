@@ -254,7 +254,7 @@ class OperationalScorer:
         tier = self.policy.tier_for_score(score)
         flagged = sorted((d for d in devs if d.score >= cfg.tiers.moderate), key=lambda d: -d.badness)
         reasons = [_reason(d, tc) for d in flagged[: cfg.reasons.max_reasons]]
-        if not reasons:
+        if not reasons and not hard:
             reasons.append(_summary(devs, not_judged, tc, cfg.operational.window_hours))
         curt = _curtailment(hm, cfg.operational)
         if curt is not None:
@@ -423,7 +423,7 @@ def _summary(
     if judged:
         text = "behaves as calibrated: " + ", ".join(judged) + " within its own normal ranges"
         if power is not None:
-            text += f" (power {power.stat * 100:+.0f} % vs its own curve {_span(power.hours)})"
+            text += f" (power {_signed(power.stat * 100)} % vs its own curve {_span(power.hours)})"
     else:
         text = f"nothing could be judged {_span(hours)}"
     if not_judged:

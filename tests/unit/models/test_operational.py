@@ -187,3 +187,20 @@ def test_window_state_keeps_the_operational_signals() -> None:
     old = FeatureWindow.from_bytes(bytes(blob))
     assert np.isnan(old.hourly().means["pitch_angle_deg"]).all()
     np.testing.assert_array_equal(old.features(), win.features())
+
+
+def test_hostile_window_values_do_not_break_scoring(scorer: OperationalScorer) -> None:
+    def garbage(rows: pd.DataFrame) -> None:
+        n = len(rows)
+        rows.loc[rows.index[: n // 4], "power_kw"] = np.inf
+        rows.loc[rows.index[n // 4 : n // 2], "pitch_angle_deg"] = -np.inf
+        rows.loc[rows.index[n // 2 : n // 2 + 50], "wind_direction_deg"] = np.nan
+        rows.loc[rows.index[-30:], "power_kw"] = -1e9
+        rows.loc[rows.index[-60:-30], "wind_speed_ms"] = 1e9
+
+    win = window_of("T-1", 51, fault=garbage)
+    (a,) = scorer.score([("T-1", win)])
+    assert a.tier in ("low", "moderate", "high", "unknown")
+    assert all(isinstance(r["text"], str) and "nan" not in r["text"].lower() for r in a.reasons)
+    (b,) = scorer.score([("T-1", FeatureWindow("T-1"))])  # an empty window
+    assert b.tier == "unknown" and b.reasons[0]["indicator"] == "no_data"
