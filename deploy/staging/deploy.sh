@@ -71,6 +71,8 @@ build_release() { # ref -> RELEASE (id), REL (dir)
   REL="$STAGING/releases/$RELEASE"
   mkdir -p "$REL/src"
   git -C "$ROOT" archive --format=tar "$sha" | tar -x -C "$REL/src"
+  [[ -z "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ]] \
+    || say "note: uncommitted changes in $ROOT are not part of the release (it is commit ${sha:0:10})"
   printf '{"release": "%s", "commit": "%s", "ref": "%s", "built_at": "%s"}\n' \
     "$RELEASE" "$sha" "$ref" "$(date -u +%FT%TZ)" >"$REL/release.json"
   say "release $RELEASE: commit $sha ($ref) in $REL/src"
@@ -139,18 +141,22 @@ in_release() { # dir, command...: run a command of that release with its setting
 migrate() { in_release "$REL" python -m common migrate; }
 topics() { in_release "$REL" python -m common topics; }
 
-model() { # the staging registry gets the dev registry's production version when it loads with this release
+model() { # a production model that loads with THIS release in the staging registry
   local check="import sys; from models.registry import load_production; load_production(sys.argv[1])"
-  if [[ ! -s "$STAGING/registry/PRODUCTION" && -s "$MODEL_FROM/PRODUCTION" ]]; then
-    local version; version="$(tr -d '[:space:]' <"$MODEL_FROM/PRODUCTION")"
-    if in_release "$REL" python -c "$check" "$MODEL_FROM" 2>/dev/null; then
-      cp -a "$MODEL_FROM/$version" "$STAGING/registry/$version"
-      echo "$version" >"$STAGING/registry/PRODUCTION.tmp" && mv -f "$STAGING/registry/PRODUCTION.tmp" "$STAGING/registry/PRODUCTION"
-      say "model $version copied from $MODEL_FROM"
-    else
-      say "the production model of $MODEL_FROM does not load with this release; training the default one"
-    fi
+  loads() { [[ -s "$1/PRODUCTION" ]] && in_release "$REL" python -c "$check" "$1" 2>/dev/null; }
+  if loads "$STAGING/registry"; then
+    say "production model $(tr -d '[:space:]' <"$STAGING/registry/PRODUCTION") loads with this release"
+    return 0
   fi
+  if loads "$MODEL_FROM"; then # the dev registry's production version (no training)
+    local version; version="$(tr -d '[:space:]' <"$MODEL_FROM/PRODUCTION")"
+    rm -rf "$STAGING/registry/$version"
+    cp -a "$MODEL_FROM/$version" "$STAGING/registry/$version"
+    echo "$version" >"$STAGING/registry/PRODUCTION.tmp" && mv -f "$STAGING/registry/PRODUCTION.tmp" "$STAGING/registry/PRODUCTION"
+    say "model $version copied from $MODEL_FROM"
+    return 0
+  fi
+  say "no model in $STAGING/registry or $MODEL_FROM that loads with this release: training the default one (minutes)"
   in_release "$REL" python -m models ensure-default --registry "$STAGING/registry" --threads 1
 }
 
