@@ -849,7 +849,10 @@ class FileReplay:
             num = _to_number(raw, ".")
             return pd.to_datetime(num, unit="s" if fmt == "epoch_s" else "ms", utc=True, errors="coerce")
         text = raw.astype("string").str.strip()
-        has_offset = self._count_offsets(text, blank)
+        if fmt == "iso" or "%z" in fmt:
+            has_offset = self._count_offsets(text, blank)
+        else:  # a pattern without %z has no offset, whatever its last characters look like
+            has_offset = np.zeros(len(text), dtype=bool)
         kwargs: dict[str, Any] = {"format": "ISO8601" if fmt == "iso" else fmt, "errors": "coerce"}
         if has_offset.all():  # every cell carries its offset (possibly several): straight to UTC
             return pd.to_datetime(text, utc=True, **kwargs)

@@ -364,10 +364,32 @@ def test_wrong_types_in_parquet_columns(tmp_path: Path) -> None:
     path = tmp_path / "x.parquet"
     frame.to_parquet(path)
     records, source = _records(path, _mapping(turbine_id={"column": "turbine", "prefix": "WT-"}))
-    assert [r["turbine_id"] for r in records] == [] or source.rejected
-    assert sum(source.rejected.values()) + len(records) == 2
+    assert records == [] and source.rejected == {"not a number: power_kw": 2}
+    assert source.examples["not a number: power_kw"][0] == "row 1: p=True"
+    frame["p"] = [1.5, 2.5]  # with numbers, the integer ids make valid contract ids
+    frame.to_parquet(path)
+    records, source = _records(path, _mapping(turbine_id={"column": "turbine", "prefix": "WT-"}))
+    assert [r["turbine_id"] for r in records] == ["WT-7", "WT-8"]
     for record in records:
         TelemetryEvent(**{**record, "event_id": "x"})
+
+
+def test_nul_control_characters_and_bad_bytes_in_a_csv(tmp_path: Path) -> None:
+    path = tmp_path / "x.csv"
+    path.write_bytes(
+        b"ts,turbine,st,p\n"
+        b"2024-01-01T00:00:00Z,T1,Run,1\n"
+        b"2024-01-01T00:10:00Z,T\x001,Run,2\n"
+        b"2024-01-01T00:20:00Z,T1,R\x1bun,3\n"
+        b"2024-01-01T00:30:00Z,T1,Run,4\xff\xfe\n"
+        b"2024-01-01T00:40:00\x07Z,T1,Run,5\n"
+        b"2024-01-01T00:50:00Z,T1,Run,6\n"
+    )
+    mapping = _mapping(status_code={"column": "st", "lookup": {"Run": "OK"}, "unknown": "reject"})
+    records, source = _records(path, mapping)
+    assert [r["power_kw"] for r in records] == [1.0, 6.0]
+    assert sum(source.rejected.values()) == 4 and source.rows_read == 6
+    assert source.rejected["not a number: power_kw"] == 1 and source.rejected["unknown status code"] == 1
 
 
 # ------------------------------------------------------------------------------ mapping mistakes
