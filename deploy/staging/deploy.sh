@@ -252,11 +252,13 @@ ensure_supervisor() {
 # ------------------------------------------------------------------------------------------ checks
 state_of() { ctl status "$1" 2>/dev/null | awk '{print $2}' || true; }
 
-scorer_ready() {
-  curl -fsS -m 5 "http://127.0.0.1:$SCORER_PORT/readyz" 2>/dev/null | python3 -c '
+scorer_ready() { # /readyz 200 with partitions assigned (it consumes telemetry)
+  local body
+  body="$(curl -fsS -m 5 "http://127.0.0.1:$SCORER_PORT/readyz" 2>/dev/null)" || return 1
+  python3 -c '
 import json, sys
-body = json.load(sys.stdin)
-sys.exit(0 if body.get("ready") is True and body.get("partitions") else 1)'
+body = json.loads(sys.argv[1])
+sys.exit(0 if body.get("ready") is True and body.get("partitions") else 1)' "$body" 2>/dev/null
 }
 
 api_ready() { # ready to serve reads: /readyz answers 200, or its database check is ok
