@@ -36,6 +36,7 @@ from common.contracts import (
     parse_telemetry,
 )
 from models.features import FeatureWindow, feature_matrix
+from models.fleet_scoring import FleetScorer
 from models.scoring import MAX_BATCH, BatchScorer, RiskAssessment
 from scorer.settings import ScorerSettings
 from scorer.state import HistoryMark, TurbineState, Verdict, classify, should_write_history
@@ -168,6 +169,9 @@ class BatchProcessor:
     def __init__(self, settings: ScorerSettings, scorer: BatchScorer | None = None) -> None:
         self.settings = settings
         self.scorer = scorer
+        # Set by the runtime: routes each turbine to the model set its fitted sensors allow (register),
+        # with the fleet's calibration. None (unit tests, benchmarks): every turbine gets ``scorer``.
+        self.fleet: FleetScorer | None = None
         self.turbines: dict[str, TurbineState] = {}
         self.dirty: set[str] = set()
         self.next_offset: dict[int, int] = {}  # partition -> first offset not yet applied
@@ -366,17 +370,22 @@ class BatchProcessor:
         scorer = self.scorer
         t0 = time.perf_counter()
         assessments: list[RiskAssessment] = []
-        for start in range(0, len(scorable), MAX_BATCH):  # bounds the feature computation's memory
-            chunk = scorable[start : start + MAX_BATCH]
-            snaps = [st.window.snapshot() for _, st in chunk]  # one snapshot per window, reused below
-            x = feature_matrix(snaps, scorer.bundle.normal_model)
-            ids = [tid for tid, _ in chunk]
-            as_ofs = [st.window.as_of for _, st in chunk]
-            dqs = [
-                st.window.data_quality(now=as_of, snapshot=snap)
-                for (_, st), as_of, snap in zip(chunk, as_ofs, snaps, strict=True)
-            ]
-            assessments.extend(scorer.score_features(ids, x, as_ofs, dqs))
+        if self.fleet is not None:
+            # Each turbine by the model set its fitted sensors allow; one predict per model per chunk
+            # inside FleetScorer; now=None: each turbine as of its own newest event (as below).
+            assessments = self.fleet.score([(tid, st.window) for tid, st in scorable], None)
+        else:
+            for start in range(0, len(scorable), MAX_BATCH):  # bounds the feature computation's memory
+                chunk = scorable[start : start + MAX_BATCH]
+                snaps = [st.window.snapshot() for _, st in chunk]  # one snapshot per window, reused below
+                x = feature_matrix(snaps, scorer.bundle.normal_model)
+                ids = [tid for tid, _ in chunk]
+                as_ofs = [st.window.as_of for _, st in chunk]
+                dqs = [
+                    st.window.data_quality(now=as_of, snapshot=snap)
+                    for (_, st), as_of, snap in zip(chunk, as_ofs, snaps, strict=True)
+                ]
+                assessments.extend(scorer.score_features(ids, x, as_ofs, dqs))
         out.scoring_s = time.perf_counter() - t0
         out.turbines_scored = len(assessments)
         out.model_version = self.scorer.bundle.version

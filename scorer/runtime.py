@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from common.db import DatabaseUnavailable
 from common.logging import event
 from scorer.dead_letters import DeadLetterPublisher
+from scorer.fleet import FleetRouting, RegisterHolder
 from scorer.liveness import Liveness
 from scorer.metrics import ScorerMetrics
 from scorer.model import ModelHolder
@@ -41,6 +42,11 @@ class ScorerRuntime:
         self.holder = holder
         self.metrics = ScorerMetrics()
         self.processor = BatchProcessor(settings, holder.scorer)
+        # Fleet register (PostgreSQL), read off the event loop at partition assignment, then every
+        # register_refresh_s; the routing gives each turbine the model set its fitted sensors allow.
+        self.registers = RegisterHolder(settings.database_url, settings.register_refresh_s)
+        self.routing = FleetRouting(holder, self.registers)
+        self._register_first: asyncio.Future[None] | None = None  # first read, started at assignment
         self.sink = Sink(settings.database_url, settings.worker_id, settings.consumer_group)
         self.aux_sink = Sink(settings.database_url, settings.worker_id, settings.consumer_group)
         self.compute = ThreadPoolExecutor(1, thread_name_prefix="scorer-compute")
@@ -146,6 +152,15 @@ class ScorerRuntime:
             self.processor.scorer = self.holder.scorer
             self.model_ready.set()
         self._update_model_metrics()
+        await self.refresh_register()
+
+    async def refresh_register(self) -> None:
+        """Re-read the fleet register when due (blocking read in the aux executor, never on the loop)."""
+        if self.registers.due():
+            try:
+                await self._in(self.aux, self.registers.refresh)
+            except WorkerStopping:  # stopping: the register no longer matters
+                return
 
     # ------------------------------------------------------------------ stream
     def _refuse_if_broken(self) -> None:
@@ -189,6 +204,13 @@ class ScorerRuntime:
             if parts:
                 await self._restore(sorted(parts))
             self.processor.scorer = self.holder.scorer
+            if self.registers.register is None:  # routing needs the register: its first read first
+                first = self._register_first
+                if first is not None and not first.done():
+                    await first
+                elif self.registers.due():
+                    await self._in(self.aux, self.registers.refresh)
+            self.processor.fleet = self.routing.scorer()
             t0 = time.perf_counter()
             # Computed while the previous batch's write may still run on the DB thread (pipelining).
             parsed = await self._in(self.compute, self.processor.parse, records)
@@ -408,6 +430,9 @@ class ScorerRuntime:
             self.processor.drop_partitions(parts)
             self.pending_acks = [e for e in self.pending_acks if e.message.partition in parts]
             self.assignment_done = True
+        if self.registers.register is None and self._register_first is None:
+            # Read the register now (off the loop), so that the first batch need not wait for it.
+            self._register_first = asyncio.ensure_future(self.refresh_register())
         event(log, "partitions assigned", partitions=sorted(parts))
 
     # ------------------------------------------------------------------ sweeps (scorer/sweep.py)

@@ -109,6 +109,7 @@ class Sweeper:
         s = rt.settings
         if not rt.model_ready.is_set():
             await rt.refresh_model()
+        await rt.refresh_register()
         claimed = await rt._retry(
             "sweep_claim",
             rt.aux_sink.claim_sweep,
@@ -123,6 +124,7 @@ class Sweeper:
             return None
         t0 = time.perf_counter()
         scorer = rt.holder.scorer
+        fleet = rt.routing.scorer()  # each turbine by the model set its fitted sensors allow
         version = None if scorer is None else scorer.bundle.version
         wall = datetime.now(UTC)  # caps each site's data clock; never an as-of time by itself
         self.running = True
@@ -162,7 +164,7 @@ class Sweeper:
                     counts = dict.fromkeys(TIERS, 0)
                     for as_of, tids in plan.groups.items():
                         items = [(tid, windows[tid][1]) for tid in tids]
-                        for a in scorer.score(items, now=as_of):
+                        for a in (fleet or scorer).score(items, now=as_of):
                             site, win = windows[a.turbine_id]
                             h, st_row = assessment_rows(a, "sweep", site, win.as_of, as_of, run_id)
                             hist_rows.append(h)
