@@ -41,7 +41,7 @@ port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 binaries() {
   local missing=()
-  for bin in prometheus promtool prometheus-alertmanager; do command -v "$bin" >/dev/null || missing+=("$bin"); done
+  for bin in prometheus promtool prometheus-alertmanager amtool; do command -v "$bin" >/dev/null || missing+=("$bin"); done
   ((${#missing[@]} == 0)) || die "not installed: ${missing[*]} (looked on PATH=$PATH); run 'make setup' (Debian packages prometheus and prometheus-alertmanager)"
   [[ -x "$PY" ]] || die "no Python at $PY to render the configuration; run 'make setup'"
 }
@@ -103,6 +103,7 @@ launch() { # name port variable, then the command
 }
 
 up() {
+  check  # both ports before starting either
   binaries
   render
   launch alertmanager "$COCKPIT_ALERTMANAGER_PORT" COCKPIT_ALERTMANAGER_PORT \
