@@ -383,7 +383,7 @@ def native(services: Any, kafka_bootstrap: str, run_id: str) -> Iterator[Native]
             shutil.rmtree(tmp_root, ignore_errors=True)
 
 
-def _init_database(stack: Native) -> None:
+def _init_database(stack: Native | _Target) -> None:
     """What the database container runs at its first start: deploy/docker/init-roles.sql as the admin."""
     script = ROOT / "deploy/docker/init-roles.sql"
     target = dict(conninfo_to_dict(stack.admin_url), dbname=stack.db_name)
@@ -508,3 +508,44 @@ def _answers(native: Native, host: str, port: int, path: str) -> bool:
 def _wait_answers(native: Native, host: str, port: int, path: str, timeout: float, what: str) -> None:
     """Until ``http://<host>:<port><path>`` (container addresses) answers 200."""
     wait_for(lambda: _answers(native, host, port, path), timeout, what)
+
+
+def test_without_the_init_script_the_writer_is_refused(services: Any, run_id: str) -> None:
+    """The defect the init script fixes, reproduced: tables owned by the migrating admin refuse the writer
+    ("permission denied for table turbines") until init-roles.sql has run; the reader only reads."""
+    from common.db import migrate
+
+    name = f"cockpit_native_{run_id}_grants_{uuid.uuid4().hex[:4]}"
+    with psycopg.connect(services.admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        migrate(services.url_for(name))  # as cockpit_admin, like the compose `migrate` service
+        insert = "INSERT INTO turbines (turbine_id, site_id) VALUES (%s, 'SITE-A')"
+        with (
+            psycopg.connect(services.url_for(name, "cockpit_writer")) as writer,
+            pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied for table turbines"),
+        ):
+            writer.execute(insert, ("WT-001",))
+        _init_database(_Target(services.admin_url, name))
+        with psycopg.connect(services.url_for(name, "cockpit_writer")) as writer:
+            writer.execute(insert, ("WT-001",))
+            writer.execute("UPDATE turbines SET last_event_time = now() WHERE turbine_id = 'WT-001'")
+            writer.execute(  # uses the sequence (bigserial) of a table made by the admin
+                "INSERT INTO scorer_dead_letters (consumer_group, source_topic, source_partition, "
+                "source_offset, code, reason, envelope) VALUES ('g', 't', 0, 1, 'test', 'test', '\\x00')"
+            )
+        with psycopg.connect(services.url_for(name, "cockpit_reader")) as reader:
+            assert reader.execute("SELECT turbine_id FROM turbines").fetchall() == [("WT-001",)]
+            with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+                reader.execute(insert, ("WT-002",))
+    finally:
+        with psycopg.connect(services.admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@dataclass
+class _Target:
+    """What _init_database needs: the admin URL and the database name."""
+
+    admin_url: str
+    db_name: str
