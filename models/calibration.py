@@ -447,7 +447,7 @@ def window_stat(t: Terms, start: int, stop: int) -> tuple[float, int]:
     if n == 0:
         return float("nan"), 0
     if t.kind == MEDIAN:
-        return float(np.nanmedian(t.hourly[start:stop][t.judged[start:stop]])), n
+        return float(np.median(t.hourly[start:stop][t.judged[start:stop]])), n  # judged hours are finite
     return float(stat_from_sums(t.kind, t.num[start:stop].sum(), t.den[start:stop].sum())), n
 
 
