@@ -676,8 +676,9 @@ def convert(
     mapped signals, status_code. Same mapping and checks as `replay`."""
     import time
 
+    from producers.convert import write_contract
     from producers.mapping import MappingError, load_mapping
-    from producers.replay import FileReplay, write_contract
+    from producers.replay import FileReplay
 
     settings = _settings(None, None, None, None, None)
     if out.suffix.lower() not in (".parquet", ".pq", ".csv"):

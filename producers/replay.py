@@ -9,18 +9,17 @@ rows leave here range-checked against the contract, so the hot path can serialis
 The same reading path serves ``replay`` (records for Kafka, :meth:`FileReplay.iter_records`) and
 ``convert`` (columnar contract frames written to Parquet/CSV, :meth:`FileReplay.iter_frames`). What a
 file looks like beyond single rows (UTC offsets, duplicated times, gaps, daylight-saving changes) is
-gathered in :class:`ImportReport`.
+gathered in :class:`producers.import_report.ImportReport`; ``producers.convert`` writes contract files.
 """
 
 from __future__ import annotations
 
 import csv
 import re
-import time
 import warnings
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -36,6 +35,14 @@ from common.contracts import (
     IDENTIFIER_PATTERN,
     SIGNALS,
     TelemetryEvent,
+)
+from producers.import_report import (
+    DST_NEIGHBOURHOOD,
+    DUPLICATE_REASON,
+    MAX_LISTED,
+    ImportReport,
+    Timeline,
+    dst_transitions,
 )
 from producers.mapping import IdSpec, MappingError, ReplayMapping, SignalSource
 from producers.units import conversion
@@ -60,11 +67,6 @@ BOUNDS = contract_bounds()
 ID_MAX_LEN = 64
 MIN_EVENT_TIME = DEFAULT_MIN_EVENT_TIME
 _IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
-#: A duplicate or gap this close to a daylight-saving change is attributed to it in the report.
-DST_NEIGHBOURHOOD = pd.Timedelta(hours=3)
-#: At most this many distinct values (unknown status codes, UTC offsets) are listed in the report.
-MAX_LISTED = 20
-DUPLICATE_REASON = "duplicate event time"
 
 
 def _per_unique(values: np.ndarray, test: Any) -> np.ndarray:
@@ -240,183 +242,6 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def dst_transitions(zone: str, first: pd.Timestamp, last: pd.Timestamp) -> pd.DatetimeIndex:
-    """UTC instants where ``zone`` changes its UTC offset between ``first`` and ``last`` (hour grid)."""
-    if zone == "UTC" or pd.isna(first) or pd.isna(last):
-        return pd.DatetimeIndex([], tz=UTC).as_unit("ns")
-    grid = pd.date_range(
-        first.floor("h") - pd.Timedelta(hours=1), last.ceil("h") + pd.Timedelta(hours=1), freq="h"
-    )
-    grid = grid.as_unit("ns")
-    local = grid.tz_convert(zone)
-    offsets = local.tz_localize(None).asi8 - grid.tz_localize(None).asi8
-    return grid[np.flatnonzero(np.diff(offsets) != 0) + 1]
-
-
-@dataclass
-class TurbineGaps:
-    """Gaps in one turbine's time series (steps missing between consecutive readings)."""
-
-    period_s: float
-    gaps: int = 0
-    missing_steps: int = 0
-    longest_s: float = 0.0
-    at_dst: int = 0
-
-
-@dataclass
-class ImportReport:
-    """What the file looks like beyond single rows: warnings with counts (never fatal).
-
-    * ``offsets``: UTC offsets written in the timestamps (rows per offset); more than one = mixed;
-    * ``duplicates``: rows whose (turbine, UTC time) was already read, per turbine (rejected as
-      ``duplicate event time``), ``duplicates_at_dst`` of them near a daylight-saving change;
-    * ``gaps``: per turbine, missing steps against its usual period (computed at the end of the file);
-    * ``sentinels`` / ``nulled``: per field, values read as "no value" / bad values nulled (row kept);
-    * ``unknown_status``: vendor status codes missing from the lookup table.
-    """
-
-    zone: str = "UTC"
-    offsets: Counter[str] = field(default_factory=Counter)
-    duplicates: Counter[str] = field(default_factory=Counter)
-    duplicates_at_dst: int = 0
-    gaps: dict[str, TurbineGaps] = field(default_factory=dict)
-    sentinels: Counter[str] = field(default_factory=Counter)
-    nulled: Counter[str] = field(default_factory=Counter)
-    unknown_status: Counter[str] = field(default_factory=Counter)
-    stats_columns: list[str] = field(default_factory=list)
-    dst_changes: int = 0
-    complete: bool = False
-
-    @property
-    def mixed_offsets(self) -> bool:
-        return len([k for k in self.offsets if k != "none"]) > 1
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "timezone": self.zone,
-            "utc_offsets": dict(self.offsets.most_common(MAX_LISTED)),
-            "mixed_offsets": self.mixed_offsets,
-            "duplicates": sum(self.duplicates.values()),
-            "duplicates_per_turbine": dict(self.duplicates.most_common(MAX_LISTED)),
-            "duplicates_at_dst_change": self.duplicates_at_dst,
-            "gaps": sum(g.gaps for g in self.gaps.values()),
-            "gaps_at_dst_change": sum(g.at_dst for g in self.gaps.values()),
-            "missing_steps": sum(g.missing_steps for g in self.gaps.values()),
-            "gaps_per_turbine": {
-                t: {
-                    "gaps": g.gaps,
-                    "missing_steps": g.missing_steps,
-                    "longest_h": round(g.longest_s / 3600, 2),
-                }
-                for t, g in list(self.gaps.items())[:MAX_LISTED]
-                if g.gaps
-            },
-            "sentinel_values": dict(self.sentinels),
-            "nulled_values": dict(self.nulled),
-            "unknown_status_codes": dict(self.unknown_status.most_common(MAX_LISTED)),
-            "statistics_columns_not_published": self.stats_columns,
-        }
-
-    def lines(self) -> list[str]:
-        """Plain-language warnings with counts, for the end of ``replay``/``convert``."""
-        out: list[str] = []
-        if self.offsets:
-            listed = ", ".join(f"{k} ({v:,} rows)" for k, v in self.offsets.most_common(MAX_LISTED))
-            note = " - mixed offsets: each row converted to UTC with its own" if self.mixed_offsets else ""
-            out.append(f"UTC offsets in the timestamps: {listed}{note}")
-        dup = sum(self.duplicates.values())
-        if dup:
-            per = ", ".join(f"{t} {n:,}" for t, n in self.duplicates.most_common(8))
-            out.append(
-                f"duplicate (turbine, UTC time): {dup:,} rows rejected as {DUPLICATE_REASON!r} ({per}); "
-                f"{self.duplicates_at_dst:,} of them within {DST_NEIGHBOURHOOD.components.hours} h of a "
-                f"daylight-saving change in {self.zone}"
-            )
-        gapped = {t: g for t, g in self.gaps.items() if g.gaps}
-        if gapped:
-            total = sum(g.gaps for g in gapped.values())
-            at_dst = sum(g.at_dst for g in gapped.values())
-            out.append(
-                f"gaps: {total:,} in {len(gapped)} turbine(s), {at_dst:,} of them at a daylight-saving change"
-            )
-            for tid, g in list(gapped.items())[:MAX_LISTED]:
-                out.append(
-                    f"  {tid}: {g.gaps:,} gaps, {g.missing_steps:,} missing {g.period_s / 60:g}-min steps "
-                    f"({g.missing_steps * g.period_s / 3600:,.1f} h), longest {g.longest_s / 3600:,.1f} h"
-                )
-        if self.sentinels:
-            listed = ", ".join(f"{k} {v:,}" for k, v in self.sentinels.items())
-            out.append(f"sentinel values read as no value: {listed}")
-        if self.nulled:
-            listed = ", ".join(f"{k} {v:,}" for k, v in self.nulled.items())
-            out.append(f"bad values nulled, row kept (on_invalid: null): {listed}")
-        if self.unknown_status:
-            listed = ", ".join(f"{k} {v:,}" for k, v in self.unknown_status.most_common(8))
-            out.append(f"status codes not in status_code.lookup (default used): {listed}")
-        if self.stats_columns:
-            out.append(
-                f"statistics columns not published (no contract field): {', '.join(self.stats_columns)}"
-            )
-        return out
-
-
-class _Timeline:
-    """Per turbine, the UTC times already read (sorted blocks): duplicates now, gaps at the end."""
-
-    def __init__(self) -> None:
-        self.blocks: dict[str, list[np.ndarray]] = {}
-
-    def duplicates(self, turbines: np.ndarray, times_ns: np.ndarray) -> np.ndarray:
-        """Mask of rows whose (turbine, time) was already read (earlier in the file or this chunk)."""
-        dup = np.zeros(len(times_ns), dtype=bool)
-        if not len(times_ns):
-            return dup
-        codes, names = pd.factorize(turbines)
-        order = np.argsort(codes, kind="stable")
-        bounds = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=len(names)))])
-        for k, name in enumerate(names):
-            rows = order[bounds[k] : bounds[k + 1]]
-            values = times_ns[rows]
-            mine = pd.Series(values).duplicated().to_numpy().copy()
-            lo, hi = values.min(), values.max()
-            for block in self.blocks.get(name, ()):
-                if block[-1] < lo or block[0] > hi:
-                    continue
-                pos = np.searchsorted(block, values).clip(0, len(block) - 1)
-                mine |= block[pos] == values
-            dup[rows] = mine
-            fresh = np.unique(values[~mine])
-            if len(fresh):
-                self.blocks.setdefault(name, []).append(fresh)
-        return dup
-
-    def gaps(self, transitions: pd.DatetimeIndex) -> dict[str, TurbineGaps]:
-        out: dict[str, TurbineGaps] = {}
-        changes = transitions.as_unit("ns").asi8 if len(transitions) else np.empty(0, dtype=np.int64)
-        near = DST_NEIGHBOURHOOD.value
-        for name, blocks in self.blocks.items():
-            times = np.unique(np.concatenate(blocks))
-            if len(times) < 3:
-                continue
-            diffs = np.diff(times)
-            steps, counts = np.unique(diffs, return_counts=True)
-            period = int(steps[np.argmax(counts)])
-            report = TurbineGaps(period_s=period / 1e9)
-            big = np.flatnonzero(diffs > period * 1.5)
-            if len(big):
-                report.gaps = len(big)
-                report.missing_steps = int(np.sum(np.round(diffs[big] / period) - 1))
-                report.longest_s = float(diffs[big].max()) / 1e9
-                if len(changes):
-                    starts, ends = times[big] - near, times[big + 1] + near
-                    idx = np.searchsorted(changes, starts)
-                    hit = (idx < len(changes)) & (changes[idx.clip(0, len(changes) - 1)] <= ends)
-                    report.at_dst = int(hit.sum())
-            out[str(name)] = report
-        return out
-
-
 class FileReplay:
     """Iterate contract records from a data file; counts what was read, accepted and rejected (why)."""
 
@@ -445,7 +270,7 @@ class FileReplay:
         self.report = ImportReport(zone=mapping.timestamp.timezone, stats_columns=mapping.stats_columns())
         self._columns = mapping.source_columns()
         self._scales = {s.field: conversion(s.field, s.unit) for s in self.signals}
-        self._timeline = _Timeline()
+        self._timeline = Timeline()
         self._fold_seen: Counter[tuple[str, int]] = Counter()
         self._first_time: pd.Timestamp | None = None
         self._last_time: pd.Timestamp | None = None
@@ -958,96 +783,3 @@ def frame_records(frame: pd.DataFrame) -> Iterator[dict[str, Any]]:
     names = list(cols)
     for row in zip(*cols.values(), strict=True):
         yield dict(zip(names, row, strict=True))
-
-
-@dataclass(frozen=True)
-class ConvertResult:
-    """What ``convert`` wrote."""
-
-    path: Path
-    rows: int
-    seconds: float
-
-
-def contract_schema(fields: list[str]) -> Any:
-    """Arrow schema of a contract file: ids, UTC event time, the mapped signals, status code."""
-    import pyarrow as pa
-
-    return pa.schema(
-        [
-            ("turbine_id", pa.string()),
-            ("site_id", pa.string()),
-            ("event_time", pa.timestamp("us", tz="UTC")),
-            *[(name, pa.float64()) for name in fields],
-            ("status_code", pa.int32()),
-        ]
-    )
-
-
-def _arrow_table(frame: pd.DataFrame, schema: Any, csv_times: bool) -> Any:
-    import pyarrow as pa
-
-    arrays = []
-    for item in schema:
-        column = frame[item.name]
-        if item.name == "event_time":
-            array = pa.array(column.dt.tz_convert(UTC).astype("datetime64[us, UTC]"), type=item.type)
-            if csv_times:
-                text = np.datetime_as_string(column.dt.tz_convert(None).to_numpy().astype("datetime64[s]"))
-                array = pa.array(np.char.add(text, "Z").astype(object), type=pa.string())
-        elif pa.types.is_floating(item.type):
-            array = pa.array(column.to_numpy(dtype="float64"), type=item.type, from_pandas=True)
-        elif pa.types.is_integer(item.type):
-            array = pa.array(column.to_numpy(dtype="int64"), type=pa.int64()).cast(item.type)
-        else:
-            array = pa.array(column.to_numpy(dtype=object), type=item.type)
-        arrays.append(array)
-    names = [item.name for item in schema]
-    return pa.Table.from_arrays(arrays, names=names)
-
-
-def write_contract(source: FileReplay, out: str | Path, *, on_chunk: Any = None) -> ConvertResult:
-    """Write every accepted row of ``source`` as contract rows to ``out`` (``.parquet`` or ``.csv``).
-
-    Columnar all the way (no per-row Python): each mapped chunk becomes one Arrow record batch. The file
-    is written under a temporary name and renamed at the end, so a failed run leaves no half file.
-    """
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
-
-    started = time.perf_counter()
-    out = Path(out)
-    suffix = out.suffix.lower()
-    if suffix not in (".parquet", ".pq", ".csv"):
-        raise MappingError(f"{out}: output must end in .parquet or .csv")
-    schema = contract_schema(source.mapping.mapped_fields())
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".partial")
-    rows = 0
-    writer: Any = None
-    try:
-        for frame in source.iter_frames():
-            if suffix == ".csv":
-                table = _arrow_table(frame, schema, csv_times=True)
-                if writer is None:
-                    writer = pacsv.CSVWriter(str(tmp), table.schema)
-            else:
-                table = _arrow_table(frame, schema, csv_times=False)
-                if writer is None:
-                    writer = pq.ParquetWriter(str(tmp), schema, compression="zstd")
-            if table.num_rows:
-                writer.write_table(table)
-            rows += table.num_rows
-            if on_chunk is not None:
-                on_chunk(rows)
-        if writer is None:  # nothing read at all: still a valid, empty file
-            empty = _arrow_table(pd.DataFrame({f.name: [] for f in schema}), schema, suffix == ".csv")
-            if suffix == ".csv":
-                writer = pacsv.CSVWriter(str(tmp), empty.schema)
-            else:
-                writer = pq.ParquetWriter(str(tmp), schema, compression="zstd")
-    finally:
-        if writer is not None:
-            writer.close()
-    tmp.replace(out)
-    return ConvertResult(out, rows, time.perf_counter() - started)

@@ -17,9 +17,10 @@ import pytest
 
 from common.contracts import STATUS_CURTAILED, STATUS_FAULT, STATUS_OK, TelemetryEvent, parse_telemetry
 from common.fleet import read_register
+from producers.convert import write_contract
 from producers.mapping import MappingError, load_mapping, parse_mapping
 from producers.metadata import build_register
-from producers.replay import FileReplay, write_contract
+from producers.replay import FileReplay
 from producers.serialize import encode_record
 
 pytestmark = pytest.mark.unit
