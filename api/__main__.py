@@ -56,9 +56,13 @@ def smoke(
 
     import orjson
 
-    from api.smoke import EXIT_FAILED, SmokeSettings, describe, run_smoke
+    from api.smoke import EXIT_FAILED, SmokeSettings, check_ids, describe, run_smoke
     from common.settings import load_settings
 
+    try:
+        check_ids(turbine_id, site_id)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     settings = load_settings(SmokeSettings)
     result = run_smoke(settings, turbine_id=turbine_id, site_id=site_id, timeout=timeout)
     if report:

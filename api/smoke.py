@@ -102,6 +102,17 @@ def smoke_event(turbine_id: str, site_id: str, at: datetime) -> TelemetryEvent:
     )
 
 
+def check_ids(turbine_id: str, site_id: str) -> None:
+    """Refuse identifiers the contract refuses (the scorer would dead-letter the event), naming them."""
+    import re
+
+    from common.contracts import IDENTIFIER_PATTERN
+
+    for name, value in (("--turbine-id", turbine_id), ("--site-id", site_id)):
+        if not re.match(IDENTIFIER_PATTERN, value):
+            raise ValueError(f"{name} {value!r} is not a contract identifier ({IDENTIFIER_PATTERN})")
+
+
 def _publish(settings: SmokeSettings, event: TelemetryEvent, timeout: float) -> tuple[int, int]:
     """Send the event (key = turbine id, acks=all) and wait for the broker's acknowledgement."""
     import logging
@@ -162,7 +173,8 @@ def run_smoke(
     except Exception as exc:  # any client error: the message names the broker and the topic
         res.message = (
             f"could not publish to topic {settings.telemetry_topic!r} on Kafka at "
-            f"{settings.kafka_bootstrap_servers}: {type(exc).__name__}: {exc}"
+            f"{settings.kafka_bootstrap_servers}: {type(exc).__name__}: {exc} (is the broker up and the "
+            "topic created? python -m common topics)"
         )
         return res
     res.publish_s = round(time.monotonic() - t0, 3)
