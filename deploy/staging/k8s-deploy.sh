@@ -10,6 +10,7 @@
 #    deployments and wait for `kubectl rollout status` of the scorer and the API, 5. run
 #    `python -m api smoke` inside an API pod against the Service (one event in, one score out),
 #    6. on any failure after step 4 started: `kubectl rollout undo` both deployments, wait, exit 1.
+# A failed migration or model Job stops before step 4: the running pods are untouched.
 # Variables: IMAGE, TAG (required); NAMESPACE (cockpit: the kustomization's), KUBE_CONTEXT (optional),
 # ROLLOUT_TIMEOUT (300s), JOB_TIMEOUT (1800s: the first model build trains), SMOKE_TIMEOUT (120).
 set -euo pipefail
@@ -24,6 +25,22 @@ DEPLOYMENTS=(cockpit-scorer cockpit-api)
 say() { printf '[cd %s] %s\n' "$(date -u +%T)" "$*"; }
 [[ -n "${KUBE_CONTEXT:-}" ]] && kubectl config use-context "$KUBE_CONTEXT"
 k() { kubectl -n "$NS" "$@"; }
+seconds() { local v="${1%s}"; echo "${v%%[!0-9]*}"; }
+
+wait_job() { # name, timeout: Complete -> 0; Failed or timeout -> its last log lines, 1 (fails fast)
+  local name="$1" deadline=$((SECONDS + $(seconds "$2"))) state
+  while ((SECONDS < deadline)); do
+    state="$(k get job "$name" -o jsonpath='{.status.conditions[?(@.status=="True")].type}' 2>/dev/null || true)"
+    case "$state" in
+      *Complete*) say "job $name complete"; return 0 ;;
+      *Failed*) break ;;
+    esac
+    sleep 5
+  done
+  say "job $name did not complete (${state:-still running after $2}); its last log lines:"
+  k logs "job/$name" --tail=30 || true
+  return 1
+}
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -42,11 +59,15 @@ say "deploying $IMAGE:$TAG to namespace $NS (running now: ${previous:-nothing})"
 say "migrations and model Jobs"
 k delete job cockpit-migrate cockpit-models --ignore-not-found
 kubectl apply -k "$work/jobs"
-k wait --for=condition=complete job/cockpit-migrate --timeout="$ROLLOUT_TIMEOUT"
-k wait --for=condition=complete job/cockpit-models --timeout="$JOB_TIMEOUT"
+# A failure here changes no running pod: the previous release keeps serving (migrations must stay
+# compatible with it, as they must for `rollout undo`).
+wait_job cockpit-migrate "$ROLLOUT_TIMEOUT" || { say "FAILED: migrations; deployments untouched"; exit 1; }
+wait_job cockpit-models "$JOB_TIMEOUT" || { say "FAILED: no production model; deployments untouched"; exit 1; }
 
 rollback() {
-  say "FAILED: $1"
+  say "FAILED: $1; pods and the API's last log lines:"
+  k get pods -o wide || true
+  k logs deployment/cockpit-api -c api --tail=20 || true
   if [[ -z "$previous" ]]; then
     say "first deployment: nothing to roll back to; the failing pods stay for inspection"
     exit 1
