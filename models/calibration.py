@@ -187,6 +187,9 @@ class TurbineCalibration:
     hourly_power: list[float | None] | None = None
     hourly_pitch: list[float | None] | None = None
     hourly_rpm: list[float | None] | None = None
+    #: "own" (its own history) or "type: <manufacturer> <model> (from <turbines>)" (see
+    #: :func:`type_calibration`).
+    basis: str = "own"
 
     # ---------------------------------------------------------------- curves
     def _curve(self, values: list[float | None] | None, wind: np.ndarray) -> np.ndarray:
@@ -883,6 +886,115 @@ def _fit_hourly_curves(tc: TurbineCalibration, h: Mapping[str, np.ndarray]) -> N
         setattr(tc, f"hourly_{which}", _opt_list(m))
 
 
+def _pool(values: list[list[float | None] | None], how: str = "median") -> list[float | None] | None:
+    arrays = [_arr(v) for v in values if v is not None]
+    if not arrays or len({a.size for a in arrays}) != 1:
+        return None
+    stacked = np.vstack(arrays)
+    with pywarnings.catch_warnings():
+        pywarnings.simplefilter("ignore", RuntimeWarning)  # bins empty for every member stay NaN
+        out = np.nanmedian(stacked, axis=0) if how == "median" else np.nanmax(stacked, axis=0)
+    return _opt_list(out)
+
+
+def type_calibration(
+    turbine_id: str,
+    members: list[TurbineCalibration],
+    type_name: str,
+    fitted: frozenset[str] | None,
+    rated_kw: float | None,
+    why: str,
+) -> TurbineCalibration:
+    """A calibration for a turbine without enough history of its own, from turbines of the same type.
+
+    Curves are the per-bin medians of the members'; each deviation's normal center is the members'
+    median and its spread the largest member spread widened by the spread of the members' centers (a
+    turbine's own offsets, e.g. its nacelle sensor, are unknown). No temperature model: those are
+    specific to each drive train. ``why`` (the refusal of its own history) is kept as a warning.
+    """
+    first = members[0]
+    names = ", ".join(m.turbine_id for m in members)
+    signals = sorted(set().union(*(m.signals for m in members)), key=SIGNALS.index)
+    if fitted is not None:
+        signals = [sig for sig in signals if sig in fitted]
+    deviations: dict[str, IndicatorNormal] = {}
+    for name in first.deviations:
+        inds = [m.deviations[name] for m in members if name in m.deviations]
+        if len(inds) != len(members) or name.startswith("temp:"):
+            continue
+        windows: dict[int, list[float]] = {}
+        for hours in WINDOW_HOURS:
+            ws = [i.windows[hours] for i in inds if hours in i.windows]
+            if len(ws) != len(inds):
+                continue
+            centers = np.array([w[0] for w in ws])
+            if name == YAW:
+                center, between = _robust(centers, angle=True)
+                between = float(np.std(wrap_deg(centers - center)))
+            else:
+                center, between = float(np.median(centers)), float(np.std(centers))
+            spread = math.hypot(max(w[1] for w in ws), between)
+            windows[hours] = [round(center, 6), round(spread, 6), int(sum(w[2] for w in ws))]
+        if windows:
+            deviations[name] = IndicatorNormal(
+                hourly_center=float(np.median([i.hourly_center for i in inds])),
+                hourly_spread=float(max(i.hourly_spread for i in inds)),
+                hours=int(sum(i.hours for i in inds)),
+                windows=windows,
+            )
+    ranges: dict[str, list[float]] = {}
+    for sig in signals:
+        rs = [m.normal_ranges[sig] for m in members if sig in m.normal_ranges]
+        if rs:
+            ranges[sig] = [min(r[0] for r in rs), max(r[1] for r in rs)]
+    return TurbineCalibration(
+        turbine_id=turbine_id,
+        sensor_set=sensor_set_for(fitted if fitted is not None else signals),
+        signals=signals,
+        rated_power_kw=float(rated_kw)
+        if rated_kw is not None
+        else float(np.median([m.rated_power_kw for m in members])),
+        rated_power_source="register" if rated_kw is not None else f"type ({names})",
+        period_s=first.period_s,
+        data_start="",
+        data_end="",
+        days=0.0,
+        rows=0,
+        normal_rows=0,
+        normal_hours=0.0,
+        cut_in_ms=float(np.median([m.cut_in_ms for m in members])),
+        rated_wind_ms=float(np.median([m.rated_wind_ms for m in members])),
+        max_wind_ms=float(min(m.max_wind_ms for m in members)),
+        bin_centers=list(first.bin_centers),
+        power_median=_pool([m.power_median for m in members]) or [],
+        power_mean=_pool([m.power_mean for m in members]) or [],
+        power_p10=_pool([m.power_p10 for m in members]) or [],
+        power_p90=_pool([m.power_p90 for m in members]) or [],
+        power_count=[int(v) for v in np.sum([m.power_count for m in members], axis=0)],
+        pitch_median=_pool([m.pitch_median for m in members]) if "pitch_angle_deg" in signals else None,
+        rpm_median=_pool([m.rpm_median for m in members]) if "rotor_rpm" in signals else None,
+        normal_ranges=ranges,
+        deviations=deviations,
+        air_density=first.air_density,
+        warnings=[
+            f"calibrated from its type {type_name} ({names}): {why}; temperatures are not judged until "
+            "it has its own history"
+        ],
+        hourly_power=_pool([m.hourly_power for m in members]),
+        hourly_pitch=_pool([m.hourly_pitch for m in members]) if "pitch_angle_deg" in signals else None,
+        hourly_rpm=_pool([m.hourly_rpm for m in members]) if "rotor_rpm" in signals else None,
+        basis=f"type: {type_name} (from {names})",
+    )
+
+
+def _type_key(register: FleetRegister | None, tid: str) -> str | None:
+    spec = register.get(tid) if register is not None else None
+    parts = [getattr(spec, "manufacturer", None), getattr(spec, "model", None)]
+    if spec is None or not any(parts):
+        return None
+    return " ".join(str(x) for x in parts if x)
+
+
 def _register_get(register: FleetRegister | None, tid: str) -> tuple[frozenset[str] | None, float | None]:
     if register is None:
         return None, None
@@ -930,8 +1042,23 @@ def fit_calibration(
             refused[tid] = str(exc)
     if progress is not None:
         progress("calibrating", 1.0)
+    # a turbine without enough history of its own borrows its type's (same manufacturer and model)
+    types: dict[str, list[TurbineCalibration]] = {}
+    for tid, tc in turbines.items():
+        key = _type_key(register, tid)
+        if key is not None:
+            types.setdefault(key, []).append(tc)
+    seen = {str(t) for t, _ in groups}
+    registered = sorted(getattr(register, "turbines", {})) if register is not None else []
+    for tid in sorted(set(refused) | (set(registered) - seen)):
+        key = _type_key(register, tid)
+        if key is None or key not in types:
+            continue
+        fitted, rated = _register_get(register, tid)
+        why = refused.pop(tid, f"{tid}: no rows in the input")
+        turbines[tid] = type_calibration(tid, types[key], key, fitted, rated, why)
     if register is not None:
-        absent = sorted(set(getattr(register, "turbines", {})) - {str(t) for t, _ in groups})
+        absent = sorted(set(registered) - seen - set(turbines))
         if absent:
             warnings.append(
                 f"{len(absent)} register turbine(s) without rows in the input: {', '.join(absent[:10])}"

@@ -413,7 +413,8 @@ def calibrate(
     path = save_calibration(registry, cal, promote=promote)
     elapsed = time.monotonic() - started
     table = Table(title=f"Calibration {cal.version} ({len(frame):,} rows, {elapsed:.1f} s)")
-    for col in ("turbine", "sensor set", "days", "normal h", "rated kW", "cut-in / rated m/s", "indicators"):
+    columns = ("turbine", "sensor set", "days", "normal h", "rated kW", "cut-in / rated m/s", "indicators")
+    for col in (*columns, "basis"):
         table.add_column(col)
     for tid, tc in sorted(cal.turbines.items()):
         table.add_row(
@@ -424,6 +425,7 @@ def calibrate(
             f"{tc.rated_power_kw:,.0f} ({tc.rated_power_source})",
             f"{tc.cut_in_ms:.1f} / {tc.rated_wind_ms:.1f}",
             _indicators_text(list(tc.deviations)),
+            "own history" if tc.basis == "own" else tc.basis,
         )
     Console().print(table)
     for tid, tc in sorted(cal.turbines.items()):

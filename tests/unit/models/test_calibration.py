@@ -15,6 +15,7 @@ from models.calibration import (
     MIN_DAYS,
     POWER,
     YAW,
+    Calibration,
     CalibrationError,
     fit_calibration,
     hourly_arrays,
@@ -376,3 +377,47 @@ def test_start_time_is_kept_in_utc() -> None:
     frame["event_time"] = frame["event_time"].dt.tz_convert("Europe/Berlin").astype(str)  # "+01:00" strings
     cal = fit_calibration(frame)
     assert cal.turbines["TZ-1"].data_start.startswith("2024-01-01T00:03:00+00:00")
+
+
+def test_short_turbine_borrows_its_types_calibration(healthy: pd.DataFrame) -> None:
+    """Same manufacturer and model in the register: a turbine with too little history of its own (or none
+    at all) gets the type's curves, with a warning saying so; another type is still refused."""
+
+    class Spec:
+        def __init__(self, model: str) -> None:
+            self.manufacturer = "Windmaster"
+            self.model = model
+            self.fitted_sensors = None
+            self.rated_power_kw = None
+
+    class Register:
+        turbines = {
+            "T-1": Spec("WM2"),
+            "T-2": Spec("WM2"),
+            "NEW-1": Spec("WM2"),
+            "ODD-1": Spec("X9"),
+            "NOROWS-1": Spec("WM2"),
+        }
+
+        def get(self, tid: str) -> Spec | None:
+            return self.turbines.get(tid)
+
+    frame = pd.concat([healthy, make_rows("NEW-1", days=10, seed=7), make_rows("ODD-1", days=10, seed=8)])
+    cal = fit_calibration(frame, Register())  # type: ignore[arg-type]
+    assert sorted(cal.turbines) == ["NEW-1", "NOROWS-1", "T-1", "T-2"]
+    assert list(cal.refused) == ["ODD-1"]
+    new = cal.turbines["NEW-1"]
+    assert new.basis == "type: Windmaster WM2 (from T-1, T-2)"
+    assert "only 10.0 days" in new.warnings[0] and "calibrated from its type" in new.warnings[0]
+    assert not new.temperature_models and not any(k.startswith("temp:") for k in new.deviations)
+    np.testing.assert_allclose(
+        new.expected_power(np.array([8.0])), cal.turbines["T-1"].expected_power(np.array([8.0])), rtol=0.02
+    )
+    # the type's yaw offsets differ (4° and 0°): the borrowed spread is wider than either member's
+    yaw = [cal.turbines[t].deviations[YAW].normal(48) for t in ("T-1", "T-2", "NEW-1")]
+    assert yaw[2][1] > max(yaw[0][1], yaw[1][1])  # type: ignore[index]
+    assert cal.turbines["NOROWS-1"].rows == 0
+    assert cal.turbines["T-1"].basis == "own"
+    # stored and read back
+    again = Calibration.from_dict(json.loads(json.dumps(cal.to_dict())))
+    assert again.turbines["NEW-1"].basis.startswith("type:")
