@@ -683,6 +683,8 @@ def convert(
     settings = _settings(None, None, None, None, None)
     if out.suffix.lower() not in (".parquet", ".pq", ".csv"):
         raise typer.BadParameter(f"{out}: the output must end in .parquet or .csv", param_hint="--out")
+    if out.resolve() == input_file.resolve():
+        raise typer.BadParameter(f"{out} is the input file; write the contract elsewhere", param_hint="--out")
     try:
         source = FileReplay(input_file, load_mapping(mapping), rejects_path=rejects)
     except MappingError as exc:

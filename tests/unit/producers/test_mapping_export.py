@@ -590,6 +590,34 @@ def test_register_command_writes_a_register_the_fleet_reader_accepts(tmp_path: P
     assert bad.returncode == 2
 
 
+def test_convert_command_refuses_bad_outputs_and_mappings(tmp_path: Path) -> None:
+    examples = ROOT / "producers" / "examples"
+    data = tmp_path / "export.csv"
+    data.write_bytes((examples / "vendor_export.csv").read_bytes())
+    mapping = str(examples / "vendor_mapping.yaml")
+    same = _cli("producers", "convert", "--mapping", mapping, "--input", str(data), "--out", str(data))
+    assert same.returncode == 2 and "is the input file" in same.stderr
+    assert data.read_bytes() == (examples / "vendor_export.csv").read_bytes()
+    odd = _cli(
+        "producers", "convert", "--mapping", mapping, "--input", str(data), "--out", str(tmp_path / "c.xlsx")
+    )
+    assert odd.returncode == 2 and ".parquet or .csv" in odd.stderr
+    broken = tmp_path / "m.yaml"
+    broken.write_text("timestamp: {column: ts}\nfields: {power_w: P}\n", encoding="utf-8")
+    bad = _cli(
+        "producers",
+        "convert",
+        "--mapping",
+        str(broken),
+        "--input",
+        str(data),
+        "--out",
+        str(tmp_path / "c.csv"),
+    )
+    assert bad.returncode == 2
+    assert "fields.power_w.field" in bad.stderr and "turbine_id: Field required" in bad.stderr
+
+
 def test_example_vendor_mapping_converts_and_registers(tmp_path: Path) -> None:
     """The documented example: every new key at work on a small vendor file."""
     examples = ROOT / "producers" / "examples"
@@ -614,6 +642,7 @@ def test_example_vendor_mapping_converts_and_registers(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------ end to end (subprocess)
 def _cli(module: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COCKPIT_LOG_FORMAT": "json", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env["COLUMNS"] = "400"  # usage errors in one line
     return subprocess.run(
         [sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240
     )
