@@ -79,6 +79,7 @@ def save_calibration(registry_dir: str | Path, cal: Calibration, promote: bool =
     try:
         (tmp / DATA).write_bytes(data)
         (tmp / METADATA).write_text(json.dumps(_metadata(cal, _sha256(data)), indent=2), encoding="utf-8")
+        os.chmod(tmp, 0o755)  # mkdtemp's 0700 would hide it from a scorer running as another user
         os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
