@@ -224,7 +224,8 @@ class CommonSettings(BaseSettings):
         ]
         if problems:
             raise ValueError(
-                f"{ENV_PREFIX}ENVIRONMENT={self.environment} refuses default secrets: " + "; ".join(problems)
+                f"{ENV_PREFIX}ENVIRONMENT={self.environment} refuses default secrets:"
+                + "".join(f"\n    - {problem}" for problem in problems)
             )
         return self
 
