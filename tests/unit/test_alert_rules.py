@@ -153,3 +153,25 @@ def test_compose_configuration_is_valid_with_the_rules_where_compose_mounts_them
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(compose))
     done = _run(_tool("promtool"), "check", "config", str(tmp_path / "prometheus.yml"))
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_kubernetes_configuration_names_jobs_after_the_pods_app_label(tmp_path: Path) -> None:
+    """Pods are discovered by annotation; their `app` label becomes the job the rules select on."""
+    config = yaml.safe_load((ROOT / "deploy/prometheus/kubernetes.yml").read_text())
+    relabels = config["scrape_configs"][0]["relabel_configs"]
+    assert {"source_labels": ["__meta_kubernetes_pod_label_app"], "target_label": "job"} in relabels
+    apps = set()
+    for name in ("scorer.yaml", "api.yaml"):
+        for doc in yaml.safe_load_all((ROOT / "deploy/k8s" / name).read_text()):
+            if doc and doc.get("kind") == "Deployment":
+                template = doc["spec"]["template"]["metadata"]
+                assert template["annotations"]["prometheus.io/scrape"] == "true", name
+                apps.add(template["labels"]["app"])
+    assert apps == {"cockpit-scorer", "cockpit-api"}
+    # Debian's promtool is built without Kubernetes discovery: the rest (relabelling, rules) is checked
+    assert config["scrape_configs"][0].pop("kubernetes_sd_configs")[0]["role"] == "pod"
+    config["scrape_configs"][0]["static_configs"] = [{"targets": ["pod:6066"]}]
+    config["rule_files"] = [str(RULES)]
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    done = _run(_tool("promtool"), "check", "config", str(tmp_path / "prometheus.yml"))
+    assert done.returncode == 0, done.stdout + done.stderr
