@@ -53,6 +53,7 @@ class ImportReport:
     * ``offsets``: UTC offsets written in the timestamps (rows per offset); more than one = mixed;
     * ``duplicates``: rows whose (turbine, UTC time) was already read, per turbine (rejected as
       ``duplicate event time``), ``duplicates_at_dst`` of them near a daylight-saving change;
+    * ``folds_resolved``: naive local times of the autumn fold placed by ``timestamp.ambiguous: order``;
     * ``gaps``: per turbine, missing steps against its usual period (computed at the end of the file);
     * ``sentinels`` / ``nulled``: per field, values read as "no value" / bad values nulled (row kept);
     * ``unknown_status``: vendor status codes missing from the lookup table.
@@ -67,6 +68,7 @@ class ImportReport:
     nulled: Counter[str] = field(default_factory=Counter)
     unknown_status: Counter[str] = field(default_factory=Counter)
     stats_columns: list[str] = field(default_factory=list)
+    folds_resolved: int = 0
     dst_changes: int = 0
     complete: bool = False
 
@@ -82,6 +84,7 @@ class ImportReport:
             "duplicates": sum(self.duplicates.values()),
             "duplicates_per_turbine": dict(self.duplicates.most_common(MAX_LISTED)),
             "duplicates_at_dst_change": self.duplicates_at_dst,
+            "dst_fold_rows_resolved_by_order": self.folds_resolved,
             "gaps": sum(g.gaps for g in self.gaps.values()),
             "gaps_at_dst_change": sum(g.at_dst for g in self.gaps.values()),
             "missing_steps": sum(g.missing_steps for g in self.gaps.values()),
@@ -114,6 +117,11 @@ class ImportReport:
                 f"duplicate (turbine, UTC time): {dup:,} rows rejected as {DUPLICATE_REASON!r} ({per}); "
                 f"{self.duplicates_at_dst:,} of them within {DST_NEIGHBOURHOOD.components.hours} h of a "
                 f"daylight-saving change in {self.zone}"
+            )
+        if self.folds_resolved:
+            out.append(
+                f"local times written twice in the autumn fold ({self.zone}): {self.folds_resolved:,} rows "
+                "placed by order (first = summer time, second = winter time)"
             )
         gapped = {t: g for t, g in self.gaps.items() if g.gaps}
         if gapped:

@@ -743,6 +743,7 @@ class FileReplay:
             strict = strict.copy()
             strict.iloc[rows] = resolved.to_numpy()
             ambiguous = np.zeros(n, dtype=bool)
+            self.report.folds_resolved += len(rows)
         return strict.dt.tz_convert(UTC), nonexistent, ambiguous
 
     def top_reasons(self, limit: int = 5) -> list[tuple[str, int]]:

@@ -303,6 +303,8 @@ def test_naive_local_times_in_the_autumn_fold_resolved_by_order(tmp_path: Path) 
         "02:00",
     ]
     assert not source.rejected
+    assert source.report.folds_resolved == 4
+    assert "4 rows placed by order" in "\n".join(source.report.lines())
     _, source = _records(_csv(tmp_path, frame, "y.csv"), _mapping(timestamp=ts))
     assert source.rejected == {"ambiguous local time (DST fold)": 4}
 
