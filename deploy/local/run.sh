@@ -97,7 +97,7 @@ body = json.load(sys.stdin)
 sys.exit(0 if body.get("ready") is True and body.get("partitions") else 1)'
 }
 
-# The API is ready for users when its /readyz reaches the database (sweep/scorer checks come later).
+# The API is ready for users when its /readyz says it serves reads (the database answers as the reader).
 api_db_ready() {
   curl -sS "http://127.0.0.1:$API_PORT/readyz" 2>/dev/null | "$PY" -c '
 import json, sys
