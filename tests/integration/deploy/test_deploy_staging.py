@@ -4,6 +4,8 @@ One staging deployment per module (own directory, free ports, own database and t
 services): the first deploy must pass its smoke test (timings recorded), supervisord must restart a
 scorer killed with SIGKILL, and a release whose API reads another database (ready, but the smoke turbine
 never shows) must fail its smoke test and be rolled back to the first release, which serves again.
+The CI job's script (deploy/staging/k8s-deploy.sh) runs on a stub kubectl: Jobs, rollout, smoke test in
+order, rollback when the rollout or the smoke test fails, nothing deployed when the migrations fail.
 """
 
 from __future__ import annotations
@@ -211,3 +213,71 @@ def test_release_failing_its_smoke_test_is_rolled_back(
     assert len(broken) == 1 and "smoke test" in (broken[0] / "FAILED").read_text()
     health = httpx.get(f"{staging.api}/v1/turbines/SMOKE-WT-001", timeout=10)
     assert health.status_code == 200 and health.json()["assessment"] is not None
+
+
+# ---------------------------------------------------------------------- the CI's CD script, on a stub kubectl
+K8S_DEPLOY = ROOT / "deploy" / "staging" / "k8s-deploy.sh"
+STUB_KUBECTL = r"""#!/usr/bin/env bash
+# Records each call; answers like a cluster where the previous image runs. FAIL=<word> fails that step.
+echo "$*" >> "$KUBECTL_LOG"
+case "$*" in
+  *"apply -k"*) d="${@: -1}"; cp "$d/kustomization.yaml" "$KUBECTL_LOG.$(basename "$d").yaml" ;;
+  *"get job cockpit-migrate"*) [[ "$FAIL" == migrate ]] && echo -n Failed || echo -n Complete ;;
+  *"get job cockpit-models"*) echo -n Complete ;;
+  *"jsonpath={.spec.template"*) echo -n "registry.example/cockpit:previous" ;;
+  *"rollout status deployment/cockpit-api"*) [[ "$FAIL" == rollout ]] && exit 1 ;;
+  *"api smoke"*) [[ "$FAIL" == smoke ]] && exit 1 ;;
+esac
+exit 0
+"""
+
+
+def run_k8s_deploy(tmp_path: Path, fail: str = "") -> tuple[int, list[str], str]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    stub = bin_dir / "kubectl"
+    stub.write_text(STUB_KUBECTL)
+    stub.chmod(0o755)
+    log = tmp_path / f"kubectl-{fail or 'ok'}.log"
+    env = {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "IMAGE": "registry.example/cockpit",
+        "TAG": "1.2.3",
+        "KUBECTL_LOG": str(log),
+        "FAIL": fail,
+    }
+    res = subprocess.run(["bash", str(K8S_DEPLOY)], env=env, capture_output=True, text=True, timeout=60)
+    calls = log.read_text().splitlines() if log.exists() else []
+    return res.returncode, calls, res.stdout + res.stderr
+
+
+def test_cd_script_runs_jobs_then_rollout_then_smoke(tmp_path: Path) -> None:
+    code, calls, out = run_k8s_deploy(tmp_path)
+    assert code == 0, out
+    applies = [i for i, c in enumerate(calls) if c.startswith("apply -k")]
+    smoke = next(i for i, c in enumerate(calls) if "python -m api smoke" in c)
+    rollouts = [i for i, c in enumerate(calls) if "rollout status" in c]
+    jobs = [i for i, c in enumerate(calls) if "get job" in c]
+    assert len(applies) == 2 and max(jobs) < applies[1] < min(rollouts) < smoke, calls
+    assert "COCKPIT_API_URL=http://cockpit-api.cockpit.svc" in calls[smoke]
+    jobs_kustomization = (tmp_path / "kubectl-ok.log.jobs.yaml").read_text()
+    assert "scorer.yaml" not in jobs_kustomization and "api.yaml" not in jobs_kustomization
+    full = (tmp_path / "kubectl-ok.log.all.yaml").read_text()
+    assert "newName: registry.example/cockpit" in full and 'newTag: "1.2.3"' in full
+    assert not any("rollout undo" in c for c in calls)
+
+
+@pytest.mark.parametrize("fail", ["rollout", "smoke"])
+def test_cd_script_rolls_back_when_the_rollout_or_the_smoke_test_fails(tmp_path: Path, fail: str) -> None:
+    code, calls, out = run_k8s_deploy(tmp_path, fail)
+    assert code == 1, out
+    undone = [c for c in calls if "rollout undo" in c]
+    assert len(undone) == 2, calls
+    assert "rolled back to registry.example/cockpit:previous" in out
+
+
+def test_cd_script_stops_before_the_deployments_when_migrations_fail(tmp_path: Path) -> None:
+    code, calls, out = run_k8s_deploy(tmp_path, "migrate")
+    assert code == 1 and "migrations; deployments untouched" in out, out
+    assert len([c for c in calls if c.startswith("apply -k")]) == 1
+    assert not any("rollout" in c for c in calls)
