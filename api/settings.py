@@ -130,11 +130,10 @@ class ClientSettings(BaseSettings):
     api_key: SecretStr | None = None
     timeout_seconds: float = Field(default=10.0, gt=0, description="CLI request timeout.")
 
-    @model_validator(mode="before")
-    @classmethod
-    def _refuse_unknown_variables(cls, data: Any) -> Any:
-        refuse_unknown_variables(cls)
-        return data
+    def __init__(self, **values: Any) -> None:
+        # Before pydantic reads the environment and .env: a misspelt name must not fall back to a default.
+        refuse_unknown_variables(type(self))
+        super().__init__(**values)
 
     @model_validator(mode="after")
     def _follow_local_port(self) -> ClientSettings:

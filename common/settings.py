@@ -180,11 +180,10 @@ class CommonSettings(BaseSettings):
         "empty or placeholder keys are refused.",
     )
 
-    @model_validator(mode="before")
-    @classmethod
-    def _refuse_unknown_variables(cls, data: Any) -> Any:
-        refuse_unknown_variables(cls)
-        return data
+    def __init__(self, **values: Any) -> None:
+        # Before pydantic reads the environment and .env: a misspelt name must not fall back to a default.
+        refuse_unknown_variables(type(self))
+        super().__init__(**values)
 
     @field_validator("telemetry_topic", "dead_letter_topic", "command_topic")
     @classmethod
@@ -357,7 +356,13 @@ def _dotenv_names(cls: type[BaseSettings]) -> list[str]:
         return []
     from dotenv import dotenv_values
 
-    return [str(k) for k in dotenv_values(env_file)]
+    try:
+        return [str(k) for k in dotenv_values(env_file, encoding="utf-8")]
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise SettingsError(
+            f"Invalid settings for {cls.__name__}:\n  - {Path(env_file).resolve()}: cannot read this .env "
+            f"file ({type(exc).__name__}: {str(exc)[:200]}); it must be UTF-8 text of KEY=value lines"
+        ) from None
 
 
 def refuse_unknown_variables(cls: type[BaseSettings], environ: Mapping[str, str] | None = None) -> None:

@@ -94,6 +94,14 @@ def test_dotenv_file_is_checked_too(tmp_path: Path) -> None:
         load_settings(CommonSettings)
 
 
+def test_unreadable_dotenv_file_is_named(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_bytes(b"COCKPIT_LOG_LEVEL=INFO\n\xff\xfe\x00garbage=\x01\n")
+    with pytest.raises(SettingsError) as info:
+        load_settings(CommonSettings)
+    assert f"{tmp_path / '.env'}: cannot read this .env file" in str(info.value)
+    assert "UnicodeDecodeError" in str(info.value)
+
+
 @pytest.mark.parametrize(
     "name,value",
     [
