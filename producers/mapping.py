@@ -214,8 +214,20 @@ class StatusSpec(_Strict):
         return out
 
 
+def _yaml_null_is_null(data: Any) -> Any:
+    """``on_invalid: null`` unquoted is YAML's null: the user means the ``null`` policy, not "default"."""
+    if isinstance(data, dict) and "on_invalid" in data and data["on_invalid"] is None:
+        return {**data, "on_invalid": "null"}
+    return data
+
+
 class _ValueOptions(_Strict):
     """How one signal's cells are read: unit, sentinels, plausible range, what to do with a bad value."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_policy(cls, data: Any) -> Any:
+        return _yaml_null_is_null(data)
 
     unit: str | None = None
     na_values: list[NaValue] = Field(default_factory=list, max_length=MAX_TABLE_ITEMS)
@@ -398,6 +410,11 @@ class ReplayMapping(_Strict):
     )
     fields: dict[str, FieldSpec] = Field(default_factory=dict, description="contract field -> source(s)")
     metadata: MetadataSpec | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_policy(cls, data: Any) -> Any:
+        return _yaml_null_is_null(data)
 
     @field_validator("columns", mode="before")
     @classmethod

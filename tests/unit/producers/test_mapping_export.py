@@ -203,6 +203,27 @@ def test_mapping_wide_on_invalid_and_a_tighter_plausible_range(tmp_path: Path) -
     assert "allowed [-40, 50]" in source.examples["out of range: ambient_temp_c"][0]
 
 
+def test_unquoted_yaml_null_means_the_null_policy() -> None:
+    """``on_invalid: null`` without quotes is YAML's null; it must not fall back to ``reject``."""
+    import yaml
+
+    text = """
+timestamp: {column: ts}
+turbine_id: {column: turbine}
+site_id: {constant: SITE-A}
+fields:
+  power_kw: {source: p, on_invalid: null}
+  wind_speed_ms: {source: w}
+"""
+    mapping = parse_mapping(yaml.safe_load(text))
+    assert [(s.field, s.on_invalid) for s in mapping.signal_sources()] == [
+        ("wind_speed_ms", "reject"),
+        ("power_kw", "null"),
+    ]
+    top = parse_mapping(yaml.safe_load(text + "on_invalid: null\n"))
+    assert {s.on_invalid for s in top.signal_sources()} == {"null"}
+
+
 # ------------------------------------------------------------------------------ lookups
 def test_status_lookup_by_name_and_number_unknown_to_default_counted(tmp_path: Path) -> None:
     frame = _frame(
