@@ -34,8 +34,10 @@ if ((${#apt_missing[@]})); then
   ((apt_ok)) && { apt-get "${apt_opts[@]}" install -y --no-install-recommends "${apt_missing[@]}" >/dev/null || apt_ok=0; }
   ((own_policy)) && rm -f "$policy"
   ((apt_ok)) || die "apt-get could not install ${apt_missing[*]} (see apt's messages above; Prometheus, promtool and Alertmanager come from Debian's 'prometheus' and 'prometheus-alertmanager' packages)"
-  if [[ -d /run/systemd/system ]]; then
-    systemctl disable --now prometheus prometheus-alertmanager >/dev/null 2>&1 || true
+  if [[ -d /run/systemd/system ]]; then  # only the services of the packages installed just now
+    for pkg in prometheus prometheus-alertmanager; do
+      if [[ " ${apt_missing[*]} " == *" $pkg "* ]]; then systemctl disable --now "$pkg" >/dev/null 2>&1 || true; fi
+    done
   fi
 fi
 
