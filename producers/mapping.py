@@ -21,6 +21,7 @@ turbine id and site), ``status_code.lookup`` (vendor status/alarm code -> contra
 from __future__ import annotations
 
 import math
+import numbers
 import re
 import zoneinfo
 from dataclasses import dataclass
@@ -72,13 +73,22 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _key_text(key: Any) -> str:
-    """YAML keys such as ``1001`` or ``2.0`` as the text a CSV cell would hold (``"1001"``, ``"2"``)."""
-    if isinstance(key, bool):
-        raise ValueError(f"{key!r} is not a code (quote it in YAML)")
-    if isinstance(key, float) and math.isfinite(key) and key == int(key):
-        return str(int(key))
-    return str(key).strip()
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]{1,30}(?:\.0*)?")
+
+
+def code_key(value: Any) -> str:
+    """How a vendor turbine id or status code is matched against the mapping's tables: stripped text,
+    and a whole number written any way (``7``, ``07``, ``7.0``, YAML's unquoted ``07``) as its digits."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a code (quote it in YAML)")
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real) and math.isfinite(float(value)) and float(value) == int(float(value)):
+        return str(int(float(value)))
+    text = str(value).strip()
+    if _WHOLE_NUMBER.fullmatch(text):
+        return str(int(text.split(".")[0]))
+    return text
 
 
 class CsvOptions(_Strict):
@@ -206,7 +216,7 @@ class StatusSpec(_Strict):
         problems = []
         for key, code in value.items():
             try:
-                out[_key_text(key)] = _status_value(code)
+                out[code_key(key)] = _status_value(code)
             except ValueError as exc:
                 problems.append(f"{key!r}: {exc}")
         if problems:
@@ -441,7 +451,7 @@ class ReplayMapping(_Strict):
     def _turbine_table(cls, value: Any) -> Any:
         """``T01: WT-101`` is short for ``T01: {turbine_id: WT-101}``; keys are read as text."""
         if isinstance(value, dict):
-            return {_key_text(k): ({"turbine_id": v} if isinstance(v, str) else v) for k, v in value.items()}
+            return {code_key(k): ({"turbine_id": v} if isinstance(v, str) else v) for k, v in value.items()}
         return value
 
     @model_validator(mode="after")

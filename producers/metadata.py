@@ -20,7 +20,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from common.fleet import MAX_REGISTER_BYTES, MAX_TURBINES, FleetRegister, TurbineSpec
-from producers.mapping import METADATA_FIELDS, MappingError, MetadataColumn, ReplayMapping
+from producers.mapping import METADATA_FIELDS, MappingError, MetadataColumn, ReplayMapping, code_key
 from producers.units import conversion
 
 MAX_PROBLEMS = 50
@@ -160,7 +160,7 @@ def build_register(
         label = f"{where} ({_short(vendor)})"
         entry = None
         if table is not None:
-            entry = table.get(vendor)
+            entry = table.get(code_key(vendor))
             if entry is None:
                 warnings.append(f"{label}: vendor turbine not in the mapping's turbines table; skipped")
                 continue

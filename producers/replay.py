@@ -44,7 +44,7 @@ from producers.import_report import (
     Timeline,
     dst_transitions,
 )
-from producers.mapping import IdSpec, MappingError, ReplayMapping, SignalSource
+from producers.mapping import IdSpec, MappingError, ReplayMapping, SignalSource, code_key
 from producers.units import conversion
 
 _LINE_NO = re.compile(r"[Ll]ine (\d+)")
@@ -213,19 +213,10 @@ def _split_sentinels(values: tuple[float | str, ...]) -> tuple[list[float], set[
     return nums, words
 
 
-def _code_key(value: Any) -> str:
-    """A cell as a lookup key: stripped text; integral numbers without ``.0`` (``1001.0`` -> ``1001``)."""
-    if isinstance(value, float | np.floating) and np.isfinite(value) and value == int(value):
-        return str(int(value))
-    text = str(value).strip()
-    match = re.fullmatch(r"([+-]?[0-9]+)\.0*", text)
-    return match.group(1) if match else text
-
-
 def _lookup(raw: pd.Series, table: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(looked-up value or None, key text, blank) per row; each distinct cell is looked up once."""
     codes, uniques = pd.factorize(raw)
-    keys = [_code_key(u) for u in uniques]
+    keys = [code_key(u) for u in uniques]
     found = np.array([table.get(k) for k in keys] + [None], dtype=object)
     texts = np.array([*keys, ""], dtype=object)
     blank_u = np.array([k == "" for k in keys] + [True], dtype=bool)

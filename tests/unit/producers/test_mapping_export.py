@@ -275,6 +275,17 @@ def test_turbine_table_site_falls_back_to_site_id_and_numeric_vendor_ids(tmp_pat
     assert [(r["turbine_id"], r["site_id"]) for r in records] == [("WT-1", "SITE-A"), ("WT-2", "S-2")]
 
 
+def test_vendor_ids_written_as_numbers_match_however_they_are_written(tmp_path: Path) -> None:
+    import yaml
+
+    table = yaml.safe_load("turbines: {01: WT-1, '02': WT-2, 3: WT-3}")["turbines"]  # YAML reads 01 as 1
+    times = [f"2024-01-01T00:{m}0Z" for m in range(5)]
+    frame = _frame(ts=times, turbine=["01", "2", "3.0", "003", "9" * 5000], p=["1"] * 5)
+    records, source = _records(_csv(tmp_path, frame), _mapping(turbines=table))
+    assert [r["turbine_id"] for r in records] == ["WT-1", "WT-2", "WT-3", "WT-3"]
+    assert source.rejected == {"unknown turbine id": 1}  # a 5000-digit id is text, not a number
+
+
 # ------------------------------------------------------------------------------ time: offsets, DST
 def test_mixed_offsets_duplicates_and_gaps_are_reported_with_counts(tmp_path: Path) -> None:
     # the exporter's DST bug: on 2024-03-31 every row carries the day's final offset (+02:00)
