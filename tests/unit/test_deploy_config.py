@@ -329,3 +329,62 @@ def test_kustomize_renders_every_container_with_the_real_image() -> None:
     assert len(images) == 6 and set(images) == {image}
     assert {d["metadata"]["namespace"] for d in documents if d["kind"] != "Namespace"} == {"cockpit"}
     assert not [d for d in documents if d["kind"] == "Secret"] and "CHANGE_ME" not in rendered
+
+
+# ------------------------------------------------------------------ the native rewrite (pure)
+def test_native_rewrite_changes_only_hosts_ports_database_and_paths() -> None:
+    from tests.integration.deploy.native import NativeMap, listening_ports
+
+    native = NativeMap(
+        hosts={"kafka:9092": ("127.0.0.1", 19092), "timescaledb:5432": ("127.0.0.1", 15433)},
+        database="cockpit_native_x",
+        ports={6066: 40001, 8000: 40002, 9308: 40003},
+        paths={"/app": "/tmp/n/app", "/registry": "/tmp/n/registry"},
+    )
+    env = native.env(
+        {
+            "COCKPIT_DATABASE_URL": "postgresql://cockpit_writer:cockpit_writer@timescaledb:5432/cockpit",
+            "COCKPIT_KAFKA_BOOTSTRAP_SERVERS": "kafka:9092",
+            "COCKPIT_WEB_HOST": "0.0.0.0",
+            "COCKPIT_WEB_PORT": "6066",
+            "COCKPIT_REGISTRY_DIR": "/registry",
+            "COCKPIT_TELEMETRY_PARTITIONS": "6",
+        }
+    )
+    assert env == {
+        "COCKPIT_DATABASE_URL": "postgresql://cockpit_writer:cockpit_writer@127.0.0.1:15433/cockpit_native_x",
+        "COCKPIT_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:19092",
+        "COCKPIT_WEB_HOST": "0.0.0.0",
+        "COCKPIT_WEB_PORT": "40001",
+        "COCKPIT_REGISTRY_DIR": "/tmp/n/registry",
+        "COCKPIT_TELEMETRY_PARTITIONS": "6",
+    }
+    assert (
+        native.command(["python", "-m", "api", "serve", "--host", "0.0.0.0", "--port", "8000"])[-1] == "40002"
+    )
+    assert native.command(["python", "-m", "models", "ensure-default", "--registry", "/registry"])[-1] == (
+        "/tmp/n/registry"
+    )
+    assert native.address("scorer", 6066) == ("127.0.0.1", 40001)
+    assert native.url("http://127.0.0.1:8000/readyz") == "http://127.0.0.1:40002/readyz"
+    with pytest.raises(KeyError):  # a port nobody serves is an error, not a silent pass
+        native.address("scorer", 6067)
+    proc = (
+        "  sl  local_address rem_address   st\n"
+        "   0: 00000000:9C41 00000000:0000 0A\n"
+        "   1: 0100007F:1F90 00000000:0000 0A\n"
+        "   2: 0100007F:1F91 0100007F:9C41 01\n"
+    )
+    assert listening_ports(proc) == {40001: {"0.0.0.0"}, 8080: {"127.0.0.1"}}
+
+
+def test_native_reader_sees_the_image_as_built() -> None:
+    from tests.integration.deploy.native import image_config
+
+    image = image_config()
+    assert image.user == "10001:10001" and image.workdir == "/app"
+    assert image.writable == ("/app/var", "/registry")
+    assert image.env["COCKPIT_REGISTRY_DIR"] == "/registry"
+    assert {"common", "scorer", "api", "producers", "models", "simulator", "requirements-prod.lock"} <= set(
+        image.copied
+    )
