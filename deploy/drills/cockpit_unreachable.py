@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             drill.show(f"GET /readyz -> {status}", f"database: {db}", 2)
             expect(db.get("ok") is False, "readyz should report the database KO")
             up = sb.metric(api.url, "cockpit_api_database_up")
-            drill.show("cockpit_api_database_up (alert ApiNotReady after 2 min)", str(up), 1)
+            drill.show("cockpit_api_database_up (alert ApiDatabaseDown)", str(up), 1)
             expect(up == 0, f"cockpit_api_database_up should be 0, got {up}")
             drill.facts["db_down_list_status"] = 503
         with drill.step("(B) remediation: bring the database back (here: restore the relay)"):
