@@ -74,6 +74,7 @@ class Deviation:
     wind_hi: float
     score: float = 0.0
     down_hours: int = 0
+    span_hours: int = 0  # first to last strongly deviating hour
 
     @property
     def flagged(self) -> bool:
@@ -164,7 +165,7 @@ class OperationalScorer:
                 badness = max(0.0, z)
             else:
                 badness = abs(z)
-            persistence, deviating = _persistence(t, ind, sl, diff, floor)
+            persistence, deviating, span = _persistence(t, ind, sl, diff, floor, cfg.z_moderate)
             judged = t.judged[sl]
             w = wind[sl][judged]
             dev = Deviation(
@@ -180,8 +181,13 @@ class OperationalScorer:
                 wind_lo=float(np.nanmin(w)) if w.size else math.nan,
                 wind_hi=float(np.nanmax(w)) if w.size else math.nan,
                 down_hours=int((hm.down[sl] > 0).sum()),
+                span_hours=span,
             )
-            persistent = persistence >= cfg.min_persistence and deviating >= cfg.min_deviating_hours
+            persistent = (
+                persistence >= cfg.min_persistence
+                and deviating >= cfg.min_deviating_hours
+                and span >= cfg.min_deviation_span_hours
+            )
             dev.score = _score(badness, persistent, cfg, tiers.moderate, tiers.high)
             out.append(dev)
         return out, not_judged
@@ -255,7 +261,9 @@ class OperationalScorer:
         flagged = sorted((d for d in devs if d.score >= cfg.tiers.moderate), key=lambda d: -d.badness)
         reasons = [_reason(d, tc) for d in flagged[: cfg.reasons.max_reasons]]
         if not reasons and not hard:
-            reasons.append(_summary(devs, not_judged, tc, cfg.operational.window_hours))
+            reasons.append(
+                _summary(devs, not_judged, tc, cfg.operational.window_hours, cfg.operational.z_moderate)
+            )
         curt = _curtailment(hm, cfg.operational)
         if curt is not None:
             reasons.append(curt)
@@ -309,20 +317,29 @@ class OperationalScorer:
         )
 
 
-def _persistence(t: Terms, ind: IndicatorNormal, sl: slice, diff: float, floor: float) -> tuple[float, int]:
+def _persistence(
+    t: Terms, ind: IndicatorNormal, sl: slice, diff: float, floor: float, strong: float
+) -> tuple[float, int, int]:
     """(share, count) of the clearly deviating hours (beyond one hourly spread) that deviate on ``diff``'s
-    side. Why a share of the deviating hours and not of all hours: a derating or a pitch fault shows only
-    in part of the wind range, while one odd hour in a calm window must not carry the statistic."""
+    side, and the span in hours (first to last) of the STRONGLY deviating ones (beyond ``strong`` hourly
+    spreads). Why a share of the deviating hours and not of all hours: a derating or a pitch fault shows
+    only in part of the wind range, while one odd hour in a calm window must not carry the statistic.
+    Why the span: a curtailment of a few hours in an export without status codes deviates like a
+    derating, but only for those few hours."""
     judged = t.judged[sl]
     if not judged.any() or diff == 0:
-        return 0.0, 0
-    hv = t.hourly[sl][judged]
-    hd = wrap_deg(hv - ind.hourly_center) if t.kind == ANGLE else hv - ind.hourly_center
+        return 0.0, 0, 0
+    hd_all = t.hourly[sl]
+    hd_all = wrap_deg(hd_all - ind.hourly_center) if t.kind == ANGLE else hd_all - ind.hourly_center
     sign = 1.0 if diff > 0 else -1.0
     limit = max(ind.hourly_spread, floor) if ind.hourly_spread > 0 else 0.0  # 0/1 hours: any departure
-    with_ = int((sign * hd > limit).sum())
-    against = int((-sign * hd > limit).sum())
-    return (with_ / (with_ + against) if with_ else 0.0), with_
+    with np.errstate(invalid="ignore"):
+        harmful = judged & (sign * hd_all > limit)
+        against = int((judged & (-sign * hd_all > limit)).sum())
+        where = np.flatnonzero(judged & (sign * hd_all > strong * limit))
+    with_ = int(harmful.sum())
+    span = int(where[-1] - where[0] + 1) if where.size else 0
+    return (with_ / (with_ + against) if with_ else 0.0), with_, span
 
 
 def _score(badness: float, persistent: bool, cfg: OperationalConfig, moderate: float, high: float) -> float:
@@ -414,20 +431,37 @@ _NAMES = {
 }
 
 
+def _name(indicator: str) -> str:
+    return _NAMES.get(indicator, pretty_signal(indicator.split(":", 1)[-1]))
+
+
 def _summary(
-    devs: list[Deviation], not_judged: list[str], tc: TurbineCalibration, hours: int
+    devs: list[Deviation], not_judged: list[str], tc: TurbineCalibration, hours: int, z_moderate: float
 ) -> dict[str, Any]:
-    """The reason of a turbine with no flagged deviation: what was judged and what could not be."""
-    judged = [_NAMES.get(d.indicator, pretty_signal(d.indicator.split(":", 1)[-1])) for d in devs]
+    """The reason of a turbine with no flagged deviation: what was judged, what deviated only briefly
+    (large but not persistent, e.g. a few hours of curtailment without a status code), what could not be."""
+    brief = [d for d in devs if d.badness >= z_moderate]
+    calm = [_name(d.indicator) for d in devs if d.badness < z_moderate]
     power = next((d for d in devs if d.indicator == POWER), None)
-    if judged:
-        text = "behaves as calibrated: " + ", ".join(judged) + " within its own normal ranges"
-        if power is not None:
+    parts = []
+    if calm:
+        text = "behaves as calibrated: " + ", ".join(calm) + " within its own normal ranges"
+        if power is not None and power.badness < z_moderate:
             text += f" (power {_signed(power.stat * 100)} % vs its own curve {_span(power.hours)})"
-    else:
-        text = f"nothing could be judged {_span(hours)}"
+        parts.append(text)
+    for d in brief:
+        what = (
+            f"power {_signed(d.stat * 100)} % vs its own curve"
+            if d.indicator == POWER
+            else f"{_name(d.indicator)} off its usual value"
+        )
+        parts.append(
+            f"brief {_name(d.indicator)} deviation not counted: {what} {_span(d.hours)}, not persistent "
+            f"(strong deviations within {d.span_hours} h; curtailment or a short stop?)"
+        )
+    text = "; ".join(parts) if parts else f"nothing could be judged {_span(hours)}"
     if not_judged:
-        names = ", ".join(_NAMES.get(n, pretty_signal(n.split(":", 1)[-1])) for n in not_judged)
+        names = ", ".join(_name(n) for n in not_judged)
         text += (
             f"; not judged ({names}): fewer than the hours needed with wind between "
             f"{tc.cut_in_ms:.1f} and {tc.max_wind_ms:.1f} m/s in the last {max(WINDOW_HOURS)} h"

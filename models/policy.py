@@ -84,13 +84,17 @@ class OperationalConfig(_Strict):
     linearly from 0 at ``z = 0`` to ``tiers.moderate`` at ``z_moderate`` and ``tiers.high`` at
     ``z_high``, then on towards ``max_score``. A deviation stays below "moderate" unless it persists:
     at least ``min_deviating_hours`` hours deviate clearly (beyond one hourly spread) the harmful way,
-    and they are at least ``min_persistence`` of all clearly deviating hours.
+    they are at least ``min_persistence`` of all clearly deviating hours, and the first and last of the
+    strongly deviating hours (beyond ``z_moderate`` hourly spreads) are at least
+    ``min_deviation_span_hours`` apart (a few hours of curtailment without status codes look like a
+    derating, but only for those hours).
     """
 
     window_hours: Literal[24, 48, 72, 168] = 48
     min_judged_hours: int = Field(default=12, ge=1, le=168)
     min_persistence: float = Field(default=0.7, ge=0, le=1)
     min_deviating_hours: int = Field(default=3, ge=0, le=168)
+    min_deviation_span_hours: int = Field(default=10, ge=0, le=168)
     z_moderate: float = Field(default=3.0, gt=0)
     z_high: float = Field(default=6.0, gt=0)
     max_score: float = Field(default=79.0, ge=0, le=100)

@@ -204,3 +204,24 @@ def test_hostile_window_values_do_not_break_scoring(scorer: OperationalScorer) -
     assert all(isinstance(r["text"], str) and "nan" not in r["text"].lower() for r in a.reasons)
     (b,) = scorer.score([("T-1", FeatureWindow("T-1"))])  # an empty window
     assert b.tier == "unknown" and b.reasons[0]["indicator"] == "no_data"
+
+
+def test_a_few_hours_of_unsignalled_curtailment_are_not_a_derating(scorer: OperationalScorer) -> None:
+    """Power capped without a status code: 6 hours look like curtailment, 30 hours like a derating."""
+
+    def cap(hours: int) -> Callable[[pd.DataFrame], None]:
+        def apply(rows: pd.DataFrame) -> None:
+            # the strongest wind of the last 48 h, so every capped hour is judged
+            last = rows.index[-6 * 48 :]
+            start = int(np.nanargmax(rows.loc[last, "wind_speed_ms"].rolling(6 * hours).mean().to_numpy()))
+            sel = last[max(0, start - 6 * hours + 1) : start + 1]
+            rows.loc[sel, "power_kw"] = np.minimum(rows.loc[sel, "power_kw"], 0.1 * RATED)
+
+        return apply
+
+    (short,) = scorer.score([("T-1", window_of("T-1", 61, fault=cap(6)))])
+    assert short.tier == "low", short.reasons
+    assert "brief power curve deviation not counted" in short.reasons[0]["text"]
+    assert "not persistent" in short.reasons[0]["text"]
+    (long_,) = scorer.score([("T-1", window_of("T-1", 61, fault=cap(30)))])
+    assert long_.tier in ("moderate", "high") and long_.reasons[0]["indicator"] == "power_curve_deviation"
