@@ -212,6 +212,9 @@ def test_compose_services_listen_where_prometheus_and_healthchecks_look() -> Non
     targets = {t for job in scrape["scrape_configs"] for c in job["static_configs"] for t in c["targets"]}
     assert {"api:8000", "scorer:6066", "producer:9308"} <= targets
     assert "/readyz" in " ".join(services["api"]["healthcheck"]["test"])
+    alerting = scrape["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    assert alerting == ["alertmanager:9093"] and "alertmanager" in services
+    assert services["alertmanager"]["ports"][0].endswith(":9093")
 
 
 def test_compose_registry_volume_is_written_by_models_and_read_by_the_scorer() -> None:
