@@ -20,6 +20,7 @@ turbine id and site), ``status_code.lookup`` (vendor status/alarm code -> contra
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import re
@@ -32,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from common import config_files
 from common import contracts as _contracts
-from common.contracts import IDENTIFIER_PATTERN, SIGNALS
+from common.contracts import IDENTIFIER_PATTERN, SIGNALS, TelemetryEvent
 from producers.units import UnitError, canonical_unit, conversion
 
 TimestampFormat = str  # strftime pattern, or one of: iso, epoch_s, epoch_ms
@@ -261,6 +262,26 @@ class _ValueOptions(_Strict):
             conversion(field, self.unit)
         except UnitError as exc:
             raise ValueError(str(exc)) from None
+        if self.range is not None:
+            low, high = contract_bounds()[field]
+            if self.range[1] < low or self.range[0] > high:
+                raise ValueError(
+                    f"range [{self.range[0]:g}, {self.range[1]:g}] lies outside the contract's "
+                    f"[{low:g}, {high:g}] for {field}: every value would be refused"
+                )
+
+
+@functools.cache
+def contract_bounds() -> dict[str, tuple[float, float]]:
+    """``field -> (min, max)`` read from the contract itself, so the two can never disagree."""
+    bounds: dict[str, tuple[float, float]] = {}
+    for name in SIGNALS:
+        low, high = -math.inf, math.inf
+        for item in TelemetryEvent.model_fields[name].metadata:
+            low = getattr(item, "ge", low)
+            high = getattr(item, "le", high)
+        bounds[name] = (float(low), float(high))
+    return bounds
 
 
 def _known_field(value: str) -> str:

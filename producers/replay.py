@@ -34,7 +34,6 @@ from common.contracts import (
     DEFAULT_MIN_EVENT_TIME,
     IDENTIFIER_PATTERN,
     SIGNALS,
-    TelemetryEvent,
 )
 from producers.import_report import (
     DST_NEIGHBOURHOOD,
@@ -44,23 +43,11 @@ from producers.import_report import (
     Timeline,
     dst_transitions,
 )
-from producers.mapping import IdSpec, MappingError, ReplayMapping, SignalSource, code_key
+from producers.mapping import IdSpec, MappingError, ReplayMapping, SignalSource, code_key, contract_bounds
 from producers.units import conversion
 
 _LINE_NO = re.compile(r"[Ll]ine (\d+)")
 _OFFSET = re.compile(r"(?:([+-])([0-9]{2}):?([0-9]{2})|(Z))$")
-
-
-def contract_bounds() -> dict[str, tuple[float, float]]:
-    """``field -> (min, max)`` read from the contract itself, so the two can never disagree."""
-    bounds: dict[str, tuple[float, float]] = {}
-    for name in SIGNALS:
-        low, high = -np.inf, np.inf
-        for item in TelemetryEvent.model_fields[name].metadata:
-            low = getattr(item, "ge", low)
-            high = getattr(item, "le", high)
-        bounds[name] = (float(low), float(high))
-    return bounds
 
 
 BOUNDS = contract_bounds()

@@ -441,6 +441,10 @@ def test_nul_control_characters_and_bad_bytes_in_a_csv(tmp_path: Path) -> None:
         ({"fields": {"power_kw": {"source": "p", "unit": "degF"}}}, "temperature unit but power_kw"),
         ({"fields": {"power_kw": {"source": "p", "on_invalid": "drop"}}}, "fields.power_kw.on_invalid"),
         ({"fields": {"power_kw": {"source": "p", "range": [5, 1]}}}, "must be below its maximum"),
+        (
+            {"fields": {"power_kw": {"source": "p", "range": [30000, 40000]}}},
+            "outside the contract's [-200, 20000]",
+        ),
         ({"fields": {"power_kw": {"source": "p", "stats": {"median": "x"}}}}, "fields.power_kw.stats.median"),
         ({"status_code": {"column": "s", "lookup": {"Run": "RUNNING"}}}, "not a contract status"),
         ({"status_code": {"column": "s", "lookup": {"Run": 1000}}}, "outside [0, 999]"),
