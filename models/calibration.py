@@ -577,15 +577,14 @@ def _clean(frame: pd.DataFrame) -> _Clean:
         df[s] = arr
         if invalid:
             dropped[f"invalid {s} values (set missing)"] = invalid
-    if "status_code" in frame.columns:
-        st = pd.to_numeric(frame["status_code"], errors="coerce")
-        df["status_code"] = st.fillna(-1).clip(-1, 999).astype(np.int64)
-        df["has_status"] = st.notna()
+    st = pd.to_numeric(frame["status_code"], errors="coerce") if "status_code" in frame.columns else None
+    if st is not None and st.notna().any():
+        # no status on a row = STATUS_OK, as for a telemetry event without one (the contract default)
+        df["status_code"] = st.fillna(STATUS_OK).clip(-1, 999).astype(np.int64)
     else:
         df["status_code"] = STATUS_OK
-        df["has_status"] = False
         warnings.append(
-            "no status_code column: stops and curtailment are recognised from the data only "
+            "no status codes: stops and curtailment are recognised from the data only "
             "(power <= 0, outliers of their wind bin)"
         )
     df = df[tid_ok & t_ok]

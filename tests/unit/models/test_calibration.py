@@ -421,3 +421,14 @@ def test_short_turbine_borrows_its_types_calibration(healthy: pd.DataFrame) -> N
     # stored and read back
     again = Calibration.from_dict(json.loads(json.dumps(cal.to_dict())))
     assert again.turbines["NEW-1"].basis.startswith("type:")
+
+
+def test_status_codes_missing_on_some_rows_mean_ok(healthy: pd.DataFrame) -> None:
+    frame = healthy[healthy.turbine_id == "T-2"].copy()
+    frame["status_code"] = frame["status_code"].astype(float)
+    frame.loc[frame.index[::2], "status_code"] = np.nan
+    cal = fit_calibration(frame)
+    assert cal.turbines["T-2"].normal_rows > 0.9 * fit_calibration(healthy).turbines["T-2"].normal_rows
+    assert not any("no status codes" in w for w in cal.warnings)
+    frame["status_code"] = np.nan
+    assert any("no status codes" in w for w in fit_calibration(frame).warnings)
