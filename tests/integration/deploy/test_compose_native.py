@@ -147,7 +147,7 @@ def _production_python() -> Path:
 
 @dataclass
 class Image:
-    """A native copy of the image's tree: root-owned /app, the user's writable paths, a home."""
+    """A native copy of the image's tree: root-owned /app and home, the user's writable paths only."""
 
     root: Path
     app: Path
@@ -188,9 +188,11 @@ def _build_image(tmp_root: Path) -> Image:
         native.mkdir(parents=True, exist_ok=True)
         paths[image_path] = str(native)
         writable.append(native)
+    # The home exists but is not writable: Kubernetes runs the scorer and the API with a read-only root
+    # file system (only /app/var and /tmp are volumes), so nothing may depend on writing there.
     home = tmp_root / "home/cockpit"
     home.mkdir(parents=True)
-    for directory in [*writable, home]:
+    for directory in writable:
         for path in [directory, *directory.rglob("*")]:
             os.chown(path, uid, gid)
     registry = Path(paths["/registry"])
@@ -480,8 +482,17 @@ def test_compose_services_run_natively_as_the_image_user(native: Native) -> None
         logs = "\n".join(f"--- {name}\n{native.log(name)}" for name in SERVERS)
         raise AssertionError(f"{exc}\n{logs}") from None
     assert items[0]["turbine_id"]
-    supervision = native.get("api", 8000, "/v1/supervision").json()
-    assert supervision["heartbeats"], supervision  # the scorer's heartbeat row, written as the writer
+
+    def heartbeats() -> list[dict[str, Any]]:  # the scorer's heartbeat rows, written as the writer
+        try:
+            return list(native.get("api", 8000, "/v1/supervision", timeout=20).json()["heartbeats"])
+        except httpx.HTTPError:
+            return []
+
+    try:
+        wait_for(heartbeats, 60, "the scorer's heartbeat in /v1/supervision", interval=2)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n--- scorer\n{native.log('scorer')}") from None
 
     # Only the image's writable paths were written; every process ran as the image's user.
     for name, proc in native.procs.items():
