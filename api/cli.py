@@ -308,7 +308,8 @@ def _wait_for_run(link: str, timeout: float) -> dict[str, Any] | None:
 
 @app.command()
 def status(as_json: JsonOpt = False) -> None:
-    """Readiness of the service (exit 1 when not ready) and the fleet summary."""
+    """Readiness of the API (exit 1 when it cannot serve reads), the rest of the system's problems
+    (scorer, sweeps, feeds: ``/v1/supervision``) and the fleet summary."""
     ready_res = _request("GET", "/readyz")
     ready = (
         _checked(ready_res, allow=(200, 503))
@@ -317,8 +318,12 @@ def status(as_json: JsonOpt = False) -> None:
     )
     summary_res = _request("GET", "/v1/fleet/summary", params={"days": 7})
     summary = summary_res.json() if summary_res.status_code == 200 else None
+    supervision_res = _request("GET", "/v1/supervision", params={"days": 1})
+    problems: list[str] | None = (
+        list(supervision_res.json().get("problems", [])) if supervision_res.status_code == 200 else None
+    )
     if as_json:
-        _print_json({"readiness": ready, "summary": summary})
+        _print_json({"readiness": ready, "problems": problems, "summary": summary})
     else:
         table = Table(
             title="État / Status: " + ("[green]ready[/]" if ready.get("ready") else "[red]not ready[/]")
@@ -329,6 +334,14 @@ def status(as_json: JsonOpt = False) -> None:
         for name, check in ready.get("checks", {}).items():
             table.add_row(name, "[green]ok[/]" if check["ok"] else "[red]KO[/]", check["detail"])
         console.print(table)
+        if problems is None:
+            console.print(f"[yellow]supervision unavailable (HTTP {supervision_res.status_code})[/]")
+        elif problems:
+            console.print("[bold]Problèmes / Problems[/] (/v1/supervision):")
+            for problem in problems:
+                console.print(f"  [red]•[/] {escape(problem)}")
+        else:
+            console.print("[green]no problem reported by the supervision[/]")
         if summary:
             console.print("  ".join(f"{_tier(t)}: {n}" for t, n in summary["tiers"].items()))
             console.print(

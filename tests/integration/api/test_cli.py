@@ -7,6 +7,7 @@ import subprocess
 import sys
 import uuid
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -84,12 +85,17 @@ def test_sweep(run) -> None:  # type: ignore[no-untyped-def]
     assert run("sweep").exit_code == EXIT_AUTH  # no key configured on the client
 
 
-def test_status(run) -> None:  # type: ignore[no-untyped-def]
+def test_status(run, live_api: str) -> None:  # type: ignore[no-untyped-def]
+    """Ready = the API serves reads; the scorer's and sweeps' problems come from /v1/supervision."""
     res = run("status")
     assert res.exit_code == 0, res.output
     assert "ready" in res.output and "database" in res.output
     data = json.loads(run("status", "--json").stdout)
     assert data["readiness"]["ready"] is True and data["summary"]["turbines"] == 12
+    expected = httpx.get(f"{live_api}/v1/supervision", params={"days": 1}, timeout=10).json()["problems"]
+    assert data["problems"] == expected
+    for problem in expected:
+        assert problem[:40] in res.output
 
 
 def test_unreachable_api(run) -> None:  # type: ignore[no-untyped-def]
