@@ -334,10 +334,21 @@ def _opt(v: float, ndigits: int = 4) -> float:
 
 #: Deviation indicators besides the temperatures (``temp:<signal>``).
 POWER, PITCH, ROTOR, YAW, AVAILABILITY = "power", "pitch", "rotor_speed", "yaw", "availability"
+#: Power over the hours whose expected power is at least :data:`HIGH_POWER_SHARE` of rated: a derating
+#: (power capped below rated) shows only there, and calm hours would dilute it in ``power``.
+POWER_HIGH = "power_high"
+HIGH_POWER_SHARE = 0.5
 RATIO, MEAN, MEDIAN, ANGLE = "ratio", "mean", "median", "angle"
 #: Pitch and rotor speed use the MEDIAN of the hourly deviations: an hour of gusty low wind that idles for
 #: ten minutes has a mean pitch of 10-20° and would otherwise carry a whole window.
-_KINDS: dict[str, str] = {POWER: RATIO, PITCH: MEDIAN, ROTOR: MEDIAN, YAW: ANGLE, AVAILABILITY: MEAN}
+_KINDS: dict[str, str] = {
+    POWER: RATIO,
+    POWER_HIGH: RATIO,
+    PITCH: MEDIAN,
+    ROTOR: MEDIAN,
+    YAW: ANGLE,
+    AVAILABILITY: MEAN,
+}
 
 
 def indicator_kind(name: str) -> str:
@@ -401,6 +412,14 @@ def hourly_terms(tc: TurbineCalibration, h: Mapping[str, np.ndarray]) -> dict[st
         den = np.where(judged, exp_p, 0.0)
         out[POWER] = Terms(
             RATIO, num, den, judged, np.where(judged, num / np.where(den > 0, den, np.nan), np.nan)
+        )
+        high = judged & (exp_p >= HIGH_POWER_SHARE * tc.rated_power_kw)
+        out[POWER_HIGH] = Terms(
+            RATIO,
+            np.where(high, num, 0.0),
+            np.where(high, den, 0.0),
+            high,
+            np.where(high, num / np.where(den > 0, den, np.nan), np.nan),
         )
         above = operating & (wind >= tc.cut_in_ms + PITCH_WIND_MARGIN_MS)
         for name, sig, curve in (

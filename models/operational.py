@@ -32,6 +32,7 @@ from models.calibration import (
     AVAILABILITY,
     PITCH,
     POWER,
+    POWER_HIGH,
     ROTOR,
     WINDOW_HOURS,
     YAW,
@@ -85,6 +86,8 @@ def _floor(cfg: OperationalConfig, indicator: str) -> float:
     f = cfg.spread_floor
     if indicator == POWER:
         return f.power_pct / 100.0
+    if indicator == POWER_HIGH:
+        return f.power_high_pct / 100.0
     if indicator == PITCH:
         return f.pitch_deg
     if indicator == ROTOR:
@@ -159,7 +162,7 @@ class OperationalScorer:
             stat, _ = window_stat(t, sl.start, sl.stop)
             diff = float(wrap_deg(stat - center)) if t.kind == ANGLE else stat - center
             z = diff / spread
-            if name in (POWER, AVAILABILITY):
+            if name in (POWER, POWER_HIGH, AVAILABILITY):
                 badness = max(0.0, -z)
             elif name.startswith("temp:"):
                 badness = max(0.0, z)
@@ -259,6 +262,8 @@ class OperationalScorer:
         score = max((d.score for d in devs), default=0.0)
         tier = self.policy.tier_for_score(score)
         flagged = sorted((d for d in devs if d.score >= cfg.tiers.moderate), key=lambda d: -d.badness)
+        power_first = next((d for d in flagged if d.indicator in (POWER, POWER_HIGH)), None)
+        flagged = [d for d in flagged if d.indicator not in (POWER, POWER_HIGH) or d is power_first]
         reasons = [_reason(d, tc) for d in flagged[: cfg.reasons.max_reasons]]
         if not reasons and not hard:
             reasons.append(
@@ -294,9 +299,10 @@ class OperationalScorer:
         if tc is None:
             return None
         devs, _ = self.deviations(tc, snapshot)
-        for d in devs:
-            if d.indicator == POWER and d.score >= self.policy.config.tiers.moderate:
-                return _reason(d, tc)
+        power = [d for d in devs if d.indicator in (POWER, POWER_HIGH)]
+        best = max(power, key=lambda d: d.score, default=None)
+        if best is not None and best.score >= self.policy.config.tiers.moderate:
+            return _reason(best, tc)
         return None
 
     def _unknown(
@@ -365,7 +371,7 @@ def _span(hours: int) -> str:
 def _reason(d: Deviation, tc: TurbineCalibration) -> dict[str, Any]:
     lo, hi = d.center - d.band, d.center + d.band
     span = _span(d.hours)
-    if d.indicator == POWER:
+    if d.indicator in (POWER, POWER_HIGH):
         pct = d.stat * 100.0
         word = "below" if pct < 0 else "above"
         text = (
@@ -424,6 +430,7 @@ def _r(indicator: str, text: str, value: float, rng: list[float]) -> dict[str, A
 
 _NAMES = {
     POWER: "power curve",
+    POWER_HIGH: "power near rated",
     PITCH: "pitch",
     ROTOR: "rotor speed",
     YAW: "yaw",
@@ -452,7 +459,7 @@ def _summary(
     for d in brief:
         what = (
             f"power {_signed(d.stat * 100)} % vs its own curve"
-            if d.indicator == POWER
+            if d.indicator in (POWER, POWER_HIGH)
             else f"{_name(d.indicator)} off its usual value"
         )
         parts.append(

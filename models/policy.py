@@ -69,6 +69,7 @@ class SpreadFloors(_Strict):
     """Smallest spread used for each deviation, so a very steady turbine is not paged for a tiny change."""
 
     power_pct: float = Field(default=2.0, gt=0)
+    power_high_pct: float = Field(default=3.0, gt=0)
     pitch_deg: float = Field(default=0.5, gt=0)
     rotor_rpm: float = Field(default=0.3, gt=0)
     yaw_deg: float = Field(default=2.0, gt=0)

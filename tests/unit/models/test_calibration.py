@@ -128,6 +128,7 @@ def test_known_power_curve_is_recovered(healthy: pd.DataFrame) -> None:
     # the spread is the turbine's own and small for a steady synthetic turbine
     center, spread = tc.deviations[POWER].normal(48)  # type: ignore[misc]
     assert abs(center) < 0.05 and 0 < spread < 0.05
+    assert "power_high" in tc.deviations  # the hours expected near rated, where a derating shows
     assert "gearbox_oil_temp_c" in tc.temperature_models
     model = tc.temperature_models["gearbox_oil_temp_c"]
     assert float(model.expected(np.array([1000.0]), np.array([10.0]))[0]) == pytest.approx(45.0, abs=1.0)
