@@ -104,11 +104,19 @@ def test_bad_logs_are_refused_naming_line_and_field(tmp_path: Path, text: str, e
     assert expected in str(err.value)
 
 
-def test_binary_and_missing_files_are_refused(tmp_path: Path) -> None:
+def test_binary_huge_and_missing_files_are_refused(tmp_path: Path) -> None:
     p = tmp_path / "bin.csv"
     p.write_bytes(b"\xff\xfe\x00garbage\x80\x81")
     with pytest.raises(FailureLogError, match="not UTF-8"):
         read_failure_log(p)
+    huge = _log(tmp_path, HEADER + "WT-001," + "x" * 300_000 + ",2024-01-10T00:00:00Z,2024-01-11T00:00:00Z\n")
+    with pytest.raises(FailureLogError, match="not a readable CSV"):
+        read_failure_log(huge)
+    long_component = _log(
+        tmp_path, HEADER + "WT-001," + "g" * 500 + ",2024-01-10T00:00:00Z,2024-01-11T00:00:00Z\n"
+    )
+    with pytest.raises(FailureLogError, match="line 2: component must be 1-100 printable"):
+        read_failure_log(long_component)
     with pytest.raises(FailureLogError, match="failure log not found"):
         read_failure_log(tmp_path / "nope.csv")
     with pytest.raises(FailureLogError, match="history file not found"):
