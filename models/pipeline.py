@@ -131,7 +131,21 @@ def train_from_failure_log(
     plots = plot_all(result, vdir)
     metrics = _clean(result.metrics)
     card = vdir / "model_card.md"
-    card.write_text(model_card(bundle.metadata, result.metrics, plots), encoding="utf-8")
+    fl = meta["training"]["failure_log"]
+    card.write_text(
+        model_card(bundle.metadata, result.metrics, plots)
+        + f"""
+## Operator data (this version)
+Trained on the operator's own history and failure log, not on the simulator: {fl["failures"]} logged
+failures ({", ".join(fl["components"])}), {fl["failures_fit"]} in the fitting part,
+{fl["failures_calibration"]} for calibration, {fl["failures_holdout"]} in the hold-out (turbines
+{", ".join(fl["holdout_turbines"])} after {fl["holdout_from"]}). Onset {fl["onset"]}; samples from a
+failure to {fl["post_repair_excluded_days"]:g} days after its repair excluded. The hold-out above is
+that part of the operator's data (the simulator-related limits do not apply; the small number of
+failures does).
+""",
+        encoding="utf-8",
+    )
     update_metadata(vdir, {"metrics": metrics, "model_card": card.name, "plots": plots})
     (vdir / "holdout_metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     from models.registry import production_version

@@ -196,4 +196,4 @@ def test_tiny_operator_training_registers_a_version_with_card(
     assert meta["metrics"]["holdout"]["positives"] > 0
     assert meta["feature_names"] == list(FEATURE_NAMES)
     text = res.model_card.read_text()
-    assert "failure log" in text and "| PR-AUC" in text
+    assert "failure log" in text and "| PR-AUC" in text and "## Operator data" in text
