@@ -61,6 +61,14 @@ test-acceptance: setup ## The README's own commands in a fresh clone on free por
 	@bash deploy/local/setup.sh --browser
 	@$(PYTEST) tests/acceptance -m acceptance
 
+# The CI's reports, locally (same pytest-cov options as the GitLab unit job); TESTS= picks a subset.
+test-report: setup ## Suite with JUnit + coverage reports: test-artifacts/junit.xml, coverage.xml, coverage-html/ (TESTS=tests/unit)
+	@bash deploy/local/setup.sh --browser
+	@mkdir -p test-artifacts
+	@$(PYTEST) $(or $(TESTS),tests) --junitxml=test-artifacts/junit.xml \
+	  --cov=common --cov=simulator --cov=producers --cov=models --cov=scorer --cov=api \
+	  --cov-report=xml:test-artifacts/coverage.xml --cov-report=html:test-artifacts/coverage-html --cov-report=term
+
 check-alerts: ## promtool: check the alert rules and run their unit tests (deploy/prometheus/tests)
 	@command -v promtool >/dev/null || bash deploy/local/setup.sh
 	@promtool check rules deploy/prometheus/alerts.yml
@@ -92,3 +100,10 @@ drills: setup ## Incident drills of docs/runbooks/ on sandbox cockpits (local st
 .PHONY: help setup up down status logs reset migrate topics run test test-unit test-integration test-acceptance lint bench
 .PHONY: check-alerts
 .PHONY: deploy-staging staging-status staging-down drills
+
+# French deliverables (docs/fr/README.md): pandoc + Chromium from Debian, mermaid-cli + marp-cli from npm.
+docs: ## Render the French deliverables (docs/fr/*.md) to HTML and PDF in docs/fr/_build/
+	@bash deploy/local/setup.sh --docs
+	@bash docs/fr/build/build.sh
+
+.PHONY: test-report docs

@@ -10,12 +10,19 @@ die() { printf '\033[1;31m[setup] error:\033[0m %s\n' "$*" >&2; exit 1; }
 
 want_browser=0
 [[ "${1:-}" == "--browser" ]] && want_browser=1
+# --docs (make docs): Chromium too, plus pandoc and Node.js/npm for the French deliverables (docs/fr/build)
+want_docs=0
+if [[ "${1:-}" == "--docs" ]]; then want_browser=1; want_docs=1; fi
 
 apt_missing=()
 ls -d /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_missing+=(postgresql postgresql-contrib)
 command -v java >/dev/null || apt_missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || apt_missing+=(maven)
 if [[ $want_browser == 1 ]] && [[ ! -x /usr/bin/chromium ]]; then apt_missing+=(chromium fonts-dejavu-core); fi
+if [[ $want_docs == 1 ]]; then
+  command -v pandoc >/dev/null || apt_missing+=(pandoc)
+  command -v npm >/dev/null || apt_missing+=(nodejs npm)
+fi
 # Monitoring (deploy/local/monitoring.sh): Prometheus + promtool and Alertmanager from Debian.
 { command -v prometheus && command -v promtool; } >/dev/null || apt_missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || apt_missing+=(prometheus-alertmanager)
