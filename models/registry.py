@@ -142,6 +142,7 @@ def save_version(
     if final.exists():
         raise RegistryError(f"{final}: version already exists")
     tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=reg))
+    os.chmod(tmp, 0o755)  # mkdtemp makes 0700: a scorer running as another user could not read it
     try:
         hashes = {}
         for name in ARTIFACTS:
