@@ -56,12 +56,17 @@ def _fail(code: int, message: str) -> NoReturn:
 
 
 def _request(
-    method: str, path: str, *, params: Any = None, headers: dict[str, str] | None = None
+    method: str,
+    path: str,
+    *,
+    params: Any = None,
+    headers: dict[str, str] | None = None,
+    json: Any = None,
 ) -> httpx.Response:
     settings = _settings()
     try:
         with httpx.Client(base_url=settings.api_url, timeout=settings.timeout_seconds) as client:
-            return client.request(method, path, params=params, headers=headers)
+            return client.request(method, path, params=params, headers=headers, json=json)
     except httpx.HTTPError as exc:
         _fail(EXIT_UNREACHABLE, f"API unreachable at {settings.api_url}: {exc}")
 
@@ -351,6 +356,149 @@ def status(as_json: JsonOpt = False) -> None:
                 console.print(f"[yellow]{escape(summary['message'])}[/]")
     if not ready.get("ready"):
         raise typer.Exit(EXIT_NOT_FOUND)
+
+
+# ------------------------------------------------------------------ interventions (issue 12, point 6)
+intervention_app = typer.Typer(
+    no_args_is_help=True,
+    help="Maintenance interventions: record (needs COCKPIT_API_KEY), mark done, list. Exit codes: 0 ok, "
+    "1 unknown turbine/intervention, 2 invalid input (the field is named), 3 API unreachable or the "
+    "repair not passed to the scorer, 4 key missing or refused.",
+)
+app.add_typer(intervention_app, name="intervention")
+FINDINGS = ("failure_confirmed", "no_fault_found", "preventive_replacement")
+
+
+def _key_headers() -> dict[str, str]:
+    key = _settings().api_key
+    if key is None:
+        _fail(EXIT_AUTH, "COCKPIT_API_KEY is not set")
+    return {"X-API-Key": key.get_secret_value()}
+
+
+def _written(res: httpx.Response, as_json: bool) -> None:
+    if res.status_code == 503 and "COCKPIT_API_KEY not configured" in res.text:
+        _fail(EXIT_AUTH, _detail(res))
+    if res.status_code == 409:
+        _fail(EXIT_USAGE, _detail(res))
+    data = _checked(res, allow=(200, 201))
+    if as_json:
+        _print_json(data)
+    else:
+        when = data.get("done_at") or data.get("planned_for")
+        console.print(
+            f"Intervention [bold]{data['id']}[/] on {escape(data['turbine_id'])}: {data['kind']} "
+            f"{escape(data['component'])} {data.get('finding') or ''} at {when} "
+            f"(repair command: {escape(str(data.get('repair_command')))})"
+        )
+    if str(data.get("repair_command", "")).startswith("failed"):
+        _fail(EXIT_UNREACHABLE, f"recorded, but the scorer was not told: {data['repair_command']}")
+
+
+@intervention_app.command("add")
+def intervention_add(
+    turbine_id: Annotated[str, typer.Argument(help="e.g. WT-007")],
+    kind: Annotated[str, typer.Option(help="planned or done")] = "done",
+    component: Annotated[str, typer.Option(help="e.g. gearbox")] = "",
+    finding: Annotated[
+        str | None, typer.Option(help="done only: failure_confirmed, no_fault_found, preventive_replacement")
+    ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help="done_at / planned_for (data time with UTC offset): 2026-11-20T10:00Z"),
+    ] = None,
+    notes: Annotated[str | None, typer.Option(help="Free text, at most 2000 characters")] = None,
+    by: Annotated[str, typer.Option("--by", help="Who records it")] = "cli",
+    intervention_id: Annotated[
+        str | None, typer.Option("--id", help="Re-send a recorded intervention (idempotent)")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record an intervention; a done failure_confirmed / preventive_replacement tells the scorer."""
+    if kind not in ("planned", "done"):
+        _fail(EXIT_USAGE, f"--kind {kind!r}: planned or done")
+    if at is None:
+        _fail(EXIT_USAGE, "--at is required (data time with its UTC offset, e.g. 2026-11-20T10:00Z)")
+    body: dict[str, Any] = {"kind": kind, "component": component, "recorded_by": by}
+    body["done_at" if kind == "done" else "planned_for"] = at
+    if finding is not None:
+        body["finding"] = finding
+    if notes is not None:
+        body["notes"] = notes
+    if intervention_id is not None:
+        body["id"] = intervention_id
+    path = f"/v1/turbines/{_quote(turbine_id)}/interventions"
+    _written(_request("POST", path, headers=_key_headers(), json=body), as_json)
+
+
+@intervention_app.command("done")
+def intervention_done(
+    turbine_id: Annotated[str, typer.Argument(help="e.g. WT-007")],
+    intervention_id: Annotated[str, typer.Argument(help="Id of the planned intervention")],
+    finding: Annotated[str, typer.Option(help=", ".join(FINDINGS))],
+    at: Annotated[str, typer.Option("--at", help="done_at, data time with its UTC offset")],
+    notes: Annotated[str | None, typer.Option(help="Free text, at most 2000 characters")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Mark a planned intervention as done."""
+    body: dict[str, Any] = {"done_at": at, "finding": finding}
+    if notes is not None:
+        body["notes"] = notes
+    path = f"/v1/turbines/{_quote(turbine_id)}/interventions/{_quote(intervention_id)}"
+    _written(_request("PATCH", path, headers=_key_headers(), json=body), as_json)
+
+
+def _quote(part: str) -> str:
+    from urllib.parse import quote
+
+    return quote(part, safe="")
+
+
+@intervention_app.command("list")
+def intervention_list(
+    turbine_id: Annotated[str | None, typer.Argument(help="One turbine (default: the whole fleet)")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Fleet list: from this data time (ISO 8601 with offset)")
+    ] = None,
+    as_failure_log: Annotated[
+        bool,
+        typer.Option(
+            "--as-failure-log",
+            help="Print the confirmed failures as the CSV `python -m models train --failure-log` reads",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List interventions (newest first for one turbine, oldest first for the fleet)."""
+    if turbine_id is not None:
+        data = _checked(_request("GET", f"/v1/turbines/{_quote(turbine_id)}/interventions"))
+    else:
+        params = {"limit": 10000, **({"since": since} if since else {})}
+        data = _checked(_request("GET", "/v1/interventions", params=params))
+    items = data["items"]
+    if as_failure_log:
+        from models.labels import failure_log_rows, write_failure_log
+
+        write_failure_log(failure_log_rows(items), sys.stdout)
+        return
+    if as_json:
+        _print_json(data)
+        return
+    table = Table(title=f"Interventions ({len(items)})")
+    for col in ("turbine", "kind", "when (data time, UTC)", "component", "finding", "by", "notes", "id"):
+        table.add_column(col)
+    for it in items:
+        table.add_row(
+            escape(it["turbine_id"]),
+            it["kind"],
+            str(it.get("done_at") or it.get("planned_for")),
+            escape(it["component"]),
+            it.get("finding") or "—",
+            escape(it["recorded_by"]),
+            escape(_clip(it.get("notes") or "", 40)),
+            str(it["id"]),
+        )
+    console.print(table)
 
 
 def main() -> None:

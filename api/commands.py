@@ -99,6 +99,19 @@ class CommandPublisher:
             offset=meta.offset,
         )
 
+    def publish_raw(self, key: bytes, value: bytes, what: str) -> None:
+        """Send any command record (e.g. a repair, scorer/repairs.py) and wait for the acknowledgement."""
+        self._check_topic()
+        producer = self._get_producer()
+        try:
+            meta = producer.send(self.topic, key=key, value=value).get(timeout=self.timeout)
+        except Exception as exc:
+            self.close()
+            raise KafkaUnavailable(f"could not publish to {self.topic}: {exc}") from exc
+        event(
+            log, f"{what} command published", topic=self.topic, partition=meta.partition, offset=meta.offset
+        )
+
     def close(self) -> None:
         with self._lock:
             self._topic_checked = False

@@ -114,6 +114,8 @@ KA = len(AUX_SIGNALS)
 _AUX_PITCH, _AUX_WDIR, _AUX_NDIR, _AUX_SIN, _AUX_COS = range(KA)
 #: ``to_bytes`` flags: bit 0 = counts stored as uint16; bit 1 = the auxiliary section follows the body.
 _FLAG_SMALL, _FLAG_AUX = 1, 2
+#: Flag bit 2: a repair floor (8 bytes, float64 epoch seconds) follows the auxiliary section.
+_FLAG_FLOOR = 4
 
 DEFAULT_FROZEN_MIN_COUNT = 12
 DEFAULT_FROZEN_MIN_SECONDS = 3 * 3600.0
@@ -303,6 +305,7 @@ class FeatureWindow:
         "_cnt",
         "_ctr",
         "_first_ts",
+        "_floor_ts",
         "_frozen_min_count",
         "_frozen_min_seconds",
         "_last",
@@ -344,6 +347,7 @@ class FeatureWindow:
         self._base_s = [0.0] * N_BASE
         self._base_w = [0.0] * N_BASE
         self._base_hour = _NO_HOUR
+        self._floor_ts = -math.inf  # a repair: readings before it are ignored (see drop_before)
 
     # ---------------------------------------------------------------- ingestion (hot path)
     def update(self, event: Any) -> None:
@@ -357,6 +361,8 @@ class FeatureWindow:
         )
 
     def _ingest(self, ts: float, vals: Sequence[Any], status: int, aux: Sequence[Any] | None = None) -> None:
+        if ts < self._floor_ts:  # before the turbine's last repair: not its current condition
+            return
         hour = int(ts // BIN_SECONDS)
         newest = self._newest_hour
         if hour > newest:
@@ -479,6 +485,56 @@ class FeatureWindow:
                 elif k == _R:
                     bs[K + 1] += m * m
                     bw[K + 1] += 1.0
+
+    # ---------------------------------------------------------------- repairs
+    def drop_before(self, ts: float) -> int:
+        """Forget what the window holds from before ``ts`` (a repair, epoch seconds); returns hours cleared.
+
+        Every hourly bin that starts before ``ts`` is cleared (the bin holding ``ts`` itself too, when
+        the repair is mid-hour), the 30-day baseline is rebuilt from the completed hours kept, identical-
+        value runs that started before ``ts`` end, and readings older than ``ts`` that arrive later are
+        ignored (the floor is kept in :meth:`to_bytes`). Idempotent: a second call with the same or an
+        older time changes nothing (a replayed repair command, a restore from a checkpoint).
+        The newest event time (``as_of``) is unchanged: the turbine was last seen then.
+        """
+        ts = float(ts)
+        if not math.isfinite(ts) or ts <= self._floor_ts:
+            return 0
+        self._floor_ts = ts
+        cutoff = math.ceil(ts / BIN_SECONDS)  # first hour kept: it starts at or after ts
+        newest = self._newest_hour
+        cleared = 0
+        if newest != _NO_HOUR:
+            for h in range(newest - N_BINS + 1, min(cutoff, newest + 1)):
+                slot = h % N_BINS
+                a, b = slot * K, slot * K + K
+                if self._ctr[slot * N_COUNTERS]:
+                    cleared += 1
+                self._sum[a:b] = _ZERO_D
+                self._cnt[a:b] = _ZERO_I
+                self._max[a:b] = _NEGINF_F
+                self._ctr[slot * N_COUNTERS : slot * N_COUNTERS + N_COUNTERS] = _ZERO_C
+                self._aux_sum[slot * KA : slot * KA + KA] = _ZERO_AD
+                self._aux_cnt[slot * KA : slot * KA + KA] = _ZERO_AI
+        self._base_s = [0.0] * N_BASE
+        self._base_w = [0.0] * N_BASE
+        self._base_hour = _NO_HOUR
+        if newest != _NO_HOUR:
+            for h in range(max(cutoff, newest - N_BINS + 1), newest):  # completed hours kept
+                self._fold(h)
+        for k in range(K):
+            if self._run_start[k] < ts:
+                self._run[k] = 0
+                self._last[k] = math.nan
+        if self._last_ts == -math.inf:
+            return cleared
+        self._first_ts = min(max(self._first_ts, ts), self._last_ts)
+        return cleared
+
+    @property
+    def repaired_before(self) -> float | None:
+        """Epoch seconds of the last repair applied by :meth:`drop_before` (None: never)."""
+        return None if self._floor_ts == -math.inf else self._floor_ts
 
     # ---------------------------------------------------------------- views
     @property
@@ -615,7 +671,7 @@ class FeatureWindow:
         header = _HEADER.pack(
             _MAGIC,
             WINDOW_FORMAT_VERSION,
-            (_FLAG_SMALL if small else 0) | _FLAG_AUX,
+            (_FLAG_SMALL if small else 0) | _FLAG_AUX | (_FLAG_FLOOR if self._floor_ts != -math.inf else 0),
             N_BINS,
             K,
             self._newest_hour,
@@ -643,6 +699,8 @@ class FeatureWindow:
                 # auxiliary section last (flag bit 1): readers without it ignore the trailing bytes
                 self._aux_sum.tobytes(),
                 aux_cnts.astype(ctype).tobytes(),
+                # repair floor last (flag bit 2), only when a repair was applied
+                struct.pack("<d", self._floor_ts) if self._floor_ts != -math.inf else b"",
             ]
         )
         return header + zlib.compress(body, 1)
@@ -690,6 +748,9 @@ class FeatureWindow:
         if flags & _FLAG_AUX:  # states written before the auxiliary section start with empty aux bins
             win._aux_sum = array("d", take(np.float64, N_BINS * KA, 8).tobytes())
             win._aux_cnt = array("I", take(ctype, N_BINS * KA, csize).astype(np.uint32).tobytes())
+            if flags & _FLAG_FLOOR:
+                (win._floor_ts,) = struct.unpack_from("<d", body, pos)
+                pos += 8
         win._newest_hour = newest
         win._first_ts = first
         win._last_ts = last

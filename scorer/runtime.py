@@ -23,6 +23,7 @@ from scorer.liveness import Liveness
 from scorer.metrics import ScorerMetrics
 from scorer.model import ModelHolder
 from scorer.processing import BatchOutcome, BatchProcessor, ParsedBatch, RawRecord
+from scorer.repairs import RepairHandler, command_name
 from scorer.settings import ScorerSettings
 from scorer.sink import Sink
 from scorer.state import TurbineState
@@ -66,6 +67,7 @@ class ScorerRuntime:
         self.consumed = 0
         self.assignment_done = False
         self.sweeper = Sweeper(self)
+        self.repairs = RepairHandler(self)
         self.dead_letters = DeadLetterPublisher(self)
         # Set when a batch write failed for good: memory is now ahead of the database, so no checkpoint
         # may be written any more (it would move the offsets past rows never written = lost events).
@@ -437,6 +439,9 @@ class ScorerRuntime:
 
     # ------------------------------------------------------------------ sweeps (scorer/sweep.py)
     async def handle_command(self, raw: bytes) -> None:
+        if command_name(raw) == "repair":  # scorer/repairs.py: forget a repaired turbine's past
+            await self.repairs.handle_raw(raw)
+            return
         await self.sweeper.handle_command(raw)
 
     async def run_scheduled_sweep(self) -> None:

@@ -1,0 +1,197 @@
+"""Repairs: a turbine just repaired is judged on its condition since the repair (issue 12, point 6).
+
+When the maintenance team records an intervention as done with finding ``failure_confirmed`` or
+``preventive_replacement`` (``POST /v1/turbines/{id}/interventions``), the API publishes a
+:class:`RepairCommand` on the scorer's command topic. The worker consuming it:
+
+1. drops from the turbine's feature window every hour before ``done_at`` (event/data time) with
+   :meth:`models.features.FeatureWindow.drop_before`; readings from before the repair that arrive later
+   are ignored too (the window keeps the repair time);
+2. rescores the turbine at once (as of its newest event, like the stream) and writes that assessment
+   (``score_history`` trigger ``manual`` + ``turbine_state``) with a first reason saying
+   "repaired on <done_at> (<component>): history before the repair ignored";
+3. checkpoints at once, so a restart restores the repaired window.
+
+Idempotence: ``drop_before`` with a time not after the window's repair time changes nothing, so a replay of
+the command topic (or a command replayed after a restore from a checkpoint that already holds the repair)
+neither clears post-repair data nor writes a second row (``score_history`` keys on time + trigger). An
+older repair than the one applied is a no-op; a newer one moves the floor forward.
+
+Why here and not in the stream path: a repair is rare and acts on one turbine; the stream stays as it is.
+Limitation: the command topic has one partition, so the worker that consumes it applies the repair; with
+several workers, a turbine held in another worker's memory is repaired there only after that worker's next
+restore of it (docs/scorer.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+import orjson
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from common.contracts import IDENTIFIER_PATTERN
+from common.logging import event
+
+if TYPE_CHECKING:
+    from models.scoring import RiskAssessment
+    from scorer.runtime import ScorerRuntime
+
+log = logging.getLogger("scorer")
+
+#: Findings after which the component was replaced/repaired: the window before it no longer describes it.
+REPAIR_FINDINGS: frozenset[str] = frozenset({"failure_confirmed", "preventive_replacement"})
+REPAIR_INDICATOR = "repair"
+
+
+class RepairCommand(BaseModel):
+    """Command on the scorer's command topic: forget a turbine's history before its repair."""
+
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+    schema_version: Literal[1] = 1
+    command: Literal["repair"] = "repair"
+    intervention_id: uuid.UUID
+    turbine_id: str = Field(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN)
+    done_at: AwareDatetime
+    component: str = Field(min_length=1, max_length=64)
+    finding: Literal["failure_confirmed", "preventive_replacement"]
+    requested_at: AwareDatetime
+    requested_by: str = Field(default="api", max_length=64)
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+
+def command_name(raw: bytes) -> str | None:
+    """The ``command`` field of a command-topic record (None when it is not a JSON object with one)."""
+    try:
+        data = orjson.loads(raw)
+    except (orjson.JSONDecodeError, TypeError):
+        return None
+    value = data.get("command") if isinstance(data, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def repair_reason(done_at: datetime, component: str) -> dict[str, Any]:
+    """The reason that says why a just-repaired turbine's score dropped (first reason of the assessment)."""
+    when = done_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return {
+        "indicator": REPAIR_INDICATOR,
+        "text": f"repaired on {when} ({component}): history before the repair ignored",
+        "value": done_at.astimezone(UTC).isoformat(),
+        "normal_range": None,
+    }
+
+
+def annotate(assessment: RiskAssessment, done_at: datetime, component: str) -> RiskAssessment:
+    """Put the repair reason first (once) and record the repair time in the data quality."""
+    reasons = [r for r in assessment.reasons if r.get("indicator") != REPAIR_INDICATOR]
+    assessment.reasons = [repair_reason(done_at, component), *reasons]
+    assessment.data_quality["repaired_at"] = done_at.astimezone(UTC).isoformat()
+    return assessment
+
+
+class RepairHandler:
+    """Applies repair commands to one worker's runtime (its windows, lock, sinks and pools)."""
+
+    def __init__(self, runtime: ScorerRuntime) -> None:
+        self.rt = runtime
+
+    async def handle_raw(self, raw: bytes) -> None:
+        """Parse and apply; a bad command is logged and skipped (never raises: the agent would ack it)."""
+        try:
+            cmd = RepairCommand.model_validate_json(raw)
+        except Exception as exc:
+            event(log, "ignoring invalid repair command", logging.WARNING, error=str(exc)[:300])
+            return
+        try:
+            await self.apply(cmd)
+        except Exception as exc:
+            event(
+                log,
+                "repair command failed",
+                logging.ERROR,
+                turbine_id=cmd.turbine_id,
+                intervention_id=str(cmd.intervention_id),
+                error=f"{type(exc).__name__}: {str(exc)[:400]}",
+            )
+
+    async def apply(self, cmd: RepairCommand) -> str:
+        """Returns what happened: ``applied``, ``already_applied`` or ``unknown_turbine``."""
+        from scorer.processing import BatchOutcome, assessment_rows
+        from scorer.state import TurbineState
+
+        rt = self.rt
+        t0 = time.perf_counter()
+        tid = cmd.turbine_id
+        done_ts = cmd.done_at.timestamp()
+        if tid not in rt.processor.turbines:  # not in memory: restore its checkpoint first
+            stored, marks = await rt._retry("restore", rt.sink.load_turbines, [tid])
+
+            def build() -> list[TurbineState]:
+                return [TurbineState.restore(w.turbine_id, w.partition, w.state, w.aux) for w in stored]
+
+            states = await rt._in(rt.compute, build)
+            async with rt.lock:
+                if tid not in rt.processor.turbines:
+                    rt.processor.install(states, marks)
+        async with rt.lock:
+            st = rt.processor.turbines.get(tid)
+            if st is None:
+                event(
+                    log,
+                    "repair command for a turbine this scorer has no window of",
+                    logging.WARNING,
+                    turbine_id=tid,
+                    intervention_id=str(cmd.intervention_id),
+                )
+                return "unknown_turbine"
+            window = st.window
+            before = window.repaired_before
+            if before is not None and before >= done_ts:
+                outcome = "already_applied"
+                hours = 0
+            else:
+                hours = window.drop_before(done_ts)
+                rt.processor.dirty.add(tid)
+                outcome = "applied"
+            out = BatchOutcome()
+            if outcome == "applied" and window.as_of is not None:
+                as_of = window.as_of
+                fleet = rt.routing.scorer()
+                scorer = rt.holder.scorer
+                assessments: list[Any] = []
+                if fleet is not None:
+                    assessments = await rt._in(rt.compute, fleet.score, [(tid, window)], None)
+                elif scorer is not None:
+                    assessments = await rt._in(rt.compute, scorer.score, [(tid, window)], as_of)
+                for a in assessments:
+                    annotate(a, cmd.done_at, cmd.component)
+                    hist, state = assessment_rows(a, "manual", st.site_id, as_of, as_of)
+                    out.history_rows.append(hist)
+                    out.state_rows.append(state)
+                    out.tiers[tid] = a.tier
+                    st.last_tier = a.tier
+                    out.turbines_scored += 1
+                    out.model_version = a.model_version or None
+        if out.state_rows:
+            await rt._retry("repair_write", rt.sink.write_batch, out, (time.perf_counter() - t0) * 1000)
+        if outcome == "applied":
+            await rt.checkpoint()  # the repaired window is durable before the command is acknowledged
+        event(
+            log,
+            "repair applied" if outcome == "applied" else "repair already applied",
+            turbine_id=tid,
+            intervention_id=str(cmd.intervention_id),
+            done_at=cmd.done_at.isoformat(),
+            finding=cmd.finding,
+            hours_cleared=hours,
+            tier=out.tiers.get(tid),
+            duration_ms=round((time.perf_counter() - t0) * 1000, 2),
+        )
+        return outcome
