@@ -267,19 +267,144 @@ def evaluate(
     console.print(f"model card {bundle.path / 'model_card.md'}")
 
 
+GATE_HELP = "gate rules (default: models/config/gate.yaml)"
+
+
+def _gate_table(decision: Any) -> Table:
+    """The gate's decision, one row per figure: candidate, production, tolerance, limit, verdict."""
+    table = Table(title=f"Promotion gate: {decision.candidate} vs {decision.production or 'no production'}")
+    for col in ("figure", "better", "candidate", "production", "tolerance", "floor/ceiling", "verdict"):
+        table.add_column(col)
+
+    def f(v: float | None) -> str:
+        return "-" if v is None else f"{v:.4g}"
+
+    for c in decision.checks:
+        verdict = {"pass": "[green]pass[/green]", "fail": "[red]FAIL[/red]"}.get(c.status, c.status)
+        table.add_row(
+            c.label, c.better, f(c.candidate), f(c.production), f(c.tolerance), f(c.limit), verdict
+        )
+    return table
+
+
+def _run_gate(registry: Path, version: str, config_path: Path | None, reference: bool = False) -> Any:
+    """Load the rules, judge VERSION, print the table and the failed figures; exits 2 on bad input."""
+    from rich.markup import escape
+
+    from models.gate import GateConfigError, GateInputError, gate_version, load_config, reference_figures
+
+    try:
+        config = load_config(config_path)
+        against = reference_figures(config) if reference else None
+        decision = gate_version(registry, version, config, against=against)
+    except (GateConfigError, GateInputError) as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from exc
+    Console().print(_gate_table(decision))
+    for w in decision.warnings:
+        console.print(f"[yellow]note:[/yellow] {escape(w)}", highlight=False)
+    for c in decision.failed:
+        console.print(f"[red]failed:[/red] {escape(c.reason)}", highlight=False)
+    console.print(escape(decision.summary()), highlight=False)
+    return decision
+
+
+@app.command()
+def gate(
+    version: str = typer.Argument(..., help="candidate version"),
+    registry: Path | None = typer.Option(None, "--registry", "-r", help=REGISTRY_HELP),
+    config: Path | None = typer.Option(None, "--config", help=GATE_HELP),
+    reference: bool = typer.Option(
+        False, "--reference", help="compare with the committed ci.reference figures instead of production"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="print the decision as JSON on stdout"),
+) -> None:
+    """Print the promotion gate's decision for VERSION without promoting (exit 0 pass, 1 refused)."""
+    registry = resolve_registry(registry)
+    decision = _run_gate(registry, version, config, reference)
+    if as_json:
+        print(json.dumps(decision.to_dict(), indent=2))
+    raise typer.Exit(0 if decision.passed else 1)
+
+
 @app.command()
 def promote(
     version: str = typer.Argument(...),
     registry: Path | None = typer.Option(None, "--registry", "-r", help=REGISTRY_HELP),
+    force: bool = typer.Option(False, "--force", help="promote even if the gate refuses (needs --reason)"),
+    reason: str | None = typer.Option(
+        None, "--reason", help="why the gate is overridden (kept in the history)"
+    ),
+    config: Path | None = typer.Option(None, "--config", help=GATE_HELP),
 ) -> None:
-    """Make VERSION the production version (after an integrity check)."""
+    """Make VERSION the production version after an integrity check and the promotion gate."""
+    from models.gate import check_reason, record_decision
+
     registry = resolve_registry(registry)
+    if force:
+        try:
+            reason = check_reason(reason)
+        except ValueError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from exc
+    try:
+        reg.load_version(registry, version)
+    except reg.RegistryError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    decision = _run_gate(registry, version, config)
+    if not decision.passed and not force:
+        console.print(
+            f"not promoted; to override: python -m models promote {version} --force --reason \"...\""
+        )
+        record_decision(registry, decision, forced=False)
+        raise typer.Exit(1)
+    record_decision(registry, decision, forced=force and not decision.passed, reason=reason)
     try:
         prev = reg.promote(registry, version)
     except reg.RegistryError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
     console.print(f"production: {version} (was {prev or 'none'})")
+
+
+@app.command("ci-gate")
+def ci_gate(
+    workdir: Path | None = typer.Option(None, help="registry directory to train into (default: a temp dir)"),
+    config: Path | None = typer.Option(None, "--config", help=GATE_HELP),
+) -> None:
+    """Train the small "ci" preset of gate.yaml into a temp registry, evaluate, gate it (exit 1 refused).
+
+    A fresh clone has no production model: the candidate is compared with the committed ``ci.reference``
+    figures of gate.yaml (the same preset's figures when they were last accepted) and the limits.
+    """
+    import dataclasses
+    import tempfile
+
+    from models.gate import GateConfigError, load_config
+    from models.pipeline import train_and_register
+
+    try:
+        cfg = load_config(config)
+    except GateConfigError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    known = {f.name for f in dataclasses.fields(TrainSettings)}
+    unknown = sorted(set(cfg.ci.train) - known)
+    if unknown:
+        console.print(f"[red]error:[/red] gate.yaml ci.train: unknown TrainSettings fields {unknown}")
+        raise typer.Exit(2)
+    settings = TrainSettings(**cfg.ci.train)  # type: ignore[arg-type]
+    with tempfile.TemporaryDirectory(prefix="model-gate-") as tmp:
+        registry = workdir or Path(tmp)
+        started = time.monotonic()
+        progress = _progress() if console.is_terminal else _plain_progress()
+        with progress as bar:
+            res = train_and_register(registry, settings, promote_if="never", progress=bar)
+        _print_metrics(res.metrics)
+        console.print(f"ci preset trained and evaluated in {time.monotonic() - started:.0f} s: {res.version}")
+        decision = _run_gate(registry, res.version, config, reference=True)
+    raise typer.Exit(0 if decision.passed else 1)
 
 
 @app.command()

@@ -125,9 +125,15 @@ def assessment_rows(
     as_of: datetime,
     run_id: str | None = None,
 ) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-    """(score_history row, turbine_state row) of one assessment."""
+    """(score_history row, turbine_state row) of one assessment.
+
+    The last column of both is the calibration version (lineage, migration 0008) that
+    ``models.fleet_scoring.FleetScorer`` put in ``data_quality`` (None: no calibration involved).
+    """
     reasons = _json(a.reasons)
     dq = _json(a.data_quality)
+    calibration = (a.data_quality or {}).get("calibration_version")
+    calibration_version = str(calibration) if calibration else None
     hist = (
         as_of,
         a.turbine_id,
@@ -142,6 +148,7 @@ def assessment_rows(
         run_id,
         reasons,
         dq,
+        calibration_version,
     )
     state = (
         a.turbine_id,
@@ -159,6 +166,7 @@ def assessment_rows(
         reasons,
         dq,
         last_event,
+        calibration_version,
     )
     return hist, state
 

@@ -30,7 +30,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-HISTORY_COLS = ("time", "turbine_id", "trigger", *ASSESSMENT_COLUMNS, "reasons", "data_quality")
+# calibration_version last (lineage, migration 0008): scorer.processing.assessment_rows appends it
+HISTORY_COLS = (
+    "time",
+    "turbine_id",
+    "trigger",
+    *ASSESSMENT_COLUMNS,
+    "reasons",
+    "data_quality",
+    "calibration_version",
+)
 STATE_COLS = (
     "turbine_id",
     "site_id",
@@ -40,6 +49,7 @@ STATE_COLS = (
     "reasons",
     "data_quality",
     "last_event_time",
+    "calibration_version",
 )
 AGG_COLS = ("bucket", "turbine_id", "samples", *TELEMETRY_AGG_SIGNALS)
 WINDOW_COLS = (
