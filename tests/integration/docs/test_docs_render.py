@@ -79,13 +79,21 @@ def test_document_renders_to_html_and_pdf(built: Path, name: str) -> None:
 
 
 def test_html_links_resolve_from_the_build_directory(built: Path) -> None:
+    """Every local link of the rendered HTML reaches a file, and an #anchor into a rendered page its id."""
     problems = []
     for html_file in sorted(built.glob("*.html")):
-        for target in re.findall(r'href="([^"#]+)(?:#[^"]*)?"', html_file.read_text(encoding="utf-8")):
-            if re.match(r"^[a-z][\w+.-]*:", target) or target.startswith("#"):
+        for target, anchor in re.findall(
+            r'href="([^"#]*)(?:#([^"]*))?"', html_file.read_text(encoding="utf-8")
+        ):
+            if re.match(r"^[a-z][\w+.-]*:", target):
                 continue
-            if not (built / unquote(target)).exists():
+            page = built / unquote(target) if target else html_file
+            if not page.exists():
                 problems.append(f"{html_file.name}: {target}")
+            elif anchor and page.suffix == ".html":
+                ids = set(re.findall(r'id="([^"]+)"', page.read_text(encoding="utf-8")))
+                if unquote(anchor) not in ids:
+                    problems.append(f"{html_file.name}: {target}#{anchor} (no such id in {page.name})")
     assert not problems, "links of the rendered HTML that resolve to nothing:\n" + "\n".join(problems)
 
 
