@@ -24,6 +24,7 @@ from api.errors import OrjsonResponse, install_error_handlers
 from api.metrics import ApiMetrics, MetricsMiddleware
 from api.repository import FreshnessCache, TtlCache
 from api.routers.interventions import router as interventions_router
+from api.routers.models import router as models_router
 from api.routers.planning import router as planning_router
 from api.routers.policy import router as policy_router
 from api.routes import router
@@ -197,6 +198,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(router)
     app.include_router(policy_router)
     app.include_router(planning_router)
+    app.include_router(models_router)
     app.include_router(interventions_router)
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
 

@@ -15,14 +15,18 @@ from common.settings import (
     DEFAULT_PG_PORT,
     ENV_PREFIX,
     LOCAL_HOST,
-    CommonSettings,
+    RegistrySettings,
     local_database_url,
     refuse_unknown_variables,
 )
 
 
-class ApiSettings(CommonSettings):
-    """Everything the API reads from the environment (``COCKPIT_*``), loaded once in ``create_app``."""
+class ApiSettings(RegistrySettings):
+    """Everything the API reads from the environment (``COCKPIT_*``), loaded once in ``create_app``.
+
+    ``registry_dir`` (COCKPIT_REGISTRY_DIR, from :class:`common.settings.RegistrySettings`): the model
+    registry ``GET /v1/models`` reads (the scorer's and the models CLI's setting too).
+    """
 
     reader_database_url: str = Field(
         default=local_database_url("cockpit_reader", DEFAULT_PG_PORT),

@@ -753,6 +753,35 @@ async function loadSupervision() {
   state.supervisionError = sup.status === 200 ? null : reasonOf(sup.body);
   renderSupervision();
   renderScorerBanner();
+  loadModel();
+}
+// Lineage (GET /v1/models): the production model, when it was promoted, the fleet calibration.
+async function loadModel() {
+  try {
+    const res = await getJSON("/v1/models");
+    state.model = res.status === 200 ? res.body : null;
+    state.modelError = res.status === 200 ? null : reasonOf(res.body);
+  } catch (err) { state.model = null; state.modelError = null; } // API down: the alert says so
+  renderModel();
+}
+function renderModel() {
+  let box = $("#active-model");
+  if (!box) {
+    box = el("div", { id: "active-model", class: "summary" });
+    $("#supervision").after(box);
+  }
+  box.textContent = "";
+  const m = state.model;
+  if (!m) {
+    if (state.modelError) box.appendChild(el("p", { class: "warn" }, t("sup.model_unavailable", { detail: state.modelError })));
+    return;
+  }
+  let value = t("sup.model_none");
+  if (m.production) {
+    value = m.promoted_at ? t("sup.model_value", { version: m.production, ago: ago(m.promoted_at), date: dateTime(m.promoted_at) }) : m.production;
+    if (m.calibration_version) value += ` · ${t("sup.model_calibration", { version: m.calibration_version })}`;
+  }
+  box.appendChild(kv(t("sup.model"), value));
 }
 function renderSupervision() {
   const pill = $("#status-pill");
@@ -807,6 +836,7 @@ function renderAll() {
   renderPlanning();
   renderSupervision();
   renderScorerBanner();
+  if (state.model || state.modelError) renderModel();
   if (state.detail) renderDetail();
 }
 async function refresh() {

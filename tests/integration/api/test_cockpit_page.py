@@ -555,6 +555,44 @@ def test_policy_file_problems_are_named() -> None:
     assert info.value.status_code == 503 and str(missing) in info.value.detail
 
 
+# ------------------------------------------------------------------------------------------ lineage
+def test_page_shows_the_active_model_and_when_it_was_promoted(
+    make_settings: Callable[..., ApiSettings],
+    page_db: PageDb,
+    open_page: Callable[..., Any],
+    tmp_path: Path,
+) -> None:
+    """Supervision panel: the production model (GET /v1/models), its promotion time and calibration."""
+    from playwright.sync_api import expect
+
+    from models import registry as R
+    from models.calibration_registry import POINTER, calibrations_dir
+
+    reg = tmp_path / "registry"
+    R.save_version(reg, {a: {"stub": a} for a in R.ARTIFACTS}, {"metrics": {}}, version="v20261129-035827")
+    R.promote(reg, "v20261129-035827")
+    (calibrations_dir(reg) / "c20261129-070000").mkdir(parents=True)
+    (calibrations_dir(reg) / POINTER).write_text("c20261129-070000\n", encoding="utf-8")
+    with LiveServer(make_settings(reader_database_url=page_db.reader_url, registry_dir=reg)) as live:
+        page = open_page(live.url)
+        line = page.locator("#active-model")
+        expect(line).to_contain_text("Modèle actif")
+        expect(line).to_contain_text("v20261129-035827")
+        expect(line).to_contain_text(re.compile(r"promu il y a \d+"))
+        expect(line).to_contain_text("calibrage c20261129-070000")
+        page.locator("#lang-switch button[data-lang=en]").click()
+        expect(line).to_contain_text(re.compile(r"Active model.*v20261129-035827 · promoted \d+"))
+        shot(page, "active-model.png", full_page=False)
+    # a registry the API cannot read: said in the panel, the rest of the page works
+    with LiveServer(
+        make_settings(reader_database_url=page_db.reader_url, registry_dir=tmp_path / "absent")
+    ) as live:
+        page = open_page(live.url)
+        expect(page.locator("#active-model")).to_contain_text("Registre des modèles indisponible")
+        expect(page.locator("#active-model")).to_contain_text(str(tmp_path / "absent"))
+        expect(page.locator("#ranking tbody tr").first).to_be_visible()
+
+
 # ------------------------------------------------------------------------------------------ 3. live refresh
 def test_live_refresh_keeps_the_users_place(
     server: str, page_db: PageDb, open_page: Callable[..., Any]

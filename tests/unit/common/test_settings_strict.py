@@ -134,7 +134,8 @@ def test_known_names_come_from_every_settings_class_and_the_scripts() -> None:
         for field in cls.model_fields:
             assert f"{prefix}{field}".upper() in known, (cls.__name__, field)
     assert set(SCRIPT_VARIABLES) <= set(known)
-    assert known["COCKPIT_REGISTRY_DIR"].used_by == ("RegistrySettings", "ScorerSettings")
+    # the API reads the registry too (GET /v1/models, issue 12 lineage)
+    assert known["COCKPIT_REGISTRY_DIR"].used_by == ("RegistrySettings", "ScorerSettings", "ApiSettings")
     assert {"ApiSettings", "ClientSettings"} <= set(known["COCKPIT_PORT"].used_by)
 
 
