@@ -528,7 +528,8 @@ class FeatureWindow:
                 self._last[k] = math.nan
         if self._last_ts == -math.inf:
             return cleared
-        self._first_ts = min(max(self._first_ts, ts), self._last_ts)
+        # nothing kept when the repair is after the newest event: the next reading starts the history
+        self._first_ts = math.inf if ts > self._last_ts else max(self._first_ts, ts)
         return cleared
 
     @property
