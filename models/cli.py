@@ -596,5 +596,104 @@ def calibrations(
     Console().print(table)
 
 
+@app.command()
+def backtest(
+    registry: Path | None = typer.Option(None, "--registry", "-r", help=REGISTRY_HELP),
+    version: str | None = typer.Option(None, help="model version (default: production)"),
+    fleet_seed: int = typer.Option(4242, "--fleet-seed", help="simulated hold-out seed (not the training's)"),
+    turbines: int = typer.Option(20, help="simulated hold-out fleet size"),
+    days: float = typer.Option(365.0, help="simulated hold-out length"),
+    scenario: str | None = typer.Option(None, help="replay a bundled scenario instead"),
+    history: Path | None = typer.Option(None, help="contract Parquet/CSV history instead of simulating"),
+    failure_log: Path | None = typer.Option(
+        None, "--failure-log", help="operator failure log CSV (with --history)"
+    ),
+    batch_minutes: float = typer.Option(240.0, help="event time per replayed batch (= assessment cadence)"),
+    goals: Path | None = typer.Option(None, help="goals YAML (default models/config/goals.yaml)"),
+    out: Path | None = typer.Option(None, help="also write backtest.json here"),
+) -> None:
+    """Event-level backtest through the scorer's streaming code: lead times, missed failures and false
+    alert episodes per tier, beside the rule baseline and the true-health oracle (simulated data).
+
+    Calls ``scorer.backtest`` lazily inside this function (``models`` never imports ``scorer`` at module
+    level). With a registry, backtest.json and backtest_lead_times.png go into the version directory and
+    the model card gets its "Event-level backtest" section.
+    """
+    from common.settings import load_settings
+    from models.backtest_metrics import TABLE_HEADER, card_section, load_goals, plot_lead_times, table_rows
+    from models.evaluate import model_card
+    from scorer.backtest import (
+        BacktestInputError,
+        history_source,
+        run_backtest,
+        scenario_source,
+        simulated_source,
+    )
+    from scorer.settings import ScorerSettings
+
+    write_version = registry is not None or version is not None
+    registry = resolve_registry(registry)
+    if failure_log is not None and history is None:
+        console.print("[red]error:[/red] --failure-log needs --history (the telemetry it belongs to)")
+        raise typer.Exit(2)
+    try:
+        bundle = reg.load_version(registry, version) if version else reg.load_production(registry)
+        goals_cfg = load_goals(goals)
+        if history is not None:
+            source = history_source(history, failure_log)
+        elif scenario is not None:
+            source = scenario_source(scenario)
+        else:
+            preset = bundle.metadata.get("training", {}).get("settings", {}).get("preset", "training")
+            train_seed = bundle.metadata.get("training", {}).get("settings", {}).get("seed")
+            if train_seed == fleet_seed:
+                console.print(f"[yellow]warning:[/yellow] --fleet-seed {fleet_seed} is the training seed")
+            source = simulated_source(fleet_seed, turbines, days, preset)
+        console.print(f"backtest of {bundle.version} on {source.description}")
+        progress = _progress() if console.is_terminal else _plain_progress()
+        with progress as bar:
+            run = run_backtest(
+                bundle,
+                source,
+                settings=load_settings(ScorerSettings),
+                goals=goals_cfg,
+                batch_minutes=batch_minutes,
+                progress=bar,
+            )
+    except (reg.RegistryError, BacktestInputError, ValueError, FileNotFoundError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    report = run.report
+    table = Table(
+        title=f"Event-level backtest - {report['failures']} failures, "
+        f"{report['turbine_years']:.2f} turbine-years"
+    )
+    for h in TABLE_HEADER:
+        table.add_column(h, justify="left" if h in ("source", "tier") else "right")
+    for row in table_rows(report):
+        table.add_row(*row)
+    Console().print(table)
+    for g in report["goals"]:
+        met = "n/a" if g["met"] is None else ("met" if g["met"] else "NOT met")
+        Console().print(f"goal: {g['goal']}: {g['value']} (target {g['target']}) -> {met}")
+    text = json.dumps(report, indent=2, default=str)
+    if out is not None:
+        out.write_text(text, encoding="utf-8")
+    if bundle.path is not None and write_version:
+        vdir = bundle.path
+        (vdir / "backtest.json").write_text(text, encoding="utf-8")
+        plot_lead_times(report, vdir / "backtest_lead_times.png")
+        summary = {k: v for k, v in report.items() if k != "failures_detail"}
+        reg.update_metadata(vdir, {"backtest": summary})
+        meta = json.loads((vdir / reg.METADATA).read_text(encoding="utf-8"))
+        if meta.get("metrics"):
+            card = model_card(meta, meta["metrics"], list(meta.get("plots", [])))
+            (vdir / "model_card.md").write_text(card, encoding="utf-8")
+        else:
+            with (vdir / "model_card.md").open("a", encoding="utf-8") as fh:
+                fh.write("\n" + card_section(report, "backtest_lead_times.png"))
+        console.print(f"wrote {vdir / 'backtest.json'}, backtest_lead_times.png and the model card")
+
+
 def main() -> None:
     app()

@@ -219,6 +219,16 @@ def _ttf_text(st: dict[str, Any], meta: dict[str, Any]) -> str:
     return f"quantile gradient boosting, censored at {horizon} days"
 
 
+def _backtest_section(meta: dict[str, Any]) -> str:
+    """The event-level backtest and its goals (``python -m models backtest`` stores them in metadata)."""
+    report = meta.get("backtest")
+    if not isinstance(report, dict) or "sources" not in report:
+        return ""
+    from models.backtest_metrics import card_section
+
+    return "\n" + card_section(report, "backtest_lead_times.png")
+
+
 def model_card(meta: dict[str, Any], metrics: dict[str, Any], plots: list[str]) -> str:
     """Markdown model card: data, features, metrics vs. baseline and targets, limits."""
     tr = meta.get("training", {})
@@ -282,7 +292,7 @@ trends, data quality - absolute levels are left out because trees memorise turbi
 Targets met: {met_txt}.
 
 {chr(10).join(f"![{p}]({p})" for p in plots)}
-
+{_backtest_section(meta)}
 ## Limits
 - Trained and evaluated on simulated data only; real SCADA has other failure signatures, sensor
   behaviour and maintenance practice. Re-train and re-validate on real history before relying on it.
