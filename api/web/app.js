@@ -20,7 +20,7 @@ const state = {
   policy: null, policyError: null,
   view: "ranking", tiers: new Set(), sort: "score", order: null, turbine: null,
   rows: [], cursor: null, ranking: null, rankSeq: 0,
-  planning: null, planningError: null,
+  planning: null, planningError: null, lastInterventions: {}, // turbine id -> its latest intervention
   supervision: null, ready: null,
   detail: null, detailSeq: 0,
   lastOk: null, failure: null, // failure: {kind: "api_down" | "db_down" | "http", detail, status}
@@ -402,11 +402,12 @@ function renderScorerBanner() {
 
 // ------------------------------------------------------------------ planning
 async function loadPlanning() {
-  let res;
+  let res, iv;
   try {
-    res = await getJSON("/v1/planning");
+    [res, iv] = await Promise.all([getJSON("/v1/planning"), getJSON("/v1/interventions?latest=true").catch(() => null)]);
   } catch (err) { noteFailure(err); return; }
   if (res.status !== 200) { noteFailure(null, res); return; }
+  if (iv && iv.status === 200) state.lastInterventions = Object.fromEntries(iv.body.items.map((i) => [i.turbine_id, i]));
   state.planning = res.body;
   noteSuccess();
   renderPlanning();
@@ -423,7 +424,8 @@ function planningRow(item) {
   tr.appendChild(el("td", { class: "num" }, ttfText(item)));
   tr.appendChild(el("td", { class: "num" }, pct(item.probability)));
   tr.appendChild(el("td", { class: "reason" }, item.reasons.length ? item.reasons[0].text || item.reasons[0].indicator : "—"));
-  tr.appendChild(el("td", { class: "intervention" }, "—")); // filled once maintenance tracking provides interventions
+  const last = state.lastInterventions[item.turbine_id]; // recorded by maintenance (cockpit intervention add)
+  tr.appendChild(el("td", { class: "intervention" }, last ? interventionText(last, true) : "—"));
   const energy = item.energy_at_stake_kwh;
   tr.appendChild(el("td", { class: "num energy" }, energy === null ? "—" : num(energy / 1000, 1)));
   return tr;
@@ -454,11 +456,12 @@ async function openDetail(id, { focus }) {
   markSelected();
   renderDetail();
   if (focus) $("#detail-title").focus();
-  let detail, hist;
+  let detail, hist, iv;
   try {
-    [detail, hist] = await Promise.all([
+    [detail, hist, iv] = await Promise.all([
       getJSON(`/v1/turbines/${encodeURIComponent(id)}`),
       getJSON(`/v1/turbines/${encodeURIComponent(id)}/history?bucket=6h`),
+      getJSON(`/v1/turbines/${encodeURIComponent(id)}/interventions`).catch(() => null),
     ]);
   } catch (err) {
     if (seq !== state.detailSeq) return;
@@ -470,7 +473,7 @@ async function openDetail(id, { focus }) {
   if (detail.status === 503) state.detail = { id, error: t("error.turbine_db", { id, detail: reasonOf(detail.body) }), retry: true };
   else if (detail.status === 404 || detail.status === 422) state.detail = { id, error: t("error.turbine_404", { id }) };
   else if (detail.status !== 200) state.detail = { id, error: t("error.http", { status: detail.status, detail: reasonOf(detail.body) }), retry: true };
-  else state.detail = { id, body: detail.body, history: hist.status === 200 ? hist.body : null };
+  else state.detail = { id, body: detail.body, history: hist.status === 200 ? hist.body : null, interventions: iv && iv.status === 200 ? iv.body.items : [] };
   renderDetail();
 }
 async function refreshDetail() {
@@ -533,8 +536,10 @@ function renderDetail() {
   const h = d.history;
   $("#history-heading").textContent = t("detail.history", { days: h ? num((Date.parse(h.end) - Date.parse(h.start)) / DAY, 0) : "30" });
   const span = h && h.start ? { t0: Date.parse(h.start), t1: Date.parse(h.end), step: h.bucket_seconds * 1000 } : null;
-  drawScoreChart($("#history-chart"), h ? h.scores : [], span, d.id);
+  const scale = drawScoreChart($("#history-chart"), h ? h.scores : [], span, d.id);
+  drawInterventions(scale, d.interventions || []);
   drawLegend($("#history-legend"));
+  renderInterventions(d.interventions || []);
   drawTelemetryChart($("#telemetry-chart"), h ? h.telemetry : [], span, d.id);
 }
 function renderSummary() {
@@ -631,7 +636,7 @@ function drawScoreChart(container, points, span, id) {
   if (!points.length) {
     const f = frame(container, 220, t("chart.score_empty", { id }));
     f.svg.appendChild(svgEl("text", { x: 20, y: 40 }, t("chart.nodata")));
-    return;
+    return null;
   }
   const [t0, t1, step] = domain(points, span);
   const scores = points.map((p) => p.avg_score);
@@ -657,6 +662,51 @@ function drawScoreChart(container, points, span, id) {
     svg.appendChild(svgEl("circle", { cx: X(Date.parse(p.bucket)), cy: Y(p.last_score), r: 2.4, fill: TIER_COLOR[p.tier] || "#777" }));
   }
   timeAxis(f, t0, t1, X);
+  return { f, X, t0, t1, label };
+}
+// ------------------------------------------------------------------ maintenance interventions
+function interventionTime(i) { return i.done_at || i.planned_for; }
+function interventionText(i, short = false) {
+  const what = i.kind === "done" ? t(`intervention.${i.finding}`) : t("intervention.planned");
+  const when = short ? dayMonth(Date.parse(interventionTime(i)), true) : dateTime(interventionTime(i));
+  return `${when} · ${i.component} · ${what}`;
+}
+// A marker per intervention within the chart's span (vertical line + triangle, its own label and tooltip);
+// the chart's accessible label lists them too (the markers themselves sit inside an image).
+function drawInterventions(scale, items) {
+  if (!scale) return;
+  const { f, X, t0, t1, label } = scale;
+  const shown = items.filter((i) => { const at = Date.parse(interventionTime(i)); return at >= t0 && at <= t1; });
+  if (!shown.length) return;
+  for (const i of shown) {
+    const x = X(Date.parse(interventionTime(i)));
+    const text = t("chart.intervention_marker", { what: interventionText(i) });
+    const g = svgEl("g", { class: `intervention-marker ${i.kind}`, "data-intervention": i.id, "aria-label": text });
+    g.appendChild(svgEl("title", {}, text));
+    const line = { x1: x, x2: x, y1: f.pad.t, y2: f.height - f.pad.b, stroke: "#4a148c", "stroke-width": "1.5" };
+    if (i.kind !== "done") line["stroke-dasharray"] = "4 3"; // planned: dashed
+    g.appendChild(svgEl("line", line));
+    g.appendChild(svgEl("path", { d: `M${x - 5},${f.pad.t} L${x + 5},${f.pad.t} L${x},${f.pad.t + 8} Z`, fill: "#4a148c" }));
+    f.svg.appendChild(g);
+  }
+  f.svg.setAttribute("aria-label", `${label} ${t("chart.interventions", { n: shown.length, list: shown.map((i) => interventionText(i)).join(" ; ") })}`);
+}
+function renderInterventions(items) {
+  let box = $("#interventions");
+  if (!box) { // the section is created once, after the risk chart's legend
+    box = el("div", { id: "interventions-box" });
+    box.appendChild(el("h3", { id: "interventions-heading" }, ""));
+    box.appendChild(el("ul", { id: "interventions", class: "interventions" }));
+    $("#history-legend").after(box);
+    box = $("#interventions");
+  }
+  $("#interventions-heading").textContent = t("detail.interventions");
+  box.textContent = "";
+  for (const i of items.slice(0, 10)) {
+    const by = i.recorded_by ? ` (${i.recorded_by})` : "";
+    box.appendChild(el("li", { "data-intervention": i.id }, `${interventionText(i)}${by}${i.notes ? ` — ${i.notes}` : ""}`));
+  }
+  if (!items.length) box.appendChild(el("li", {}, t("detail.no_interventions")));
 }
 function drawLegend(box) {
   box.textContent = "";

@@ -593,6 +593,58 @@ def test_page_shows_the_active_model_and_when_it_was_promoted(
         expect(page.locator("#ranking tbody tr").first).to_be_visible()
 
 
+# ------------------------------------------------------------------------------------------ interventions
+def test_interventions_on_the_chart_the_detail_and_the_planning(
+    server: str, page_db: PageDb, open_page: Callable[..., Any]
+) -> None:
+    """A recorded intervention: a marker with its label on the risk history, listed in the detail panel, and
+    the planning view's "last intervention" column filled (issue 12, point 6)."""
+    from playwright.sync_api import expect
+
+    from tests.integration.api.conftest import API_KEY
+
+    planning = httpx.get(f"{server}/v1/planning", timeout=10).json()["items"]
+    target = planning[1]["turbine_id"]  # the planning test (earlier) expects no intervention on any row
+    done_at = (page_db.seeded.now - timedelta(days=3)).replace(minute=0, second=0, microsecond=0)
+    for tid in dict.fromkeys((DETAIL, target)):
+        res = httpx.post(
+            f"{server}/v1/turbines/{tid}/interventions",
+            headers={"X-API-Key": API_KEY},
+            json={"kind": "done", "component": "gearbox", "finding": "no_fault_found",
+                  "done_at": done_at.isoformat(), "notes": "inspection <b>ok</b>"},
+            timeout=10,
+        )
+        assert res.status_code == 201, res.text
+    page = open_page(server, f"/?turbine={DETAIL}")
+    marker = page.locator("#history-chart g.intervention-marker")
+    expect(marker).to_have_count(1)
+    label = marker.get_attribute("aria-label") or ""
+    assert label.startswith("Intervention : ") and "gearbox" in label and "aucun défaut trouvé" in label
+    expect(marker.locator("title")).to_have_text(label)
+    chart_label = page.locator("#history-chart svg").get_attribute("aria-label") or ""
+    assert "1 intervention(s) : " in chart_label and "gearbox" in chart_label
+    # the marker stands at done_at on the chart's time axis, inside the plotted area
+    x = float(marker.locator("line").get_attribute("x1") or "nan")
+    width = float((page.locator("#history-chart svg").get_attribute("viewBox") or "0 0 0 0").split()[2])
+    assert 34 < x < width - 10
+    items = page.locator("#interventions li")
+    expect(items).to_have_count(1)
+    expect(items.first).to_contain_text("gearbox · aucun défaut trouvé")
+    expect(items.first).to_contain_text("inspection <b>ok</b>")  # text, never markup
+    assert page.locator("#interventions b").count() == 0
+    expect(page.locator("#interventions-heading")).to_have_text("Interventions de maintenance")
+    assert not serious_violations(page)
+    shot(page, "intervention-marker.png", full_page=False)
+
+    page = open_page(server, "/?view=planning&lang=en")
+    cell = page.locator(f'#planning tr[data-turbine="{target}"] td.intervention')
+    expect(cell).to_contain_text("gearbox · no fault found")
+    other = next(i["turbine_id"] for i in planning if i["turbine_id"] not in (DETAIL, target))
+    expect(page.locator(f'#planning tr[data-turbine="{other}"] td.intervention')).to_have_text("—")
+    note = page.locator('p[data-i18n="planning.intervention_note"]')
+    expect(note).to_contain_text("Last intervention recorded")
+
+
 # ------------------------------------------------------------------------------------------ 3. live refresh
 def test_live_refresh_keeps_the_users_place(
     server: str, page_db: PageDb, open_page: Callable[..., Any]
