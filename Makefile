@@ -78,6 +78,11 @@ lint: setup ## ruff and mypy
 	@.venv/bin/ruff check .
 	@.venv/bin/mypy common simulator producers models scorer api
 
+# Promotion gate (docs/models.md): a fresh clone has no production model, so the small "ci" preset of
+# models/config/gate.yaml is trained into a temp registry and gated against its committed reference figures.
+model-gate: setup ## Train + evaluate the small "ci" preset in a temp registry and run the promotion gate (~2-8 min)
+	@$(PY) -m models ci-gate
+
 bench: setup ## Run the benchmarks under bench/ (ratios against same-run baselines)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
@@ -107,3 +112,4 @@ docs: ## Render the French deliverables (docs/fr/*.md) to HTML and PDF in docs/f
 	@bash docs/fr/build/build.sh
 
 .PHONY: test-report docs
+.PHONY: model-gate

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -130,8 +131,10 @@ class VersionFigures:
 
     @property
     def holdout_source(self) -> str | None:
-        src = (self.metrics.get("holdout") or {}).get("source") if isinstance(self.metrics, Mapping) else None
-        return str(src) if src else None
+        """The hold-out's description, numbers normalised ("days=365" and "days=365.0" are the same)."""
+        holdout = self.metrics.get("holdout") if isinstance(self.metrics, Mapping) else None
+        src = holdout.get("source") if isinstance(holdout, Mapping) else None
+        return re.sub(r"(\d)\.0+\b", r"\1", str(src)) if src else None
 
 
 def _lookup(doc: Mapping[str, Any] | None, path: str) -> float | None:
@@ -200,8 +203,10 @@ class GateDecision:
         return tuple(c for c in self.checks if c.status == "fail")
 
     def summary(self) -> str:
+        if self.passed and self.production is None:
+            return f"gate passed: {self.candidate} is within every floor and ceiling"
         if self.passed:
-            return f"gate passed: {self.candidate} may replace {self.production or 'no production version'}"
+            return f"gate passed: {self.candidate} may replace {self.production}"
         return f"gate refused {self.candidate}: " + "; ".join(c.reason for c in self.failed)
 
     def to_dict(self) -> dict[str, Any]:
@@ -316,11 +321,14 @@ def gate_version(
     reg = Path(registry_dir)
     candidate = version_figures(reg / version)
     production = against
-    if production is None:
-        prod = production_version(reg, required=False)
-        if prod is not None and prod != version:
-            production = version_figures(reg / prod)
-    return decide(config, candidate, production)
+    prod = production_version(reg, required=False) if against is None else None
+    if prod is not None and prod != version:
+        production = version_figures(reg / prod)
+    decision = decide(config, candidate, production)
+    if prod == version:
+        note = f"{version} is the production version: only the floors and ceilings apply"
+        decision = replace(decision, warnings=(note,))
+    return decision
 
 
 def check_reason(reason: str | None) -> str:

@@ -140,6 +140,9 @@ def test_different_holdouts_are_noted(config) -> None:  # type: ignore[no-untype
     other = VersionFigures("cand", {"holdout": {"source": "other"}, "model": PROD})
     d = decide(config, other, figs("prod"))
     assert d.passed and any("hold-outs differ" in w for w in d.warnings)
+    same = {"source": SOURCE["source"].replace("days=365.0", "days=365")}  # int vs float in the text
+    d = decide(config, VersionFigures("cand", {"holdout": same, "model": PROD}), figs("prod"))
+    assert d.warnings == ()
 
 
 def test_reference_figures_stand_in_for_production(config) -> None:  # type: ignore[no-untyped-def]
@@ -207,6 +210,8 @@ def reg(tmp_path: Path) -> Path:
 
 def test_gate_version_reads_the_registry(reg: Path, config) -> None:  # type: ignore[no-untyped-def]
     assert gate_version(reg, "v2-good", config).passed
+    itself = gate_version(reg, "v1", config)
+    assert itself.passed and itself.production is None and "is the production version" in itself.warnings[0]
     d = gate_version(reg, "v3-worse", config)
     assert d.production == "v1" and {c.figure for c in d.failed} == {"pr_auc", "brier"}
     (reg / "v2-good" / "backtest.json").write_text("{not json", encoding="utf-8")
