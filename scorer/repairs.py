@@ -38,6 +38,7 @@ from common.contracts import IDENTIFIER_PATTERN
 from common.logging import event
 
 if TYPE_CHECKING:
+    from models.features import FeatureWindow
     from models.scoring import RiskAssessment
     from scorer.runtime import ScorerRuntime
 
@@ -77,23 +78,39 @@ def command_name(raw: bytes) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def repair_reason(done_at: datetime, component: str) -> dict[str, Any]:
+def repair_reason(done_at: datetime, component: str | None) -> dict[str, Any]:
     """The reason that says why a just-repaired turbine's score dropped (first reason of the assessment)."""
     when = done_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    what = f" ({component})" if component else ""
     return {
         "indicator": REPAIR_INDICATOR,
-        "text": f"repaired on {when} ({component}): history before the repair ignored",
+        "text": f"repaired on {when}{what}: history before the repair ignored",
         "value": done_at.astimezone(UTC).isoformat(),
         "normal_range": None,
     }
 
 
-def annotate(assessment: RiskAssessment, done_at: datetime, component: str) -> RiskAssessment:
+def annotate(assessment: RiskAssessment, done_at: datetime, component: str | None) -> RiskAssessment:
     """Put the repair reason first (once) and record the repair time in the data quality."""
     reasons = [r for r in assessment.reasons if r.get("indicator") != REPAIR_INDICATOR]
     assessment.reasons = [repair_reason(done_at, component), *reasons]
     assessment.data_quality["repaired_at"] = done_at.astimezone(UTC).isoformat()
     return assessment
+
+
+def annotate_from_window(assessment: RiskAssessment, window: FeatureWindow) -> RiskAssessment:
+    """Stream path: while the window still reaches back to the repair (its 7 days), the reason says so.
+
+    For the stream scoring loop (``scorer/processing.py``), one call per assessment; no-op without a repair.
+    """
+    from models.features import BIN_SECONDS, N_BINS  # not at import: the API imports this module
+
+    floor = window.repaired_before
+    if floor is None or assessment.as_of is None:
+        return assessment
+    if assessment.as_of.timestamp() - floor > N_BINS * BIN_SECONDS:
+        return assessment
+    return annotate(assessment, datetime.fromtimestamp(floor, UTC), None)
 
 
 class RepairHandler:
