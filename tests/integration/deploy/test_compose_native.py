@@ -213,7 +213,7 @@ def _model_cache() -> Path:
     return Path(f"/var/tmp/cockpit-native-model-{digest.hexdigest()[:12]}")
 
 
-def _put_a_model(image: Image, tmp_root: Path) -> str:
+def _put_a_model(image: Image, tmp_root: Path, shared: Path | None = None) -> str:
     """A loadable production model in the registry volume: a prebuilt one, else a small one trained once.
 
     Tried in order: COCKPIT_TEST_REGISTRY, the checkout's registry/ (made by `make run`; only read), the
@@ -225,6 +225,10 @@ def _put_a_model(image: Image, tmp_root: Path) -> str:
         [Path(os.environ["COCKPIT_TEST_REGISTRY"])] if os.environ.get("COCKPIT_TEST_REGISTRY") else []
     )
     candidates += [ROOT / "registry", cache]
+    if shared is not None:  # the session's tiny registry (trained once for all integration tests)
+        from tests.integration.registry import ensure_compatible
+
+        candidates.append(ensure_compatible(shared))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     staging = tmp_root / "model-candidate"
     chosen = None
@@ -406,7 +410,9 @@ def _init_database(stack: Native | _Target) -> None:
 
 
 # ------------------------------------------------------------------------------------ the test
-def test_compose_services_run_natively_as_the_image_user(native: Native) -> None:
+def test_compose_services_run_natively_as_the_image_user(
+    native: Native, integration_registry_dir: Path
+) -> None:
     started = time.monotonic()
     compose, mapping = native.services, native.mapping
 
@@ -416,7 +422,7 @@ def test_compose_services_run_natively_as_the_image_user(native: Native) -> None
         assert k8s[key].command == [str(a) for a in compose[role]["command"]], key
 
     _init_database(native)
-    source = _put_a_model(native.image, native.image.root)
+    source = _put_a_model(native.image, native.image.root, integration_registry_dir)
     read_only_tree = native.image.files_outside_writable()
 
     # One-shot jobs, in compose's depends_on order: migrations (admin), topics, models (registry volume).

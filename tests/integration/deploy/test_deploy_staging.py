@@ -48,17 +48,18 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
-def model_source(base: Path) -> Path:
-    """A registry whose production model loads with this code: COCKPIT_TEST_REGISTRY, ./registry, or tiny."""
+def model_source(shared: Path) -> Path:
+    """A registry whose production model loads with this code: COCKPIT_TEST_REGISTRY, ./registry, or the
+    session's shared tiny registry (trained once for all integration tests)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for candidate in (os.environ.get("COCKPIT_TEST_REGISTRY"), str(ROOT / "registry")):
         if candidate and (Path(candidate) / "PRODUCTION").is_file():
             cmd = [sys.executable, "-c", CHECK, candidate]
             if subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True).returncode == 0:
                 return Path(candidate)
-    from tests.integration.scorer.conftest import ensure_compatible  # trains a tiny model (~30-50 s)
+    from tests.integration.registry import ensure_compatible  # trains a tiny model (~30-50 s) once
 
-    return ensure_compatible(base / "cd-tiny-registry")
+    return ensure_compatible(shared)
 
 
 @dataclass
@@ -115,6 +116,7 @@ def staging(
     services: Any,
     tmp_path_factory: pytest.TempPathFactory,
     fresh_database: Callable[[str], str],
+    integration_registry_dir: Path,
 ) -> Iterator[Staging]:
     base = tmp_path_factory.mktemp("staging")
     api_port, scorer_port = free_ports(2)
@@ -130,7 +132,7 @@ def staging(
         STAGING_ADMIN_DATABASE_URL=services.admin_url,
         STAGING_DB_NAME=db_name,
         STAGING_TOPIC_PREFIX=prefix,
-        STAGING_MODEL_FROM=str(model_source(tmp_path_factory.getbasetemp())),
+        STAGING_MODEL_FROM=str(model_source(integration_registry_dir)),
         STAGING_READY_TIMEOUT="120",
         STAGING_SMOKE_TIMEOUT="60",
         OMP_NUM_THREADS="1",

@@ -164,11 +164,9 @@ def ops_topics(make_topic: Callable[..., str]) -> Topics:
 
 
 @pytest.fixture(scope="session")
-def ops_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real registry trained by the models package on a small simulated fleet (as the scorer tests')."""
-    if os.environ.get("COCKPIT_TEST_REGISTRY"):
-        return ensure_compatible(Path(os.environ["COCKPIT_TEST_REGISTRY"]))
-    return ensure_compatible(tmp_path_factory.mktemp("ops-registry"))
+def ops_registry(integration_registry_dir: Path) -> Path:
+    """The session's small trained registry (tests/integration/conftest.py), shared with the scorer tests."""
+    return ensure_compatible(integration_registry_dir)
 
 
 @dataclass

@@ -24,6 +24,8 @@ import httpx
 import psycopg
 import pytest
 
+from tests.integration.registry import CHECK_SNIPPET, TRAIN_SNIPPET, ensure_compatible  # noqa: F401
+
 if TYPE_CHECKING:
     from scorer.processing import BatchProcessor
 
@@ -57,48 +59,9 @@ def query(url: str, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...
         return list(cur.fetchall()) if cur.description else []
 
 
-TRAIN_SNIPPET = """
-import sys
-from pathlib import Path
-from models.pipeline import train_and_register
-from models.train import TrainSettings
-settings = TrainSettings(n_turbines=16, days=365, seed=7, holdout_turbines=2, holdout_days=20,
-                         holdout_seed=1007, sample_every_hours=4.0, threads=1)
-train_and_register(Path(sys.argv[1]), settings, promote_if="always")
-"""
-CHECK_SNIPPET = "import sys; from models.registry import load_production; load_production(sys.argv[1])"
-
-
-def ensure_compatible(registry: Path) -> Path:
-    """Make sure the production version loads with the code a worker subprocess will import now.
-
-    Why a subprocess: ``models`` is developed in parallel in the same tree; a version trained earlier in
-    the session can stop matching the feature list. Then a new version is trained and promoted (the
-    same thing an operator does).
-    """
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    ok = (
-        subprocess.run(
-            [sys.executable, "-c", CHECK_SNIPPET, str(registry)], cwd=ROOT, env=env, capture_output=True
-        ).returncode
-        == 0
-    )
-    if not ok:
-        subprocess.run(
-            [sys.executable, "-c", TRAIN_SNIPPET, str(registry)],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            capture_output=True,
-        )
-    return registry
-
-
 @pytest.fixture(scope="session")
-def _registry_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if os.environ.get("COCKPIT_TEST_REGISTRY"):  # a prebuilt registry, for quick local iterations
-        return Path(os.environ["COCKPIT_TEST_REGISTRY"])
-    return tmp_path_factory.mktemp("registry")
+def _registry_dir(integration_registry_dir: Path) -> Path:
+    return integration_registry_dir
 
 
 @pytest.fixture
