@@ -300,7 +300,10 @@ def _run_gate(registry: Path, version: str, config_path: Path | None, reference:
     except (GateConfigError, GateInputError) as exc:
         console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from exc
-    Console().print(_gate_table(decision))
+    out = Console()
+    if not out.is_terminal:  # CI logs: one line per figure rather than rich's 80-column wrapping
+        out = Console(width=140)
+    out.print(_gate_table(decision))
     for w in decision.warnings:
         console.print(f"[yellow]note:[/yellow] {escape(w)}", highlight=False)
     for c in decision.failed:

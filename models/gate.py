@@ -12,7 +12,8 @@ version has one) are compared with production's, figure by figure, under the rul
 A figure fails when either is broken; the decision names every failed figure with the candidate's
 value, production's, and the tolerance or limit it broke. A hold-out figure the candidate lacks fails
 (a version without PR-AUC cannot be judged); a backtest figure is judged only when the candidate has a
-backtest. Without a production version (a fresh registry) only the limits apply.
+backtest (n/a when the backtest could not measure it, e.g. no failure in its fleet). Without a
+production version (a fresh registry) only the limits apply.
 
 :func:`decide` is pure (figures in, decision out). The few file reads (:func:`load_config`,
 :func:`version_figures`) and the history record (:func:`record_decision`) are separate functions.
@@ -233,6 +234,8 @@ def _check(name: str, rule: FigureRule, cand: VersionFigures, prod: VersionFigur
 
     if rule.source == "backtest" and cand.backtest is None:
         return make("n/a", f"{rule.label}: candidate has no {BACKTEST_FILE}; not judged")
+    if c is None and rule.source == "backtest":
+        return make("n/a", f"{rule.label}: not measured in the candidate's {BACKTEST_FILE} ({rule.path})")
     if c is None:
         where = METADATA_FILE + ' "metrics"' if rule.source == "metrics" else BACKTEST_FILE
         return make("fail", f"{rule.label} ({name}): missing from the candidate's {where} at {rule.path!r}")

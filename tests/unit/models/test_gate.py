@@ -32,7 +32,7 @@ def metrics(**model: float | None) -> dict[str, Any]:
     return {"holdout": SOURCE, "model": {**PROD, **model}}
 
 
-def figs(name: str, backtest: dict[str, Any] | None = None, **model: float | None) -> VersionFigures:
+def figs(name: str, backtest: Any = None, **model: float | None) -> VersionFigures:
     return VersionFigures(name=name, metrics=metrics(**model), backtest=backtest)
 
 
@@ -120,20 +120,28 @@ def test_missing_or_invalid_candidate_figure_fails(config, value: Any) -> None: 
 
 
 def test_backtest_judged_when_present(config) -> None:  # type: ignore[no-untyped-def]
-    good = {
-        "model": {"high": {"median_lead_days": 9.0}, "critical": {"false_episodes_per_turbine_year": 0.4}}
-    }
-    bad = {"model": {"high": {"median_lead_days": 7.5}, "critical": {"false_episodes_per_turbine_year": 1.5}}}
+    def bt(high: float | None, critical: float | None, false_critical: float | None) -> dict[str, Any]:
+        tiers = {
+            "high": {"median_lead_days": high},
+            "critical": {"median_lead_days": critical, "false_episodes_per_turbine_year": false_critical},
+        }
+        return {"sources": {"model": {"tiers": tiers}}}  # the layout of `python -m models backtest`
+
+    good = bt(9.0, 4.0, 0.4)
     assert decide(config, figs("cand", backtest=good), figs("prod", backtest=good)).passed
-    d = decide(config, figs("cand", backtest=bad), figs("prod", backtest=good))
+    d = decide(config, figs("cand", backtest=bt(7.5, 2.5, 1.5)), figs("prod", backtest=good))
     assert {c.figure for c in d.failed} == {
         "backtest_median_lead_high_days",  # 1.5 days shorter, tolerance 1
+        "backtest_median_lead_critical_days",  # 1.5 days shorter, tolerance 1
         "backtest_false_critical_per_turbine_year",  # above the ceiling of 1
     }
     # production without a backtest: only the limits apply to the backtest figures
-    only_limits = {"model": {"high": {"median_lead_days": 6.0}, "critical": {}}}
-    d = decide(config, figs("cand", backtest=only_limits), figs("prod"))
-    assert [c.figure for c in d.failed] == ["backtest_false_critical_per_turbine_year"]
+    d = decide(config, figs("cand", backtest=bt(4.0, 1.0, 0.5)), figs("prod"))
+    assert [c.figure for c in d.failed] == ["backtest_median_lead_high_days"]  # floor 5 d
+    # a figure the backtest could not measure (no failure detected) is not judged
+    d = decide(config, figs("cand", backtest=bt(None, None, 0.0)), figs("prod", backtest=good))
+    statuses = [c.status for c in d.checks if c.figure.startswith("backtest_")]
+    assert d.passed and statuses == ["n/a", "n/a", "pass"]
 
 
 def test_different_holdouts_are_noted(config) -> None:  # type: ignore[no-untyped-def]
