@@ -182,6 +182,15 @@ async def _write(db: Database, query: str, params: dict[str, Any]) -> dict[str, 
         return await cur.fetchone()
 
 
+async def latest_intervention(db: Database, turbine_id: str) -> dict[str, Any] | None:
+    """The turbine's most recent intervention (by done_at, else planned_for), for its detail; None if none."""
+    return await db.dict_one(
+        f"""SELECT {COLUMNS} FROM interventions WHERE turbine_id = %s
+            ORDER BY COALESCE(done_at, planned_for) DESC, recorded_at DESC LIMIT 1""",
+        (turbine_id,),
+    )
+
+
 async def _turbine_exists(db: Database, turbine_id: str) -> bool:
     return await db.one("SELECT 1 FROM turbines WHERE turbine_id = %s", (turbine_id,)) is not None
 

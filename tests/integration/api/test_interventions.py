@@ -4,6 +4,7 @@ the repair command on the real command topic, and the CLI round trip down to the
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -11,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -20,6 +22,8 @@ from typer.testing import CliRunner
 
 from api.app import create_app
 from api.cli import EXIT_AUTH, EXIT_NOT_FOUND, EXIT_USAGE, app
+from api.db import Database
+from api.routers.interventions import latest_intervention
 from api.settings import ApiSettings
 from models.train import FAILURE_LOG_COLUMNS, read_failure_log
 from scorer.repairs import RepairCommand
@@ -57,6 +61,18 @@ def _repairs_on_topic(bootstrap: str, topic: str, intervention_id: str) -> list[
                 found.append(RepairCommand.model_validate_json(msg.value))
     finally:
         consumer.close()
+    return found
+
+
+async def _latest(reader_url: str, turbine_id: str) -> dict[str, Any]:
+    """``latest_intervention`` (what the turbine detail carries) on the API's own read-only pool."""
+    db = Database(reader_url, min_size=1, max_size=1)
+    await db.open()
+    try:
+        found = await latest_intervention(db, turbine_id)
+    finally:
+        await db.close()
+    assert found is not None
     return found
 
 
@@ -198,6 +214,7 @@ def test_record_plan_then_done_publishes_one_repair(
     assert [i["finding"] for i in client.get(url).json()["items"]] == ["no_fault_found", "failure_confirmed"]
     latest = client.get("/v1/interventions", params={"latest": "true"}).json()["items"]
     assert [i["finding"] for i in latest if i["turbine_id"] == tid] == ["no_fault_found"]
+    assert asyncio.run(_latest(api_db.reader_url, tid))["id"] == uuid.UUID(nff.json()["id"])
     since = client.get("/v1/interventions", params={"since": "2026-11-24T00:00:00Z"}).json()["items"]
     assert {i["id"] for i in since if i["turbine_id"] == tid} == {nff.json()["id"]}
 
