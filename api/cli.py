@@ -386,13 +386,18 @@ def _written(res: httpx.Response, as_json: bool) -> None:
         _print_json(data)
     else:
         when = data.get("done_at") or data.get("planned_for")
+        finding = f" {data['finding']}" if data.get("finding") else ""
         console.print(
             f"Intervention [bold]{data['id']}[/] on {escape(data['turbine_id'])}: {data['kind']} "
-            f"{escape(data['component'])} {data.get('finding') or ''} at {when} "
+            f"{escape(data['component'])}{finding} at {when} "
             f"(repair command: {escape(str(data.get('repair_command')))})"
         )
     if str(data.get("repair_command", "")).startswith("failed"):
-        _fail(EXIT_UNREACHABLE, f"recorded, but the scorer was not told: {data['repair_command']}")
+        _fail(
+            EXIT_UNREACHABLE,
+            f"recorded as {data['id']}, but the scorer was not told ({escape(str(data['repair_command']))}); "
+            f"once Kafka is back, send the same command again with --id {data['id']}",
+        )
 
 
 @intervention_app.command("add")
