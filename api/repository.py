@@ -514,6 +514,15 @@ async def daily_tiers(
     return value
 
 
+async def feature_drift(db: Database) -> list[dict[str, Any]]:
+    """Latest feature-drift run of each scorer worker that reported in the last day (scorer/drift.py)."""
+    return await db.dicts(
+        "SELECT DISTINCT ON (worker_id) worker_id, computed_at, model_version, status, detail, window_rows, "
+        "summary FROM feature_drift WHERE computed_at > now() - interval '1 day' "
+        "ORDER BY worker_id, computed_at DESC"
+    )
+
+
 async def last_sweep(db: Database, *, succeeded: bool = False) -> dict[str, Any] | None:
     where = "WHERE status = 'succeeded'" if succeeded else ""
     order = "finished_at DESC NULLS LAST" if succeeded else "requested_at DESC, run_id DESC"

@@ -397,6 +397,9 @@ async def supervision(
     problems += feed_problems(clocks, stale_after=timedelta(minutes=settings.stale_after_minutes))
     if (sweep_problem := _sweep_problem(await repo.last_sweep(db, succeeded=True), settings)) is not None:
         problems.append(sweep_problem)
+    drift = drift_section(await repo.feature_drift(db))
+    if drift["status"] == "drift":
+        problems.append(f"feature drift: {drift['detail']}")
     return OrjsonResponse(
         {
             "heartbeats": fresh.heartbeats,
@@ -414,8 +417,27 @@ async def supervision(
             "batches_last_hour": batches,
             "errors_last_hour": errors,
             "generated_at": now_utc(),
+            "drift": drift,
         }
     )
+
+
+#: Worst first: the section's status is the worst of the workers' latest runs.
+_DRIFT_ORDER = ("drift", "moderate", "not_available", "insufficient_data", "ok")
+
+
+def drift_section(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """``drift`` of /v1/supervision from the workers' latest ``feature_drift`` runs (scorer/drift.py)."""
+    if not rows:
+        return {"status": "never_computed", "detail": "no drift run in the last day", "runs": []}
+    runs = [
+        {k: r[k] for k in ("worker_id", "computed_at", "model_version", "status", "detail", "window_rows")}
+        | {"sites": (r["summary"] or {}).get("sites", [])}
+        for r in rows
+    ]
+    worst = min(runs, key=lambda r: _DRIFT_ORDER.index(r["status"]))
+    detail = worst["detail"] if len(runs) == 1 else f"{worst['worker_id']}: {worst['detail']}"
+    return {"status": worst["status"], "detail": detail, "runs": runs}
 
 
 # -------------------------------------------------------------------------------------- runs

@@ -281,6 +281,44 @@ class Heartbeat(BaseModel):
     partitions: dict[str, int] = Field(description="Assigned partition -> lag (messages).")
 
 
+class DriftFeature(BaseModel):
+    feature: str = Field(examples=["ambient_temp_c__mean_24h"])
+    psi: float = Field(description="Population stability index against the model version's reference.")
+    ks: float | None = Field(description="Binned Kolmogorov-Smirnov statistic (finite values).")
+    chance_psi: float = Field(description="PSI as many healthy training turbines reach by chance.")
+    severity: Literal["none", "moderate", "significant"]
+
+
+class DriftSite(BaseModel):
+    site_id: str = Field(description="Site id, or '*' for the worker's whole population.")
+    rows: int = Field(description="Sampled feature rows in the drift window.")
+    turbines: int = Field(description="Turbines the rows come from.")
+    status: Literal["ok", "moderate", "drift", "insufficient_data"]
+    max_psi: float | None = None
+    severities: dict[str, int] = Field(default_factory=dict, description="Features per severity.")
+    features: list[DriftFeature] = Field(
+        default_factory=list, description="Drifting features (moderate or significant), else the top 10."
+    )
+
+
+class DriftRun(BaseModel):
+    worker_id: str
+    computed_at: datetime
+    model_version: str | None
+    status: Literal["ok", "moderate", "drift", "insufficient_data", "not_available"]
+    detail: str
+    window_rows: int
+    sites: list[DriftSite]
+
+
+class DriftSection(BaseModel):
+    status: Literal["ok", "moderate", "drift", "insufficient_data", "not_available", "never_computed"] = (
+        Field(description="Worst status of the workers' latest runs (last day); never_computed: none.")
+    )
+    detail: str = Field(examples=["max PSI 1.84 (ambient_temp_c__mean_24h, site SITE-B); 12 significant"])
+    runs: list[DriftRun] = Field(description="Latest run of each worker (each covers its own partitions).")
+
+
 class Supervision(BaseModel):
     heartbeats: list[Heartbeat]
     scorer_ready: bool = Field(description="At least one live worker and none says it is not ready.")
@@ -295,6 +333,7 @@ class Supervision(BaseModel):
     batches_last_hour: int
     errors_last_hour: int
     generated_at: datetime
+    drift: DriftSection = Field(description="Feature drift against the production model's reference.")
 
 
 class Check(BaseModel):

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from models.drift import reference_files
 from models.evaluate import evaluate, model_card, plot_all
 from models.registry import load_version, promote, save_version, update_metadata
 from models.train import History, Progress, TrainSettings, load_history, simulate, train
@@ -53,8 +54,8 @@ def train_and_register(
         else simulate(settings.n_turbines, settings.days, settings.seed, settings.preset)
     )
     say("simulate training fleet", 1.0)
-    models, meta, _ = train(settings, history, progress=progress)
-    vdir = save_version(registry_dir, models, meta, version=version)
+    models, meta, dataset = train(settings, history, progress=progress)
+    vdir = save_version(registry_dir, models, meta, version=version, extra_files=reference_files(dataset))
     bundle = load_version(registry_dir, vdir.name)
     say("simulate hold-out fleet", 0.0)
     holdout = (
@@ -110,7 +111,7 @@ def train_from_failure_log(
     history = History(frame, failures, source=f"{history_path} + failure log {failure_log_path}")
     split = split_operator_history(history, settings)
     say("read history and failure log", 1.0)
-    models, meta, _ = train(settings, split.train, progress=progress)
+    models, meta, dataset = train(settings, split.train, progress=progress)
     meta["training"]["failure_log"] = {
         "path": str(failure_log_path),
         "failures": len(failures),
@@ -125,7 +126,7 @@ def train_from_failure_log(
             (failures["repair_time"] - failures["logged_repair_time"]).dt.total_seconds().max() / 86400
         ),
     }
-    vdir = save_version(registry_dir, models, meta, version=version)
+    vdir = save_version(registry_dir, models, meta, version=version, extra_files=reference_files(dataset))
     bundle = load_version(registry_dir, vdir.name)
     result = evaluate(bundle, split.holdout, threads=settings.threads, progress=progress)
     plots = plot_all(result, vdir)

@@ -111,3 +111,30 @@ class ScorerMetrics:
         self.assigned_partitions = Gauge(
             "scorer_assigned_partitions", "Telemetry partitions assigned to this worker", registry=r
         )
+        # Feature drift (scorer/drift.py): site="*" is this worker's whole population.
+        self.feature_drift_psi = Gauge(
+            "scorer_feature_drift_psi",
+            "PSI of a feature against the production version's reference (this worker's sample)",
+            ["feature", "site"],
+            registry=r,
+        )
+        self.feature_drift_max_psi = Gauge(
+            "scorer_feature_drift_max_psi", "Largest feature PSI of a site", ["site"], registry=r
+        )
+        self.feature_drift_features = Gauge(
+            "scorer_feature_drift_features",
+            "Features per drift severity (none, moderate, significant; thresholds in the scorer settings)",
+            ["site", "severity"],
+            registry=r,
+        )
+        self.feature_drift_rows = Gauge(
+            "scorer_feature_drift_rows", "Sampled feature rows in the drift window", ["site"], registry=r
+        )
+        self.feature_drift_reference = Gauge(
+            "scorer_feature_drift_reference_available",
+            "1 when the production version has a drift reference (drift_reference.json)",
+            registry=r,
+        )
+        self.feature_drift_last_run = Gauge(
+            "scorer_feature_drift_last_run_timestamp_seconds", "Unix time of the last drift run", registry=r
+        )

@@ -38,6 +38,7 @@ from common.contracts import (
 from models.features import FeatureWindow, feature_matrix
 from models.fleet_scoring import FleetScorer
 from models.scoring import MAX_BATCH, BatchScorer, RiskAssessment
+from scorer.drift import DriftMonitor
 from scorer.settings import ScorerSettings
 from scorer.state import HistoryMark, TurbineState, Verdict, classify, should_write_history
 
@@ -180,6 +181,8 @@ class BatchProcessor:
         # Set by the runtime: routes each turbine to the model set its fitted sensors allow (register),
         # with the fleet's calibration. None (unit tests, benchmarks): every turbine gets ``scorer``.
         self.fleet: FleetScorer | None = None
+        # Set by the runtime: samples scored feature rows for drift monitoring (scorer/drift.py).
+        self.drift: DriftMonitor | None = None
         self.turbines: dict[str, TurbineState] = {}
         self.dirty: set[str] = set()
         self.next_offset: dict[int, int] = {}  # partition -> first offset not yet applied
@@ -418,3 +421,8 @@ class BatchProcessor:
             ):
                 out.history_rows.append(hist)
                 st.history = HistoryMark(ts, a.score, a.tier)
+        if self.drift is not None:  # once per turbine per drift_sample_hours of event time; never raises
+            self.drift.observe(
+                [(st, a) for (_tid, st), a in zip(scorable, assessments, strict=True)],
+                scorer.bundle.normal_model,
+            )

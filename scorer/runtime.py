@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from common.db import DatabaseUnavailable
 from common.logging import event
 from scorer.dead_letters import DeadLetterPublisher
+from scorer.drift import DriftMonitor
 from scorer.fleet import FleetRouting, RegisterHolder
 from scorer.liveness import Liveness
 from scorer.metrics import ScorerMetrics
@@ -43,6 +44,8 @@ class ScorerRuntime:
         self.holder = holder
         self.metrics = ScorerMetrics()
         self.processor = BatchProcessor(settings, holder.scorer)
+        self.drift = DriftMonitor(settings, self.metrics)  # feature drift (scorer/drift.py)
+        self.processor.drift = self.drift
         # Fleet register (PostgreSQL), read off the event loop at partition assignment, then every
         # register_refresh_s; the routing gives each turbine the model set its fitted sensors allow.
         self.registers = RegisterHolder(settings.database_url, settings.register_refresh_s)
@@ -452,6 +455,11 @@ class ScorerRuntime:
 
     async def run_sweep(self, trigger: str, run_id: str, requested_at: datetime) -> str | None:
         return await self.sweeper.run_sweep(trigger, run_id, requested_at)
+
+    # ------------------------------------------------------------------ drift (scorer/drift.py)
+    async def run_drift(self) -> None:
+        """Feature drift of this worker's sampled rows (aux thread), gauges and the feature_drift row."""
+        await self.drift.run(self)
 
     # ------------------------------------------------------------------ liveness (scorer/liveness.py)
     async def heartbeat(self) -> None:

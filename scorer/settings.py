@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from common.contracts import DEFAULT_MIN_EVENT_TIME
 from common.settings import RegistrySettings
@@ -130,6 +130,30 @@ class ScorerSettings(RegistrySettings):
         default=60.0, gt=0, description="The fleet register is re-read from PostgreSQL this often."
     )
 
+    # Feature drift (scorer/drift.py, docs/models.md "Drift monitoring"): each worker samples the feature
+    # rows of the turbines it scores and compares them with the production version's reference.
+    drift_interval_s: float = Field(
+        default=300.0, gt=0, le=86400, description="Feature drift (PSI, KS) computed this often."
+    )
+    drift_window_hours: float = Field(
+        default=720.0, gt=0, le=24 * 400, description="Drift window: the last this many hours (event time)."
+    )
+    drift_sample_hours: float = Field(
+        default=4.0, gt=0, le=168, description="A turbine's features are sampled once per this (event time)."
+    )
+    drift_min_rows: int = Field(
+        default=200, ge=10, description="Fewest sampled rows of a site (or the fleet) to compute its drift."
+    )
+    drift_max_rows_per_site: int = Field(
+        default=5000, ge=100, le=200_000, description="Most sampled rows kept per site (memory bound)."
+    )
+    # PSI above the chance level of as many healthy training turbines; higher than the textbook 0.1 / 0.25
+    # (independent rows): these rows are autocorrelated samples of a few turbines (docs/models.md).
+    drift_psi_moderate: float = Field(default=0.25, gt=0, description="PSI from which drift is 'moderate'.")
+    drift_psi_significant: float = Field(
+        default=1.0, gt=0, description="PSI from which drift is 'significant' (alert FeatureDrift)."
+    )
+
     # Liveness: readiness that tells the truth, bounded start and shutdown (docs/scorer.md, "Readiness").
     stall_after_s: float = Field(
         default=120.0, gt=0, description="Lag without any record processed for this long = stalled."
@@ -149,6 +173,15 @@ class ScorerSettings(RegistrySettings):
     shutdown_timeout_s: float = Field(
         default=30.0, gt=0, le=600, description="SIGTERM or a crash ends the process within this bound."
     )
+
+    @model_validator(mode="after")
+    def _drift_thresholds(self) -> ScorerSettings:
+        if self.drift_psi_moderate > self.drift_psi_significant:
+            raise ValueError(
+                f"COCKPIT_DRIFT_PSI_MODERATE ({self.drift_psi_moderate}) must not exceed "
+                f"COCKPIT_DRIFT_PSI_SIGNIFICANT ({self.drift_psi_significant})"
+            )
+        return self
 
     @field_validator("sweep_time")
     @classmethod

@@ -63,6 +63,10 @@ def register_timers(app: faust.App, runtime: ScorerRuntime) -> None:
     async def model_poll() -> None:
         await _guard("model poll", runtime.refresh_model)
 
+    @app.timer(interval=s.drift_interval_s, name="scorer.drift")
+    async def feature_drift() -> None:  # every worker, over its own turbines (scorer/drift.py)
+        await _guard("feature drift", runtime.run_drift)
+
     hour, minute = s.sweep_hour_minute
 
     @app.crontab(cron_expression(hour, minute), timezone=s.zone, on_leader=True)

@@ -868,6 +868,8 @@ function renderSupervision() {
   box.appendChild(kv(t("sup.batches"), t("sup.batches_value", { n: num(s.batches_last_hour, 0), errors: num(s.errors_last_hour, 0) })));
   const sw = s.last_sweep;
   box.appendChild(kv(t("sup.last_sweep"), sw ? t("sup.sweep_value", { status: t(`run.${sw.status}`), ago: ago(sw.finished_at || sw.requested_at), n: num(sw.turbines_scored, 0) }) : "—"));
+  const dr = s.drift; // feature drift against the production model's training data (scorer/drift.py)
+  if (dr) box.appendChild(kv(t("sup.drift"), dr.status === "never_computed" ? t("drift.never_computed") : `${t(`drift.${dr.status}`)} · ${dr.detail}`));
   drawDailyChart($("#daily-chart"), s.high_critical_daily);
 }
 
