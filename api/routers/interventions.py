@@ -21,6 +21,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
+import psycopg
 from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.concurrency import run_in_threadpool
 from psycopg.rows import dict_row
@@ -58,7 +59,7 @@ WRITE_ERRORS: Responses = {
     401: {"model": ErrorBody, "description": "Missing or wrong X-API-Key"},
     404: {"model": ErrorBody, "description": "Unknown turbine or intervention"},
     409: {"model": ErrorBody, "description": "The intervention is already done / id used elsewhere"},
-    503: {"model": ErrorBody, "description": "Writes disabled (no key configured) or database unavailable"},
+    503: {"model": ErrorBody, "description": "No key configured, database down, or write grant missing"},
 }
 
 
@@ -174,12 +175,24 @@ def _check_new(body: InterventionIn) -> None:
 
 
 async def _write(db: Database, query: str, params: dict[str, Any]) -> dict[str, Any] | None:
-    """One statement in a READ WRITE transaction (the pool's connections default to read-only)."""
-    async with db.pool.connection() as conn, conn.transaction():
-        await conn.execute("SET TRANSACTION READ WRITE")
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(query, params)
-        return await cur.fetchone()
+    """One statement in a READ WRITE transaction (the pool's connections default to read-only).
+
+    A role without the grant of migration 0006 (a reader role not named cockpit_reader) is a 503 that says
+    which grant is missing, not an internal error.
+    """
+    try:
+        async with db.pool.connection() as conn, conn.transaction():
+            await conn.execute("SET TRANSACTION READ WRITE")
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(query, params)
+            return await cur.fetchone()
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise HTTPException(
+            status_code=503,
+            detail="interventions cannot be written: the API's database role lacks INSERT, UPDATE on "
+            "interventions (migration 0006 grants them to cockpit_reader; run GRANT INSERT, UPDATE ON "
+            f"interventions TO <the API's role>): {str(exc).strip()[:200]}",
+        ) from None
 
 
 async def latest_intervention(db: Database, turbine_id: str) -> dict[str, Any] | None:

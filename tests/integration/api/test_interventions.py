@@ -407,3 +407,26 @@ def test_cli_round_trip_to_the_failure_log(
     assert sorted(got["component"]) == ["gearbox", "generator"]
     gear = got[got["component"] == "gearbox"].iloc[0]
     assert gear["failure_time"].isoformat() == "2026-11-20T10:00:00+00:00"
+
+
+def test_missing_grant_is_a_503_that_names_it(
+    fresh_database: Callable[[str], str], make_settings: Callable[..., ApiSettings]
+) -> None:
+    """A deployment whose API role was not granted INSERT on interventions: said, not an internal error."""
+    from tests.integration.api.conftest import reader_url_for
+
+    url = fresh_database("interv_nogrant")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("INSERT INTO turbines (turbine_id, site_id) VALUES ('WT-900', 'SITE-Z')")
+        conn.execute("REVOKE INSERT, UPDATE ON interventions FROM cockpit_reader")
+    with TestClient(create_app(make_settings(reader_database_url=reader_url_for(url)))) as c:
+        body = {
+            "kind": "done",
+            "component": "gearbox",
+            "finding": "no_fault_found",
+            "done_at": "2026-01-01T00:00Z",
+        }
+        res = c.post("/v1/turbines/WT-900/interventions", json=body, headers=KEY)
+        assert res.status_code == 503, res.text
+        assert "GRANT INSERT, UPDATE ON interventions" in res.json()["detail"]
+        assert c.get("/v1/turbines/WT-900/interventions").json()["items"] == []
