@@ -362,7 +362,11 @@ def rules_comparison(report: Mapping[str, Any]) -> list[str]:
         ml, rl = (_get(report, s, tier, "median_lead_days") for s in ("model", "rules"))
         if rl is not None and (ml is None or ml < rl):
             worse.append(f"median {tier} lead time")
+        # a tier the rules never warn a failure on (they have no "critical"): its false-alarm count is
+        # no yardstick (silence has none), the model already does better there by warning at all
         mf, rf = (_get(report, s, tier, "false_episodes_per_turbine_year") for s in ("model", "rules"))
+        if rd == 0 and md > 0:
+            continue
         if mf is not None and rf is not None and mf > rf:
             worse.append(f"false {tier} episodes")
     return worse

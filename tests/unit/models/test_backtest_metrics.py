@@ -187,6 +187,8 @@ def test_model_better_than_rules_goal_names_the_worse_figures() -> None:
     r = backtest_report(a, pd.DataFrame([_failure("A", 50.0)]), GoalsConfig())
     [g] = [g for g in r["goals"] if g["goal"].startswith("better than the rules")]
     assert g["met"] is False and "median high lead time" in g["value"]
+    # the rules never say "critical": the model's critical episodes are not compared with their silence
+    assert "critical" not in g["value"]
 
 
 def test_goals_file_loads_and_a_bad_one_names_the_field(tmp_path: Path) -> None:
