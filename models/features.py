@@ -493,8 +493,10 @@ class FeatureWindow:
         Every hourly bin that starts before ``ts`` is cleared (the bin holding ``ts`` itself too, when
         the repair is mid-hour), the 30-day baseline is rebuilt from the completed hours kept, identical-
         value runs that started before ``ts`` end, and readings older than ``ts`` that arrive later are
-        ignored (the floor is kept in :meth:`to_bytes`). Idempotent: a second call with the same or an
-        older time changes nothing (a replayed repair command, a restore from a checkpoint).
+        ignored (the floor is kept in :meth:`to_bytes`). A repair older than the window's first hour only
+        sets that floor (the hours held and the baseline are already about the repaired turbine).
+        Idempotent: a second call with the same or an older time changes nothing (a replayed repair
+        command, a restore from a checkpoint).
         The newest event time (``as_of``) is unchanged: the turbine was last seen then.
         """
         ts = float(ts)
@@ -503,6 +505,11 @@ class FeatureWindow:
         self._floor_ts = ts
         cutoff = math.ceil(ts / BIN_SECONDS)  # first hour kept: it starts at or after ts
         newest = self._newest_hour
+        if newest != _NO_HOUR and cutoff <= newest - N_BINS + 1:
+            # A repair older than the whole window (recorded late): every hour held is after it; the
+            # baseline keeps its post-repair weeks. Only later-arriving older readings are refused.
+            self._first_ts = max(self._first_ts, ts)
+            return 0
         cleared = 0
         if newest != _NO_HOUR:
             for h in range(newest - N_BINS + 1, min(cutoff, newest + 1)):

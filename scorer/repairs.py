@@ -98,17 +98,22 @@ def annotate(assessment: RiskAssessment, done_at: datetime, component: str | Non
     return assessment
 
 
+def _window_seconds() -> float:
+    """Span of a feature window; imported on use (the API imports this module and does not load numpy)."""
+    from models.features import BIN_SECONDS, N_BINS
+
+    return float(N_BINS * BIN_SECONDS)
+
+
 def annotate_from_window(assessment: RiskAssessment, window: FeatureWindow) -> RiskAssessment:
     """Stream path: while the window still reaches back to the repair (its 7 days), the reason says so.
 
     For the stream scoring loop (``scorer/processing.py``), one call per assessment; no-op without a repair.
     """
-    from models.features import BIN_SECONDS, N_BINS  # not at import: the API imports this module
-
     floor = window.repaired_before
     if floor is None or assessment.as_of is None:
         return assessment
-    if assessment.as_of.timestamp() - floor > N_BINS * BIN_SECONDS:
+    if assessment.as_of.timestamp() - floor > _window_seconds():
         return assessment
     return annotate(assessment, datetime.fromtimestamp(floor, UTC), None)
 
@@ -178,8 +183,12 @@ class RepairHandler:
                 rt.processor.dirty.add(tid)
                 outcome = "applied"
             out = BatchOutcome()
-            if outcome == "applied" and window.as_of is not None:
+            last_ts = window.last_event_ts
+            # Rescore (and say why) only when the repair reaches into the window: a repair recorded long
+            # after the fact changes nothing the current assessment is based on.
+            if outcome == "applied" and last_ts is not None and done_ts > last_ts - _window_seconds():
                 as_of = window.as_of
+                assert as_of is not None
                 fleet = rt.routing.scorer()
                 scorer = rt.holder.scorer
                 assessments: list[Any] = []
