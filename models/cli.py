@@ -356,13 +356,20 @@ def promote(
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
     decision = _run_gate(registry, version, config)
-    if not decision.passed and not force:
+    # Nothing to protect without another production version (a fresh registry; `train --promote first`
+    # promotes its first version the same way): the verdict is printed and recorded, not enforced.
+    enforced = decision.production is not None
+    if not decision.passed and not force and enforced:
         console.print(
             f"not promoted; to override: python -m models promote {version} --force --reason \"...\""
         )
         record_decision(registry, decision, forced=False)
         raise typer.Exit(1)
-    record_decision(registry, decision, forced=force and not decision.passed, reason=reason)
+    if not decision.passed and not enforced and not force:
+        console.print("[yellow]note:[/yellow] no other production version to protect: promoted anyway")
+    record_decision(
+        registry, decision, forced=force and not decision.passed, reason=reason, enforced=enforced
+    )
     try:
         prev = reg.promote(registry, version)
     except reg.RegistryError as exc:

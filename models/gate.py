@@ -11,9 +11,10 @@ version has one) are compared with production's, figure by figure, under the rul
 
 A figure fails when either is broken; the decision names every failed figure with the candidate's
 value, production's, and the tolerance or limit it broke. A hold-out figure the candidate lacks fails
-(a version without PR-AUC cannot be judged); a backtest figure is judged only when the candidate has a
-backtest (n/a when the backtest could not measure it, e.g. no failure in its fleet). Without a
-production version (a fresh registry) only the limits apply.
+(a version without PR-AUC cannot be judged) unless production lacks it too; a backtest figure is judged
+only when the candidate has a backtest (n/a when the backtest could not measure it, e.g. no failure in
+its fleet). Without a production version (a fresh registry) only the limits apply, and ``promote``
+records the verdict without enforcing it (nothing to protect).
 
 :func:`decide` is pure (figures in, decision out). The few file reads (:func:`load_config`,
 :func:`version_figures`) and the history record (:func:`record_decision`) are separate functions.
@@ -236,6 +237,8 @@ def _check(name: str, rule: FigureRule, cand: VersionFigures, prod: VersionFigur
         return make("n/a", f"{rule.label}: candidate has no {BACKTEST_FILE}; not judged")
     if c is None and rule.source == "backtest":
         return make("n/a", f"{rule.label}: not measured in the candidate's {BACKTEST_FILE} ({rule.path})")
+    if c is None and prod is not None and p is None:
+        return make("n/a", f"{rule.label}: neither version has it; not judged")
     if c is None:
         where = METADATA_FILE + ' "metrics"' if rule.source == "metrics" else BACKTEST_FILE
         return make("fail", f"{rule.label} ({name}): missing from the candidate's {where} at {rule.path!r}")
@@ -325,13 +328,16 @@ def gate_version(
     candidate = version_figures(reg / version)
     production = against
     prod = production_version(reg, required=False) if against is None else None
+    note = None
     if prod is not None and prod != version:
-        production = version_figures(reg / prod)
+        try:
+            production = version_figures(reg / prod)
+        except GateInputError as exc:  # a broken production must not block the version that replaces it
+            note = f"production version {prod} unreadable ({exc}): only the floors and ceilings apply"
     decision = decide(config, candidate, production)
     if prod == version:
         note = f"{version} is the production version: only the floors and ceilings apply"
-        decision = replace(decision, warnings=(note,))
-    return decision
+    return replace(decision, warnings=(note,)) if note else decision
 
 
 def check_reason(reason: str | None) -> str:
@@ -348,16 +354,26 @@ def check_reason(reason: str | None) -> str:
 
 
 def record_decision(
-    registry_dir: str | Path, decision: GateDecision, *, forced: bool, reason: str | None = None
+    registry_dir: str | Path,
+    decision: GateDecision,
+    *,
+    forced: bool,
+    reason: str | None = None,
+    enforced: bool = True,
 ) -> None:
-    """Append the gate's decision to ``HISTORY.jsonl`` (before the promote entry it allows)."""
+    """Append the gate's decision to ``HISTORY.jsonl`` (before the promote entry it allows).
+
+    ``decision``: passed | refused | forced (``--force``, with its reason) | first (a refused verdict not
+    enforced: no production version to protect).
+    """
     from models.registry import _append_history
 
+    verdict = "passed" if decision.passed else "forced" if forced else "refused" if enforced else "first"
     entry: dict[str, Any] = {
         "action": "gate",
         "version": decision.candidate,
         "production": decision.production,
-        "decision": "passed" if decision.passed else ("forced" if forced else "refused"),
+        "decision": verdict,
         "failed": [c.figure for c in decision.failed],
     }
     if forced:

@@ -271,3 +271,36 @@ def test_cli_promote_passing_candidate(reg: Path) -> None:
     assert R.production_version(reg) == "v2-good"
     assert [h["decision"] for h in R.read_history(reg) if h["action"] == "gate"] == ["passed"]
     assert "reason" not in json.dumps([h for h in R.read_history(reg) if h["action"] == "gate"])
+
+
+def test_figure_neither_version_has_is_not_judged(config) -> None:  # type: ignore[no-untyped-def]
+    bare = VersionFigures("prod", {})
+    d = decide(config, VersionFigures("cand", {}), bare)
+    assert d.passed and {c.status for c in d.checks} == {"n/a"}
+    # production has it, the candidate lost it: refused
+    assert not decide(config, VersionFigures("cand", {}), figs("prod")).passed
+
+
+def test_first_promotion_is_recorded_not_enforced(tmp_path: Path) -> None:
+    """No production version to protect (as `train --promote first`): the verdict is kept, not enforced."""
+    reg = tmp_path / "registry"
+    _version(reg, "v1-weak", pr_auc=0.30)
+    assert run("gate", "v1-weak", "-r", str(reg)).exit_code == 1  # the verdict itself is strict
+    out = run("promote", "v1-weak", "-r", str(reg))
+    assert out.exit_code == 0, out.output
+    assert "no other production version" in out.output and "floor" in out.output
+    assert R.production_version(reg) == "v1-weak"
+    [gate] = [h for h in R.read_history(reg) if h["action"] == "gate"]
+    assert gate["decision"] == "first" and gate["failed"] == ["pr_auc"]
+    # from now on it is enforced: a weaker one is refused against it
+    _version(reg, "v2-weaker", pr_auc=0.20)
+    assert run("promote", "v2-weaker", "-r", str(reg)).exit_code == 1
+
+
+def test_unreadable_production_does_not_block_its_replacement(reg: Path) -> None:
+    import shutil
+
+    shutil.rmtree(reg / "v1")  # the pointer names a version that is gone
+    out = run("promote", "v2-good", "-r", str(reg))
+    assert out.exit_code == 0, out.output
+    assert "v1 unreadable" in out.output and R.production_version(reg) == "v2-good"
