@@ -18,6 +18,8 @@ from api.app import create_app
 from api.settings import ApiSettings
 from common.settings import load_settings
 from models.features import FeatureWindow
+from models.scoring import RiskAssessment
+from scorer.repairs import annotate_from_window
 from simulator.scenarios import load_scenario
 from tests.integration.api.conftest import reader_url_for
 from tests.integration.scorer.conftest import (
@@ -152,6 +154,16 @@ def test_repair_resets_the_window_and_says_why(
         window = FeatureWindow.from_bytes(bytes(stored[0][0]))
         assert window.repaired_before == repair_time.timestamp()
         assert window.data_quality()["history_hours"] < 3 * 24  # nothing from before the repair
+        # the stream path's annotation (scorer/processing.py hook): while the window reaches the repair
+        probe = RiskAssessment(
+            tid, window.as_of, 1.0, "low", None, None, None, None, reasons=[{"indicator": "x"}]
+        )
+        assert (
+            annotate_from_window(probe, window)
+            .reasons[0]["text"]
+            .startswith(f"repaired on {repair_time:%Y-%m-%d}")
+        )
+        assert probe.reasons[1] == {"indicator": "x"} and probe.data_quality["repaired_at"]
         second = start_worker(db, topics, group, batch_max_size=500)
         second.wait_ready()
         retry = api.post(f"/v1/turbines/{tid}/interventions", json=body, headers={"X-API-Key": KEY})
