@@ -149,9 +149,9 @@ class ScorerSettings(RegistrySettings):
     )
     # PSI above the chance level of as many healthy training turbines; higher than the textbook 0.1 / 0.25
     # (independent rows): these rows are autocorrelated samples of a few turbines (docs/models.md).
-    drift_psi_moderate: float = Field(default=0.25, gt=0, description="PSI from which drift is 'moderate'.")
+    drift_psi_moderate: float = Field(default=0.5, gt=0, description="PSI from which drift is 'moderate'.")
     drift_psi_significant: float = Field(
-        default=1.0, gt=0, description="PSI from which drift is 'significant' (alert FeatureDrift)."
+        default=2.0, gt=0, description="PSI from which drift is 'significant' (alert FeatureDrift)."
     )
 
     # Liveness: readiness that tells the truth, bounded start and shutdown (docs/scorer.md, "Readiness").

@@ -15,6 +15,9 @@ PSI on weather-driven features such as ``*_spread_168h`` (docs/models.md, "Drift
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -28,9 +31,11 @@ from models.registry import production_version
 from simulator.config import ClimateConfig, FleetConfig
 from simulator.fleet import Fleet
 from tests.integration.scorer.conftest import (
+    ROOT,
     Topics,
     Worker,
     encode,
+    free_port,
     new_group,
     publish,
     query,
@@ -83,12 +88,48 @@ def _gauges(worker: Worker, name: str) -> dict[tuple[str, ...], float]:
     return out
 
 
+def _start_api(db: str, kafka_bootstrap: str, topics: Topics, tmp_path: Path) -> Worker:
+    """The real API (``python -m api serve``) on the test database, as its read-only role."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "COCKPIT_READER_DATABASE_URL": db.replace(
+            "cockpit_writer:cockpit_writer", "cockpit_reader:cockpit_reader"
+        ),
+        "COCKPIT_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "COCKPIT_TELEMETRY_TOPIC": topics.telemetry,
+        "COCKPIT_DEAD_LETTER_TOPIC": topics.dlq,
+        "COCKPIT_COMMAND_TOPIC": topics.commands,
+        "COCKPIT_ENSURE_TOPICS_ON_START": "false",
+        "COCKPIT_LOG_FORMAT": "json",
+    }
+    log_path = tmp_path / "api.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    return Worker(proc, port, log_path, env)
+
+
+def _answers(api: Worker) -> bool:
+    if api.proc.poll() is not None:
+        raise AssertionError(f"API exited with {api.proc.returncode}:\n{api.log()[-3000:]}")
+    try:
+        return api.get("/v1/supervision").status_code == 200
+    except Exception:
+        return False
+
+
 def test_drift_flags_climate_shift_and_recalibrated_sensor_not_healthy_site(
     kafka_bootstrap: str,
     fresh_database: Callable[[str], str],
     topics: Topics,
     start_worker: Callable[..., Worker],
     tiny_registry: Path,
+    tmp_path: Path,
 ) -> None:
     version = production_version(tiny_registry)
     assert version is not None and (tiny_registry / version / FILENAME).is_file(), (
@@ -107,8 +148,18 @@ def test_drift_flags_climate_shift_and_recalibrated_sensor_not_healthy_site(
         drift_min_rows=100,
         drift_window_hours=24 * 60,
     )
-    worker.wait_ready()
-    publish(kafka_bootstrap, topics.telemetry, encode(records))
+    api = _start_api(db, kafka_bootstrap, topics, tmp_path)
+    try:
+        worker.wait_ready()
+        publish(kafka_bootstrap, topics.telemetry, encode(records))
+        _check(db, worker, api, records, version, t0)
+    finally:
+        api.stop()
+
+
+def _check(
+    db: str, worker: Worker, api: Worker, records: list[dict[str, Any]], version: str, t0: float
+) -> None:
     last = max(r["event_time"] for r in records)
     n_turbines = len({r["turbine_id"] for r in records})
     try:
@@ -166,8 +217,18 @@ def test_drift_flags_climate_shift_and_recalibrated_sensor_not_healthy_site(
     # the same in the metrics (labels sorted: feature, site / severity, site)
     psi = _gauges(worker, "scorer_feature_drift_psi")
     counts = _gauges(worker, "scorer_feature_drift_features")
-    assert psi[("ambient_temp_c__mean_24h", "SITE-B")] > 1.0
+    assert psi[("ambient_temp_c__mean_24h", "SITE-B")] > 2.0
     assert counts[("significant", "SITE-A")] == 0
     assert counts[("significant", "SITE-B")] > 0 and counts[("significant", "SITE-C")] > 0
-    assert _gauges(worker, "scorer_feature_drift_max_psi")[("SITE-B",)] > 1.0
+    assert _gauges(worker, "scorer_feature_drift_max_psi")[("SITE-B",)] > 2.0
     assert worker.metric("scorer_feature_drift_reference_available") == 1
+    # and in /v1/supervision (the API reads the table as its read-only role)
+    wait_for(lambda: _answers(api), 60, "API /v1/supervision")
+    sup = api.get("/v1/supervision").json()
+    drift = sup["drift"]
+    assert drift["status"] == "drift" and drift["runs"][0]["worker_id"].endswith("-w0")
+    api_sites = {s["site_id"]: s for s in drift["runs"][0]["sites"]}
+    assert api_sites["SITE-A"]["severities"]["significant"] == 0
+    assert any(f["feature"] == "ambient_temp_c__mean_24h" for f in api_sites["SITE-B"]["features"])
+    assert any(p.startswith("feature drift: ") for p in sup["problems"]), sup["problems"]
+    print(f"/v1/supervision drift: {drift['status']}: {drift['detail']}")

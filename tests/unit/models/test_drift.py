@@ -201,7 +201,8 @@ def test_noise_floor_grows_as_groups_shrink() -> None:
     two, eight = noise_floor(ref, 2)[0], noise_floor(ref, 8)[0]
     assert two > 2.0 > eight > 0.05  # two turbines cover two deciles: high PSI by chance
     back = DriftReference.from_json(ref.to_json())
-    assert np.allclose(back.features[0].by_turbine, ref.features[0].by_turbine, atol=1e-5)
+    got, want = back.features[0].by_turbine, ref.features[0].by_turbine
+    assert got is not None and np.allclose(got, want, atol=1e-5)
     # without turbine shares the floor is 0
     assert noise_floor(reference_from_matrix(x, ["r"]), 2)[0] == 0.0
 
