@@ -682,10 +682,12 @@ def backtest(
         table.add_column(h, justify="left" if h in ("source", "tier") else "right")
     for row in table_rows(report):
         table.add_row(*row)
-    Console().print(table)
+    out_console = Console(width=None if Console().is_terminal else 130)
+    out_console.print(table)
     for g in report["goals"]:
         met = "n/a" if g["met"] is None else ("met" if g["met"] else "NOT met")
-        Console().print(f"goal: {g['goal']}: {g['value']} (target {g['target']}) -> {met}")
+        value = f"{g['value']:.3f}" if isinstance(g["value"], float) else g["value"] or "n/a"
+        out_console.print(f"goal: {g['goal']}: {value} (target {g['target']}) -> {met}")
     text = json.dumps(report, indent=2, default=str)
     if out is not None:
         out.write_text(text, encoding="utf-8")
