@@ -210,7 +210,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "PATCH"],
             allow_headers=["X-API-Key", "Content-Type"],
         )
     app.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -26,6 +26,7 @@ from api.clock import (
 from api.deps import ApiKeyDep, DailyCacheDep, DbDep, FreshnessDep, MetricsDep, PublisherDep, SettingsDep
 from api.errors import OrjsonResponse, query_error
 from api.repository import RankQuery, now_utc
+from api.routers.interventions import latest_intervention
 from api.schemas import (
     ErrorBody,
     FleetSummary,
@@ -229,6 +230,7 @@ async def get_turbine(
             **{k: r[k] for k in ASSESSMENT_COLUMNS},
             "reasons": r["reasons"] if isinstance(r["reasons"], list) else [],
         }
+    body["last_intervention"] = await latest_intervention(db, turbine_id)
     return OrjsonResponse(body)
 
 

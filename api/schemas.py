@@ -173,6 +173,10 @@ class TurbineDetail(TurbineMetadata):
     assessment: Assessment | None = Field(description="The one current assessment; null when never scored.")
     data_quality: dict[str, Any]
     last_sweep_run: SweepRef | None
+    last_intervention: dict[str, Any] | None = Field(
+        default=None,
+        description="The turbine's most recent intervention (GET /v1/turbines/{id}/interventions), or null.",
+    )
 
 
 class ScorePoint(BaseModel):

@@ -17,7 +17,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 TELEMETRY_SCHEMA_VERSION: Literal[1] = 1
 SUPPORTED_TELEMETRY_VERSIONS = frozenset({TELEMETRY_SCHEMA_VERSION})
@@ -646,6 +654,30 @@ class SweepCommand(BaseModel):
     run_id: uuid.UUID
     requested_at: datetime
     requested_by: str = "api"
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+
+#: Findings after which the component was replaced/repaired: the window before it no longer describes it.
+REPAIR_FINDINGS: frozenset[str] = frozenset({"failure_confirmed", "preventive_replacement"})
+
+
+class RepairCommand(BaseModel):
+    """Command on the scorer's command topic: forget a turbine's history before its repair
+    (published by the API when an intervention is recorded as done; see scorer/repairs.py)."""
+
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+    schema_version: Literal[1] = 1
+    command: Literal["repair"] = "repair"
+    intervention_id: uuid.UUID
+    turbine_id: str = Field(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN)
+    done_at: AwareDatetime
+    component: str = Field(min_length=1, max_length=64)
+    finding: Literal["failure_confirmed", "preventive_replacement"]
+    requested_at: AwareDatetime
+    requested_by: str = Field(default="api", max_length=64)
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json"))

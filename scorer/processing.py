@@ -39,6 +39,7 @@ from models.features import FeatureWindow, feature_matrix
 from models.fleet_scoring import FleetScorer
 from models.scoring import MAX_BATCH, BatchScorer, RiskAssessment
 from scorer.drift import DriftMonitor
+from scorer.repairs import annotate_from_window
 from scorer.settings import ScorerSettings
 from scorer.state import HistoryMark, TurbineState, Verdict, classify, should_write_history
 
@@ -405,6 +406,7 @@ class BatchProcessor:
                 a.data_quality["late_events_rejected"] = st.late
             as_of = st.window.as_of
             assert as_of is not None
+            annotate_from_window(a, st.window)  # a just-repaired turbine says so (its window reaches back)
             hist, state = assessment_rows(a, "stream", st.site_id, as_of, as_of)
             out.state_rows.append(state)
             st.last_tier = a.tier

@@ -27,14 +27,12 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from common.contracts import IDENTIFIER_PATTERN
+from common.contracts import REPAIR_FINDINGS, RepairCommand  # noqa: F401  (re-exported)
 from common.logging import event
 
 if TYPE_CHECKING:
@@ -44,28 +42,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("scorer")
 
-#: Findings after which the component was replaced/repaired: the window before it no longer describes it.
-REPAIR_FINDINGS: frozenset[str] = frozenset({"failure_confirmed", "preventive_replacement"})
 REPAIR_INDICATOR = "repair"
-
-
-class RepairCommand(BaseModel):
-    """Command on the scorer's command topic: forget a turbine's history before its repair."""
-
-    model_config = ConfigDict(extra="forbid", strict=False)
-
-    schema_version: Literal[1] = 1
-    command: Literal["repair"] = "repair"
-    intervention_id: uuid.UUID
-    turbine_id: str = Field(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN)
-    done_at: AwareDatetime
-    component: str = Field(min_length=1, max_length=64)
-    finding: Literal["failure_confirmed", "preventive_replacement"]
-    requested_at: AwareDatetime
-    requested_by: str = Field(default="api", max_length=64)
-
-    def to_json(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json"))
 
 
 def command_name(raw: bytes) -> str | None:

@@ -33,8 +33,7 @@ from api.deps import ApiKeyDep, DbDep, PublisherDep
 from api.errors import OrjsonResponse, query_error
 from api.repository import now_utc
 from api.schemas import ErrorBody
-from common.contracts import IDENTIFIER_PATTERN
-from scorer.repairs import REPAIR_FINDINGS, RepairCommand
+from common.contracts import IDENTIFIER_PATTERN, REPAIR_FINDINGS, RepairCommand
 
 router = APIRouter()
 

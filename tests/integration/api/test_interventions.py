@@ -25,8 +25,8 @@ from api.cli import EXIT_AUTH, EXIT_NOT_FOUND, EXIT_USAGE, app
 from api.db import Database
 from api.routers.interventions import latest_intervention
 from api.settings import ApiSettings
+from common.contracts import RepairCommand
 from models.train import FAILURE_LOG_COLUMNS, read_failure_log
-from scorer.repairs import RepairCommand
 from tests.integration.api.conftest import API_KEY, ApiDb
 
 pytestmark = pytest.mark.integration
@@ -236,6 +236,8 @@ def test_client_id_makes_a_retry_idempotent(client: TestClient, api_db: ApiDb) -
     clash = client.post(f"/v1/turbines/{_turbine(api_db, 4)}/interventions", json=body, headers=KEY)
     assert clash.status_code == 409
     assert len(client.get(f"/v1/turbines/{tid}/interventions").json()["items"]) == 1
+    last = client.get(f"/v1/turbines/{tid}").json()["last_intervention"]  # the detail carries it
+    assert last["id"] == body["id"] and last["finding"] == "preventive_replacement"
 
 
 def test_kafka_down_keeps_the_record_and_says_so(
