@@ -237,8 +237,8 @@ class DriftMonitor:
         path = version_dir / FILENAME
         if not path.is_file():
             self.reference_problem = (
-                f"not available: version {version} has no reference ({path} missing); retrain "
-                "(python -m models train) to create one"
+                f"not available: version {version} has no reference ({path} missing: trained before "
+                "drift references, or on too short a history); retrain (python -m models train)"
             )
             event(log, "drift reference missing", logging.WARNING, version=version, path=str(path))
             return

@@ -219,3 +219,9 @@ def test_scorer_says_when_the_version_has_no_reference(tmp_path: Path) -> None:
     (tmp_path / FILENAME).write_text("{not json")
     mon.load_reference("v2", tmp_path)
     assert mon.compute().status == "not_available" and "not valid JSON" in (mon.reference_problem or "")
+
+
+def test_reference_files_of_a_history_without_warm_windows_is_empty() -> None:
+    frame = pd.DataFrame(np.zeros((5, len(FEATURE_NAMES))), columns=list(FEATURE_NAMES))
+    frame["time"] = pd.date_range("2024-01-01", periods=5, freq="4h", tz="UTC")
+    assert reference_files(frame) == {}  # coverage 0 h everywhere: training goes on without one
