@@ -312,8 +312,8 @@ def blocks(path: Path) -> list[Block]:
                 header = cells
                 out.append(Block(line.number, stripped))
                 continue
-            column = next((i for i, h in enumerate(header) if MARKER_COLUMN.match(h)), None)
-            cell = cells[column] if column is not None and column < len(cells) else None
+            columns = [i for i, h in enumerate(header) if MARKER_COLUMN.match(h)]
+            cell = " ".join(cells[i] for i in columns if i < len(cells)) or None
             out.append(Block(line.number, stripped, cell))
             continue
         header = None
