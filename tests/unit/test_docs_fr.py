@@ -172,6 +172,21 @@ def _cockpit_help() -> str:
     return help_text(sys.executable, "-c", "from api.cli import main; main()", "--help")
 
 
+def _options_problem(program: list[str], args: list[str]) -> str | None:
+    """Each --option quoted after a (sub)command is listed by that (sub)command's --help."""
+    path: list[str] = []
+    for arg in args:
+        if arg.startswith("-"):
+            break
+        path.append(arg)
+    options = [a.split("=")[0] for a in args if a.startswith("--") and a != "--help"]
+    if not options or not path:
+        return None
+    helped = help_text(*program, *path, "--help")
+    missing = [o for o in options if not re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", helped)]
+    return f"{' '.join(path)}: no option {missing} in its --help" if missing else None
+
+
 def command_problem(command: str) -> str | None:
     """None when `command` (as quoted in the docs) exists in this repository, else what is wrong."""
     words = command.strip().split()
@@ -201,6 +216,7 @@ def command_problem(command: str) -> str | None:
                 helped = _python_module_help(package)
                 if not re.search(rf"(?<![\w-]){re.escape(sub)}(?![\w-])", helped):
                     return f"python -m {package} has no command {sub!r} (its --help does not list it)"
+                return _options_problem([sys.executable, "-m", package], args[2:])
             return None
         if args and args[0].endswith(".py"):
             return None if (ROOT / args[0]).exists() else f"no script {args[0]}"
@@ -213,6 +229,8 @@ def command_problem(command: str) -> str | None:
         sub = next((a for a in args if not a.startswith("-")), None)
         if sub and not re.search(rf"(?<![\w-]){re.escape(sub)}(?![\w-])", _cockpit_help()):
             return f"cockpit has no command {sub!r}"
+        if sub:
+            return _options_problem([sys.executable, "-c", "from api.cli import main; main()"], args)
         return None
     if REPO_PATH.match(head) and len(words) == 1:
         if head.startswith(RUNTIME_PATHS) or PLACEHOLDER.search(head):
@@ -249,6 +267,9 @@ def test_command_check_catches_wrong_commands() -> None:
     assert command_problem(".venv/bin/pytest tests/unit/no_such_test.py") is not None
     assert command_problem("deploy/drills/no_such_drill.py") is not None
     assert command_problem("cockpit top --tier critical,high") is None
+    assert command_problem("cockpit top --no-such-option") is not None
+    assert command_problem("python -m models list --registry registry --json") is None
+    assert command_problem("python -m models list --no-such-option") is not None
 
 
 @pytest.mark.parametrize("path", _fr_docs(), ids=lambda p: p.name)
