@@ -1,28 +1,30 @@
 """The event-level backtest as a user runs it: ``python -m models backtest`` on a small simulated hold-out
 with a tiny model trained the way the scorer's integration tests train it (no Kafka, no database needed).
 
-Duration: ~30-50 s for the tiny model (once per session, reused with COCKPIT_TEST_REGISTRY) plus ~40-60 s
-for the replay of 6 turbines x 120 days in 6-hour batches.
+Duration: the session's shared tiny model (tests/integration/conftest.py; trained once for every
+integration package) plus ~40-60 s for the replay of 6 turbines x 120 days in 6-hour batches.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.integration.scorer.conftest import ROOT, ensure_compatible
+from tests.integration.registry import ROOT, ensure_compatible
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if os.environ.get("COCKPIT_TEST_REGISTRY"):
-        return ensure_compatible(Path(os.environ["COCKPIT_TEST_REGISTRY"]))
-    return ensure_compatible(tmp_path_factory.mktemp("registry"))
+def registry(integration_registry_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the shared registry: the backtest writes into the version directory."""
+    copy = tmp_path_factory.mktemp("backtest") / "registry"
+    shutil.copytree(ensure_compatible(integration_registry_dir), copy, symlinks=True)
+    return copy
 
 
 def test_backtest_cli_writes_report_plot_and_card(registry: Path, tmp_path: Path) -> None:
