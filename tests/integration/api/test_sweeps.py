@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 from kafka import KafkaConsumer
@@ -37,12 +38,14 @@ def test_sweep_publishes_command(client: TestClient, kafka_bootstrap: str, comma
         bootstrap_servers=kafka_bootstrap,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
-        consumer_timeout_ms=15000,
+        consumer_timeout_ms=60000,
         group_id=None,
     )
     mine = []
     try:
         for msg in consumer:
+            if orjson.loads(msg.value).get("command") != "sweep":
+                continue  # the topic also carries other commands (repairs from the interventions tests)
             command = SweepCommand.model_validate_json(msg.value)
             if command.run_id == run_id:
                 mine.append(command)
