@@ -27,7 +27,7 @@ import numpy as np
 from models.features import FeatureWindow, feature_matrix
 from models.operational import OperationalScorer
 from models.policy import RiskPolicy
-from models.scoring import MAX_BATCH, BatchScorer, FeatureRow, RiskAssessment
+from models.scoring import MAX_BATCH, BatchScorer, FeatureRow, RiskAssessment, unknown_assessment
 from models.sensor_sets import FULL, OPERATIONAL, missing_for, sensor_set_for, signals_used
 
 if TYPE_CHECKING:
@@ -175,17 +175,5 @@ class FleetScorer:
         as_of = getattr(item, "as_of", None)
         if isinstance(item, FeatureWindow):
             dq = item.data_quality(now=now or as_of, fitted=fitted)
-        a = RiskAssessment(
-            turbine_id=turbine_id,
-            as_of=as_of,
-            score=0.0,
-            tier="unknown",
-            probability=None,
-            ttf_days=None,
-            ttf_low_days=None,
-            ttf_high_days=None,
-            reasons=[{"indicator": indicator, "text": text, "value": None, "normal_range": None}],
-            data_quality=dq,
-            model_version="",
-        )
+        a = unknown_assessment(turbine_id, as_of, indicator, text, dq)
         return self._annotate(a, route, fitted)

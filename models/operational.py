@@ -47,7 +47,7 @@ from models.calibration import (
 )
 from models.features import N_BINS, FeatureWindow, HourlyMeans, WindowSnapshot, hourly_view
 from models.policy import TIER_ORDER, OperationalConfig, RiskPolicy, pretty_signal
-from models.scoring import RiskAssessment
+from models.scoring import RiskAssessment, unknown_assessment
 from models.sensor_sets import OPERATIONAL, signals_used
 
 PREDICTION_NOTE = (
@@ -308,19 +308,7 @@ class OperationalScorer:
     def _unknown(
         self, turbine_id: str, as_of: datetime | None, indicator: str, text: str, dq: dict[str, Any]
     ) -> RiskAssessment:
-        return RiskAssessment(
-            turbine_id=turbine_id,
-            as_of=as_of,
-            score=0.0,
-            tier="unknown",
-            probability=None,
-            ttf_days=None,
-            ttf_low_days=None,
-            ttf_high_days=None,
-            reasons=[{"indicator": indicator, "text": text, "value": None, "normal_range": None}],
-            data_quality=dq,
-            model_version=self.version,
-        )
+        return unknown_assessment(turbine_id, as_of, indicator, text, dq, self.version)
 
 
 def _persistence(

@@ -43,6 +43,30 @@ class RiskAssessment:
         return d
 
 
+def unknown_assessment(
+    turbine_id: str,
+    as_of: datetime | None,
+    indicator: str,
+    text: str,
+    data_quality: dict[str, Any],
+    model_version: str = "",
+) -> RiskAssessment:
+    """An ``unknown`` assessment with one reason saying why (no model, no calibration, no sensors...)."""
+    return RiskAssessment(
+        turbine_id=turbine_id,
+        as_of=as_of,
+        score=0.0,
+        tier="unknown",
+        probability=None,
+        ttf_days=None,
+        ttf_low_days=None,
+        ttf_high_days=None,
+        reasons=[{"indicator": indicator, "text": text, "value": None, "normal_range": None}],
+        data_quality=data_quality,
+        model_version=model_version,
+    )
+
+
 @dataclass
 class FeatureRow:
     """A precomputed feature vector (e.g. from an offline sweep) with its as-of time and data quality."""

@@ -59,6 +59,17 @@ def build_config(
     return parse_fleet_config(data, "command line")
 
 
+def _base_config(config: Path | None, scenario: str | None) -> FleetConfig | None:
+    """The fleet configuration the options start from: a config file, a named scenario, or the defaults."""
+    if config is not None and scenario is not None:
+        raise ConfigError("give either --config or --scenario, not both")
+    if config is not None:
+        return load_fleet_config(config)
+    if scenario is not None:
+        return load_scenario(scenario).config
+    return None
+
+
 @app.command()
 def export(
     out: Path = typer.Option(Path("data/history.parquet"), "--out", "-o", help="telemetry Parquet file"),
@@ -80,15 +91,8 @@ def export(
     try:
         if preset is not None and preset not in ("realistic", "training"):
             raise ConfigError(f"--preset must be 'realistic' or 'training', got {preset!r}")
-        if config is not None and scenario is not None:
-            raise ConfigError("give either --config or --scenario, not both")
-        base: FleetConfig | None = None
-        if config is not None:
-            base = load_fleet_config(config)
-        elif scenario is not None:
-            base = load_scenario(scenario).config
         cfg = build_config(
-            base=base,
+            base=_base_config(config, scenario),
             turbines=turbines,
             days=days,
             turbine_years=turbine_years,
@@ -231,15 +235,8 @@ def register_cmd(
     from simulator.register import fleet_register
 
     try:
-        if config is not None and scenario is not None:
-            raise ConfigError("give either --config or --scenario, not both")
-        base: FleetConfig | None = None
-        if config is not None:
-            base = load_fleet_config(config)
-        elif scenario is not None:
-            base = load_scenario(scenario).config
         cfg = build_config(
-            base=base,
+            base=_base_config(config, scenario),
             turbines=turbines,
             days=None,
             turbine_years=None,
