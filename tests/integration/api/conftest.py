@@ -76,12 +76,19 @@ def command_topic(make_topic: Callable[..., str]) -> str:
 
 
 @pytest.fixture(scope="session")
-def make_settings(api_db: ApiDb, kafka_bootstrap: str, command_topic: str) -> Callable[..., ApiSettings]:
-    """Settings for the seeded DB; generous heartbeat age so that a long session does not go stale."""
+def make_settings(
+    api_db: ApiDb, kafka_bootstrap: str, command_topic: str, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[..., ApiSettings]:
+    """Settings for the seeded DB; generous heartbeat age so that a long session does not go stale.
+
+    The model registry is an empty directory of the session (a fresh clone has no ./registry: the
+    API must not depend on the checkout's own registry; tests that need versions pass their own)."""
+    registry = tmp_path_factory.mktemp("api-registry")
 
     def _make(**overrides: object) -> ApiSettings:
         values: dict[str, object] = {
             "reader_database_url": api_db.reader_url,
+            "registry_dir": registry,
             "kafka_bootstrap_servers": kafka_bootstrap,
             "command_topic": command_topic,
             "ensure_topics_on_start": False,  # never touch the default-named topics of the test broker
