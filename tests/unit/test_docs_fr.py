@@ -136,7 +136,15 @@ def test_internal_links_resolve(path: Path) -> None:
 # ---------------------------------------------------------------------------------------------- commands
 
 PACKAGES = {p.parent.name for p in ROOT.glob("*/__main__.py")}
-RUNTIME_PATHS = ("registry/", "test-artifacts/", ".stack/", "var/", "data/", "docs/fr/_build/")
+RUNTIME_PATHS = (
+    "registry/",
+    "test-artifacts/",
+    ".stack/",
+    "var/",
+    "data/",
+    "docs/fr/_build/",
+    "docs/fr/build/node_modules",  # installed by `make docs` (npm ci), git-ignored
+)
 REPO_PATH = re.compile(
     r"^(?:\./)?(?:deploy|docs|bench|tests|models|common|api|scorer|producers|simulator|\.ci)/[\w./-]+$"
     r"|^(?:Makefile|\.gitlab-ci\.yml|docker-compose\.yml|pyproject\.toml|requirements(?:-prod)?\.lock|README\.md)$"
