@@ -59,6 +59,18 @@ def build_config(
     return parse_fleet_config(data, "command line")
 
 
+def _row_progress(label: str, quiet: bool) -> Progress:
+    """The rows-written progress bar of the export commands (off with --quiet)."""
+    return Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=quiet,
+    )
+
+
 def _base_config(config: Path | None, scenario: str | None) -> FleetConfig | None:
     """The fleet configuration the options start from: a config file, a named scenario, or the defaults."""
     if config is not None and scenario is not None:
@@ -109,14 +121,7 @@ def export(
         f"simulating {cfg.n_turbines} turbines x {cfg.duration_days:g} days at {cfg.period_s} s "
         f"({total:,} rows, preset {cfg.preset}, seed {cfg.seed})"
     )
-    with Progress(
-        TextColumn("[bold]export"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        disable=quiet,
-    ) as progress:
+    with _row_progress("export", quiet) as progress:
         task = progress.add_task("rows", total=total)
         result = export_history(
             cfg, out, compression=compression, on_progress=lambda n: progress.advance(task, n)
@@ -152,14 +157,7 @@ def vendor_export_cmd(
     console.print(
         f"vendor export: {turbines} turbines x {days:g} days ({total:,} rows before gaps), seed {seed}"
     )
-    with Progress(
-        TextColumn("[bold]vendor-export"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        disable=quiet,
-    ) as progress:
+    with _row_progress("vendor-export", quiet) as progress:
         task = progress.add_task("rows", total=total)
         result = vendor_export(
             out,

@@ -27,25 +27,12 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.acceptance.harness import free_ports
+from tests.integration.registry import CHECK_SNIPPET
+
 ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = ROOT / "deploy" / "staging" / "deploy.sh"
 SUPERVISORCTL = ROOT / ".venv" / "bin" / "supervisorctl"
-CHECK = "import sys; from models.registry import load_production; load_production(sys.argv[1])"
-
-
-def free_ports(n: int) -> list[int]:
-    import socket
-
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def model_source(shared: Path) -> Path:
@@ -54,7 +41,7 @@ def model_source(shared: Path) -> Path:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for candidate in (os.environ.get("COCKPIT_TEST_REGISTRY"), str(ROOT / "registry")):
         if candidate and (Path(candidate) / "PRODUCTION").is_file():
-            cmd = [sys.executable, "-c", CHECK, candidate]
+            cmd = [sys.executable, "-c", CHECK_SNIPPET, candidate]
             if subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True).returncode == 0:
                 return Path(candidate)
     from tests.integration.registry import ensure_compatible  # trains a tiny model (~30-50 s) once
