@@ -67,6 +67,22 @@ class ScorerSettings(RegistrySettings):
         default=8 << 20, ge=1 << 20, le=64 << 20, description="Bytes fetched per partition per request."
     )
 
+    # Rescore coalescing (scorer/coalescing.py): a touched turbine is rescored when its newest event moved
+    # this much event time since its last stream score (or entered a new hour bin, or its status moved
+    # to/from an alarm or fault); else it waits for the next batch that makes it due or for the flush.
+    # 60 s: 10-minute SCADA data is rescored at every reading, 1-Hz data once a minute instead of at every
+    # micro-batch (the features are hourly bins; the history policy keeps at most a row per 10 min).
+    rescore_min_event_interval_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="A touched turbine is rescored once its newest event moved this much (event time).",
+    )
+    # Wall-clock bound on how long a deferred turbine's score lags its newest accepted event (live data).
+    rescore_flush_s: float = Field(
+        default=10.0, gt=0, le=3600, description="Deferred (coalesced) rescorings are flushed this often."
+    )
+
     # Validation of event times. No wall-clock age limit: a history import years old is scored in event
     # time; the floor only protects the stream from garbage timestamps (docs/time.md).
     min_event_time: datetime = Field(
