@@ -20,7 +20,7 @@ import orjson
 from api.clock import SiteClock
 from api.cursor import CursorError, decode_cursor, encode_cursor, float_key, parse_float_key
 from api.db import Database
-from common.db import TELEMETRY_AGG_SIGNALS
+from common.rows import TELEMETRY_AGG_SIGNALS
 
 TIER_ORDER = ("critical", "high", "moderate", "low", "unknown")
 #: Newest event time known for the turbine (the scorer's window or the telemetry table; GREATEST skips nulls).

@@ -57,7 +57,7 @@ from api.validation import (
     split_multi,
 )
 from common.contracts import IDENTIFIER_PATTERN, SweepCommand
-from common.db import ASSESSMENT_COLUMNS
+from common.rows import ASSESSMENT_COLUMNS
 
 router = APIRouter()
 

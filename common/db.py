@@ -26,32 +26,8 @@ _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _REQUIRES = re.compile(r"^--\s*requires:\s*(\w+)", re.MULTILINE)
 
 
-#: Signal columns of ``telemetry_agg`` (10-minute means), in table order.
-#: One definition: the scorer writes them, the API reads them.
-TELEMETRY_AGG_SIGNALS: tuple[str, ...] = (
-    "wind_speed_ms",
-    "power_kw",
-    "ambient_temp_c",
-    "gearbox_bearing_temp_c",
-    "generator_winding_temp_c",
-    "main_bearing_temp_c",
-    "converter_temp_c",
-    "vibration_mm_s",
-    "pitch_hydraulic_pressure_bar",
-)
-
-
-#: Columns of one risk assessment, shared by ``score_history`` and ``turbine_state`` in this order.
-ASSESSMENT_COLUMNS: tuple[str, ...] = (
-    "score",
-    "tier",
-    "probability",
-    "ttf_days",
-    "ttf_low_days",
-    "ttf_high_days",
-    "model_version",
-    "run_id",
-)
+# Column lists of the tables the scorer writes (``ASSESSMENT_COLUMNS``, ``TELEMETRY_AGG_SIGNALS``, ...)
+# are generated from the typed rows of ``common.rows``.
 
 
 class DatabaseUnavailable(RuntimeError):

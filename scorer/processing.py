@@ -35,6 +35,7 @@ from common.contracts import (
     dead_letter_bytes,
     parse_telemetry,
 )
+from common.rows import AggRow, HistoryRow, LatestRow, StateRow, TurbineSeenRow
 from models.features import FeatureWindow, feature_matrix
 from models.fleet_scoring import FleetScorer
 from models.scoring import MAX_BATCH, BatchScorer, RiskAssessment
@@ -87,11 +88,11 @@ class BatchOutcome:
     dead_letters: list[DeadLetterRecord] = field(default_factory=list)
     # Dead letters the topic did not take (set by the runtime): written to PostgreSQL with the batch.
     fallback_letters: list[DeadLetterRecord] = field(default_factory=list)
-    turbine_rows: list[tuple[Any, ...]] = field(default_factory=list)
-    latest_rows: list[tuple[Any, ...]] = field(default_factory=list)
-    agg_rows: list[tuple[Any, ...]] = field(default_factory=list)
-    history_rows: list[tuple[Any, ...]] = field(default_factory=list)
-    state_rows: list[tuple[Any, ...]] = field(default_factory=list)
+    turbine_rows: list[TurbineSeenRow] = field(default_factory=list)
+    latest_rows: list[LatestRow] = field(default_factory=list)
+    agg_rows: list[AggRow] = field(default_factory=list)
+    history_rows: list[HistoryRow] = field(default_factory=list)
+    state_rows: list[StateRow] = field(default_factory=list)
     tiers: dict[str, str] = field(default_factory=dict)
     arrival_ts: list[float] = field(default_factory=list)
     event_time_lag_s: list[float] = field(default_factory=list)
@@ -126,50 +127,30 @@ def assessment_rows(
     last_event: datetime | None,
     as_of: datetime,
     run_id: str | None = None,
-) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+) -> tuple[HistoryRow, StateRow]:
     """(score_history row, turbine_state row) of one assessment.
 
-    The last column of both is the calibration version (lineage, migration 0008) that
-    ``models.fleet_scoring.FleetScorer`` put in ``data_quality`` (None: no calibration involved).
+    The calibration version (lineage, migration 0008) is the one ``models.fleet_scoring.FleetScorer``
+    put in ``data_quality`` (None: no calibration involved).
     """
-    reasons = _json(a.reasons)
-    dq = _json(a.data_quality)
     calibration = (a.data_quality or {}).get("calibration_version")
-    calibration_version = str(calibration) if calibration else None
-    hist = (
-        as_of,
-        a.turbine_id,
-        trigger,
-        a.score,
-        a.tier,
-        a.probability,
-        a.ttf_days,
-        a.ttf_low_days,
-        a.ttf_high_days,
-        a.model_version,
-        run_id,
-        reasons,
-        dq,
-        calibration_version,
-    )
-    state = (
-        a.turbine_id,
-        site_id,
-        as_of,
-        trigger,
-        a.score,
-        a.tier,
-        a.probability,
-        a.ttf_days,
-        a.ttf_low_days,
-        a.ttf_high_days,
-        a.model_version,
-        run_id,
-        reasons,
-        dq,
-        last_event,
-        calibration_version,
-    )
+    shared: dict[str, Any] = {
+        "turbine_id": a.turbine_id,
+        "trigger": trigger,
+        "score": a.score,
+        "tier": a.tier,
+        "probability": a.probability,
+        "ttf_days": a.ttf_days,
+        "ttf_low_days": a.ttf_low_days,
+        "ttf_high_days": a.ttf_high_days,
+        "model_version": a.model_version,
+        "run_id": run_id,
+        "reasons": _json(a.reasons),
+        "data_quality": _json(a.data_quality),
+        "calibration_version": str(calibration) if calibration else None,
+    }
+    hist = HistoryRow(time=as_of, **shared)
+    state = StateRow(site_id=site_id, as_of=as_of, last_event_time=last_event, **shared)
     return hist, state
 
 
@@ -369,10 +350,10 @@ class BatchProcessor:
             self.dirty.add(tid)
             out.agg_rows.extend(st.take_agg_rows())
             last = st.window.as_of
-            out.turbine_rows.append((tid, st.site_id, last))
+            out.turbine_rows.append(TurbineSeenRow(tid, st.site_id, last))
         for tid, (_ts, ev) in latest.items():
             meas = {name: getattr(ev, name) for name in SIGNALS}
-            out.latest_rows.append((tid, ev.event_time, _json(meas), ev.status_code))
+            out.latest_rows.append(LatestRow(tid, ev.event_time, _json(meas), ev.status_code))
         if not scorable or self.scorer is None:
             return
         # Each turbine is assessed as of its own newest event: deterministic on replay, and a turbine

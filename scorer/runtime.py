@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from common.db import DatabaseUnavailable
 from common.logging import event
+from common.rows import WindowRow
 from scorer.dead_letters import DeadLetterPublisher
 from scorer.drift import DriftMonitor
 from scorer.fleet import FleetRouting, RegisterHolder
@@ -326,22 +327,22 @@ class ScorerRuntime:
         group = self.settings.consumer_group
         dirty = list(proc.dirty)
 
-        def serialise() -> list[tuple[Any, ...]]:
+        def serialise() -> list[WindowRow]:
             rows = []
             for tid in dirty:
                 st = proc.turbines.get(tid)
                 if st is None:
                     continue
                 rows.append(
-                    (
-                        group,
-                        tid,
-                        st.site_id,
-                        topic,
-                        st.partition,
-                        st.window.as_of,
-                        st.window.to_bytes(),
-                        st.aux_bytes(),
+                    WindowRow(
+                        consumer_group=group,
+                        turbine_id=tid,
+                        site_id=st.site_id,
+                        topic=topic,
+                        partition=st.partition,
+                        last_event_time=st.window.as_of,
+                        state=st.window.to_bytes(),
+                        aux=st.aux_bytes(),
                     )
                 )
             return rows

@@ -1,5 +1,16 @@
-"""PostgreSQL writes of the scorer: batched (COPY into a staging table + one INSERT ... ON CONFLICT)
-and idempotent, so that re-processing a record after a crash never creates a duplicate row.
+"""PostgreSQL writes of the scorer: one statement per table per batch, idempotent, only what changed.
+
+Rows are the typed records of ``common.rows``; each table is written with ONE
+``INSERT INTO t (cols) SELECT * FROM unnest(%b::type[], ...) ON CONFLICT ...`` whose array parameters
+are sent in binary (one array per column, generated from the row class), so a batch costs one round
+trip per table: no staging table, no ``COPY`` + ``INSERT`` + ``DELETE`` (bench/bench_sink.py measured
+both on this machine and keeps this one, see docs/scorer.md "Sink").
+
+The ``ON CONFLICT`` clauses keep every replay harmless and skip rows that would not change: the
+``turbines`` row is rewritten only when its newest event time moves forward (``GREATEST``) or its site
+changed; ``telemetry_latest`` only for a newer reading (or a different one at the same time);
+``telemetry_agg`` only when a bucket's values differ; ``score_history`` never (``DO NOTHING``);
+``turbine_state`` never regresses in ``last_event_time`` and is not rewritten with identical values.
 
 Why synchronous psycopg in a thread: every call is one short transaction run from a dedicated
 executor thread; the event loop never blocks on the database, and the batch is acknowledged to Kafka
@@ -11,95 +22,146 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 import psycopg
-from psycopg import sql
 
-from common.db import ASSESSMENT_COLUMNS, TELEMETRY_AGG_SIGNALS, DatabaseUnavailable, connect, redact
-from scorer.processing import BatchOutcome
+from common.db import DatabaseUnavailable, connect, redact
+from common.rows import (
+    TELEMETRY_AGG_SIGNALS,
+    AggRow,
+    DeadLetterRow,
+    HistoryRow,
+    LatestRow,
+    OffsetRow,
+    Row,
+    StateRow,
+    TurbineSeenRow,
+    WindowRow,
+)
 from scorer.state import HistoryMark
 
 if TYPE_CHECKING:
-    from scorer.processing import DeadLetterRecord
+    from scorer.processing import BatchOutcome, DeadLetterRecord
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# calibration_version last (lineage, migration 0008): scorer.processing.assessment_rows appends it
-HISTORY_COLS = (
-    "time",
-    "turbine_id",
-    "trigger",
-    *ASSESSMENT_COLUMNS,
-    "reasons",
-    "data_quality",
-    "calibration_version",
-)
-STATE_COLS = (
-    "turbine_id",
-    "site_id",
-    "as_of",
-    "trigger",
-    *ASSESSMENT_COLUMNS,
-    "reasons",
-    "data_quality",
-    "last_event_time",
-    "calibration_version",
-)
-AGG_COLS = ("bucket", "turbine_id", "samples", *TELEMETRY_AGG_SIGNALS)
-WINDOW_COLS = (
-    "consumer_group",
-    "turbine_id",
-    "site_id",
-    "topic",
-    "partition",
-    "last_event_time",
-    "state",
-    "aux",
-)
+
+def _changed(table: str, cols: Sequence[str]) -> str:
+    """SQL: the stored row differs from the proposed one in ``cols`` (NULL-safe)."""
+    stored = ", ".join(f"{table}.{c}" for c in cols)
+    new = ", ".join(f"EXCLUDED.{c}" for c in cols)
+    return f"ROW({stored}) IS DISTINCT FROM ROW({new})"
 
 
-def _conflict_update(cols: Sequence[str], key: Sequence[str]) -> str:
+def _set(cols: Sequence[str], key: Sequence[str]) -> str:
     return ", ".join(f"{c} = EXCLUDED.{c}" for c in cols if c not in key)
 
 
-UPSERTS: dict[str, tuple[Sequence[str], str]] = {
-    "turbines": (
-        ("turbine_id", "site_id", "last_event_time"),
-        "ON CONFLICT (turbine_id) DO UPDATE SET site_id = EXCLUDED.site_id, last_event_time = "
-        "GREATEST(turbines.last_event_time, EXCLUDED.last_event_time)",
-    ),
-    "telemetry_latest": (
-        ("turbine_id", "event_time", "measurements", "status_code"),
-        "ON CONFLICT (turbine_id) DO UPDATE SET event_time = EXCLUDED.event_time, "
-        "measurements = EXCLUDED.measurements, status_code = EXCLUDED.status_code, updated_at = now() "
-        "WHERE EXCLUDED.event_time >= telemetry_latest.event_time",
-    ),
-    "telemetry_agg": (
-        AGG_COLS,
-        "ON CONFLICT (turbine_id, bucket) DO UPDATE SET "
-        + _conflict_update(AGG_COLS, ("bucket", "turbine_id")),
-    ),
-    "score_history": (HISTORY_COLS, "ON CONFLICT (turbine_id, time, trigger) DO NOTHING"),
-    "turbine_state": (
-        STATE_COLS,
-        "ON CONFLICT (turbine_id) DO UPDATE SET "
-        + _conflict_update(STATE_COLS, ("turbine_id",))
-        + ", scored_at = now() WHERE turbine_state.last_event_time IS NULL "
-        "OR EXCLUDED.last_event_time IS NULL OR EXCLUDED.last_event_time >= turbine_state.last_event_time",
-    ),
-    "scorer_windows": (
-        WINDOW_COLS,
-        "ON CONFLICT (consumer_group, turbine_id) DO UPDATE SET "
-        + _conflict_update(WINDOW_COLS, ("consumer_group", "turbine_id"))
-        + ", updated_at = now()",
-    ),
+@dataclass(frozen=True)
+class TableWrite:
+    """How one row type is written: its conflict key (also the row order) and the ON CONFLICT clause."""
+
+    row: type[Row]
+    key: tuple[str, ...]
+    on_conflict: str
+
+    def statement(self) -> str:
+        cols = ", ".join(self.row.COLUMNS)
+        arrays = ", ".join(f"%b::{t}[]" for t in self.row.PG_TYPES)
+        return (
+            f"INSERT INTO {self.row.TABLE} ({cols}) SELECT * FROM unnest({arrays}) "
+            f"ON CONFLICT ({', '.join(self.key)}) {self.on_conflict}"
+        )
+
+
+_STATE_VALUES = tuple(c for c in StateRow.COLUMNS if c != "turbine_id")
+_AGG_VALUES = ("samples", *TELEMETRY_AGG_SIGNALS)
+
+WRITES: dict[type[Row], TableWrite] = {
+    w.row: w
+    for w in (
+        TableWrite(
+            TurbineSeenRow,
+            ("turbine_id",),
+            "DO UPDATE SET site_id = EXCLUDED.site_id, "
+            "last_event_time = GREATEST(turbines.last_event_time, EXCLUDED.last_event_time) "
+            "WHERE turbines.site_id IS DISTINCT FROM EXCLUDED.site_id "
+            "OR (EXCLUDED.last_event_time IS NOT NULL AND (turbines.last_event_time IS NULL "
+            "OR EXCLUDED.last_event_time > turbines.last_event_time))",
+        ),
+        TableWrite(
+            LatestRow,
+            ("turbine_id",),
+            "DO UPDATE SET event_time = EXCLUDED.event_time, measurements = EXCLUDED.measurements, "
+            "status_code = EXCLUDED.status_code, updated_at = now() "
+            "WHERE EXCLUDED.event_time > telemetry_latest.event_time "
+            "OR (EXCLUDED.event_time = telemetry_latest.event_time AND "
+            + _changed("telemetry_latest", ("measurements", "status_code"))
+            + ")",
+        ),
+        TableWrite(
+            AggRow,
+            ("turbine_id", "bucket"),
+            f"DO UPDATE SET {_set(_AGG_VALUES, ())} WHERE {_changed('telemetry_agg', _AGG_VALUES)}",
+        ),
+        TableWrite(HistoryRow, ("turbine_id", "time", "trigger"), "DO NOTHING"),
+        TableWrite(
+            StateRow,
+            ("turbine_id",),
+            f"DO UPDATE SET {_set(_STATE_VALUES, ())}, scored_at = now() "
+            "WHERE (turbine_state.last_event_time IS NULL OR EXCLUDED.last_event_time IS NULL "
+            "OR EXCLUDED.last_event_time >= turbine_state.last_event_time) AND "
+            + _changed("turbine_state", _STATE_VALUES),
+        ),
+        TableWrite(
+            WindowRow,
+            ("consumer_group", "turbine_id"),
+            f"DO UPDATE SET {_set(WindowRow.COLUMNS, ('consumer_group', 'turbine_id'))}, updated_at = now()",
+        ),
+        TableWrite(
+            OffsetRow,
+            ("consumer_group", "topic", "partition"),
+            "DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now() "
+            "WHERE scorer_offsets.next_offset IS DISTINCT FROM EXCLUDED.next_offset",
+        ),
+        TableWrite(
+            DeadLetterRow,
+            ("consumer_group", "source_topic", "source_partition", "source_offset"),
+            "DO NOTHING",
+        ),
+    )
 }
+_STATEMENTS: dict[type[Row], str] = {cls: w.statement() for cls, w in WRITES.items()}
+_SORT_KEYS: dict[type[Row], Callable[[Any], Any]] = {cls: attrgetter(*w.key) for cls, w in WRITES.items()}
+
+
+def _float(v: Any) -> float | None:
+    return None if v is None else float(v)
+
+
+def _int(v: Any) -> int | None:
+    return None if v is None else int(v)
+
+
+#: Element conversions that make each column one Python type (psycopg refuses lists mixing int and float).
+_COERCE: dict[str, Callable[[Any], Any]] = {"float8": _float, "int4": _int, "int8": _int}
+
+
+def column_arrays(cls: type[Row], rows: Sequence[Row]) -> list[list[Any]]:
+    """One list per column of ``cls`` (the unnest parameters), each of a single element type."""
+    arrays = [list(c) for c in zip(*(r.values() for r in rows), strict=True)]
+    for i, pg in enumerate(cls.PG_TYPES):
+        fn = _COERCE.get(pg)
+        if fn is not None:
+            arrays[i] = [fn(v) for v in arrays[i]]
+    return arrays
 
 
 class WriteRejected(RuntimeError):
@@ -169,50 +231,33 @@ class Sink:
         except psycopg.Error as exc:
             raise WriteRejected(table or "<transaction>", exc) from exc
 
-    def _upsert(self, conn: psycopg.Connection, table: str, rows: Iterable[Sequence[Any]]) -> int:
-        rows = list(rows)
+    def write_rows(self, conn: psycopg.Connection, cls: type[Row], rows: Sequence[Row]) -> int:
+        """Upsert ``rows`` of one table in ONE statement (ordered by key: the same lock order in every
+        worker); returns the rows inserted or changed."""
         if not rows:
             return 0
-        cols, conflict = UPSERTS[table]
-        stage = f"_stage_{table}"
-        # Every time (cheap): a temp table created in a transaction that rolled back is gone.
-        conn.execute(
-            sql.SQL(
-                "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-            ).format(sql.Identifier(stage), sql.Identifier(table))
-        )
-        col_sql = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
+        if len(rows) > 1:
+            rows = sorted(rows, key=_SORT_KEYS[cls])
         try:
             with conn.cursor() as cur:
-                copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(stage), col_sql)
-                with cur.copy(copy_sql) as copy:
-                    for row in rows:
-                        copy.write_row(row)
-                cur.execute(
-                    sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ").format(
-                        sql.Identifier(table), col_sql, col_sql, sql.Identifier(stage)
-                    )
-                    + sql.SQL(conflict)  # type: ignore[arg-type]
-                )
-                n = cur.rowcount
-                cur.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(stage)))
+                cur.execute(_STATEMENTS[cls], column_arrays(cls, rows))  # type: ignore[arg-type]
+                return cur.rowcount
         except UNAVAILABLE:
             raise
         except psycopg.Error as exc:
-            raise WriteRejected(table, exc) from exc
-        return n
+            raise WriteRejected(cls.TABLE, exc) from exc
 
     # ------------------------------------------------------------------ stream batch
     def write_batch(self, out: BatchOutcome, duration_ms: float) -> None:
         """All rows of one micro-batch + its scoring_log row, in one transaction."""
 
         def tx(conn: psycopg.Connection) -> None:
-            self._upsert(conn, "turbines", sorted(out.turbine_rows))
-            self._upsert(conn, "telemetry_latest", sorted(out.latest_rows, key=lambda r: r[0]))
-            self._upsert(conn, "telemetry_agg", sorted(out.agg_rows, key=lambda r: (r[1], r[0])))
-            self._upsert(conn, "score_history", out.history_rows)
-            self._upsert(conn, "turbine_state", sorted(out.state_rows, key=lambda r: r[0]))
-            self._insert_dead_letters(conn, out.fallback_letters)
+            self.write_rows(conn, TurbineSeenRow, out.turbine_rows)
+            self.write_rows(conn, LatestRow, out.latest_rows)
+            self.write_rows(conn, AggRow, out.agg_rows)
+            self.write_rows(conn, HistoryRow, out.history_rows)
+            self.write_rows(conn, StateRow, out.state_rows)
+            self.write_rows(conn, DeadLetterRow, self.dead_letter_rows(out.fallback_letters))
             if out.turbines_scored or out.events:
                 self._log(
                     conn,
@@ -227,35 +272,21 @@ class Sink:
 
         self.run(tx, "stream batch")
 
-    def _insert_dead_letters(self, conn: psycopg.Connection, letters: Sequence[DeadLetterRecord]) -> None:
-        """Dead letters the topic did not take, durable with their batch (idempotent on replay)."""
-        if not letters:
-            return
-        try:
-            with conn.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO scorer_dead_letters (consumer_group, source_topic, source_partition, "
-                    "source_offset, code, reason, record_key, envelope) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
-                    "ON CONFLICT (consumer_group, source_topic, source_partition, source_offset) DO NOTHING",
-                    [
-                        (
-                            self.group,
-                            d.source_topic,
-                            -1 if d.source_partition is None else d.source_partition,
-                            -1 if d.source_offset is None else d.source_offset,
-                            d.code,
-                            d.reason,
-                            d.key,
-                            d.envelope,
-                        )
-                        for d in letters
-                    ],
-                )
-        except UNAVAILABLE:
-            raise
-        except psycopg.Error as exc:
-            raise WriteRejected("scorer_dead_letters", exc) from exc
+    def dead_letter_rows(self, letters: Sequence[DeadLetterRecord]) -> list[DeadLetterRow]:
+        """Dead letters the topic did not take, as rows of the fallback table (-1: position unknown)."""
+        return [
+            DeadLetterRow(
+                consumer_group=self.group,
+                source_topic=d.source_topic,
+                source_partition=-1 if d.source_partition is None else d.source_partition,
+                source_offset=-1 if d.source_offset is None else d.source_offset,
+                code=d.code,
+                reason=d.reason,
+                record_key=d.key,
+                envelope=d.envelope,
+            )
+            for d in letters
+        ]
 
     def claim_dead_letters(self, limit: int, stale_after_s: float) -> list[tuple[int, bytes | None, bytes]]:
         """Take up to ``limit`` unpublished fallback letters (id, key, envelope) for a re-publish.
@@ -347,19 +378,13 @@ class Sink:
         )
 
     # ------------------------------------------------------------------ checkpoints
-    def write_checkpoint(self, topic: str, windows: Sequence[Sequence[Any]], offsets: dict[int, int]) -> None:
+    def write_checkpoint(self, topic: str, windows: Sequence[WindowRow], offsets: dict[int, int]) -> None:
         """Changed windows and the next offsets of every owned partition, atomically."""
+        offset_rows = [OffsetRow(self.group, topic, p, off) for p, off in offsets.items()]
 
         def tx(conn: psycopg.Connection) -> None:
-            self._upsert(conn, "scorer_windows", sorted(windows, key=lambda r: r[1]))
-            if offsets:
-                with conn.cursor() as cur:
-                    cur.executemany(
-                        "INSERT INTO scorer_offsets (consumer_group, topic, partition, next_offset) "
-                        "VALUES (%s, %s, %s, %s) ON CONFLICT (consumer_group, topic, partition) DO UPDATE "
-                        "SET next_offset = EXCLUDED.next_offset, updated_at = now()",
-                        [(self.group, topic, p, off) for p, off in sorted(offsets.items())],
-                    )
+            self.write_rows(conn, WindowRow, windows)
+            self.write_rows(conn, OffsetRow, offset_rows)
 
         self.run(tx, "scorer_windows/scorer_offsets")
 
@@ -486,12 +511,12 @@ class Sink:
         model_version: str | None,
         error: str | None,
         duration_ms: float,
-        history_rows: Sequence[Sequence[Any]],
-        state_rows: Sequence[Sequence[Any]],
+        history_rows: Sequence[HistoryRow],
+        state_rows: Sequence[StateRow],
     ) -> None:
         def tx(conn: psycopg.Connection) -> None:
-            self._upsert(conn, "score_history", history_rows)
-            self._upsert(conn, "turbine_state", sorted(state_rows, key=lambda r: r[0]))
+            self.write_rows(conn, HistoryRow, history_rows)
+            self.write_rows(conn, StateRow, state_rows)
             conn.execute(
                 "UPDATE sweep_runs SET status = %s, finished_at = now(), turbines_scored = %s, "
                 "tier_counts = %s, model_version = %s, error = %s, duration_ms = %s WHERE run_id = %s",

@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from common.db import TELEMETRY_AGG_SIGNALS
+from common.rows import TELEMETRY_AGG_SIGNALS, AggRow
 from models.features import FeatureWindow
 
 #: Signals of ``telemetry_agg`` (means per 10-minute bucket), in table column order.
@@ -147,7 +147,7 @@ class TurbineState:
                 acc[1 + _NA + i] += 1
         self.dirty_buckets.add(bucket)
 
-    def take_agg_rows(self) -> list[tuple[Any, ...]]:
+    def take_agg_rows(self) -> list[AggRow]:
         """Rows for ``telemetry_agg`` of the buckets changed since the last call (full values: idempotent)."""
         rows = []
         for bucket in sorted(self.dirty_buckets):
@@ -155,7 +155,7 @@ class TurbineState:
             if acc is None:
                 continue
             means = [acc[1 + i] / acc[1 + _NA + i] if acc[1 + _NA + i] else None for i in range(_NA)]
-            rows.append((datetime.fromtimestamp(bucket, UTC), self.turbine_id, int(acc[0]), *means))
+            rows.append(AggRow.of(datetime.fromtimestamp(bucket, UTC), self.turbine_id, int(acc[0]), means))
         self.dirty_buckets.clear()
         return rows
 

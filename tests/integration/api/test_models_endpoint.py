@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import ApiSettings
+from common.rows import TurbineSeenRow
 from models import registry as R
 from models.calibration_registry import POINTER as CAL_POINTER
 from models.calibration_registry import calibrations_dir
@@ -134,7 +135,7 @@ def test_score_rows_carry_the_calibration_version(fresh_database: Callable[[str]
 
     out = BatchOutcome()
     for tid, cal in (("WT-101", CALIBRATION), ("WT-102", None)):
-        out.turbine_rows.append((tid, "SITE-A", now))
+        out.turbine_rows.append(TurbineSeenRow(tid, "SITE-A", now))
         hist, state = assessment_rows(assessment(tid, cal), "stream", "SITE-A", now, now)
         out.history_rows.append(hist)
         out.state_rows.append(state)

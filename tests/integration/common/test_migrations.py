@@ -6,14 +6,13 @@ import psycopg
 import pytest
 
 from common.db import (
-    ASSESSMENT_COLUMNS,
-    TELEMETRY_AGG_SIGNALS,
     DatabaseUnavailable,
     connect,
     discover_migrations,
     migrate,
     timescale_available,
 )
+from common.rows import ALL_ROWS, ASSESSMENT_COLUMNS, TELEMETRY_AGG_SIGNALS, Row
 
 pytestmark = pytest.mark.integration
 
@@ -102,3 +101,21 @@ def test_shared_assessment_columns_exist_in_both_tables(database_url: str, table
             "SELECT column_name FROM information_schema.columns WHERE table_name = %s", (table,)
         ).fetchall()
     assert set(ASSESSMENT_COLUMNS) <= {r[0] for r in rows}
+
+
+@pytest.mark.parametrize("row", ALL_ROWS, ids=lambda r: r.TABLE)
+def test_typed_rows_match_their_table(database_url: str, row: type[Row]) -> None:
+    """Every column of a typed row (common/rows.py) exists in its table with the declared type."""
+    with psycopg.connect(database_url) as conn:
+        found = dict(
+            conn.execute(
+                "SELECT a.attname, format_type(a.atttypid, NULL) FROM pg_attribute a "
+                "WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped",
+                (row.TABLE,),
+            ).fetchall()
+        )
+    aliases = {"float8": "double precision", "int4": "integer", "int8": "bigint",
+               "timestamptz": "timestamp with time zone"}  # fmt: skip
+    assert {c: aliases.get(t, t) for c, t in zip(row.COLUMNS, row.PG_TYPES, strict=True)} == {
+        c: found.get(c) for c in row.COLUMNS
+    }

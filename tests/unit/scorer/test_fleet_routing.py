@@ -132,7 +132,7 @@ def test_stream_batch_routes_each_turbine_by_its_fitted_sensors(tiny_batch_score
     )
     out = proc.process(records)
     assert out.accepted == len(records) and out.turbines_scored == 2
-    dq = {row[0]: orjson.loads(row[13]) for row in out.state_rows}
+    dq = {row.turbine_id: orjson.loads(row.data_quality) for row in out.state_rows}
     assert dq["WT-001"]["sensor_set"] == "operational"
     assert dq["WT-001"]["calibration_version"] == cal.version
     assert set(dq["WT-001"]["signals_used"]) <= OPERATIONAL

@@ -164,9 +164,9 @@ def test_batch_dedup_out_of_order_late_and_dead_letters() -> None:
     st = proc.turbines["WT-1"]
     assert st.window.n_events == 13 and st.late == 1 and st.duplicates == 1
     # Aggregates: one sample per accepted event, buckets rewritten whole (idempotent upserts).
-    assert sum(r[2] for r in out.agg_rows) == 13
+    assert sum(r.samples for r in out.agg_rows) == 13
     # telemetry_latest carries the newest event, not the out-of-order one.
-    assert out.latest_rows[0][1] == t0 + timedelta(minutes=110)
+    assert out.latest_rows[0].event_time == t0 + timedelta(minutes=110)
     assert out.next_offsets == {0: len(batch)}
 
 
