@@ -46,7 +46,7 @@ from models.calibration import (
     wrap_deg,
 )
 from models.features import N_BINS, FeatureWindow, HourlyMeans, WindowSnapshot, hourly_view
-from models.policy import TIER_ORDER, OperationalConfig, RiskPolicy, pretty_signal
+from models.policy import OperationalConfig, RiskPolicy, pretty_signal
 from models.scoring import RiskAssessment, unknown_assessment
 from models.sensor_sets import OPERATIONAL, signals_used
 
@@ -253,14 +253,14 @@ class OperationalScorer:
                     "with its history"
                 )
             return self._unknown(turbine_id, as_of, "no_calibration", text, dq)
-        dq_reasons, hard = self.policy.data_quality_issues(dq)
+        verdict = self.policy.data_quality_batch([dq])  # a batch of one
+        dq_reasons, hard = verdict.reasons[0], bool(verdict.hard[0])
         hm = hourly_view(snap)
         devs, not_judged = self.deviations(tc, snap, hm)
         dq["judged"] = {d.indicator: {"hours": d.hours, "judged_hours": d.judged_hours} for d in devs}
         if not_judged:
             dq["not_judged"] = not_judged
         score = max((d.score for d in devs), default=0.0)
-        tier = self.policy.tier_for_score(score)
         flagged = sorted((d for d in devs if d.score >= cfg.tiers.moderate), key=lambda d: -d.badness)
         power_first = next((d for d in flagged if d.indicator in (POWER, POWER_HIGH)), None)
         flagged = [d for d in flagged if d.indicator not in (POWER, POWER_HIGH) or d is power_first]
@@ -272,10 +272,7 @@ class OperationalScorer:
         curt = _curtailment(hm, cfg.operational)
         if curt is not None:
             reasons.append(curt)
-        if dq_reasons:
-            score = min(score, cfg.data_quality.cap_score)
-            capped = self.policy.tier_for_score(score)
-            tier = "unknown" if hard else min(tier, capped, key=TIER_ORDER.index)
+        (score,), (tier,) = self.policy.apply_data_quality([score], [bool(dq_reasons)], [hard])
         return RiskAssessment(
             turbine_id=turbine_id,
             as_of=as_of,

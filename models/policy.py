@@ -8,6 +8,7 @@ a hot value must never page someone as "critical".
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,15 +189,20 @@ def _fmt_range(rng: tuple[float, float] | None, unit: str) -> str:
     return f" (normal {rng[0]:.1f} to {rng[1]:.1f} {unit})"
 
 
-def _exceedance(value: float, rng: tuple[float, float]) -> float:
-    """How far outside its normal range a value is, in range widths (0 when inside)."""
-    lo, hi = rng
-    width = max(hi - lo, 1e-6)
-    if value > hi:
-        return (value - hi) / width
-    if value < lo:
-        return (lo - value) / width
-    return 0.0
+def _exceed(
+    v: np.ndarray, lo: np.ndarray, hi: np.ndarray, width: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(exceedance, above): how far outside ``[lo, hi]`` each value is, in range widths (0 inside; NaN
+    where a bound is NaN), and whether it is above the range. ``width`` = ``max(hi - lo, 1e-6)``."""
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        above = v > hi
+        return np.where(above, (v - hi) / width, np.where(v < lo, (lo - v) / width, 0.0)), above
+
+
+def _width(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", over="ignore"):
+        d = hi - lo
+    return np.where(d < 1e-6, 1e-6, d)  # == max(hi - lo, 1e-6), NaN kept
 
 
 _RESID, _SLOPE, _FIXED = 0, 1, 2
@@ -204,10 +210,12 @@ _RESID, _SLOPE, _FIXED = 0, 1, 2
 SLOPE_MIN_HISTORY_HOURS = 54.0
 
 
-def _trend_trusted(history_hours: float | None) -> bool:
-    return (
-        history_hours is None or not math.isfinite(history_hours) or history_hours >= SLOPE_MIN_HISTORY_HOURS
-    )
+def trends_trusted(history_hours: np.ndarray) -> np.ndarray:
+    """Per row: may trends be reasons? No while the window holds less than
+    :data:`SLOPE_MIN_HISTORY_HOURS` of history; an unknown (NaN) or infinite history is trusted."""
+    h = np.asarray(history_hours, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return ~np.isfinite(h) | (h >= SLOPE_MIN_HISTORY_HOURS)
 
 
 _FIXED_REASONS: tuple[tuple[str, str, str], ...] = (
@@ -216,92 +224,6 @@ _FIXED_REASONS: tuple[tuple[str, str, str], ...] = (
     ("power_curve_resid_24h", "power vs. the power curve (24 h mean)", "kW"),
     ("alarms_24h", "alarm events in the last 24 h", ""),
 )
-
-
-def build_reasons(
-    indicators: Mapping[str, float],
-    normal_ranges: Mapping[str, Sequence[float]] | None,
-    max_reasons: int,
-    history_hours: float | None = None,
-) -> list[dict[str, Any]]:
-    """The indicators furthest outside their normal range, in plain words with value and range.
-
-    Trends ("rising x/day over 3 days") are left out while the window holds less than
-    :data:`SLOPE_MIN_HISTORY_HOURS` of history (``history_hours``; None = unknown, trusted).
-    """
-    all_ranges = normal_ranges or {}
-    trends = _trend_trusted(history_hours)
-    candidates: list[tuple[float, dict[str, Any]]] = []
-
-    class _Ranges:
-        """Converts only the ranges actually looked at (the bundle holds ~230 of them)."""
-
-        @staticmethod
-        def get(name: str) -> tuple[float, float] | None:
-            r = all_ranges.get(name)
-            return None if r is None else (float(r[0]), float(r[1]))
-
-    ranges = _Ranges()
-
-    def get(name: str) -> float | None:
-        v = indicators.get(name)
-        return None if v is None or not math.isfinite(v) else float(v)
-
-    for sig in NBM_TARGETS:
-        unit = _UNIT.get(sig, "")
-        name = f"{sig}__resid_24h"
-        val = get(name)
-        rng = ranges.get(name)
-        # only "hotter / shakier than expected" drives risk; a cool component is not a reason
-        if val is not None and rng is not None and val > rng[1]:
-            exc = _exceedance(val, rng)
-            if exc > 0:
-                text = f"{pretty_signal(sig)} {abs(val):.1f} {unit} above expected for this load"
-                slope = get(f"{sig}__resid_slope_72h")
-                srng = ranges.get(f"{sig}__resid_slope_72h")
-                if trends and slope is not None and srng is not None and _exceedance(slope, srng) > 0:
-                    trend = "rising" if slope > 0 else "falling"
-                    text += f", {trend} {abs(slope):.1f} {unit}/day"
-                candidates.append(
-                    (
-                        exc,
-                        {"indicator": name, "text": text, "value": round(val, 2), "normal_range": list(rng)},
-                    )
-                )
-        name = f"{sig}__slope_72h"
-        val = get(name)
-        rng = ranges.get(name)
-        if trends and val is not None and rng is not None and _exceedance(val, rng) > 0:
-            trend = "rising" if val > 0 else "falling"
-            candidates.append(
-                (
-                    _exceedance(val, rng) * 0.8,
-                    {
-                        "indicator": name,
-                        "text": f"{pretty_signal(sig)} {trend} {abs(val):.1f} {unit}/day over 3 days"
-                        + _fmt_range(rng, f"{unit}/day"),
-                        "value": round(val, 2),
-                        "normal_range": list(rng),
-                    },
-                )
-            )
-    for name, words, unit in _FIXED_REASONS:
-        val = get(name)
-        rng = ranges.get(name)
-        if val is not None and rng is not None and _exceedance(val, rng) > 0:
-            candidates.append(
-                (
-                    _exceedance(val, rng),
-                    {
-                        "indicator": name,
-                        "text": f"{words}: {val:.1f} {unit}".rstrip() + _fmt_range(rng, unit),
-                        "value": round(val, 2),
-                        "normal_range": list(rng),
-                    },
-                )
-            )
-    candidates.sort(key=lambda c: -c[0])
-    return [c[1] for c in candidates[:max_reasons]]
 
 
 @dataclass(frozen=True)
@@ -318,12 +240,18 @@ class _Candidate:
 
 
 class ReasonTable:
-    """:func:`build_reasons` for a whole feature matrix at once (same reasons, texts and order).
+    """The model reasons of a whole feature matrix: the indicators furthest outside their normal range,
+    in plain words with value and range, best first.
 
-    Why: building every candidate reason in Python costs ~40 us per turbine, most of it for texts
-    that are then thrown away. Here the exceedance of every candidate indicator is one numpy matrix,
-    a stable argsort per row picks the top ``max_reasons``, and only those few get their text.
-    Built once per (feature names, normal ranges): the candidate columns and ranges are resolved here.
+    Candidates, in this order (ties keep it): for each NBM target its 24 h residual (only "hotter /
+    shakier than expected": above the range), annotated with the residual's 3-day trend when that is
+    outside its own range, then its 3-day slope (ranked at 0.8 of its exceedance); then the fixed
+    indicators of ``_FIXED_REASONS``. An indicator is a candidate only when it is a feature column and
+    has a normal range. Trends are left out of rows whose window holds less than
+    :data:`SLOPE_MIN_HISTORY_HOURS` of history.
+
+    How: the exceedance of every candidate is one numpy matrix, a stable argsort per row picks the top
+    ``max_reasons``, and only those few get their text. Built once per (feature names, normal ranges).
     """
 
     def __init__(
@@ -340,7 +268,7 @@ class ReasonTable:
 
         def add(kind: int, name: str, **kw: Any) -> None:
             rng = rng_of(name)
-            if name in col and rng is not None:  # otherwise build_reasons never proposes it
+            if name in col and rng is not None:
                 cands.append(_Candidate(kind, name, col[name], rng, **kw))
 
         for sig in NBM_TARGETS:
@@ -361,11 +289,21 @@ class ReasonTable:
         self._cols = np.array([c.col for c in cands], dtype=np.intp)
         self._lo = np.array([c.rng[0] for c in cands], dtype=np.float64)
         self._hi = np.array([c.rng[1] for c in cands], dtype=np.float64)
-        d = self._hi - self._lo
-        self._width = np.where(d < 1e-6, 1e-6, d)  # == max(hi - lo, 1e-6), NaN included
+        self._width = _width(self._lo, self._hi)
         self._weight = np.array([0.8 if c.kind == _SLOPE else 1.0 for c in cands])
         self._resid = np.array([c.kind == _RESID for c in cands], dtype=bool)
         self._slope = np.array([c.kind == _SLOPE for c in cands], dtype=bool)
+        # residual reasons: their trend annotation (NaN bounds where there is none: never outside)
+        annotated = [c.kind == _RESID and c.slope_col >= 0 and c.slope_rng is not None for c in cands]
+        self._trend = np.array(annotated, dtype=bool)
+        self._trend_cols = np.array([max(c.slope_col, 0) for c in cands], dtype=np.intp)
+        self._trend_lo = np.array(
+            [c.slope_rng[0] if c.slope_rng else np.nan for c in cands], dtype=np.float64
+        )
+        self._trend_hi = np.array(
+            [c.slope_rng[1] if c.slope_rng else np.nan for c in cands], dtype=np.float64
+        )
+        self._trend_width = _width(self._trend_lo, self._trend_hi)
 
     def exceedance(self, x: np.ndarray, trusted: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(candidate values, ranking key): key = exceedance x weight, NaN where not a reason.
@@ -373,52 +311,56 @@ class ReasonTable:
         ``trusted`` (one bool per row) drops the trend candidates of rows whose history is too short.
         """
         v = x[:, self._cols]
-        lo, hi, width = self._lo, self._hi, self._width
-        with np.errstate(invalid="ignore", over="ignore"):
-            above = v > hi
-            exc = np.where(above, (v - hi) / width, np.where(v < lo, (lo - v) / width, 0.0))
+        exc, above = _exceed(v, self._lo, self._hi, self._width)
+        with np.errstate(invalid="ignore"):
             ok = np.isfinite(v) & (exc > 0) & (above | ~self._resid)
             if trusted is not None:
                 ok &= trusted[:, None] | ~self._slope
             return v, np.where(ok, exc * self._weight, np.nan)
 
     def top(
-        self, x: np.ndarray, max_reasons: int, history_hours: Sequence[float | None] | None = None
+        self,
+        x: np.ndarray,
+        max_reasons: int,
+        history_hours: np.ndarray | Sequence[float | None] | None = None,
     ) -> list[list[dict[str, Any]]]:
-        """Reasons of every row of ``x`` (features in the table's column order), best first."""
+        """Reasons of every row of ``x`` (features in the table's column order), best first.
+
+        ``history_hours``: per row, the hours of history of its window (NaN / None: unknown, trusted).
+        """
         n = x.shape[0]
         if not self.candidates or n == 0:
             return [[] for _ in range(n)]
-        trusted = (
-            None
-            if history_hours is None
-            else np.array([_trend_trusted(h) for h in history_hours], dtype=bool)
-        )
+        trusted = None if history_hours is None else trends_trusted(_floats(history_hours))
         v, key = self.exceedance(x, trusted)
         valid = ~np.isnan(key)
         k = min(max_reasons, key.shape[1])
-        # stable sort of -key == build_reasons' stable sort by -exc (ties keep candidate order)
         order = np.argsort(np.where(valid, -key, np.inf), axis=1, kind="stable")[:, :k]
         n_top = np.minimum(valid.sum(axis=1), k).tolist()
+        s = x[:, self._trend_cols]
+        exc_s, _ = _exceed(s, self._trend_lo, self._trend_hi, self._trend_width)
+        with np.errstate(invalid="ignore"):
+            trend = self._trend & np.isfinite(s) & (exc_s > 0)
+        if trusted is not None:
+            trend &= trusted[:, None]
         out: list[list[dict[str, Any]]] = [[] for _ in range(n)]
         cands = self.candidates
         for i in np.flatnonzero(valid.any(axis=1)).tolist():
-            row = order[i].tolist()
-            trends = trusted is None or bool(trusted[i])
-            out[i] = [self._reason(cands[j], float(v[i, j]), x[i], trends) for j in row[: n_top[i]]]
+            row = order[i].tolist()[: n_top[i]]
+            out[i] = [
+                self._reason(cands[j], float(v[i, j]), float(s[i, j]) if trend[i, j] else None) for j in row
+            ]
         return out
 
     @staticmethod
-    def _reason(c: _Candidate, val: float, xrow: np.ndarray, trends: bool = True) -> dict[str, Any]:
+    def _reason(c: _Candidate, val: float, slope: float | None) -> dict[str, Any]:
         rng = c.rng
         if c.kind == _RESID:
             unit = c.unit
             text = f"{pretty_signal(c.sig)} {abs(val):.1f} {unit} above expected for this load"
-            if trends and c.slope_col >= 0 and c.slope_rng is not None:
-                slope = float(xrow[c.slope_col])
-                if math.isfinite(slope) and _exceedance(slope, c.slope_rng) > 0:
-                    trend = "rising" if slope > 0 else "falling"
-                    text += f", {trend} {abs(slope):.1f} {unit}/day"
+            if slope is not None:
+                trend = "rising" if slope > 0 else "falling"
+                text += f", {trend} {abs(slope):.1f} {unit}/day"
         elif c.kind == _SLOPE:
             trend = "rising" if val > 0 else "falling"
             text = f"{pretty_signal(c.sig)} {trend} {abs(val):.1f} {c.unit}/day over 3 days" + _fmt_range(
@@ -427,6 +369,101 @@ class ReasonTable:
         else:
             text = f"{c.words}: {val:.1f} {c.unit}".rstrip() + _fmt_range(rng, c.unit)
         return {"indicator": c.name, "text": text, "value": round(val, 2), "normal_range": list(rng)}
+
+
+# --------------------------------------------------------------------------------------------------
+# Data-quality columns (dicts from the windows -> arrays, once per batch)
+# --------------------------------------------------------------------------------------------------
+
+_FAST_NUMBERS = frozenset({int, float, bool, type(None)})
+
+
+def _floats(values: Any) -> np.ndarray:
+    """float64 array of ``values`` (None and anything that is not a number: NaN)."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "fiub":
+        return values.astype(np.float64, copy=False)
+    return _numbers(list(values))[0]
+
+
+def _numbers(values: list[Any]) -> tuple[np.ndarray, list[int]]:
+    """(float64 array: None -> NaN, indexes of the values that are present but not real numbers)."""
+    if all(type(v) in _FAST_NUMBERS for v in values):
+        try:
+            return np.array(values, dtype=np.float64), []
+        except OverflowError:  # an int beyond float: the slow path gives it +-inf
+            pass
+    out = np.full(len(values), np.nan)
+    bad: list[int] = []
+    for i, v in enumerate(values):
+        if v is None:
+            continue
+        if not isinstance(v, numbers.Real):
+            bad.append(i)
+            continue
+        try:
+            out[i] = float(v)
+        except OverflowError:  # an int beyond the float range
+            out[i] = -math.inf if v < 0 else math.inf
+        except (TypeError, ValueError):
+            bad.append(i)
+    return out, bad
+
+
+def _truthy_rows(values: list[Any]) -> list[int]:
+    """Indexes of the truthy values (a value whose truth cannot be told counts as truthy)."""
+    try:
+        return [i for i, v in enumerate(values) if v]
+    except Exception:  # e.g. a numpy array; the field check then names it
+        out = []
+        for i, v in enumerate(values):
+            try:
+                if v:
+                    out.append(i)
+            except Exception:
+                out.append(i)
+        return out
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _r(indicator: str, text: str, value: Any, normal_range: Any) -> dict[str, Any]:
+    return {"indicator": indicator, "text": text, "value": value, "normal_range": normal_range}
+
+
+def _invalid(field_name: str, value: Any) -> dict[str, Any]:
+    return {
+        "indicator": f"invalid_data_quality:{field_name}",
+        "text": f"data-quality field {field_name} is not usable: {_shown(value)}",
+        "value": None,
+        "normal_range": None,
+    }
+
+
+@dataclass
+class DataQualityBatch:
+    """The data-quality verdict of a batch: per row its reasons (rule order) and whether any is hard."""
+
+    reasons: list[list[dict[str, Any]]]
+    hard: np.ndarray  # bool per row: hard issues make the tier unknown; soft ones only cap the score
+    history_hours: np.ndarray  # float per row (NaN: unknown), for the trend rule of the model reasons
+
+
+_DQ_NUMBERS = ("seconds_since_last_event", "missing_share_24h", "coverage_hours_24h")
+_NO_DATA = {
+    "indicator": "no_data",
+    "text": "no telemetry in the feature window",
+    "value": 0,
+    "normal_range": None,
+}
+_NO_MODEL = {
+    "indicator": "no_model_output",
+    "text": "model output unavailable",
+    "value": None,
+    "normal_range": None,
+}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -442,118 +479,15 @@ class PolicyDecision:
 
 
 class RiskPolicy:
-    """Turns model outputs and data-quality indicators into a score, a tier and reasons."""
+    """Turns model outputs and data-quality indicators into a score, a tier and reasons, over arrays
+    (a single turbine is a batch of one)."""
 
     def __init__(self, config: PolicyConfig | None = None) -> None:
         self.config = config or PolicyConfig()
 
-    def score(self, probability: float, ttf_days: float | None = None) -> float:
-        """0-100, non-decreasing in probability and in TTF urgency."""
-        sc = self.config.score
-        p = min(max(float(probability), 0.0), 1.0)
-        urgency = 0.0
-        if ttf_days is not None and math.isfinite(ttf_days):
-            span = sc.ttf_horizon_days - sc.ttf_urgent_days
-            urgency = min(max((sc.ttf_horizon_days - ttf_days) / span, 0.0), 1.0) * sc.ttf_weight
-        return round(100.0 * max(p, urgency), 2)
-
-    def tier_for_score(self, score: float) -> str:
-        t = self.config.tiers
-        if score >= t.critical:
-            return "critical"
-        if score >= t.high:
-            return "high"
-        if score >= t.moderate:
-            return "moderate"
-        return "low"
-
-    def data_quality_issues(self, dq: Mapping[str, Any]) -> tuple[list[dict[str, Any]], bool]:
-        """(reasons, hard) - hard issues make the tier unknown; soft ones only cap it."""
-        cfg = self.config.data_quality
-        reasons: list[dict[str, Any]] = []
-        hard = False
-
-        def add(indicator: str, text: str, value: Any, rng: Any, is_hard: bool) -> None:
-            nonlocal hard
-            reasons.append({"indicator": indicator, "text": text, "value": value, "normal_range": rng})
-            hard = hard or is_hard
-
-        if not dq or not dq.get("events_in_window") or dq.get("last_event_time") is None:
-            add("no_data", "no telemetry in the feature window", 0, None, True)
-            return reasons, hard
-        since = dq.get("seconds_since_last_event")
-        if since is not None and since > cfg.max_staleness_minutes * 60:
-            add(
-                "stale_data",
-                f"last reading {since / 60:.0f} min ago (max {cfg.max_staleness_minutes:.0f} min)",
-                round(float(since), 1),
-                [0, cfg.max_staleness_minutes * 60],
-                True,
-            )
-        miss = dq.get("missing_share_24h")
-        if miss is not None and miss > cfg.max_missing_share:
-            add(
-                "missing_values",
-                f"{miss:.0%} of values missing in the last 24 h (max {cfg.max_missing_share:.0%})",
-                miss,
-                [0, cfg.max_missing_share],
-                True,
-            )
-        cov = dq.get("coverage_hours_24h")
-        if cov is not None and cov < cfg.min_coverage_hours_24h:
-            add(
-                "low_coverage",
-                f"readings in only {cov} of the last 24 hours (min {cfg.min_coverage_hours_24h})",
-                cov,
-                [cfg.min_coverage_hours_24h, 24],
-                True,
-            )
-        for sig in dq.get("silent_key_signals_24h") or []:
-            if sig in cfg.key_signals and cfg.silent_key_signal != "ignore":
-                add(
-                    f"silent_sensor:{sig}",
-                    f"{pretty_signal(sig)} sensor sent no value in the last 24 h",
-                    0,
-                    None,
-                    cfg.silent_key_signal == "unknown",
-                )
-        for sig, hours in (dq.get("frozen_signals") or {}).items():
-            if sig in cfg.key_signals:
-                add(
-                    f"frozen_sensor:{sig}",
-                    f"{pretty_signal(sig)} sensor frozen (identical readings) for {hours:.1f} h",
-                    hours,
-                    None,
-                    cfg.frozen_key_signal == "unknown",
-                )
-        return reasons, hard
-
-    def model_reason(
-        self,
-        probability: float,
-        ttf_days: float | None,
-        ttf_low_days: float | None,
-        ttf_high_days: float | None,
-    ) -> dict[str, Any]:
-        """The always-present reason quoting the model output (``probability`` must be finite)."""
-        cfg = self.config
-        ttf_txt = ""
-        if ttf_days is not None and math.isfinite(ttf_days):
-            if ttf_days >= cfg.score.ttf_horizon_days - 1e-9:
-                ttf_txt = f"; no failure expected within {cfg.score.ttf_horizon_days:.0f} days"
-            else:
-                lo = "?" if ttf_low_days is None else f"{ttf_low_days:.1f}"
-                hi = "?" if ttf_high_days is None else f"{ttf_high_days:.1f}"
-                ttf_txt = f"; expected time to failure {ttf_days:.1f} days ({lo}-{hi})"
-        return {
-            "indicator": "failure_probability_7d",
-            "text": f"model: {probability:.0%} probability of failure within 7 days{ttf_txt}",
-            "value": round(float(probability), 4),
-            "normal_range": [0.0, cfg.tiers.moderate / 100.0],
-        }
-
     def scores(self, probability: np.ndarray, ttf_days: np.ndarray) -> list[float]:
-        """:meth:`score` of many turbines at once (0.0 where the probability is not finite)."""
+        """0-100 per turbine, non-decreasing in probability and in TTF urgency (0.0 where the
+        probability is not finite; a non-finite TTF adds no urgency)."""
         sc = self.config.score
         p = np.asarray(probability, dtype=np.float64)
         t = np.asarray(ttf_days, dtype=np.float64)
@@ -563,14 +497,163 @@ class RiskPolicy:
             span = sc.ttf_horizon_days - sc.ttf_urgent_days
             u = np.minimum(np.maximum((sc.ttf_horizon_days - t) / span, 0.0), 1.0) * sc.ttf_weight
             raw = 100.0 * np.maximum(pc, np.where(np.isfinite(t), u, 0.0))
-        # Python's round (correctly rounded), not np.round: identical to score() to the last bit
+        # Python's round (correctly rounded), not np.round: the scores stored so far, to the last bit
         return [round(v, 2) if ok else 0.0 for v, ok in zip(raw.tolist(), valid.tolist(), strict=True)]
 
-    def tiers_for_scores(self, scores: Sequence[float]) -> list[str]:
+    def tiers_for_scores(self, scores: Sequence[float] | np.ndarray) -> list[str]:
+        return [TIER_ORDER[i] for i in self._tier_index(np.asarray(scores, dtype=np.float64)).tolist()]
+
+    def _tier_index(self, s: np.ndarray) -> np.ndarray:
         t = self.config.tiers
+        with np.errstate(invalid="ignore"):
+            return (s >= t.moderate).astype(np.intp) + (s >= t.high) + (s >= t.critical)
+
+    def apply_data_quality(
+        self,
+        scores: Sequence[float] | np.ndarray,
+        flagged: Sequence[bool] | np.ndarray,
+        hard: Sequence[bool] | np.ndarray,
+    ) -> tuple[list[float], list[str]]:
+        """(scores, tiers) once data quality is judged: a row with any data-quality reason (``flagged``)
+        has its score capped at ``cap_score`` and its tier lowered to match; with a hard one its tier is
+        ``unknown``."""
         s = np.asarray(scores, dtype=np.float64)
-        idx = (s >= t.moderate).astype(np.intp) + (s >= t.high) + (s >= t.critical)
-        return [TIER_ORDER[i] for i in idx.tolist()]
+        f = np.asarray(flagged, dtype=bool)
+        h = np.asarray(hard, dtype=bool) & f
+        with np.errstate(invalid="ignore"):
+            capped = np.where(f, np.minimum(s, self.config.data_quality.cap_score), s)
+        idx = np.minimum(self._tier_index(s), self._tier_index(capped))
+        tiers = ["unknown" if u else TIER_ORDER[i] for i, u in zip(idx.tolist(), h.tolist(), strict=True)]
+        return capped.tolist(), tiers
+
+    def data_quality_batch(self, data_quality: Sequence[Any]) -> DataQualityBatch:
+        """The data-quality rules over a batch of data-quality dicts (``FeatureWindow.data_quality``).
+
+        Each rule is evaluated over arrays built once from the dicts; texts are made only for the rows
+        with an issue. Rules, in reason order: no telemetry in the window (alone, hard); stale; too many
+        missing values; too few hours with readings (hard); a silent key sensor and a frozen key sensor
+        (hard or a cap, per ``data_quality.silent_key_signal`` / ``frozen_key_signal``). A field of the
+        wrong type (or a value that is not a mapping) is a hard ``invalid_data_quality`` reason naming it.
+        """
+        cfg = self.config.data_quality
+        n = len(data_quality)
+        empty: Mapping[str, Any] = {}
+        maps = [d if isinstance(d, Mapping) else empty for d in data_quality]
+        not_map = [i for i, d in enumerate(data_quality) if d is not None and not isinstance(d, Mapping)]
+        history, bad_history = _numbers([m.get("history_hours") for m in maps])
+        reasons: list[list[dict[str, Any]]] = [[] for _ in range(n)]
+        hard = np.zeros(n, dtype=bool)
+        for i in not_map:
+            got = type(data_quality[i]).__name__
+            reasons[i].append(
+                _r(
+                    "invalid_data_quality",
+                    f"data-quality indicators are not a mapping (got {got})",
+                    None,
+                    None,
+                )
+            )
+            hard[i] = True
+        if n == 0:
+            return DataQualityBatch(reasons, hard, history)
+        has_events = np.zeros(n, dtype=bool)
+        has_events[_truthy_rows([m.get("events_in_window") for m in maps])] = True
+        no_data = ~has_events | np.array([m.get("last_event_time") is None for m in maps], dtype=bool)
+        no_data[not_map] = False
+        raw = {f: [m.get(f) for m in maps] for f in _DQ_NUMBERS}
+        cols = {f: _numbers(raw[f]) for f in _DQ_NUMBERS}
+        since, miss, cov = (cols[f][0] for f in _DQ_NUMBERS)
+        with np.errstate(invalid="ignore"):
+            stale = since > cfg.max_staleness_minutes * 60
+            missing = miss > cfg.max_missing_share
+            low_cov = cov < cfg.min_coverage_hours_24h
+        silent = [m.get("silent_key_signals_24h") for m in maps]
+        frozen = [m.get("frozen_signals") for m in maps]
+        look = stale | missing | low_cov
+        look[_truthy_rows(silent)] = True
+        look[_truthy_rows(frozen)] = True
+        bad: dict[int, list[str]] = {}
+        for f, rows in [*((f, cols[f][1]) for f in _DQ_NUMBERS), ("history_hours", bad_history)]:
+            for i in rows:
+                bad.setdefault(i, []).append(f)
+                look[i] = True
+        for i in np.flatnonzero(no_data).tolist():
+            reasons[i].append(dict(_NO_DATA))
+            hard[i] = True
+        for i in np.flatnonzero(look & ~no_data).tolist():
+            out = reasons[i]
+            if stale[i]:
+                limit = cfg.max_staleness_minutes
+                text = f"last reading {since[i] / 60:.0f} min ago (max {limit:.0f} min)"
+                out.append(_r("stale_data", text, round(float(since[i]), 1), [0, limit * 60]))
+            if missing[i]:
+                v, limit = raw["missing_share_24h"][i], cfg.max_missing_share
+                text = f"{v:.0%} of values missing in the last 24 h (max {limit:.0%})"
+                out.append(_r("missing_values", text, v, [0, limit]))
+            if low_cov[i]:
+                v, need = raw["coverage_hours_24h"][i], cfg.min_coverage_hours_24h
+                text = f"readings in only {v} of the last 24 hours (min {need})"
+                out.append(_r("low_coverage", text, v, [need, 24]))
+            is_hard = bool(out)
+            invalid = [_invalid(f, maps[i].get(f)) for f in bad.get(i, ())]
+            found, sensor_hard = self._sensor_issues(silent[i], frozen[i], invalid)
+            out.extend(found)
+            out.extend(invalid)
+            hard[i] = is_hard or sensor_hard or bool(invalid)
+        return DataQualityBatch(reasons, hard, history)
+
+    def _sensor_issues(
+        self, silent: Any, frozen: Any, invalid: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """(reasons, hard) of one row's silent and frozen key sensors; a field of the wrong type is
+        added to ``invalid``."""
+        cfg = self.config.data_quality
+        keys = cfg.key_signals
+        out: list[dict[str, Any]] = []
+        hard = False
+        if silent and cfg.silent_key_signal != "ignore":
+            if isinstance(silent, (list, tuple, set, frozenset)):
+                for sig in silent:
+                    if isinstance(sig, str) and sig in keys:
+                        text = f"{pretty_signal(sig)} sensor sent no value in the last 24 h"
+                        out.append(_r(f"silent_sensor:{sig}", text, 0, None))
+                        hard = hard or cfg.silent_key_signal == "unknown"
+            else:
+                invalid.append(_invalid("silent_key_signals_24h", silent))
+        if frozen:
+            if isinstance(frozen, Mapping):
+                for sig, hours in frozen.items():
+                    if not (isinstance(sig, str) and sig in keys):
+                        continue
+                    if not isinstance(hours, numbers.Real):
+                        invalid.append(_invalid(f"frozen_signals.{sig}", hours))
+                        continue
+                    text = f"{pretty_signal(sig)} sensor frozen (identical readings) for {hours:.1f} h"
+                    out.append(_r(f"frozen_sensor:{sig}", text, hours, None))
+                    hard = hard or cfg.frozen_key_signal == "unknown"
+            else:
+                invalid.append(_invalid("frozen_signals", frozen))
+        return out, hard
+
+    def model_reason(
+        self, probability: float, ttf_days: float, ttf_low_days: float, ttf_high_days: float
+    ) -> dict[str, Any]:
+        """The always-present reason quoting the model output (``probability`` must be finite)."""
+        cfg = self.config
+        ttf_txt = ""
+        if math.isfinite(ttf_days):
+            if ttf_days >= cfg.score.ttf_horizon_days - 1e-9:
+                ttf_txt = f"; no failure expected within {cfg.score.ttf_horizon_days:.0f} days"
+            else:
+                ttf_txt = (
+                    f"; expected time to failure {ttf_days:.1f} days ({ttf_low_days:.1f}-{ttf_high_days:.1f})"
+                )
+        return {
+            "indicator": "failure_probability_7d",
+            "text": f"model: {probability:.0%} probability of failure within 7 days{ttf_txt}",
+            "value": round(float(probability), 4),
+            "normal_range": [0.0, cfg.tiers.moderate / 100.0],
+        }
 
     def assess_batch(
         self,
@@ -579,92 +662,39 @@ class RiskPolicy:
         ttf_days: np.ndarray,
         ttf_low_days: np.ndarray,
         ttf_high_days: np.ndarray,
-        data_quality: Sequence[Mapping[str, Any]],
+        data_quality: Sequence[Any],
         features: np.ndarray,
         reasons: ReasonTable,
     ) -> list[PolicyDecision]:
-        """:meth:`assess` of many turbines (same scores, tiers and reasons, in the same order).
+        """Score, tier and reasons of every turbine of a batch (one per ``data_quality`` entry).
 
-        ``features`` is the feature matrix in the column order ``reasons`` was built for. Scores and
-        tiers are computed over arrays, model reasons only for each row's top indicators; the
-        data-quality rules stay per turbine (a handful of dict look-ups).
+        ``features`` is the feature matrix in the column order ``reasons`` was built for; NaN in the
+        model outputs means "no value" (a non-finite probability: tier unknown, "model output
+        unavailable"). Reasons: data-quality reasons first, then the model reasons, then the one
+        quoting the model output.
         """
         cfg = self.config
         n = len(data_quality)
+        if n == 0:
+            return []
         p = np.asarray(probability, dtype=np.float64)
-        scores = self.scores(p, ttf_days)
-        tiers = self.tiers_for_scores(scores)
-        top = reasons.top(
-            features,
-            cfg.reasons.max_reasons,
-            [(dq or {}).get("history_hours") for dq in data_quality],
-        )
-        valid = np.isfinite(p).tolist()
+        valid = np.isfinite(p)
+        dq = self.data_quality_batch(data_quality)
+        top = reasons.top(np.asarray(features, dtype=np.float64), cfg.reasons.max_reasons, dq.history_hours)
+        flagged = valid.copy()
+        flagged[:] = [bool(r) for r in dq.reasons]
+        flagged |= ~valid
+        scores, tiers = self.apply_data_quality(self.scores(p, ttf_days), flagged, dq.hard | ~valid)
         pl, tl, lol, hil = (
             np.asarray(a, dtype=np.float64).tolist() for a in (p, ttf_days, ttf_low_days, ttf_high_days)
         )
-        cap = cfg.data_quality.cap_score
         out: list[PolicyDecision] = []
-        for i in range(n):
-            dq_reasons, hard = self.data_quality_issues(data_quality[i] or {})
+        for i, ok in enumerate(valid.tolist()):
             model_reasons = top[i]
-            score, tier = scores[i], tiers[i]
-            if valid[i]:
+            if ok:
                 model_reasons.append(self.model_reason(pl[i], tl[i], lol[i], hil[i]))
+                dq_reasons = dq.reasons[i]
             else:
-                dq_reasons.append(
-                    {
-                        "indicator": "no_model_output",
-                        "text": "model output unavailable",
-                        "value": None,
-                        "normal_range": None,
-                    }
-                )
-                hard = True
-            if dq_reasons:
-                score = min(score, cap)
-                capped = self.tier_for_score(score)
-                tier = "unknown" if hard else min(tier, capped, key=TIER_ORDER.index)
-            out.append(PolicyDecision(score=score, tier=tier, reasons=dq_reasons + model_reasons))
+                dq_reasons = [*dq.reasons[i], dict(_NO_MODEL)]
+            out.append(PolicyDecision(score=scores[i], tier=tiers[i], reasons=dq_reasons + model_reasons))
         return out
-
-    def assess(
-        self,
-        *,
-        probability: float | None,
-        ttf_days: float | None = None,
-        ttf_low_days: float | None = None,
-        ttf_high_days: float | None = None,
-        data_quality: Mapping[str, Any] | None = None,
-        indicators: Mapping[str, float] | None = None,
-        normal_ranges: Mapping[str, Sequence[float]] | None = None,
-    ) -> PolicyDecision:
-        """Score, tier and reasons for one turbine."""
-        cfg = self.config
-        dq_reasons, hard = self.data_quality_issues(data_quality or {})
-        valid_p = probability is not None and math.isfinite(probability)
-        score = self.score(probability, ttf_days) if valid_p else 0.0  # type: ignore[arg-type]
-        tier = self.tier_for_score(score)
-        model_reasons = build_reasons(
-            indicators or {},
-            normal_ranges,
-            cfg.reasons.max_reasons,
-            (data_quality or {}).get("history_hours"),
-        )
-        if valid_p:
-            model_reasons.append(self.model_reason(probability, ttf_days, ttf_low_days, ttf_high_days))  # type: ignore[arg-type]
-        if not valid_p:
-            dq_reasons.append(
-                {
-                    "indicator": "no_model_output",
-                    "text": "model output unavailable",
-                    "value": None,
-                    "normal_range": None,
-                }
-            )
-            hard = True
-        if dq_reasons:
-            score = min(score, cfg.data_quality.cap_score)
-            capped = self.tier_for_score(score)
-            tier = "unknown" if hard else min(tier, capped, key=TIER_ORDER.index)
-        return PolicyDecision(score=score, tier=tier, reasons=dq_reasons + model_reasons)

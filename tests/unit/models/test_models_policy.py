@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.policy import DEFAULT_POLICY_PATH, PolicyConfigError, RiskPolicy, load_policy
+from models.policy import DEFAULT_POLICY_PATH, PolicyConfigError, PolicyDecision, RiskPolicy, load_policy
+from tests.unit.models.policy_helpers import assess_one
 
 pytestmark = pytest.mark.unit
 
@@ -25,9 +26,15 @@ GOOD_DQ: dict[str, Any] = {
 }
 
 
-def _assess(p: float, dq: dict[str, Any] | None = None, ttf: float = 30.0, **kw: Any):  # type: ignore[no-untyped-def]
-    return POLICY.assess(
-        probability=p, ttf_days=ttf, ttf_low_days=ttf, ttf_high_days=ttf, data_quality=dq or GOOD_DQ, **kw
+def _assess(p: float, dq: dict[str, Any] | None = None, ttf: float = 30.0, **kw: Any) -> PolicyDecision:
+    return assess_one(
+        POLICY,
+        probability=p,
+        ttf_days=ttf,
+        ttf_low_days=ttf,
+        ttf_high_days=ttf,
+        data_quality=dq or GOOD_DQ,
+        **kw,
     )
 
 
@@ -87,7 +94,7 @@ def test_frozen_non_key_signal_is_ignored() -> None:
 
 
 def test_unknown_when_model_output_missing() -> None:
-    d = POLICY.assess(probability=float("nan"), data_quality=GOOD_DQ)
+    d = assess_one(POLICY, probability=float("nan"), data_quality=GOOD_DQ)
     assert d.tier == "unknown"
     assert d.score == 0.0
 
@@ -97,8 +104,11 @@ def test_cap_mode_keeps_tier_but_never_critical(tmp_path: Path) -> None:
     path = tmp_path / "p.yaml"
     path.write_text(text)
     pol = load_policy(path)
-    d = pol.assess(
-        probability=0.99, ttf_days=1.0, data_quality={**GOOD_DQ, "frozen_signals": {"vibration_mm_s": 4.0}}
+    d = assess_one(
+        pol,
+        probability=0.99,
+        ttf_days=1.0,
+        data_quality={**GOOD_DQ, "frozen_signals": {"vibration_mm_s": 4.0}},
     )
     assert d.tier == "moderate"
     assert d.score == pol.config.data_quality.cap_score
@@ -156,8 +166,8 @@ ttfs = st.one_of(st.none(), st.floats(min_value=0.0, max_value=60.0, allow_nan=F
 @given(p1=probabilities, p2=probabilities, ttf=ttfs)
 def test_score_monotonic_in_probability(p1: float, p2: float, ttf: float | None) -> None:
     lo, hi = sorted((p1, p2))
-    a = POLICY.assess(probability=lo, ttf_days=ttf, data_quality=GOOD_DQ)
-    b = POLICY.assess(probability=hi, ttf_days=ttf, data_quality=GOOD_DQ)
+    a = assess_one(POLICY, probability=lo, ttf_days=ttf, data_quality=GOOD_DQ)
+    b = assess_one(POLICY, probability=hi, ttf_days=ttf, data_quality=GOOD_DQ)
     order = ("low", "moderate", "high", "critical")
     assert a.score <= b.score
     assert order.index(a.tier) <= order.index(b.tier)
@@ -178,8 +188,11 @@ def test_never_critical_on_frozen_key_sensor(
     cfg = POLICY.config.model_copy(
         update={"data_quality": POLICY.config.data_quality.model_copy(update={"frozen_key_signal": mode})}
     )
-    d = RiskPolicy(cfg).assess(
-        probability=p, ttf_days=ttf, data_quality={**GOOD_DQ, "frozen_signals": {signal: hours}}
+    d = assess_one(
+        RiskPolicy(cfg),
+        probability=p,
+        ttf_days=ttf,
+        data_quality={**GOOD_DQ, "frozen_signals": {signal: hours}},
     )
     assert d.tier != "critical"
     assert d.score < POLICY.config.tiers.critical
