@@ -46,6 +46,7 @@ from common.rows import (
     TurbineSeenRow,
     WindowRow,
 )
+from scorer.ports import StoredWindow
 from scorer.state import HistoryMark
 
 if TYPE_CHECKING:
@@ -204,17 +205,11 @@ class WriteRejected(RuntimeError):
 UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError)
 
 
-@dataclass
-class StoredWindow:
-    turbine_id: str
-    site_id: str
-    partition: int
-    state: bytes
-    aux: bytes
-
-
 class Sink:
-    """One connection, used from one thread at a time; reconnects after a failure."""
+    """PostgreSQL implementation of :class:`scorer.ports.SinkPort`.
+
+    One connection, used from one thread at a time; reconnects after a failure.
+    """
 
     def __init__(self, url: str, worker_id: str, consumer_group: str) -> None:
         self.url = url

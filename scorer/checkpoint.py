@@ -1,0 +1,143 @@
+"""Checkpoint and restore of one worker's in-memory state (windows, bookkeeping, next offsets).
+
+Why a module of its own: this is where "nothing lost, nothing twice" is decided (docs/scorer.md,
+"Windows" and "Delivery"). A checkpoint first waits for the pipelined batch write, then writes the
+changed windows with the next offset of every owned partition in ONE transaction, and only then acks
+the events whose rows are durable. A restore installs a partition's next offsets and windows the first
+time the worker sees the partition, and, per batch, the checkpoint of every turbine not in memory
+whatever partition wrote it, with the newest ``stream`` row of ``score_history`` as its history mark.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING
+
+from common.logging import event
+from common.rows import WindowRow
+from scorer.ports import StoredWindow
+from scorer.state import TurbineState
+
+if TYPE_CHECKING:
+    from scorer.runtime import ScorerRuntime
+
+log = logging.getLogger("scorer")
+
+
+def build_states(stored: Sequence[StoredWindow]) -> list[TurbineState]:
+    """Turbine states from checkpoint rows (CPU: run it in the compute pool)."""
+    return [TurbineState.restore(w.turbine_id, w.partition, w.state, w.aux) for w in stored]
+
+
+class Checkpointer:
+    """Checkpoints and restores against the runtime's sink, under the runtime's lock."""
+
+    def __init__(self, runtime: ScorerRuntime) -> None:
+        self.rt = runtime
+
+    async def checkpoint(self) -> None:
+        async with self.rt.lock:
+            await self.checkpoint_locked()
+
+    def _rows(self, dirty: Sequence[str]) -> list[WindowRow]:
+        rt = self.rt
+        proc = rt.processor
+        topic = rt.settings.telemetry_topic
+        group = rt.settings.consumer_group
+        rows = []
+        for tid in dirty:
+            st = proc.turbines.get(tid)
+            if st is None:
+                continue
+            rows.append(
+                WindowRow(
+                    consumer_group=group,
+                    turbine_id=tid,
+                    site_id=st.site_id,
+                    topic=topic,
+                    partition=st.partition,
+                    last_event_time=st.window.as_of,
+                    state=st.window.to_bytes(),
+                    aux=st.aux_bytes(),
+                )
+            )
+        return rows
+
+    async def checkpoint_locked(self) -> None:
+        """Changed windows + next offsets, then the acks of every durably written batch (lock held)."""
+        rt = self.rt
+        rt.ingest.refuse_if_broken()
+        await rt.ingest.drain()  # the checkpoint must only cover durably written batches
+        proc = rt.processor
+        if not proc.dirty and not rt.pending_acks:
+            return
+        dirty = list(proc.dirty)
+        rows = await rt._in(rt.compute, self._rows, dirty)
+        offsets = {p: o for p, o in proc.next_offset.items() if p in rt.assigned or not rt.assigned}
+        try:
+            await rt._retry(
+                "checkpoint", rt.sink.write_checkpoint, rt.settings.telemetry_topic, rows, offsets
+            )
+        except Exception as exc:  # not unavailability: the next batch raises, the worker stops
+            rt.broken = exc
+            raise
+        rt.metrics.checkpoint_windows.inc(len(rows))
+        proc.dirty.difference_update(dirty)
+        acks, rt.pending_acks = rt.pending_acks, []
+        for ev in acks:
+            if rt.stream is not None:
+                await rt.stream.ack(ev)
+            else:
+                ev.ack()
+
+    async def restore_partitions(self, partitions: Sequence[int]) -> None:
+        """Next offsets of newly owned partitions, and the windows checkpointed on them.
+
+        Windows of turbines that now arrive on another partition are restored per turbine
+        (:meth:`restore_turbines`); loading the partition's windows too keeps the turbines that sent
+        nothing since the start in memory, where the sweep scores them.
+        """
+        rt = self.rt
+        offsets, stored, marks = await rt._retry(
+            "restore", rt.sink.load_partitions, rt.settings.telemetry_topic, list(partitions)
+        )
+        states = await rt._in(rt.compute, build_states, stored)
+        proc = rt.processor
+        n = proc.install(states, marks)
+        for p in partitions:
+            if p in offsets and p not in proc.next_offset:
+                proc.next_offset[p] = offsets[p]
+            rt.restored.add(p)
+        event(
+            log,
+            "partitions restored from checkpoint",
+            partitions=list(partitions),
+            windows=n,
+            history_marks=len(marks),
+            offsets={str(k): v for k, v in offsets.items()},
+        )
+
+    async def restore_turbines(self, turbine_ids: Collection[str]) -> None:
+        """Install the checkpoint of every given turbine not in memory, whatever its partition.
+
+        One query per batch, and only for turbines not seen yet by this worker (after a start, a
+        rebalance, a partition-count change, a key change). The newest ``stream`` row of each one in
+        ``score_history`` raises its history mark, so a replay after a crash never writes a row the
+        history policy forbids.
+        """
+        rt = self.rt
+        missing = rt.processor.missing(turbine_ids)
+        if not missing:
+            return
+        stored, marks = await rt._retry("restore", rt.sink.load_turbines, missing)
+        states = await rt._in(rt.compute, build_states, stored)
+        n = rt.processor.install(states, marks)
+        event(
+            log,
+            "turbines restored from checkpoint",
+            turbines=len(missing),
+            windows=n,
+            history_marks=len(marks),
+            moved=sum(1 for st in states if st.partition not in rt.restored),
+        )
