@@ -1,0 +1,904 @@
+"""All feature windows of one worker in contiguous numpy arrays (row = turbine; hour bin x statistic).
+
+Why columnar: one Python object per turbine made every event and every feature computation a
+Python-level loop. Here a batch of events updates the rows with a handful of vectorised operations
+(:meth:`WindowStore.ingest`) and the features of thousands of rows come from one gather per array
+(:meth:`WindowStore.gather` -> :mod:`models.feature_kernels`). ``models.features.FeatureWindow`` is a
+view on one row, so every existing caller keeps its API.
+
+Semantics (unchanged from the per-object window): each tracked signal of an event is added to the
+bin of its hour in a 7-day ring (sum, count, max); an event older than the ring is dropped and
+counted; only in-order events (time >= newest seen) extend identical-value runs (frozen sensors) and
+count spikes; when the newest hour moves, the previous newest hour is folded into a 30-day
+exponentially weighted baseline of hourly means; readings before a repair floor are ignored.
+
+Dtypes (why each; measured: ``nbytes() / len(store)`` = 16,828 bytes per turbine, arrays only):
+
+- ``_sum`` float32 (168 x 12): hourly sums of readings bounded by the contract (|x| <= 20,000); float32
+  keeps ~7 significant digits, far below sensor noise, and halves the largest array. The batch path
+  adds in float32 in event order (``np.add.at``), exactly as the sequential path does, so both agree
+  to the bit.
+- ``_max`` float16 (168 x 8): maxima of COMPONENT_SIGNALS only (the only maxima features use); values
+  are clipped to +-65,504 (float16's range; contract bounds are <= 400 for these signals) and rounded
+  to 11 significant bits (relative 4.9e-4: 0.04 degC at 80 degC, below sensor resolution).
+- ``_cnt``, ``_ctr``, ``_acnt``: counts and counters in uint8, widened for the whole store to uint16,
+  then uint32 (uint64), the first time a bin would overflow (e.g. 1-Hz data), never saturated. The
+  missing-value counter is not stored: missing = events x K - readings (one or the other per event
+  and signal). Stored counters: events, spikes, alarms, down, curtailed.
+- ``_asum`` float32 (pitch, yaw sine, yaw cosine) and ``_acnt`` (pitch, wind direction, nacelle
+  direction, yaw pairs): the operational auxiliary signals.
+- per row: ``_last`` float64 (frozen-run equality compares exact readings), run lengths uint32, run
+  starts / times / baseline float64, hours int64.
+
+Every path that changes a row (``ingest``'s vectorised fast path, its per-event path, ``drop_before``,
+``load``) goes through the same arithmetic, so the end state of a batch is identical to feeding its
+events one by one (``tests/unit/models/test_window_store.py`` checks every array with hypothesis).
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import zlib
+from collections.abc import Collection, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from models.feature_kernels import (
+    ACNT_NDIR,
+    ACNT_PITCH,
+    ACNT_WDIR,
+    ACNT_YAW,
+    ASUM_COS,
+    ASUM_PITCH,
+    ASUM_SIN,
+    CTR_ALARMS,
+    CTR_CURTAILED,
+    CTR_DOWN,
+    CTR_EVENTS,
+    CTR_SPIKES,
+    N_ACNT,
+    N_ASUM,
+    N_CTR,
+    BinArrays,
+    data_quality,
+    feature_matrix,
+)
+from models.signals import (
+    AUX_COS,
+    AUX_NDIR,
+    AUX_PITCH,
+    AUX_SIN,
+    AUX_WDIR,
+    BIN_SECONDS,
+    C_ALARMS,
+    C_CURTAILED,
+    C_DOWN,
+    C_EVENTS,
+    C_SPIKES,
+    DECAY,
+    DEFAULT_FROZEN_MIN_COUNT,
+    DEFAULT_FROZEN_MIN_SECONDS,
+    KA,
+    KC,
+    N_BASE,
+    N_BINS,
+    N_COUNTERS,
+    N_FEATURES,
+    P_IDX,
+    R_IDX,
+    SPIKE_THR,
+    STATUS_COUNTER,
+    K,
+)
+
+if TYPE_CHECKING:
+    from models.features import FeatureWindow
+    from models.normal_model import NormalModel
+
+#: Serialisation format of :meth:`WindowStore.to_bytes`; bump on any layout change. Version 2 (the
+#: per-object window: float64 sums, float32 maxima of every signal, six counters) is still read.
+WINDOW_FORMAT_VERSION = 3
+_MAGIC = b"FWIN"
+_HEADER = struct.Struct("<4sBBHHqdddQQ")  # magic ver flags n_bins k newest first last fmin_s late total
+#: v2 flags: bit 0 = counts stored as uint16; bit 1 = auxiliary section; bit 2 = repair floor follows.
+_V2_SMALL, _V2_AUX, _V2_FLOOR = 1, 2, 4
+NO_HOUR = -(1 << 62)
+_COUNT_DTYPES: tuple[type[np.unsignedinteger[Any]], ...] = (np.uint8, np.uint16, np.uint32, np.uint64)
+_F16_MAX = float(np.finfo(np.float16).max)
+#: Features are computed in chunks of this many rows (bounds the temporaries: ~30 MB per chunk).
+FEATURE_CHUNK = 1024
+
+_ALARM_CODES = np.array(sorted(s for s, c in STATUS_COUNTER.items() if c == C_ALARMS), dtype=np.int64)
+_DOWN_CODES = np.array(sorted(s for s, c in STATUS_COUNTER.items() if c == C_DOWN), dtype=np.int64)
+_CURT_CODES = np.array(sorted(s for s, c in STATUS_COUNTER.items() if c == C_CURTAILED), dtype=np.int64)
+_STATUS_CTR = {
+    s: {C_ALARMS: CTR_ALARMS, C_DOWN: CTR_DOWN, C_CURTAILED: CTR_CURTAILED}[c]
+    for s, c in STATUS_COUNTER.items()
+}
+
+#: Baseline decay factors DECAY ** n for n < len (one table for every path, so all paths agree).
+_DECAY_LIST = [DECAY**n for n in range(4096)]
+_DECAY_TABLE = np.asarray(_DECAY_LIST)
+
+
+def _decay(n: np.ndarray) -> np.ndarray:
+    """``DECAY ** n`` per element, from the shared table (Python's pow beyond it)."""
+    inside = (n >= 0) & (n < len(_DECAY_LIST))
+    out = _DECAY_TABLE[np.where(inside, n, 0)]
+    for i in np.flatnonzero(~inside):
+        out[i] = DECAY ** int(n[i])
+    return out
+
+
+def _f16(v: np.ndarray) -> np.ndarray:
+    """Maxima storage: clipped to float16's finite range, then rounded (monotonic, so max commutes)."""
+    return np.clip(v, -_F16_MAX, _F16_MAX).astype(np.float16)
+
+
+def _count_dtype_for(value: int) -> type[np.unsignedinteger[Any]]:
+    for dt in _COUNT_DTYPES:
+        if value <= np.iinfo(dt).max:
+            return dt
+    raise OverflowError(f"count {value} does not fit 64 bits")
+
+
+class WindowStore:
+    """All windows of one worker in contiguous arrays (row = turbine x hour bin x signal statistics).
+
+    Rows grow by doubling; freed rows (:meth:`remove`) are reused. ``window(tid)`` returns a live
+    :class:`models.features.FeatureWindow` view of a row (it stays valid until that turbine is removed).
+    """
+
+    #: name -> (shape after the row axis, dtype or "count", fill value of an empty row)
+    _SPEC: dict[str, tuple[tuple[int, ...], Any, float]] = {
+        "_sum": ((N_BINS, K), np.float32, 0.0),
+        "_cnt": ((N_BINS, K), "count", 0),
+        "_max": ((N_BINS, KC), np.float16, -math.inf),
+        "_ctr": ((N_BINS, N_CTR), "count", 0),
+        "_asum": ((N_BINS, N_ASUM), np.float32, 0.0),
+        "_acnt": ((N_BINS, N_ACNT), "count", 0),
+        "_last": ((K,), np.float64, math.nan),
+        "_run": ((K,), np.uint32, 0),
+        "_run_start": ((K,), np.float64, 0.0),
+        "_base_s": ((N_BASE,), np.float64, 0.0),
+        "_base_w": ((N_BASE,), np.float64, 0.0),
+        "_base_hour": ((), np.int64, NO_HOUR),
+        "_newest": ((), np.int64, NO_HOUR),
+        "_first": ((), np.float64, math.inf),
+        "_last_ts": ((), np.float64, -math.inf),
+        "_floor": ((), np.float64, -math.inf),
+        "_late": ((), np.int64, 0),
+        "_total": ((), np.int64, 0),
+        "_fmin_c": ((), np.int64, 0),
+        "_fmin_s": ((), np.float64, 0.0),
+    }
+
+    _sum: np.ndarray
+    _cnt: np.ndarray
+    _max: np.ndarray
+    _ctr: np.ndarray
+    _asum: np.ndarray
+    _acnt: np.ndarray
+    _last: np.ndarray
+    _run: np.ndarray
+    _run_start: np.ndarray
+    _base_s: np.ndarray
+    _base_w: np.ndarray
+    _base_hour: np.ndarray
+    _newest: np.ndarray
+    _first: np.ndarray
+    _last_ts: np.ndarray
+    _floor: np.ndarray
+    _late: np.ndarray
+    _total: np.ndarray
+    _fmin_c: np.ndarray
+    _fmin_s: np.ndarray
+
+    def __init__(
+        self,
+        capacity: int = 1024,
+        *,
+        frozen_min_count: int = DEFAULT_FROZEN_MIN_COUNT,
+        frozen_min_seconds: float = DEFAULT_FROZEN_MIN_SECONDS,
+    ) -> None:
+        self.frozen_min_count = int(frozen_min_count)
+        self.frozen_min_seconds = float(frozen_min_seconds)
+        self._cdtype: type[np.unsignedinteger[Any]] = np.uint8
+        self._row: dict[str, int] = {}
+        self._ids: list[str | None] = []
+        self._free: list[int] = []
+        self._cap = 0
+        self._grow(max(1, int(capacity)))
+
+    # ---------------------------------------------------------------- rows
+    def _grow(self, capacity: int) -> None:
+        old = self._cap
+        for name, (shape, dtype, fill) in self._SPEC.items():
+            dt = self._cdtype if dtype == "count" else dtype
+            arr = np.full((capacity, *shape), fill, dtype=dt)
+            if old:
+                arr[:old] = getattr(self, name)
+            setattr(self, name, arr)
+        self._fmin_c[old:] = self.frozen_min_count
+        self._fmin_s[old:] = self.frozen_min_seconds
+        self._ids.extend([None] * (capacity - old))
+        self._free.extend(range(capacity - 1, old - 1, -1))  # pop() hands out the lowest row first
+        self._cap = capacity
+
+    def _reset(self, row: int) -> None:
+        for name, (_shape, _dtype, fill) in self._SPEC.items():
+            getattr(self, name)[row] = fill
+        self._fmin_c[row] = self.frozen_min_count
+        self._fmin_s[row] = self.frozen_min_seconds
+
+    def _allocate(self, turbine_id: str) -> int:
+        if not self._free:
+            self._grow(self._cap * 2)
+        row = self._free.pop()
+        self._reset(row)
+        self._ids[row] = turbine_id
+        self._row[turbine_id] = row
+        return row
+
+    def row_of(self, turbine_id: str) -> int | None:
+        return self._row.get(turbine_id)
+
+    def rows_for(self, turbine_ids: Sequence[str]) -> np.ndarray:
+        """Rows of these turbines (allocated, empty, for ids not seen yet), as an intp array."""
+        out = np.empty(len(turbine_ids), dtype=np.intp)
+        get = self._row.get
+        for i, tid in enumerate(turbine_ids):
+            row = get(tid)
+            out[i] = self._allocate(tid) if row is None else row
+        return out
+
+    def remove(self, turbine_ids: Iterable[str]) -> None:
+        """Forget these turbines; their rows are reused by later allocations."""
+        for tid in turbine_ids:
+            row = self._row.pop(tid, None)
+            if row is not None:
+                self._ids[row] = None
+                self._free.append(row)
+
+    def turbine_ids(self) -> list[str]:
+        return list(self._row)
+
+    def turbine_id_of(self, row: int) -> str:
+        tid = self._ids[row]
+        if tid is None:
+            raise KeyError(f"row {row} is free")
+        return tid
+
+    def __len__(self) -> int:
+        return len(self._row)
+
+    def __contains__(self, turbine_id: object) -> bool:
+        return turbine_id in self._row
+
+    def window(self, turbine_id: str) -> FeatureWindow:
+        """A live :class:`~models.features.FeatureWindow` view of the turbine's row (allocated if new)."""
+        from models.features import FeatureWindow
+
+        row = int(self.rows_for([turbine_id])[0])
+        return FeatureWindow.view(self, row)
+
+    def nbytes(self) -> int:
+        """Bytes held by the arrays (capacity rows, not only the used ones)."""
+        return sum(getattr(self, name).nbytes for name in self._SPEC)
+
+    @property
+    def capacity(self) -> int:
+        return self._cap
+
+    @property
+    def count_dtype(self) -> np.dtype[Any]:
+        return np.dtype(self._cdtype)
+
+    def _widen(self, needed: int) -> None:
+        """Make the count arrays hold ``needed`` (whole store; the first time a bin would overflow)."""
+        if needed <= np.iinfo(self._cdtype).max:
+            return
+        dt = _count_dtype_for(needed)
+        self._cdtype = dt
+        self._cnt = self._cnt.astype(dt)
+        self._ctr = self._ctr.astype(dt)
+        self._acnt = self._acnt.astype(dt)
+
+    def copy_rows(self, src: WindowStore, src_rows: np.ndarray, dst_rows: np.ndarray) -> None:
+        """Copy the state of ``src_rows`` of ``src`` into this store's (allocated) ``dst_rows``."""
+        self._widen(int(np.iinfo(src._cdtype).max) if src._cdtype != self._cdtype else 0)
+        for name in self._SPEC:
+            getattr(self, name)[dst_rows] = getattr(src, name)[src_rows]
+
+    # ---------------------------------------------------------------- ingestion
+    def ingest(
+        self,
+        rows: np.ndarray,
+        ts: np.ndarray,
+        values: np.ndarray,
+        status: np.ndarray,
+        aux: np.ndarray | None = None,
+    ) -> None:
+        """Add a batch of events (arrival order): ``values`` (n, K) float64 in TRACKED_SIGNALS order and
+        ``aux`` (n, 3) float64 = pitch angle, wind direction, nacelle direction, NaN = missing; ``status``
+        (n,) int; ``ts`` epoch seconds.
+
+        The end state is identical to feeding the events one by one in that order. Rows whose events
+        in the batch are in time order, start at or after the row's newest event and span less than
+        the ring (the live case) take a vectorised path; every other row (out-of-order or late
+        events, a gap longer than the ring) takes the per-event path on the same arrays.
+        """
+        rows = np.asarray(rows, dtype=np.intp).reshape(-1)
+        ts = np.asarray(ts, dtype=np.float64).reshape(-1)
+        n = len(rows)
+        values = np.asarray(values, dtype=np.float64).reshape(n, K)
+        status = np.asarray(status, dtype=np.int64).reshape(n)
+        aux = np.full((n, 3), np.nan) if aux is None else np.asarray(aux, dtype=np.float64).reshape(n, 3)
+        if len(ts) != n:
+            raise ValueError(f"ingest: {len(ts)} times for {n} rows")
+        if n == 0:
+            return
+        if not np.isfinite(ts).all():
+            bad = int(np.flatnonzero(~np.isfinite(ts))[0])
+            raise ValueError(f"ingest: event {bad} has a non-finite time {ts[bad]!r}")
+        if rows.min() < 0 or rows.max() >= self._cap or any(self._ids[r] is None for r in np.unique(rows)):
+            raise ValueError("ingest: a row is not allocated (use rows_for)")
+        keep = ts >= self._floor[rows]  # before the turbine's last repair: ignored, like update()
+        if not keep.all():
+            rows, ts, values, status, aux = rows[keep], ts[keep], values[keep], status[keep], aux[keep]
+            if not len(rows):
+                return
+        order = np.argsort(rows, kind="stable")
+        r_s, t_s = rows[order], ts[order]
+        starts = np.flatnonzero(np.r_[True, r_s[1:] != r_s[:-1]])
+        ends = np.r_[starts[1:], len(r_s)]
+        urows = r_s[starts]
+        h_s = np.floor_divide(t_s, float(BIN_SECONDS)).astype(np.int64)
+        decreasing = np.r_[False, (t_s[1:] < t_s[:-1]) & (r_s[1:] == r_s[:-1])]
+        bad_order = np.add.reduceat(decreasing, starts) > 0
+        newest = self._newest[urows]
+        base = np.where(newest == NO_HOUR, h_s[starts], newest)
+        fast = ~bad_order & (t_s[starts] >= self._last_ts[urows]) & (h_s[ends - 1] - base < N_BINS)
+        if fast.all():
+            self._ingest_fast(r_s, t_s, h_s, values[order], status[order], aux[order], starts, ends, urows)
+            return
+        seg_fast = np.repeat(fast, ends - starts)
+        if seg_fast.any():
+            sel = order[seg_fast]
+            f_starts = np.flatnonzero(np.r_[True, rows[sel][1:] != rows[sel][:-1]])
+            f_ends = np.r_[f_starts[1:], len(sel)]
+            self._ingest_fast(
+                rows[sel],
+                ts[sel],
+                h_s[seg_fast],
+                values[sel],
+                status[sel],
+                aux[sel],
+                f_starts,
+                f_ends,
+                urows[fast],
+            )
+        slow_rows = np.zeros(self._cap, dtype=bool)
+        slow_rows[urows[~fast]] = True
+        for i in np.flatnonzero(slow_rows[rows]):  # arrival order
+            self._ingest_one(int(rows[i]), float(ts[i]), values[i], int(status[i]), aux[i])
+
+    def _ingest_one(self, r: int, ts: float, v: np.ndarray, status: int, a: np.ndarray | None) -> None:
+        """The per-event path (``FeatureWindow.update`` and the rows ``ingest`` cannot vectorise)."""
+        if ts < self._floor[r]:
+            return
+        hour = int(ts // BIN_SECONDS)
+        newest = int(self._newest[r])
+        if hour > newest:
+            self._advance(r, hour)
+        elif hour <= newest - N_BINS:
+            self._late[r] += 1
+            return
+        self._total[r] += 1
+        slot = hour % N_BINS
+        valid = ~np.isnan(v)
+        in_order = ts >= self._last_ts[r]
+        if in_order:
+            self._last_ts[r] = ts
+        if ts < self._first[r]:
+            self._first[r] = ts
+        spikes = 0
+        if in_order:
+            last = self._last[r]
+            with np.errstate(invalid="ignore"):
+                same = v == last
+                change = valid & ~same
+                spikes = int(np.count_nonzero(change & (np.abs(v - last) > SPIKE_THR)))
+            run = self._run[r]
+            run[valid & same] += 1
+            run[change] = 1
+            last[change] = v[change]
+            self._run_start[r][change] = ts
+        ctr = self._ctr[r, slot]
+        need = max(int(ctr[CTR_EVENTS]) + 1, int(ctr[CTR_SPIKES]) + spikes)
+        if need > np.iinfo(self._cdtype).max:
+            self._widen(need)
+            ctr = self._ctr[r, slot]
+        s = self._sum[r, slot]
+        with np.errstate(invalid="ignore", over="ignore"):  # inf + -inf readings: NaN, like one by one
+            s[valid] += v[valid].astype(np.float32)
+        self._cnt[r, slot][valid] += 1
+        vc = valid[:KC]
+        mx = self._max[r, slot]
+        mx[vc] = np.maximum(mx[vc], _f16(v[:KC][vc]))
+        ctr[CTR_EVENTS] += 1
+        if spikes:
+            ctr[CTR_SPIKES] += spikes
+        which = _STATUS_CTR.get(status) if status else None
+        if which is not None:
+            ctr[which] += 1
+        if a is not None:
+            ok = np.isfinite(a)
+            asum, acnt = self._asum[r, slot], self._acnt[r, slot]
+            if ok[0]:
+                asum[ASUM_PITCH] += np.float32(a[0])
+                acnt[ACNT_PITCH] += 1
+            if ok[1]:
+                acnt[ACNT_WDIR] += 1
+            if ok[2]:
+                acnt[ACNT_NDIR] += 1
+            if ok[1] and ok[2]:
+                err = np.deg2rad(a[2:3] - a[1:2])
+                asum[ASUM_SIN] += np.sin(err).astype(np.float32)[0]
+                asum[ASUM_COS] += np.cos(err).astype(np.float32)[0]
+                acnt[ACNT_YAW] += 1
+
+    def _advance(self, r: int, hour: int) -> None:
+        """Move row ``r``'s ring to ``hour``: fold the previous newest hour, clear skipped / reused bins."""
+        old = int(self._newest[r])
+        if old != NO_HOUR:
+            self._fold(np.array([r]), np.array([old], dtype=np.int64))
+            n = min(hour - old, N_BINS)
+            self._clear(np.full(n, r), (old + 1 + np.arange(n)) % N_BINS)
+        self._newest[r] = hour
+
+    def _clear(self, rows: np.ndarray, slots: np.ndarray) -> None:
+        self._sum[rows, slots] = 0.0
+        self._cnt[rows, slots] = 0
+        self._max[rows, slots] = -np.inf
+        self._ctr[rows, slots] = 0
+        self._asum[rows, slots] = 0.0
+        self._acnt[rows, slots] = 0
+
+    def _fold(self, rows: np.ndarray, hours: np.ndarray) -> None:
+        """Fold the completed bins of ``hours`` into the rows' 30-day baselines (rows unique).
+
+        Down-time and curtailed hours only decay the baseline: they are not "normal operation".
+        """
+        bh = self._base_hour[rows]
+        has = bh != NO_HOUR
+        if has.any():
+            d = _decay(hours[has] - bh[has])[:, None]
+            self._base_s[rows[has]] *= d
+            self._base_w[rows[has]] *= d
+        self._base_hour[rows] = hours
+        slots = hours % N_BINS
+        c = self._ctr[rows, slots]
+        normal = (c[:, CTR_DOWN] == 0) & (c[:, CTR_CURTAILED] == 0)
+        if not normal.all():
+            rows, slots = rows[normal], slots[normal]
+        if not len(rows):
+            return
+        n = self._cnt[rows, slots].astype(np.float64)
+        ok = n > 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            m = self._sum[rows, slots].astype(np.float64) / n
+        bs, bw = self._base_s[rows], self._base_w[rows]
+        bw[:, :K][ok] += 1.0
+        with np.errstate(invalid="ignore", over="ignore"):  # inf readings: inf / NaN, like one by one
+            bs[:, :K][ok] += m[ok]
+            for k, col in ((P_IDX, K), (R_IDX, K + 1)):
+                okk = ok[:, k]
+                bs[okk, col] += m[okk, k] * m[okk, k]
+                bw[okk, col] += 1.0
+        self._base_s[rows] = bs
+        self._base_w[rows] = bw
+
+    def _ingest_fast(
+        self,
+        r: np.ndarray,
+        t: np.ndarray,
+        h: np.ndarray,
+        v: np.ndarray,
+        st: np.ndarray,
+        a: np.ndarray,
+        starts: np.ndarray,
+        ends: np.ndarray,
+        urows: np.ndarray,
+    ) -> None:
+        """Vectorised path: events grouped by row (``starts``/``ends``), in time order within each row,
+        none older than the row's newest event, spanning less than the ring."""
+        m = len(r)
+        lens = ends - starts
+        seg = np.repeat(np.arange(len(urows)), lens)
+        seg_start = starts[seg]
+        idx = np.arange(m)
+        old = self._newest[urows]
+        has_old = old != NO_HOUR
+        hfirst, hlast = h[starts], h[ends - 1]
+        start_h = np.where(has_old, old, hfirst)
+
+        # 1. clear the bins of the hours the ring moves over: (start_h, hlast]
+        n_clear = hlast - start_h
+        if n_clear.any():
+            k = np.arange(N_BINS)
+            mask = ((k[None, :] - (start_h[:, None] + 1)) % N_BINS) < n_clear[:, None]
+            cr, cs = np.nonzero(mask)
+            self._clear(urows[cr], cs)
+
+        # 2. spikes and identical-value runs per (row, signal): previous valid reading by forward fill
+        valid = ~np.isnan(v)
+        vidx = np.where(valid, idx[:, None], -1)
+        prev_idx = np.maximum.accumulate(vidx, axis=0)
+        prev_idx = np.vstack([np.full((1, K), -1), prev_idx[:-1]])
+        in_seg = prev_idx >= seg_start[:, None]
+        last_old = self._last[urows]
+        prev_val = np.where(in_seg, v[np.maximum(prev_idx, 0), np.arange(K)], last_old[seg])
+        with np.errstate(invalid="ignore"):
+            same = v == prev_val
+            change = valid & ~same
+            spike = change & (np.abs(v - prev_val) > SPIKE_THR)
+        spikes_ev = spike.sum(axis=1)
+        cidx = np.where(change, idx[:, None], -1)
+        lc = np.maximum.reduceat(cidx, starts, axis=0)
+        has_change = lc >= starts[:, None]
+        cvp = np.vstack([np.zeros((1, K), dtype=np.int64), np.cumsum(valid, axis=0)])
+        n_valid = cvp[ends] - cvp[starts]
+        lc0 = np.maximum(lc, 0)
+        n_after = cvp[ends] - np.take_along_axis(cvp, lc0, axis=0)  # valid readings from the last change on
+        cols = np.arange(K)[None, :]
+        run = self._run[urows]
+        self._run[urows] = np.where(has_change, n_after, run + n_valid).astype(np.uint32)
+        self._last[urows] = np.where(has_change, v[lc0, cols], last_old)
+        self._run_start[urows] = np.where(has_change, t[lc0], self._run_start[urows])
+
+        # 3. per-bin counters (exact increments first: they decide whether the counts must widen)
+        binidx = r * N_BINS + h % N_BINS
+        ukey, inv = np.unique(binidx, return_inverse=True)
+        nu = len(ukey)
+        ev_inc = np.bincount(inv, minlength=nu)
+        sp_inc = np.bincount(inv, weights=spikes_ev, minlength=nu).astype(np.int64)
+        ctr = self._ctr.reshape(-1, N_CTR)
+        cur = ctr[ukey]
+        need = max(int((cur[:, CTR_EVENTS] + ev_inc).max()), int((cur[:, CTR_SPIKES] + sp_inc).max()))
+        if need > np.iinfo(self._cdtype).max:
+            self._widen(need)
+            ctr = self._ctr.reshape(-1, N_CTR)
+            cur = ctr[ukey]
+        inc = np.zeros((nu, N_CTR), dtype=np.int64)
+        inc[:, CTR_EVENTS] = ev_inc
+        inc[:, CTR_SPIKES] = sp_inc
+        for col, codes in ((CTR_ALARMS, _ALARM_CODES), (CTR_DOWN, _DOWN_CODES), (CTR_CURTAILED, _CURT_CODES)):
+            hit = np.isin(st, codes)
+            if hit.any():
+                inc[:, col] = np.bincount(inv[hit], minlength=nu)
+        ctr[ukey] = cur + inc.astype(self._cdtype)
+
+        # 4. sums (float32, in event order), counts, maxima
+        ev_i, k_i = np.nonzero(valid)
+        flat = binidx[ev_i] * K + k_i
+        with np.errstate(invalid="ignore", over="ignore"):
+            np.add.at(self._sum.reshape(-1), flat, v[ev_i, k_i].astype(np.float32))
+        cnt = self._cnt.reshape(-1, K)
+        cinc = np.bincount(inv[ev_i] * K + k_i, minlength=nu * K).reshape(nu, K)
+        cnt[ukey] += cinc.astype(self._cdtype)
+        comp = k_i < KC
+        if comp.any():
+            fl = binidx[ev_i[comp]] * KC + k_i[comp]
+            np.maximum.at(self._max.reshape(-1), fl, _f16(v[ev_i[comp], k_i[comp]]))
+
+        # 5. auxiliary signals
+        ok = np.isfinite(a)
+        acnt = self._acnt.reshape(-1, N_ACNT)
+        ainc = np.zeros((nu, N_ACNT), dtype=np.int64)
+        asum = self._asum.reshape(-1)
+        if ok[:, 0].any():
+            sel = np.flatnonzero(ok[:, 0])
+            np.add.at(asum, binidx[sel] * N_ASUM + ASUM_PITCH, a[sel, 0].astype(np.float32))
+            ainc[:, ACNT_PITCH] = np.bincount(inv[sel], minlength=nu)
+        ainc[:, ACNT_WDIR] = np.bincount(inv, weights=ok[:, 1], minlength=nu).astype(np.int64)
+        ainc[:, ACNT_NDIR] = np.bincount(inv, weights=ok[:, 2], minlength=nu).astype(np.int64)
+        both = ok[:, 1] & ok[:, 2]
+        if both.any():
+            sel = np.flatnonzero(both)
+            err = np.deg2rad(a[sel, 2] - a[sel, 1])
+            np.add.at(asum, binidx[sel] * N_ASUM + ASUM_SIN, np.sin(err).astype(np.float32))
+            np.add.at(asum, binidx[sel] * N_ASUM + ASUM_COS, np.cos(err).astype(np.float32))
+            ainc[:, ACNT_YAW] = np.bincount(inv[sel], minlength=nu)
+        acnt[ukey] += ainc.astype(self._cdtype)
+
+        # 6. per-row scalars
+        self._total[urows] += lens
+        self._first[urows] = np.minimum(self._first[urows], t[starts])
+        self._last_ts[urows] = t[ends - 1]
+        self._newest[urows] = hlast
+
+        # 7. fold completed hours into the baseline, in order: the previous newest hour each time the
+        #    newest hour moved (old newest, then every batch hour but the last)
+        new_hour = np.r_[True, h[1:] != h[:-1]] | (idx == seg_start)
+        f_seg, f_hour = seg[new_hour], h[new_hour]
+        add_old = has_old & (old < hfirst)
+        if add_old.any():
+            f_seg = np.r_[np.flatnonzero(add_old), f_seg]
+            f_hour = np.r_[old[add_old], f_hour]
+            o = np.argsort(f_seg, kind="stable")
+            f_seg, f_hour = f_seg[o], f_hour[o]
+        last_of_seg = np.r_[f_seg[1:] != f_seg[:-1], True]
+        f_seg, f_hour = f_seg[~last_of_seg], f_hour[~last_of_seg]
+        if len(f_seg):
+            first_pos = np.flatnonzero(np.r_[True, f_seg[1:] != f_seg[:-1]])
+            rank = np.arange(len(f_seg)) - np.repeat(first_pos, np.diff(np.r_[first_pos, len(f_seg)]))
+            for step in range(int(rank.max()) + 1):
+                sel = rank == step
+                self._fold(urows[f_seg[sel]], f_hour[sel])
+
+    # ---------------------------------------------------------------- repairs
+    def drop_before(self, row: int, ts: float) -> int:
+        """Forget what the row holds from before ``ts`` (a repair, epoch seconds); returns hours cleared.
+
+        See :meth:`models.features.FeatureWindow.drop_before` for the rules.
+        """
+        ts = float(ts)
+        if not math.isfinite(ts) or ts <= self._floor[row]:
+            return 0
+        self._floor[row] = ts
+        cutoff = math.ceil(ts / BIN_SECONDS)  # first hour kept: it starts at or after ts
+        newest = int(self._newest[row])
+        if newest != NO_HOUR and cutoff <= newest - N_BINS + 1:
+            # A repair older than the whole window (recorded late): every hour held is after it; the
+            # baseline keeps its post-repair weeks. Only later-arriving older readings are refused.
+            self._first[row] = max(float(self._first[row]), ts)
+            return 0
+        cleared = 0
+        if newest != NO_HOUR:
+            hours = np.arange(newest - N_BINS + 1, min(cutoff, newest + 1))
+            slots = hours % N_BINS
+            cleared = int(np.count_nonzero(self._ctr[row, slots, CTR_EVENTS]))
+            self._clear(np.full(len(slots), row), slots)
+        self._base_s[row] = 0.0
+        self._base_w[row] = 0.0
+        self._base_hour[row] = NO_HOUR
+        if newest != NO_HOUR:
+            rr = np.array([row])
+            for hh in range(max(cutoff, newest - N_BINS + 1), newest):  # completed hours kept
+                self._fold(rr, np.array([hh], dtype=np.int64))
+        ended = self._run_start[row] < ts
+        self._run[row][ended] = 0
+        self._last[row][ended] = math.nan
+        last_ts = float(self._last_ts[row])
+        if last_ts == -math.inf:
+            return cleared
+        # nothing kept when the repair is after the newest event: the next reading starts the history
+        self._first[row] = math.inf if ts > last_ts else max(float(self._first[row]), ts)
+        return cleared
+
+    # ---------------------------------------------------------------- views
+    def last_event_ts(self, rows: np.ndarray) -> np.ndarray:
+        """Newest event time per row (epoch seconds), NaN where the row has no event."""
+        t = self._last_ts[np.asarray(rows, dtype=np.intp)]
+        return np.where(t == -np.inf, np.nan, t)
+
+    def frozen_hours(self, rows: np.ndarray) -> np.ndarray:
+        """(len, K): hours the current identical-value run of each signal lasts (0 when not frozen)."""
+        rows = np.asarray(rows, dtype=np.intp)
+        last_ts = self._last_ts[rows][:, None]
+        dur = last_ts - self._run_start[rows]
+        frozen = (
+            (self._run[rows] >= self._fmin_c[rows][:, None])
+            & (dur >= self._fmin_s[rows][:, None])
+            & (last_ts != -np.inf)
+        )
+        return np.where(frozen, dur / 3600.0, 0.0)
+
+    def time_order(self, rows: np.ndarray) -> np.ndarray:
+        """(len, N_BINS) ring slots of each row, oldest hour first."""
+        newest = self._newest[rows]
+        start = np.where(newest == NO_HOUR, 0, (newest + 1) % N_BINS)
+        return (start[:, None] + np.arange(N_BINS)[None, :]) % N_BINS
+
+    def gather(self, rows: np.ndarray, *, aux: bool = False) -> BinArrays:
+        """The rows' bins in time order (one fancy-index per array) and the scalars features need."""
+        rows = np.asarray(rows, dtype=np.intp)
+        order = self.time_order(rows)
+        rr = rows[:, None]
+        bw = self._base_w[rows]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            baseline = np.where(bw > 0.5, self._base_s[rows] / bw, np.nan)
+        first = self._first[rows]
+        return BinArrays(
+            sums=self._sum[rr, order],
+            counts=self._cnt[rr, order],
+            maxs=self._max[rr, order],
+            counters=self._ctr[rr, order],
+            frozen_hours=self.frozen_hours(rows),
+            baseline=baseline,
+            baseline_hours=bw[:, P_IDX].copy(),
+            last_ts=self.last_event_ts(rows),
+            first_ts=np.where(first == np.inf, np.nan, first),
+            late=self._late[rows].copy(),
+            aux_sums=self._asum[rr, order] if aux else None,
+            aux_counts=self._acnt[rr, order] if aux else None,
+        )
+
+    def features(self, rows: np.ndarray, normal_model: NormalModel | None) -> np.ndarray:
+        """(len(rows), N_FEATURES) in FEATURE_NAMES order, computed in chunks of FEATURE_CHUNK rows."""
+        rows = np.asarray(rows, dtype=np.intp)
+        if not len(rows):
+            return np.zeros((0, N_FEATURES))
+        out = np.empty((len(rows), N_FEATURES))
+        for i in range(0, len(rows), FEATURE_CHUNK):
+            out[i : i + FEATURE_CHUNK] = feature_matrix(
+                self.gather(rows[i : i + FEATURE_CHUNK]), normal_model
+            )
+        return out
+
+    def data_quality(
+        self,
+        rows: np.ndarray,
+        now: np.ndarray | None = None,
+        fitted: Sequence[Collection[str] | None] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Data-quality dicts of the rows (as FeatureWindow.data_quality); ``now``: epoch s, NaN = none."""
+        rows = np.asarray(rows, dtype=np.intp)
+        nows: list[float | None] | None = None
+        if now is not None:
+            arr = np.broadcast_to(np.asarray(now, dtype=np.float64), rows.shape)
+            nows = [None if math.isnan(x) else float(x) for x in arr.tolist()]
+        out: list[dict[str, Any]] = []
+        for i in range(0, len(rows), FEATURE_CHUNK):
+            sl = slice(i, i + FEATURE_CHUNK)
+            b = self.gather(rows[sl], aux=fitted is not None)
+            out += data_quality(b, None if nows is None else nows[sl], None if fitted is None else fitted[sl])
+        return out
+
+    # ---------------------------------------------------------------- serialisation
+    def to_bytes(self, row: int) -> bytes:
+        """Versioned compact state of one row: a struct header + raw typed arrays, zlib (no pickle)."""
+        cnt, ctr, acnt = self._cnt[row], self._ctr[row], self._acnt[row]
+        top = max(int(cnt.max()), int(ctr.max()), int(acnt.max()))
+        dt = _count_dtype_for(top)
+        floor = float(self._floor[row])
+        header = _HEADER.pack(
+            _MAGIC,
+            WINDOW_FORMAT_VERSION,
+            _COUNT_DTYPES.index(dt),
+            N_BINS,
+            K,
+            int(self._newest[row]),
+            float(self._first[row]),
+            float(self._last_ts[row]),
+            float(self._fmin_s[row]),
+            int(self._late[row]),
+            int(self._total[row]),
+        )
+        tid = self.turbine_id_of(row).encode()
+        body = b"".join(
+            [
+                struct.pack("<HI", len(tid), int(self._fmin_c[row])),
+                tid,
+                self._last[row].tobytes(),
+                self._run[row].tobytes(),
+                self._run_start[row].tobytes(),
+                self._base_s[row].tobytes(),
+                self._base_w[row].tobytes(),
+                struct.pack("<qd", int(self._base_hour[row]), floor),
+                self._sum[row].tobytes(),
+                self._max[row].tobytes(),
+                self._asum[row].tobytes(),
+                cnt.astype(dt).tobytes(),
+                ctr.astype(dt).tobytes(),
+                acnt.astype(dt).tobytes(),
+            ]
+        )
+        return header + zlib.compress(body, 1)
+
+    def load(self, turbine_id: str, data: bytes) -> int:
+        """Restore a row from :meth:`to_bytes` (this or format 2) under ``turbine_id``; returns the row.
+
+        Raises ``ValueError`` on an unknown format or a corrupted state (the store is then unchanged).
+        """
+        state = parse_state(data)
+        self._widen(state.pop("_top"))
+        row = int(self.rows_for([turbine_id])[0])
+        for name, value in state.items():
+            if name != "turbine_id":
+                getattr(self, name)[row] = value
+        return row
+
+
+def state_turbine_id(data: bytes) -> str:
+    """The turbine id stored in a :meth:`WindowStore.to_bytes` state (any supported format)."""
+    return str(parse_state(data)["turbine_id"])
+
+
+def parse_state(data: bytes) -> dict[str, Any]:
+    """Arrays of one serialised row, in the store's layout (format 2 converted), plus ``turbine_id``
+    and ``_top`` (its largest count). Raises ``ValueError`` naming what is wrong."""
+    if len(data) < _HEADER.size or data[:4] != _MAGIC:
+        raise ValueError("not a FeatureWindow state (bad magic)")
+    _magic, ver, flags, n_bins, k, newest, first, last, fmin_s, late, total = _HEADER.unpack_from(data)
+    if ver not in (2, WINDOW_FORMAT_VERSION) or n_bins != N_BINS or k != K:
+        raise ValueError(
+            f"FeatureWindow state format {ver} (bins={n_bins}, signals={k}) is not supported; "
+            f"expected {WINDOW_FORMAT_VERSION} or 2 (bins={N_BINS}, signals={K})"
+        )
+    try:
+        body = zlib.decompress(data[_HEADER.size :])
+    except zlib.error as exc:
+        raise ValueError(f"corrupted FeatureWindow state: {exc}") from exc
+    pos = 0
+
+    def take(dtype: Any, n: int) -> np.ndarray:
+        nonlocal pos
+        size = np.dtype(dtype).itemsize * n
+        if pos + size > len(body):
+            raise ValueError(f"corrupted FeatureWindow state: truncated at byte {pos} of {len(body)}")
+        arr = np.frombuffer(body, dtype=dtype, count=n, offset=pos)
+        pos += size
+        return arr
+
+    try:
+        tid_len, fmin_c = struct.unpack_from("<HI", body)
+        pos = 6
+        tid = body[pos : pos + tid_len].decode()
+    except (struct.error, UnicodeDecodeError) as exc:
+        raise ValueError(f"corrupted FeatureWindow state: {exc}") from exc
+    pos += tid_len
+    out: dict[str, Any] = {
+        "turbine_id": tid,
+        "_newest": newest,
+        "_first": first,
+        "_last_ts": last,
+        "_fmin_s": fmin_s,
+        "_fmin_c": fmin_c,
+        "_late": late,
+        "_total": total,
+    }
+    out["_last"] = take(np.float64, K)
+    out["_run"] = take(np.uint32, K)
+    out["_run_start"] = take(np.float64, K)
+    out["_base_s"] = take(np.float64, N_BASE)
+    out["_base_w"] = take(np.float64, N_BASE)
+    if ver == WINDOW_FORMAT_VERSION:
+        if flags >= len(_COUNT_DTYPES):
+            raise ValueError(f"corrupted FeatureWindow state: count type {flags}")
+        out["_base_hour"] = int(take(np.int64, 1)[0])
+        out["_floor"] = float(take(np.float64, 1)[0])
+        out["_sum"] = take(np.float32, N_BINS * K).reshape(N_BINS, K)
+        out["_max"] = take(np.float16, N_BINS * KC).reshape(N_BINS, KC)
+        out["_asum"] = take(np.float32, N_BINS * N_ASUM).reshape(N_BINS, N_ASUM)
+        ct = _COUNT_DTYPES[flags]
+        out["_cnt"] = take(ct, N_BINS * K).reshape(N_BINS, K)
+        out["_ctr"] = take(ct, N_BINS * N_CTR).reshape(N_BINS, N_CTR)
+        out["_acnt"] = take(ct, N_BINS * N_ACNT).reshape(N_BINS, N_ACNT)
+    else:  # format 2: convert to the compact layout
+        out["_base_hour"] = int(take(np.int64, 1)[0])
+        ct2 = np.uint16 if flags & _V2_SMALL else np.uint32
+        out["_sum"] = take(np.float64, N_BINS * K).reshape(N_BINS, K).astype(np.float32)
+        out["_cnt"] = take(ct2, N_BINS * K).reshape(N_BINS, K)
+        out["_max"] = _f16(take(np.float32, N_BINS * K).reshape(N_BINS, K)[:, :KC].astype(np.float64))
+        ctr6 = take(ct2, N_BINS * N_COUNTERS).reshape(N_BINS, N_COUNTERS)
+        out["_ctr"] = ctr6[:, [C_EVENTS, C_SPIKES, C_ALARMS, C_DOWN, C_CURTAILED]]
+        asum = np.zeros((N_BINS, N_ASUM), dtype=np.float32)
+        acnt = np.zeros((N_BINS, N_ACNT), dtype=ct2)
+        floor = -math.inf
+        if flags & _V2_AUX:
+            s5 = take(np.float64, N_BINS * KA).reshape(N_BINS, KA)
+            c5 = take(ct2, N_BINS * KA).reshape(N_BINS, KA)
+            asum = s5[:, [AUX_PITCH, AUX_SIN, AUX_COS]].astype(np.float32)
+            acnt = c5[:, [AUX_PITCH, AUX_WDIR, AUX_NDIR, AUX_SIN]]
+            if flags & _V2_FLOOR:
+                floor = float(take(np.float64, 1)[0])
+        out["_asum"], out["_acnt"], out["_floor"] = asum, acnt, floor
+    out["_top"] = max(int(out["_cnt"].max()), int(out["_ctr"].max()), int(out["_acnt"].max()))
+    return out
+
+
+__all__ = ["NO_HOUR", "WINDOW_FORMAT_VERSION", "WindowStore", "parse_state", "state_turbine_id"]
