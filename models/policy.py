@@ -180,7 +180,8 @@ _UNIT = {s: "°C" for s in TEMP_SIGNALS} | {
 
 
 def pretty_signal(name: str) -> str:
-    return _PRETTY.get(name, name.replace("_", " "))
+    pretty = _PRETTY.get(name)
+    return pretty if pretty is not None else name.replace("_", " ")
 
 
 def _fmt_range(rng: tuple[float, float] | None, unit: str) -> str:
@@ -336,7 +337,7 @@ class ReasonTable:
         valid = ~np.isnan(key)
         k = min(max_reasons, key.shape[1])
         order = np.argsort(np.where(valid, -key, np.inf), axis=1, kind="stable")[:, :k]
-        n_top = np.minimum(valid.sum(axis=1), k).tolist()
+        n_top = np.minimum(valid.sum(axis=1), k)
         s = x[:, self._trend_cols]
         exc_s, _ = _exceed(s, self._trend_lo, self._trend_hi, self._trend_width)
         with np.errstate(invalid="ignore"):
@@ -345,11 +346,19 @@ class ReasonTable:
             trend &= trusted[:, None]
         out: list[list[dict[str, Any]]] = [[] for _ in range(n)]
         cands = self.candidates
-        for i in np.flatnonzero(valid.any(axis=1)).tolist():
-            row = order[i].tolist()[: n_top[i]]
-            out[i] = [
-                self._reason(cands[j], float(v[i, j]), float(s[i, j]) if trend[i, j] else None) for j in row
-            ]
+        # the chosen (row, candidate) pairs in rank order, gathered at once: only they become Python objects
+        rows, rank = np.nonzero(np.arange(k) < n_top[:, None])
+        chosen = order[rows, rank]
+        picked = zip(
+            rows.tolist(),
+            chosen.tolist(),
+            v[rows, chosen].tolist(),
+            s[rows, chosen].tolist(),
+            trend[rows, chosen].tolist(),
+            strict=True,
+        )
+        for i, j, val, slope, annotate in picked:
+            out[i].append(self._reason(cands[j], val, slope if annotate else None))
         return out
 
     @staticmethod
@@ -387,7 +396,7 @@ def _floats(values: Any) -> np.ndarray:
 
 def _numbers(values: list[Any]) -> tuple[np.ndarray, list[int]]:
     """(float64 array: None -> NaN, indexes of the values that are present but not real numbers)."""
-    if all(type(v) in _FAST_NUMBERS for v in values):
+    if set(map(type, values)) <= _FAST_NUMBERS:
         try:
             return np.array(values, dtype=np.float64), []
         except OverflowError:  # an int beyond float: the slow path gives it +-inf
@@ -446,9 +455,14 @@ def _invalid(field_name: str, value: Any) -> dict[str, Any]:
 class DataQualityBatch:
     """The data-quality verdict of a batch: per row its reasons (rule order) and whether any is hard."""
 
-    reasons: list[list[dict[str, Any]]]
+    issues: dict[int, list[dict[str, Any]]]  # row -> its reasons, rows with an issue only
     hard: np.ndarray  # bool per row: hard issues make the tier unknown; soft ones only cap the score
     history_hours: np.ndarray  # float per row (NaN: unknown), for the trend rule of the model reasons
+
+    @property
+    def reasons(self) -> list[list[dict[str, Any]]]:
+        """The reasons of every row (a new list each)."""
+        return [list(self.issues.get(i, ())) for i in range(len(self.hard))]
 
 
 _DQ_NUMBERS = ("seconds_since_last_event", "missing_share_24h", "coverage_hours_24h")
@@ -538,24 +552,20 @@ class RiskPolicy:
         cfg = self.config.data_quality
         n = len(data_quality)
         empty: Mapping[str, Any] = {}
-        maps = [d if isinstance(d, Mapping) else empty for d in data_quality]
-        not_map = [i for i, d in enumerate(data_quality) if d is not None and not isinstance(d, Mapping)]
+        maps = [d if type(d) is dict or isinstance(d, Mapping) else empty for d in data_quality]
+        not_map = [
+            i for i, (d, m) in enumerate(zip(data_quality, maps, strict=True)) if m is empty and d is not None
+        ]
         history, bad_history = _numbers([m.get("history_hours") for m in maps])
-        reasons: list[list[dict[str, Any]]] = [[] for _ in range(n)]
+        issues: dict[int, list[dict[str, Any]]] = {}
         hard = np.zeros(n, dtype=bool)
         for i in not_map:
             got = type(data_quality[i]).__name__
-            reasons[i].append(
-                _r(
-                    "invalid_data_quality",
-                    f"data-quality indicators are not a mapping (got {got})",
-                    None,
-                    None,
-                )
-            )
+            text = f"data-quality indicators are not a mapping (got {got})"
+            issues[i] = [_r("invalid_data_quality", text, None, None)]
             hard[i] = True
         if n == 0:
-            return DataQualityBatch(reasons, hard, history)
+            return DataQualityBatch(issues, hard, history)
         has_events = np.zeros(n, dtype=bool)
         has_events[_truthy_rows([m.get("events_in_window") for m in maps])] = True
         no_data = ~has_events | np.array([m.get("last_event_time") is None for m in maps], dtype=bool)
@@ -578,10 +588,10 @@ class RiskPolicy:
                 bad.setdefault(i, []).append(f)
                 look[i] = True
         for i in np.flatnonzero(no_data).tolist():
-            reasons[i].append(dict(_NO_DATA))
+            issues[i] = [dict(_NO_DATA)]
             hard[i] = True
         for i in np.flatnonzero(look & ~no_data).tolist():
-            out = reasons[i]
+            out: list[dict[str, Any]] = []
             if stale[i]:
                 limit = cfg.max_staleness_minutes
                 text = f"last reading {since[i] / 60:.0f} min ago (max {limit:.0f} min)"
@@ -599,8 +609,10 @@ class RiskPolicy:
             found, sensor_hard = self._sensor_issues(silent[i], frozen[i], invalid)
             out.extend(found)
             out.extend(invalid)
+            if out:
+                issues[i] = out
             hard[i] = is_hard or sensor_hard or bool(invalid)
-        return DataQualityBatch(reasons, hard, history)
+        return DataQualityBatch(issues, hard, history)
 
     def _sensor_issues(
         self, silent: Any, frozen: Any, invalid: list[dict[str, Any]]
@@ -635,25 +647,51 @@ class RiskPolicy:
                 invalid.append(_invalid("frozen_signals", frozen))
         return out, hard
 
-    def model_reason(
-        self, probability: float, ttf_days: float, ttf_low_days: float, ttf_high_days: float
-    ) -> dict[str, Any]:
-        """The always-present reason quoting the model output (``probability`` must be finite)."""
-        cfg = self.config
-        ttf_txt = ""
-        if math.isfinite(ttf_days):
-            if ttf_days >= cfg.score.ttf_horizon_days - 1e-9:
-                ttf_txt = f"; no failure expected within {cfg.score.ttf_horizon_days:.0f} days"
+    def model_reasons(
+        self,
+        probability: np.ndarray,
+        ttf_days: np.ndarray,
+        ttf_low_days: np.ndarray,
+        ttf_high_days: np.ndarray,
+    ) -> list[dict[str, Any] | None]:
+        """Per row, the reason quoting the model output (None where the probability is not finite):
+        the probability, and the expected time to failure with its bounds unless beyond the horizon."""
+        horizon = self.config.score.ttf_horizon_days
+        near = horizon - 1e-9
+        beyond = f"; no failure expected within {horizon:.0f} days"
+        upper = self.config.tiers.moderate / 100.0
+        p = np.asarray(probability, dtype=np.float64)
+        t = np.asarray(ttf_days, dtype=np.float64)
+        ok = np.isfinite(p).tolist()
+        has_ttf = np.isfinite(t).tolist()
+        out: list[dict[str, Any] | None] = []
+        for pi, ti, lo, hi, ok_i, has_t in zip(
+            p.tolist(),
+            t.tolist(),
+            np.asarray(ttf_low_days, dtype=np.float64).tolist(),
+            np.asarray(ttf_high_days, dtype=np.float64).tolist(),
+            ok,
+            has_ttf,
+            strict=True,
+        ):
+            if not ok_i:
+                out.append(None)
+                continue
+            if not has_t:
+                ttf_txt = ""
+            elif ti >= near:
+                ttf_txt = beyond
             else:
-                ttf_txt = (
-                    f"; expected time to failure {ttf_days:.1f} days ({ttf_low_days:.1f}-{ttf_high_days:.1f})"
-                )
-        return {
-            "indicator": "failure_probability_7d",
-            "text": f"model: {probability:.0%} probability of failure within 7 days{ttf_txt}",
-            "value": round(float(probability), 4),
-            "normal_range": [0.0, cfg.tiers.moderate / 100.0],
-        }
+                ttf_txt = f"; expected time to failure {ti:.1f} days ({lo:.1f}-{hi:.1f})"
+            out.append(
+                {
+                    "indicator": "failure_probability_7d",
+                    "text": f"model: {pi:.0%} probability of failure within 7 days{ttf_txt}",
+                    "value": round(pi, 4),
+                    "normal_range": [0.0, upper],
+                }
+            )
+        return out
 
     def assess_batch(
         self,
@@ -681,20 +719,18 @@ class RiskPolicy:
         valid = np.isfinite(p)
         dq = self.data_quality_batch(data_quality)
         top = reasons.top(np.asarray(features, dtype=np.float64), cfg.reasons.max_reasons, dq.history_hours)
-        flagged = valid.copy()
-        flagged[:] = [bool(r) for r in dq.reasons]
-        flagged |= ~valid
+        flagged = ~valid
+        flagged[list(dq.issues)] = True
         scores, tiers = self.apply_data_quality(self.scores(p, ttf_days), flagged, dq.hard | ~valid)
-        pl, tl, lol, hil = (
-            np.asarray(a, dtype=np.float64).tolist() for a in (p, ttf_days, ttf_low_days, ttf_high_days)
-        )
+        model = self.model_reasons(p, ttf_days, ttf_low_days, ttf_high_days)
         out: list[PolicyDecision] = []
-        for i, ok in enumerate(valid.tolist()):
-            model_reasons = top[i]
-            if ok:
-                model_reasons.append(self.model_reason(pl[i], tl[i], lol[i], hil[i]))
-                dq_reasons = dq.reasons[i]
+        issues = dq.issues
+        for i, (found, quote, score, tier) in enumerate(zip(top, model, scores, tiers, strict=True)):
+            if quote is not None:
+                found.append(quote)
             else:
-                dq_reasons = [*dq.reasons[i], dict(_NO_MODEL)]
-            out.append(PolicyDecision(score=scores[i], tier=tiers[i], reasons=dq_reasons + model_reasons))
+                found.insert(0, dict(_NO_MODEL))
+            if i in issues:
+                found[:0] = issues[i]
+            out.append(PolicyDecision(score=score, tier=tier, reasons=found))
         return out
