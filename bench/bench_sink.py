@@ -148,12 +148,51 @@ def rows_for(cls: type[Row], n: int, version: int, rng: random.Random, blob: byt
     raise ValueError(cls)
 
 
+def outcome(mod: ModuleType, turbines: int, per_turbine: int, version: int, rng: random.Random) -> Any:
+    """A stream batch of ``turbines`` touched turbines with ``per_turbine`` 10-minute readings each."""
+    from scorer.processing import BatchOutcome
+
+    blob = b""
+    out = BatchOutcome(events=turbines * per_turbine, turbines_scored=turbines, model_version="v1")
+    out.turbine_rows = rows_for(TurbineSeenRow, turbines, version, rng, blob)  # type: ignore[assignment]
+    out.latest_rows = rows_for(LatestRow, turbines, version, rng, blob)  # type: ignore[assignment]
+    out.agg_rows = rows_for(AggRow, turbines * per_turbine, version, rng, blob)  # type: ignore[assignment]
+    out.history_rows = rows_for(HistoryRow, turbines, version, rng, blob)  # type: ignore[assignment]
+    out.state_rows = rows_for(StateRow, turbines, version, rng, blob)  # type: ignore[assignment]
+    if not hasattr(mod.Sink, "write_rows"):  # an older sink: tuples in its column order
+        for attr, table in (
+            ("turbine_rows", "turbines"),
+            ("latest_rows", "telemetry_latest"),
+            ("agg_rows", "telemetry_agg"),
+            ("history_rows", "score_history"),
+            ("state_rows", "turbine_state"),
+        ):
+            cols = mod.UPSERTS[table][0]
+            setattr(out, attr, [tuple(getattr(r, c) for c in cols) for r in getattr(out, attr)])
+    return out
+
+
+def bench_batches(mod: ModuleType, sink: Any, rounds: int, rng: random.Random) -> None:
+    """``write_batch`` of a live batch (100 turbines x 1 reading) and a backlog batch (1,000 x 5)."""
+    for turbines, per in ((100, 1), (1000, 5)):
+        figures = []
+        for r in range(rounds):
+            out = outcome(mod, turbines, per, 100 + r, rng)
+            t0 = time.perf_counter()
+            sink.write_batch(out, 1.0)
+            figures.append(time.perf_counter() - t0)
+        ms = statistics.median(figures) * 1000
+        rows = turbines * (4 + per)
+        print(f"  write_batch {turbines:>5} turbines x {per} readings ({rows:,} rows): {ms:8.1f} ms median")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sink-module", help="path of another scorer/sink.py to measure instead")
     ap.add_argument("--rows", type=int, default=2000, help="rows per table per write (agg: same count)")
     ap.add_argument("--window-rows", type=int, default=500, help="scorer_windows rows per write")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--batches-only", action="store_true", help="only the write_batch figures")
     args = ap.parse_args()
     mod = load_sink(args.sink_module)
     name, url = make_db()
@@ -164,6 +203,9 @@ def main() -> None:
         write = writer(mod, sink)
         write(TurbineSeenRow, rows_for(TurbineSeenRow, args.rows, 0, rng, blob))  # FK of latest/state
         print(f"sink: {args.sink_module or 'scorer/sink.py'}  rows/s (insert | update median | unchanged)")
+        bench_batches(mod, sink, args.rounds, rng)
+        if args.batches_only:
+            return
         for cls in (TurbineSeenRow, LatestRow, AggRow, HistoryRow, StateRow, WindowRow, DeadLetterRow):
             n = args.window_rows if cls is WindowRow else args.rows
             figures = []

@@ -67,6 +67,8 @@ def _set(cols: Sequence[str], key: Sequence[str]) -> str:
     return ", ".join(f"{c} = EXCLUDED.{c}" for c in cols if c not in key)
 
 
+#: Send a live batch's statements in pipeline mode (one round trip; see Sink.write_batch).
+PIPELINE = True
 #: From this many rows of one table, binary COPY into a staging table beats one unnest statement.
 COPY_MIN_ROWS = 1000
 
@@ -293,26 +295,36 @@ class Sink:
 
     # ------------------------------------------------------------------ stream batch
     def write_batch(self, out: BatchOutcome, duration_ms: float) -> None:
-        """All rows of one micro-batch + its scoring_log row, in one transaction."""
+        """All rows of one micro-batch + its scoring_log row, in one transaction.
+
+        When every table's rows go in one ``unnest`` statement (a live batch), the statements are sent
+        in pipeline mode: one round trip for all of them instead of one each (COPY cannot be pipelined).
+        """
+        tables: list[tuple[type[Row], Sequence[Row]]] = [
+            (TurbineSeenRow, out.turbine_rows),
+            (LatestRow, out.latest_rows),
+            (AggRow, out.agg_rows),
+            (HistoryRow, out.history_rows),
+            (StateRow, out.state_rows),
+            (DeadLetterRow, self.dead_letter_rows(out.fallback_letters)),
+        ]
+        pipeline = PIPELINE and all(len(rows) < WRITES[cls].copy_min_rows for cls, rows in tables)
 
         def tx(conn: psycopg.Connection) -> None:
-            self.write_rows(conn, TurbineSeenRow, out.turbine_rows)
-            self.write_rows(conn, LatestRow, out.latest_rows)
-            self.write_rows(conn, AggRow, out.agg_rows)
-            self.write_rows(conn, HistoryRow, out.history_rows)
-            self.write_rows(conn, StateRow, out.state_rows)
-            self.write_rows(conn, DeadLetterRow, self.dead_letter_rows(out.fallback_letters))
-            if out.turbines_scored or out.events:
-                self._log(
-                    conn,
-                    "stream_batch",
-                    out.turbines_scored,
-                    out.events,
-                    "ok",
-                    duration_ms,
-                    out.model_version,
-                    None,
-                )
+            with conn.pipeline() if pipeline else contextlib.nullcontext():
+                for cls, rows in tables:
+                    self.write_rows(conn, cls, rows)
+                if out.turbines_scored or out.events:
+                    self._log(
+                        conn,
+                        "stream_batch",
+                        out.turbines_scored,
+                        out.events,
+                        "ok",
+                        duration_ms,
+                        out.model_version,
+                        None,
+                    )
 
         self.run(tx, "stream batch")
 

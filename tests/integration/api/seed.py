@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import psycopg
 
-from common.db import ASSESSMENT_COLUMNS, TELEMETRY_AGG_SIGNALS
+from common.rows import ASSESSMENT_COLUMNS, TELEMETRY_AGG_SIGNALS, AggRow, HistoryRow, Row, StateRow
 
 TIER_BY_SCORE = ((80.0, "critical"), (60.0, "high"), (35.0, "moderate"), (0.0, "low"))
 MODEL_VERSION = "2026.11.1-test"
@@ -68,6 +68,18 @@ def copy_rows(
             copy.write_row(row)
             n += 1
     return n
+
+
+def copy_records(
+    conn: psycopg.Connection,
+    cls: type[Row],
+    items: Iterable[tuple[Row, Sequence[Any]]],
+    extra_columns: Sequence[str] = (),
+) -> int:
+    """COPY typed rows (``common.rows``: the columns the scorer writes) plus ``extra_columns`` values."""
+    return copy_rows(
+        conn, cls.TABLE, (*cls.COLUMNS, *extra_columns), ((*r.values(), *extra) for r, extra in items)
+    )
 
 
 def _json(value: Any) -> str:
@@ -167,118 +179,71 @@ def seed_fleet(
             ),
         )
 
-        def state_rows() -> Iterable[Sequence[Any]]:
+        def state_rows() -> Iterable[tuple[Row, Sequence[Any]]]:
             for tid in scored_ids:
                 score = current[tid]
                 prob = round(score / 100 * 0.9, 4) if tid != scored_ids[-2] else None  # one null probability
                 ttf = round(max(1.0, (100 - score) / 2), 2)
-                yield (
-                    tid,
-                    sites[tid],
-                    now - timedelta(minutes=2),
-                    now,
-                    "stream",
-                    score,
-                    tier_of(score),
-                    prob,
-                    ttf,
-                    ttf * 0.6,
-                    ttf * 1.6,
-                    MODEL_VERSION,
-                    None,
-                    _json(reasons_for(score)),
-                    _json({"missing_share": 0.01, "frozen_signals": []}),
-                    last_event[tid],
+                row = StateRow(
+                    turbine_id=tid,
+                    site_id=sites[tid],
+                    as_of=now - timedelta(minutes=2),
+                    trigger="stream",
+                    score=score,
+                    tier=tier_of(score),
+                    probability=prob,
+                    ttf_days=ttf,
+                    ttf_low_days=ttf * 0.6,
+                    ttf_high_days=ttf * 1.6,
+                    model_version=MODEL_VERSION,
+                    run_id=None,
+                    reasons=_json(reasons_for(score)),
+                    data_quality=_json({"missing_share": 0.01, "frozen_signals": []}),
+                    last_event_time=last_event[tid],
+                    calibration_version=None,
                 )
+                yield row, (now,)
 
-        copy_rows(
-            conn,
-            "turbine_state",
-            (
-                "turbine_id",
-                "site_id",
-                "as_of",
-                "scored_at",
-                "trigger",
-                *ASSESSMENT_COLUMNS,
-                "reasons",
-                "data_quality",
-                "last_event_time",
-            ),
-            state_rows(),
-        )
+        copy_records(conn, StateRow, state_rows(), ("scored_at",))
 
-        def history_rows() -> Iterable[Sequence[Any]]:
+        def history_rows() -> Iterable[tuple[Row, Sequence[Any]]]:
             step = timedelta(days=1) / per_day
             start = now - timedelta(days=days)
             n = days * per_day
+            common: dict[str, Any] = {"ttf_days": 10.0, "ttf_low_days": 6.0, "ttf_high_days": 16.0}
+            common["model_version"] = MODEL_VERSION
             for tid in scored_ids:
                 base = current[tid]
                 for k in range(n):
                     t = start + step * k
                     drift = (k - n) / n * 20  # risk rose towards now
                     score = min(100.0, max(0.0, base + drift + rng.uniform(-3, 3)))
-                    yield (
-                        t,
-                        tid,
-                        "stream",
-                        round(score, 3),
-                        tier_of(score),
-                        score / 100 * 0.9,
-                        10.0,
-                        6.0,
-                        16.0,
-                        MODEL_VERSION,
-                        None,
-                        "[]",
-                        "{}",
-                        t,
-                    )
+                    row = HistoryRow(
+                        time=t, turbine_id=tid, trigger="stream", score=round(score, 3), tier=tier_of(score),
+                        probability=score / 100 * 0.9, run_id=None, reasons="[]", data_quality="{}",
+                        calibration_version=None, **common,
+                    )  # fmt: skip
+                    yield row, (t,)
                 for run_id, rt in zip(run_ids, run_times, strict=True):
-                    yield (
-                        rt,
-                        tid,
-                        "sweep",
-                        base,
-                        tier_of(base),
-                        base / 100 * 0.9,
-                        10.0,
-                        6.0,
-                        16.0,
-                        MODEL_VERSION,
-                        run_id,
-                        _json(reasons_for(base)[:3]),
-                        "{}",
-                        rt,
-                    )
+                    row = HistoryRow(
+                        time=rt, turbine_id=tid, trigger="sweep", score=base, tier=tier_of(base),
+                        probability=base / 100 * 0.9, run_id=str(run_id),
+                        reasons=_json(reasons_for(base)[:3]), data_quality="{}", calibration_version=None,
+                        **common,
+                    )  # fmt: skip
+                    yield row, (rt,)
 
-        copy_rows(
-            conn,
-            "score_history",
-            (
-                "time",
-                "turbine_id",
-                "trigger",
-                *ASSESSMENT_COLUMNS,
-                "reasons",
-                "data_quality",
-                "scored_at",
-            ),
-            history_rows(),
-        )
+        copy_records(conn, HistoryRow, history_rows(), ("scored_at",))
 
         tele_ids = scored_ids[:telemetry_turbines]
 
-        def agg_rows() -> Iterable[Sequence[Any]]:
+        def agg_rows() -> Iterable[tuple[Row, Sequence[Any]]]:
             start = (now - timedelta(days=days)).replace(minute=0, second=0)
             n = int(timedelta(days=days) / telemetry_step)
             for tid in tele_ids:
                 for k in range(n):
                     t = start + telemetry_step * k
-                    yield (
-                        t,
-                        tid,
-                        60,
+                    means = [  # TELEMETRY_AGG_SIGNALS order
                         8.0 + rng.uniform(-2, 2),
                         2000 + rng.uniform(-300, 300),
                         12.0,
@@ -288,9 +253,10 @@ def seed_fleet(
                         45.0,
                         2.5 + k / n,
                         180.0,
-                    )
+                    ]
+                    yield AggRow.of(t, tid, 60, means), ()
 
-        copy_rows(conn, "telemetry_agg", ("bucket", "turbine_id", "samples", *AGG_SIGNALS), agg_rows())
+        copy_records(conn, AggRow, agg_rows())
 
         tier_counts: dict[str, int] = {}
         for tid in scored_ids:
