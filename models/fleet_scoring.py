@@ -13,7 +13,13 @@ registered) is routed by the signals its calibration found in its history, else 
 
 Every assessment's ``data_quality`` carries ``sensor_set``, ``signals_used`` and
 ``calibration_version``, and counts only fitted signals (a sensor that is not fitted is not missing).
-``now=None`` judges each item as of its own newest event (the stream path); a sweep passes its as-of.
+``now=None`` judges each item as of its own newest event (the stream path); a sweep passes its as-of
+(one for all, or one per item: each turbine as of its site's data time).
+
+Windows are views on a ``models.window_store.WindowStore``: the features of all windows routed to the
+full model are gathered in one pass per store (``window_features``), their data quality computed over
+arrays (``window_data_quality``); only a calibrated turbine's own power-curve reason reads its window's
+snapshot.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from models.features import FeatureWindow, feature_matrix
+from models.features import FeatureWindow, window_data_quality, window_features
 from models.operational import OperationalScorer
 from models.policy import RiskPolicy
 from models.scoring import MAX_BATCH, BatchScorer, FeatureRow, RiskAssessment, unknown_assessment
@@ -82,51 +88,79 @@ class FleetScorer:
         return op is not None and op.calibration is not None and op.calibration.get(turbine_id) is not None
 
     # ---------------------------------------------------------------- scoring
-    def score(self, items: Sequence[tuple[str, Any]], now: datetime | None = None) -> list[RiskAssessment]:
-        """Assessments in the order of ``items``."""
+    def score(
+        self,
+        items: Sequence[tuple[str, Any]],
+        now: datetime | Sequence[datetime | None] | None = None,
+    ) -> list[RiskAssessment]:
+        """Assessments in the order of ``items``; ``now``: one time for all items, or one per item."""
+        nows: Sequence[datetime | None] = (
+            [now] * len(items) if now is None or isinstance(now, datetime) else now
+        )
+        if len(nows) != len(items):
+            raise ValueError(f"{len(nows)} times for {len(items)} items")
         out: list[RiskAssessment | None] = [None] * len(items)
         full_idx: list[int] = []
+        op_idx: list[int] = []
+        fitted = [self.fitted(tid) for tid, _ in items]
         for i, (tid, item) in enumerate(items):
-            fitted = self.fitted(tid)
-            route = sensor_set_for(fitted)
+            route = sensor_set_for(fitted[i])
             if route == FULL and self.full is not None:
                 full_idx.append(i)
             elif route == OPERATIONAL and self.operational is not None:
-                a = self.operational.assess(tid, item, now, fitted)
-                out[i] = self._annotate(a, OPERATIONAL, fitted)
+                op_idx.append(i)
             else:
-                out[i] = self._unroutable(tid, item, now, fitted, route)
-        for start in range(0, len(full_idx), MAX_BATCH):
+                out[i] = self._unroutable(tid, item, nows[i], fitted[i], route)
+        if op_idx:
+            assert self.operational is not None
+            done = self.operational.assess_many(
+                [items[i] for i in op_idx], [nows[i] for i in op_idx], [fitted[i] for i in op_idx]
+            )
+            for i, a in zip(op_idx, done, strict=True):
+                out[i] = self._annotate(a, OPERATIONAL, fitted[i])
+        for start in range(0, len(full_idx), MAX_BATCH):  # bounds the memory of the feature gather
             chunk = full_idx[start : start + MAX_BATCH]
-            for i, a in zip(chunk, self._score_full([items[i] for i in chunk], now), strict=True):
+            scored = self._score_full(
+                [items[i] for i in chunk], [nows[i] for i in chunk], [fitted[i] for i in chunk]
+            )
+            for i, a in zip(chunk, scored, strict=True):
                 out[i] = a
         return [a for a in out if a is not None]
 
-    def _score_full(self, items: Sequence[tuple[str, Any]], now: datetime | None) -> list[RiskAssessment]:
+    def _score_full(
+        self,
+        items: Sequence[tuple[str, Any]],
+        nows: Sequence[datetime | None],
+        fitted: Sequence[frozenset[str] | None],
+    ) -> list[RiskAssessment]:
         assert self.full is not None
         bundle = self.full.bundle
-        snaps = {i: it.snapshot() for i, (_, it) in enumerate(items) if isinstance(it, FeatureWindow)}
+        win_idx = [i for i, (_, it) in enumerate(items) if isinstance(it, FeatureWindow)]
+        windows: list[FeatureWindow] = [items[i][1] for i in win_idx]
         x = np.empty((len(items), len(bundle.feature_names)))
-        win_idx = sorted(snaps)
+        dqs: list[dict[str, Any]] = [{}] * len(items)
+        as_ofs: list[datetime | None] = [it.as_of for _, it in items]
         if win_idx:
-            x[win_idx] = feature_matrix([snaps[i] for i in win_idx], bundle.normal_model)
-        dqs: list[dict[str, Any]] = []
-        as_ofs: list[datetime | None] = []
-        fitted = [self.fitted(tid) for tid, _ in items]
+            x[win_idx] = window_features(windows, bundle.normal_model)
+            win_dq = window_data_quality(
+                windows,
+                [nows[i] or as_ofs[i] for i in win_idx],
+                fitted=[fitted[i] for i in win_idx],
+            )
+            for i, dq in zip(win_idx, win_dq, strict=True):
+                dqs[i] = dq
+        is_window = set(win_idx)
         for i, (_, it) in enumerate(items):
-            as_ofs.append(it.as_of)
-            if isinstance(it, FeatureWindow):
-                dqs.append(it.data_quality(now=now or it.as_of, snapshot=snaps[i], fitted=fitted[i]))
-            else:
+            if i not in is_window:
                 x[i] = np.asarray(it.features, dtype=float) if isinstance(it, FeatureRow) else np.nan
-                dqs.append(dict(getattr(it, "data_quality", {}) or {}))
+                dqs[i] = dict(getattr(it, "data_quality", {}) or {})
         results = self.full.score_features([tid for tid, _ in items], x, as_ofs, dqs)
         op = self.operational
         for i, a in enumerate(results):
             self._annotate(a, FULL, fitted[i])
-            if op is not None and i in snaps and self._calibrated(a.turbine_id):
+            if op is not None and i in is_window and self._calibrated(a.turbine_id):
                 a.reasons = [r for r in a.reasons if r.get("indicator") not in SIMULATOR_POWER_REASONS]
-                own = op.power_reason(a.turbine_id, snaps[i])
+                own = op.power_reason(a.turbine_id, items[i][1].snapshot())
                 if own is not None:
                     pos = next(
                         (

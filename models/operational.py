@@ -45,7 +45,14 @@ from models.calibration import (
     window_stat,
     wrap_deg,
 )
-from models.features import N_BINS, FeatureWindow, HourlyMeans, WindowSnapshot, hourly_view
+from models.features import (
+    N_BINS,
+    FeatureWindow,
+    HourlyMeans,
+    WindowSnapshot,
+    hourly_view,
+    window_data_quality,
+)
 from models.policy import OperationalConfig, RiskPolicy, pretty_signal
 from models.scoring import RiskAssessment, unknown_assessment
 from models.sensor_sets import OPERATIONAL, signals_used
@@ -207,15 +214,51 @@ class OperationalScorer:
         ``fitted`` gives each turbine's fitted sensors for data quality (default: the signals its
         calibration saw).
         """
-        out = []
-        for tid, item in items:
-            f = fitted.get(tid) if fitted is not None else None
-            out.append(self.assess(tid, item, now, f))
-        return out
+        return self.assess_many(
+            items,
+            [now] * len(items),
+            [fitted.get(tid) if fitted is not None else None for tid, _ in items],
+        )
+
+    def assess_many(
+        self,
+        items: Sequence[tuple[str, Any]],
+        nows: Sequence[datetime | None],
+        fitted: Sequence[Collection[str] | None],
+    ) -> list[RiskAssessment]:
+        """Assess items, each as of its ``nows`` entry (None: its newest event) with its fitted sensors.
+
+        The data quality of all windows is computed over arrays in one call (``window_data_quality``);
+        the deviations are per window (hourly view of its own bins).
+        """
+        cal = self.calibration
+        resolved: list[Collection[str] | None] = []
+        for (tid, _), f in zip(items, fitted, strict=True):
+            tc = cal.get(tid) if cal is not None else None
+            resolved.append(tc.signals if f is None and tc is not None else f)
+        win_idx = [i for i, (_, it) in enumerate(items) if isinstance(it, FeatureWindow)]
+        dqs: dict[int, dict[str, Any]] = {}
+        if win_idx:
+            windows = [items[i][1] for i in win_idx]
+            found = window_data_quality(
+                windows,
+                [nows[i] if nows[i] is not None else items[i][1].as_of for i in win_idx],
+                fitted=[resolved[i] for i in win_idx],
+            )
+            dqs = dict(zip(win_idx, found, strict=True))
+        return [
+            self.assess(tid, item, nows[i], resolved[i], dq=dqs.get(i)) for i, (tid, item) in enumerate(items)
+        ]
 
     def assess(
-        self, turbine_id: str, item: Any, now: datetime | None = None, fitted: Collection[str] | None = None
+        self,
+        turbine_id: str,
+        item: Any,
+        now: datetime | None = None,
+        fitted: Collection[str] | None = None,
+        dq: dict[str, Any] | None = None,
     ) -> RiskAssessment:
+        """One item; ``dq``: its data quality when already computed (:meth:`assess_many`)."""
         cfg = self.policy.config
         cal = self.calibration
         tc = cal.get(turbine_id) if cal is not None else None
@@ -232,7 +275,8 @@ class OperationalScorer:
         as_of = item.as_of
         if fitted is None and tc is not None:
             fitted = tc.signals
-        dq = item.data_quality(now=now if now is not None else as_of, snapshot=snap, fitted=fitted)
+        if dq is None:
+            dq = item.data_quality(now=now if now is not None else as_of, snapshot=snap, fitted=fitted)
         dq.update(
             sensor_set=OPERATIONAL,
             signals_used=signals_used(OPERATIONAL, fitted),

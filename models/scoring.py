@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from models.features import FEATURE_NAMES, N_FEATURES, FeatureWindow, WindowSnapshot, feature_matrix
+from models.features import FEATURE_NAMES, N_FEATURES, FeatureWindow, WindowSnapshot, window_features
 from models.policy import ReasonTable, RiskPolicy
 from models.registry import ModelBundle
 
@@ -94,19 +94,19 @@ class BatchScorer:
         items: Sequence[tuple[str, FeatureWindow | FeatureRow]],
         snapshots: Mapping[int, WindowSnapshot] | None = None,
     ) -> np.ndarray:
-        """Feature matrix of the items (all windows computed vectorised in one go)."""
+        """Feature matrix of the items: every window's row gathered from its store in one pass
+        (``window_features``); ``snapshots`` is accepted for older callers and not needed."""
         x = np.empty((len(items), N_FEATURES))
-        snaps = dict(snapshots) if snapshots is not None else {}
         win_idx = []
+        windows: list[FeatureWindow] = []
         for i, (_, it) in enumerate(items):
             if isinstance(it, FeatureRow):
                 x[i] = np.asarray(it.features, dtype=float)
             else:
                 win_idx.append(i)
-                if i not in snaps:
-                    snaps[i] = it.snapshot()
+                windows.append(it)
         if win_idx:
-            x[win_idx] = feature_matrix([snaps[i] for i in win_idx], self.bundle.normal_model)
+            x[win_idx] = window_features(windows, self.bundle.normal_model)
         return x
 
     def score(

@@ -46,7 +46,7 @@ from models.drift import (
     severity,
     warm_mask,
 )
-from models.features import FEATURE_NAMES, NormalModel, feature_matrix
+from models.features import FEATURE_NAMES, NormalModel, window_features
 from scorer.settings import ScorerSettings
 
 if TYPE_CHECKING:
@@ -189,7 +189,7 @@ class DriftMonitor:
                 due.append((st, ts))
         if not due:
             return 0
-        x = feature_matrix([st.window.snapshot() for st, _ in due], normal_model)
+        x = window_features([st.window for st, _ in due], normal_model)  # one gather per store
         warm = warm_mask(x, FEATURE_NAMES)
         window = self.settings.drift_window_hours * 3600.0
         kept = 0

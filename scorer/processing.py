@@ -4,6 +4,11 @@ Why a plain class without faust or database: the whole batch runs in one thread-
 event loop keeps heartbeats, commits and web requests going), and the same code is exercised by unit
 tests and by the benchmark without Kafka.
 
+All windows of the worker live in ONE ``models.window_store.WindowStore`` (each ``TurbineState.window``
+is a view on its row): a batch's accepted events are ingested in one vectorised call, and the
+features and data quality of the turbines to rescore are computed over the store's arrays. Rescoring
+is coalesced per turbine by event time (scorer/coalescing.py): a burst of events costs one rescoring.
+
 A batch runs in two steps so that the runtime can restore state between them: :meth:`parse` (offsets,
 validation, key check) tells which turbines the batch touches; the runtime installs the checkpointed
 state of every touched turbine not in memory, whichever partition it was on (:meth:`install`); then
@@ -20,8 +25,10 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from operator import attrgetter
+from typing import Any, Protocol
 
+import numpy as np
 import orjson
 
 from common.contracts import (
@@ -36,18 +43,41 @@ from common.contracts import (
     parse_telemetry,
 )
 from common.rows import AggRow, HistoryRow, LatestRow, StateRow, TurbineSeenRow
-from models.features import FeatureWindow, feature_matrix
+from models.features import TRACKED_SIGNALS, K, window_data_quality, window_features
 from models.fleet_scoring import FleetScorer
 from models.scoring import MAX_BATCH, BatchScorer, RiskAssessment
+from models.window_store import WindowStore
+from scorer.coalescing import RescoreMark, flush_due, rescore_due
 from scorer.drift import DriftMonitor
 from scorer.repairs import annotate_from_window
 from scorer.settings import ScorerSettings
-from scorer.state import HistoryMark, TurbineState, Verdict, classify, should_write_history
+from scorer.state import (
+    AGG_COLUMNS,
+    HistoryMark,
+    TurbineState,
+    Verdict,
+    add_to_buckets,
+    classify,
+    should_write_history,
+)
 
 #: A source key longer than this is not reused as the dead letter's record key (it stays in the
 #: envelope); with it the record's overhead stays well inside contracts' DEAD_LETTER_RECORD_OVERHEAD.
 DEAD_LETTER_MAX_KEY_BYTES = 256
 INTERNAL_ERROR = "internal_error"
+#: Auxiliary fields of an event kept by the window (WindowStore.ingest's ``aux`` columns, in order).
+AUX_FIELDS: tuple[str, ...] = ("pitch_angle_deg", "wind_direction_deg", "nacelle_direction_deg")
+_TRACKED = attrgetter(*TRACKED_SIGNALS)
+_AUX = attrgetter(*AUX_FIELDS)
+
+
+class Checkpointed(Protocol):
+    """A checkpointed turbine as the sink loads it (``scorer.sink.StoredWindow``)."""
+
+    turbine_id: str
+    partition: int
+    state: bytes
+    aux: bytes
 
 
 @dataclass(frozen=True)
@@ -98,6 +128,9 @@ class BatchOutcome:
     event_time_lag_s: list[float] = field(default_factory=list)
     next_offsets: dict[int, int] = field(default_factory=dict)
     turbines_scored: int = 0
+    # Rescore coalescing: touched turbines rescored (plus pending ones flushed) vs left pending.
+    rescored: int = 0
+    deferred: int = 0
     scoring_s: float = 0.0
     model_version: str | None = None
     last_record_ts: float | None = None
@@ -165,8 +198,11 @@ class BatchProcessor:
         self.fleet: FleetScorer | None = None
         # Set by the runtime: samples scored feature rows for drift monitoring (scorer/drift.py).
         self.drift: DriftMonitor | None = None
+        self.store = WindowStore()  # every window of this worker; TurbineState.window is a view on a row
         self.turbines: dict[str, TurbineState] = {}
         self.dirty: set[str] = set()
+        self.pending: set[str] = set()  # touched turbines whose rescoring is deferred (coalescing)
+        self._pending_since: float | None = None  # wall time the pending set became non-empty
         self.next_offset: dict[int, int] = {}  # partition -> first offset not yet applied
         self._pending_marks: dict[str, HistoryMark] = {}  # marks of turbines without a checkpoint
         # The envelope always fits the dead-letter topic: its max message size (the producer's maximum
@@ -182,10 +218,17 @@ class BatchProcessor:
     def state_for(self, turbine_id: str, site_id: str, partition: int) -> TurbineState:
         st = self.turbines.get(turbine_id)
         if st is None:
-            st = TurbineState(turbine_id, site_id, partition, FeatureWindow(turbine_id))
+            st = TurbineState(turbine_id, site_id, partition, self.store.window(turbine_id))
             self.turbines[turbine_id] = st
+        elif st.window.store is not self.store:  # put in place by hand (tests): its window moves in
+            self._adopt(st)
         st.partition = partition
         return st
+
+    def _adopt(self, st: TurbineState) -> None:
+        """Move a state's window built elsewhere (its own 1-row store) into the worker's store."""
+        self.store.load(st.turbine_id, st.window.to_bytes())
+        st.window = self.store.window(st.turbine_id)
 
     def missing(self, turbine_ids: Iterable[str]) -> list[str]:
         """Turbine ids not in memory (their checkpoint, if any, must be installed before apply)."""
@@ -204,7 +247,11 @@ class BatchProcessor:
         for st in states:
             if st.turbine_id in self.turbines:
                 continue
+            if st.window.store is not self.store:  # a state built elsewhere: its window moves in
+                self._adopt(st)
             self.turbines[st.turbine_id] = st
+            if st.pending:
+                self.pending.add(st.turbine_id)
             n += 1
         for tid, mark in marks.items():
             known = self.turbines.get(tid)
@@ -215,11 +262,32 @@ class BatchProcessor:
         self._pending_marks = {t: m for t, m in marks.items() if t not in self.turbines}
         return n
 
+    def restore(self, stored: Iterable[Checkpointed], marks: dict[str, HistoryMark] | None = None) -> int:
+        """Install checkpointed turbines not in memory: window bytes straight into the store (no
+        per-window object), bookkeeping from their aux; then the history marks (see :meth:`install`)."""
+        states = []
+        for w in stored:
+            if w.turbine_id in self.turbines:
+                continue
+            self.store.load(w.turbine_id, w.state)
+            try:
+                st = TurbineState.from_aux(w.turbine_id, w.partition, self.store.window(w.turbine_id), w.aux)
+            except Exception:
+                self.store.remove([w.turbine_id])
+                raise
+            states.append(st)
+        return self.install(states, marks)
+
     def drop_partitions(self, keep: set[int]) -> None:
         """Forget turbines and offsets of partitions no longer assigned (another worker owns them now)."""
-        for tid in [t for t, st in self.turbines.items() if st.partition not in keep]:
+        gone = [t for t, st in self.turbines.items() if st.partition not in keep]
+        for tid in gone:
             del self.turbines[tid]
             self.dirty.discard(tid)
+            self.pending.discard(tid)
+        self.store.remove(gone)
+        if not self.pending:
+            self._pending_since = None
         for p in [p for p in self.next_offset if p not in keep]:
             del self.next_offset[p]
 
@@ -295,7 +363,13 @@ class BatchProcessor:
         return batch
 
     def apply(self, batch: ParsedBatch) -> BatchOutcome:
-        """Apply parsed events to windows, then score every touched turbine in ONE batched call."""
+        """Apply parsed events to windows, then rescore the touched turbines that are due in ONE call.
+
+        Per event, in arrival order: the dedup/ordering verdict, the recent ids, the newest time and
+        status of its turbine. The accepted events are collected into arrays; the store ingests them in
+        ONE vectorised call (the same end state as one update per event, in that order) and the
+        10-minute aggregates are summed per turbine and bucket over the same arrays.
+        """
         s = self.settings
         out = batch.out
         wall_ts = batch.wall.timestamp()
@@ -303,6 +377,13 @@ class BatchProcessor:
         touched: dict[str, TurbineState] = {}
         latest: dict[str, tuple[float, Any]] = {}
         pending_marks = self._pending_marks
+        rows: list[int] = []
+        times: list[float] = []
+        values: list[tuple[Any, ...]] = []
+        statuses: list[int] = []
+        aux: list[tuple[Any, ...]] = []
+        owners: list[TurbineState] = []
+        tracked, auxiliary = _TRACKED, _AUX
         for rec, ev in batch.events:
             try:
                 tid = ev.turbine_id
@@ -323,11 +404,20 @@ class BatchProcessor:
                     out.late += 1
                     touched.setdefault(tid, st)
                     continue
-                st.window.update(ev)
-                st.accept(ev.event_id, ts, ev.__dict__, tol)
+                vals = tracked(ev)
+                extra = auxiliary(ev)
+                status = ev.status_code or 0
+                row = st.window.row
+                st.accept(ev.event_id, ts, tol, status)
             except Exception as exc:  # one record's failure is that record's dead letter, not the batch's
                 self._internal_error(rec, exc, batch.wall, out)
                 continue
+            rows.append(row)
+            times.append(ts)
+            values.append(vals)
+            statuses.append(status)
+            aux.append(extra)
+            owners.append(st)
             touched[tid] = st
             out.accepted += 1
             if rec.timestamp is not None:
@@ -337,15 +427,29 @@ class BatchProcessor:
             if (prev is None or ts >= prev[0]) and ts >= st.last_ts:
                 latest[tid] = (ts, ev)
         self._pending_marks = {}
+        if rows:
+            n = len(rows)
+            ts_arr = np.fromiter(times, dtype=np.float64, count=n)
+            vals_arr = np.array(values, dtype=np.float64).reshape(n, K)  # None -> NaN
+            self.store.ingest(
+                np.fromiter(rows, dtype=np.intp, count=n),
+                ts_arr,
+                vals_arr,
+                np.fromiter(statuses, dtype=np.int64, count=n),
+                np.array(aux, dtype=np.float64).reshape(n, len(AUX_FIELDS)),
+            )
+            add_to_buckets(owners, ts_arr, vals_arr[:, AGG_COLUMNS])
         if touched:
-            self._score(touched, latest, out)
+            self._rows_and_scores(touched, latest, out, wall_ts)
         return out
 
-    def _score(
-        self, touched: dict[str, TurbineState], latest: dict[str, tuple[float, Any]], out: BatchOutcome
+    def _rows_and_scores(
+        self,
+        touched: dict[str, TurbineState],
+        latest: dict[str, tuple[float, Any]],
+        out: BatchOutcome,
+        wall_ts: float,
     ) -> None:
-        s = self.settings
-        scorable = [(tid, st) for tid, st in touched.items() if st.window.last_event_ts is not None]
         for tid, st in touched.items():
             self.dirty.add(tid)
             out.agg_rows.extend(st.take_agg_rows())
@@ -354,35 +458,78 @@ class BatchProcessor:
         for tid, (_ts, ev) in latest.items():
             meas = {name: getattr(ev, name) for name in SIGNALS}
             out.latest_rows.append(LatestRow(tid, ev.event_time, _json(meas), ev.status_code))
-        if not scorable or self.scorer is None:
+        if self.scorer is None:
             return
-        # Each turbine is assessed as of its own newest event: deterministic on replay, and a turbine
-        # whose partition lags behind another one in the same batch is not called stale. Staleness
-        # against the wall clock is the sweep's job. Features of up to MAX_BATCH windows per vectorised
-        # call, one predict per model per chunk, policy over arrays.
+        # Coalescing (scorer/coalescing.py): a touched turbine is rescored when due, else it is pending
+        # until a later batch makes it due or the flush (every rescore_flush_s of wall time) takes it.
+        s = self.settings
+        interval = s.rescore_min_event_interval_s
+        due: list[TurbineState] = []
+        for tid, st in touched.items():
+            newest = st.window.last_event_ts
+            if newest is None:
+                continue
+            if rescore_due(st.rescore, newest, st.newest_status, interval):
+                due.append(st)
+            elif not st.pending:
+                st.pending = True
+                self.pending.add(tid)
+                if self._pending_since is None:
+                    self._pending_since = wall_ts
+        if self.pending and flush_due(self._pending_since, wall_ts, s.rescore_flush_s):
+            chosen = {st.turbine_id for st in due}
+            due.extend(self.turbines[t] for t in sorted(self.pending - chosen) if t in self.turbines)
+        self._rescore(due, out)
+        out.deferred = sum(1 for st in touched.values() if st.pending)
+
+    def flush(self, now: datetime | None = None) -> BatchOutcome | None:
+        """Rescore every pending turbine once the flush is due (runtime timer, nothing to ack).
+
+        None when nothing is pending, no model is loaded, or the oldest pending rescoring waited less
+        than ``rescore_flush_s`` of wall time.
+        """
+        wall_ts = (now or datetime.now(UTC)).timestamp()
+        if not self.pending or self.scorer is None:
+            return None
+        if not flush_due(self._pending_since, wall_ts, self.settings.rescore_flush_s):
+            return None
+        out = BatchOutcome()
+        self._rescore([self.turbines[t] for t in sorted(self.pending) if t in self.turbines], out)
+        self.pending.clear()
+        self._pending_since = None
+        return out
+
+    def _rescore(self, due: list[TurbineState], out: BatchOutcome) -> None:
+        """Score ``due`` turbines, each as of its own newest event; rows; history policy; marks.
+
+        As of its own newest event: deterministic on replay, and a turbine whose partition lags behind
+        another one in the same batch is not called stale (staleness against the wall clock is the
+        sweep's job). Features of all windows gathered from the store (chunks of MAX_BATCH), one
+        predict per model per chunk, policy over arrays.
+        """
+        if not due or self.scorer is None:
+            return
+        s = self.settings
         scorer = self.scorer
         t0 = time.perf_counter()
+        items = [(st.turbine_id, st.window) for st in due]
         assessments: list[RiskAssessment] = []
         if self.fleet is not None:
-            # Each turbine by the model set its fitted sensors allow; one predict per model per chunk
-            # inside FleetScorer; now=None: each turbine as of its own newest event (as below).
-            assessments = self.fleet.score([(tid, st.window) for tid, st in scorable], None)
+            # Each turbine by the model set its fitted sensors allow; now=None: as of its newest event.
+            assessments = self.fleet.score(items, None)
         else:
-            for start in range(0, len(scorable), MAX_BATCH):  # bounds the feature computation's memory
-                chunk = scorable[start : start + MAX_BATCH]
-                snaps = [st.window.snapshot() for _, st in chunk]  # one snapshot per window, reused below
-                x = feature_matrix(snaps, scorer.bundle.normal_model)
-                ids = [tid for tid, _ in chunk]
-                as_ofs = [st.window.as_of for _, st in chunk]
-                dqs = [
-                    st.window.data_quality(now=as_of, snapshot=snap)
-                    for (_, st), as_of, snap in zip(chunk, as_ofs, snaps, strict=True)
-                ]
+            for start in range(0, len(items), MAX_BATCH):  # bounds the feature computation's memory
+                windows = [w for _, w in items[start : start + MAX_BATCH]]
+                x = window_features(windows, scorer.bundle.normal_model)
+                as_ofs = [w.as_of for w in windows]
+                dqs = window_data_quality(windows, as_ofs)
+                ids = [tid for tid, _ in items[start : start + MAX_BATCH]]
                 assessments.extend(scorer.score_features(ids, x, as_ofs, dqs))
-        out.scoring_s = time.perf_counter() - t0
-        out.turbines_scored = len(assessments)
-        out.model_version = self.scorer.bundle.version
-        for (_tid, st), a in zip(scorable, assessments, strict=True):
+        out.scoring_s += time.perf_counter() - t0
+        out.turbines_scored += len(assessments)
+        out.rescored += len(assessments)
+        out.model_version = scorer.bundle.version
+        for st, a in zip(due, assessments, strict=True):
             if st.late:
                 a.data_quality["late_events_rejected"] = st.late
             as_of = st.window.as_of
@@ -404,8 +551,12 @@ class BatchProcessor:
             ):
                 out.history_rows.append(hist)
                 st.history = HistoryMark(ts, a.score, a.tier)
+            st.rescore = RescoreMark(ts, st.newest_status)
+            if st.pending:
+                st.pending = False
+                self.pending.discard(st.turbine_id)
+            self.dirty.add(st.turbine_id)  # the marks are checkpointed with the window
+        if not self.pending:
+            self._pending_since = None
         if self.drift is not None:  # once per turbine per drift_sample_hours of event time; never raises
-            self.drift.observe(
-                [(st, a) for (_tid, st), a in zip(scorable, assessments, strict=True)],
-                scorer.bundle.normal_model,
-            )
+            self.drift.observe(list(zip(due, assessments, strict=True)), scorer.bundle.normal_model)

@@ -123,7 +123,6 @@ class RepairHandler:
     async def apply(self, cmd: RepairCommand) -> str:
         """Returns what happened: ``applied``, ``already_applied`` or ``unknown_turbine``."""
         from scorer.processing import BatchOutcome, assessment_rows
-        from scorer.state import TurbineState
 
         rt = self.rt
         t0 = time.perf_counter()
@@ -131,14 +130,9 @@ class RepairHandler:
         done_ts = cmd.done_at.timestamp()
         if tid not in rt.processor.turbines:  # not in memory: restore its checkpoint first
             stored, marks = await rt._retry("restore", rt.sink.load_turbines, [tid])
-
-            def build() -> list[TurbineState]:
-                return [TurbineState.restore(w.turbine_id, w.partition, w.state, w.aux) for w in stored]
-
-            states = await rt._in(rt.compute, build)
-            async with rt.lock:
+            async with rt.lock:  # into the worker's window store, like the stream's restores
                 if tid not in rt.processor.turbines:
-                    rt.processor.install(states, marks)
+                    await rt._in(rt.compute, rt.processor.restore, stored, marks)
         async with rt.lock:
             st = rt.processor.turbines.get(tid)
             if st is None:

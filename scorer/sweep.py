@@ -16,18 +16,23 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
 
 from common.contracts import TIERS, SweepCommand
 from common.logging import event
-from models.features import FeatureWindow
+from models.fleet_scoring import FleetScorer
+from models.window_store import WindowStore
 from scorer.processing import assessment_rows
 from scorer.schedule import catch_up_due, catch_up_run_id, previous_slot, schedule_run_id
 
 if TYPE_CHECKING:
+    from models.features import FeatureWindow
+    from scorer.processing import BatchProcessor
     from scorer.runtime import ScorerRuntime
 
 log = logging.getLogger("scorer")
@@ -60,6 +65,109 @@ def plan_sweep(turbines: Iterable[tuple[str, str, float]], wall: datetime) -> Sw
     for tid, site, _last in rows:
         groups.setdefault(site_as_of[site], []).append(tid)
     return SweepPlan(site_as_of, groups)
+
+
+class Checkpointed(Protocol):
+    """A checkpointed window as the sink loads it (``scorer.sink.StoredWindow``)."""
+
+    turbine_id: str
+    site_id: str
+    partition: int
+    state: bytes
+
+
+@dataclass
+class SweepResult:
+    """Rows of one sweep (score_history, turbine_state), tier counts and each site's as-of time."""
+
+    history_rows: list[Any] = field(default_factory=list)
+    state_rows: list[Any] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    site_as_of: dict[str, datetime] = field(default_factory=dict)
+    unreadable: int = 0  # checkpointed windows that could not be read (logged, not scored)
+
+
+def sweep_windows(
+    processor: BatchProcessor, stored: Sequence[Checkpointed], owned: set[int]
+) -> tuple[list[str], list[str], list[FeatureWindow], np.ndarray, int]:
+    """Every window to sweep: this worker's own (views on its store) and the checkpointed windows of
+    the partitions it does not own, loaded into ONE extra store (no per-window object but the view).
+
+    Returns (turbine ids, site ids, windows, last event times (epoch s), unreadable checkpoints);
+    windows without any event are left out.
+    """
+    ids: list[str] = []
+    sites: list[str] = []
+    windows: list[FeatureWindow] = []
+    for tid, st in processor.turbines.items():
+        ids.append(tid)
+        sites.append(st.site_id)
+        windows.append(st.window)
+    own_rows = np.fromiter((w.row for w in windows), dtype=np.intp, count=len(windows))
+    lasts = [processor.store.last_event_ts(own_rows)]
+    seen = set(ids)
+    extra = [w for w in stored if w.turbine_id not in seen and w.partition not in owned]
+    unreadable = 0
+    if extra:
+        store = WindowStore(capacity=len(extra))
+        loaded: list[Checkpointed] = []
+        for w in extra:
+            if w.turbine_id in seen:
+                continue
+            try:
+                store.load(w.turbine_id, w.state)
+            except ValueError as exc:  # one bad checkpoint must not stop the sweep
+                unreadable += 1
+                event(
+                    log,
+                    "unreadable checkpointed window",
+                    logging.ERROR,
+                    turbine_id=w.turbine_id,
+                    error=str(exc),
+                )
+                continue
+            seen.add(w.turbine_id)
+            loaded.append(w)
+        views = [store.window(w.turbine_id) for w in loaded]
+        ids.extend(w.turbine_id for w in loaded)
+        sites.extend(w.site_id for w in loaded)
+        windows.extend(views)
+        rows = np.fromiter((v.row for v in views), dtype=np.intp, count=len(views))
+        lasts.append(store.last_event_ts(rows))
+    last = np.concatenate(lasts) if lasts else np.empty(0)
+    keep = np.flatnonzero(np.isfinite(last))
+    if len(keep) < len(ids):
+        ids = [ids[i] for i in keep]
+        sites = [sites[i] for i in keep]
+        windows = [windows[i] for i in keep]
+        last = last[keep]
+    return ids, sites, windows, last, unreadable
+
+
+def sweep_fleet(
+    processor: BatchProcessor,
+    stored: Sequence[Checkpointed],
+    owned: set[int],
+    fleet: FleetScorer,
+    wall: datetime,
+    run_id: str,
+) -> SweepResult:
+    """Score every window once, each turbine as of its site's data time (:func:`plan_sweep`).
+
+    One scoring call over the whole fleet: features of all windows gathered from their stores
+    (chunked inside the scorer only to bound memory), data quality as of each turbine's site time.
+    """
+    ids, sites, windows, last, unreadable = sweep_windows(processor, stored, owned)
+    plan = plan_sweep(zip(ids, sites, last.tolist(), strict=True), wall)
+    as_ofs = [plan.site_as_of[site] for site in sites]
+    assessments = fleet.score(list(zip(ids, windows, strict=True)), now=as_ofs)
+    result = SweepResult(counts=dict.fromkeys(TIERS, 0), site_as_of=plan.site_as_of, unreadable=unreadable)
+    for a, site, ts, as_of in zip(assessments, sites, last.tolist(), as_ofs, strict=True):
+        h, st_row = assessment_rows(a, "sweep", site, datetime.fromtimestamp(ts, UTC), as_of, run_id)
+        result.history_rows.append(h)
+        result.state_rows.append(st_row)
+        result.counts[a.tier] = result.counts.get(a.tier, 0) + 1
+    return result
 
 
 def _describe_sites(site_as_of: dict[str, datetime], wall: datetime, limit: int = 20) -> dict[str, Any]:
@@ -124,12 +232,13 @@ class Sweeper:
             return None
         t0 = time.perf_counter()
         scorer = rt.holder.scorer
-        fleet = rt.routing.scorer()  # each turbine by the model set its fitted sensors allow
+        # Each turbine by the model set its fitted sensors allow (no register: the full model for all).
+        fleet = rt.routing.scorer() or (FleetScorer(scorer, None) if scorer is not None else None)
         version = None if scorer is None else scorer.bundle.version
         wall = datetime.now(UTC)  # caps each site's data clock; never an as-of time by itself
         self.running = True
         try:
-            if scorer is None:
+            if scorer is None or fleet is None:
                 raise RuntimeError(f"no valid production model: {rt.holder.error}")
             stored = await rt._retry(
                 "sweep_load",
@@ -139,40 +248,15 @@ class Sweeper:
                 pool=rt.aux,
             )
             async with rt.lock:  # owned windows are consistent while the stream waits (~1 s/day)
-                owned = set(rt.restored)
-
-                def compute() -> tuple[list[Any], list[Any], dict[str, int], dict[str, datetime]]:
-                    entries: list[tuple[str, str, FeatureWindow]] = []
-                    seen: set[str] = set()
-                    for tid, st in rt.processor.turbines.items():
-                        if st.window.last_event_ts is not None:
-                            entries.append((tid, st.site_id, st.window))
-                            seen.add(tid)
-                    for w in stored:
-                        if w.turbine_id in seen or w.partition in owned:
-                            continue
-                        win = FeatureWindow.from_bytes(w.state)
-                        if win.last_event_ts is None:
-                            continue
-                        entries.append((w.turbine_id, w.site_id, win))
-                        seen.add(w.turbine_id)
-                    plan = plan_sweep(
-                        [(tid, site, win.last_event_ts or 0.0) for tid, site, win in entries], wall
-                    )
-                    windows = {tid: (site, win) for tid, site, win in entries}
-                    hist_rows, state_rows = [], []
-                    counts = dict.fromkeys(TIERS, 0)
-                    for as_of, tids in plan.groups.items():
-                        items = [(tid, windows[tid][1]) for tid in tids]
-                        for a in (fleet or scorer).score(items, now=as_of):
-                            site, win = windows[a.turbine_id]
-                            h, st_row = assessment_rows(a, "sweep", site, win.as_of, as_of, run_id)
-                            hist_rows.append(h)
-                            state_rows.append(st_row)
-                            counts[a.tier] = counts.get(a.tier, 0) + 1
-                    return hist_rows, state_rows, counts, plan.site_as_of
-
-                hist_rows, state_rows, counts, site_as_of = await rt._in(rt.aux, compute)
+                result = await rt._in(
+                    rt.aux, sweep_fleet, rt.processor, stored, set(rt.restored), fleet, wall, run_id
+                )
+            hist_rows, state_rows, counts, site_as_of = (
+                result.history_rows,
+                result.state_rows,
+                result.counts,
+                result.site_as_of,
+            )
             score_s = time.perf_counter() - t0
             duration_ms = (time.perf_counter() - t0) * 1000
             await rt._retry(

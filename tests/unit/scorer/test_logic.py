@@ -44,7 +44,7 @@ def test_recent_ids_pruned_beyond_tolerance() -> None:
 
     st = TurbineState("WT-1", "S", 0, FeatureWindow("WT-1"))
     for i in range(200):
-        st.accept(f"id{i}", 600.0 * i, {}, 3600)
+        st.accept(f"id{i}", 600.0 * i, 3600)
     assert len(st.recent) <= 64 + 1
     assert all(ts > st.last_ts - 3600 - 600 * 64 for ts in st.recent.values())
     assert "id199" in st.recent
@@ -272,17 +272,15 @@ def test_nul_and_control_characters_in_identifiers_are_refused(field: str) -> No
 
 
 def test_unexpected_exception_on_one_record_is_its_dead_letter(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A bug hit by one record (here: in the window update) must not stop the batch or the stream."""
-    from models.features import FeatureWindow
+    """A bug hit by one record (here: in its turbine's bookkeeping) must not stop the batch or the stream."""
+    original = TurbineState.accept
 
-    original = FeatureWindow.update
-
-    def flaky(self: FeatureWindow, event: object) -> None:
-        if getattr(event, "turbine_id", "") == "WT-BUG":
+    def flaky(self: TurbineState, event_id: str, ts: float, tolerance_s: float, status: int = 0) -> None:
+        if self.turbine_id == "WT-BUG":
             raise KeyError("boom")
-        original(self, event)
+        original(self, event_id, ts, tolerance_s, status)
 
-    monkeypatch.setattr(FeatureWindow, "update", flaky)
+    monkeypatch.setattr(TurbineState, "accept", flaky)
     proc = BatchProcessor(load_settings(ScorerSettings))
     t = datetime.now(UTC) - timedelta(hours=1)
     values = [_event("WT-1", t), _event("WT-BUG", t), _event("WT-1", t + timedelta(minutes=10))]
