@@ -4,11 +4,14 @@ Creates a private database (admin URL), migrates it, writes typed rows (``common
 ``scorer.sink.Sink`` — or through another ``sink.py`` given with ``--sink-module`` (to compare with an
 older version: rows are handed to it as tuples in its own column order) — and drops the database.
 
-Per table: ``insert`` (new keys), ``update`` (same keys, new values; median of ``--rounds``) and
-``unchanged`` (the same rows again: what a replay or an idle turbine costs).
+Per table, rows/s of ``changed`` rows (new keys, then new values for the same keys) and of the same
+rows ``unchanged`` (what a replay or an idle turbine costs); ``write_batch`` of a whole stream batch in
+batches/s. With ``--sink-module`` both versions are measured in the same run, taking turns, and the
+ratio is printed (the machine's load hits both alike).
 
-    .venv/bin/python bench/bench_sink.py                       # this checkout's sink
-    .venv/bin/python bench/bench_sink.py --sink-module /tmp/old_sink.py   # another version, same run
+    .venv/bin/python bench/bench_sink.py
+    git show <rev>:scorer/sink.py > /tmp/old_sink.py
+    .venv/bin/python bench/bench_sink.py --sink-module /tmp/old_sink.py
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
@@ -172,65 +176,74 @@ def outcome(mod: ModuleType, turbines: int, per_turbine: int, version: int, rng:
     return out
 
 
-def bench_batches(mod: ModuleType, sink: Any, rounds: int, rng: random.Random) -> None:
-    """``write_batch`` of a live batch (100 turbines x 1 reading) and a backlog batch (1,000 x 5)."""
-    for turbines, per in ((100, 1), (1000, 5)):
-        figures = []
-        for r in range(rounds):
-            out = outcome(mod, turbines, per, 100 + r, rng)
-            t0 = time.perf_counter()
-            sink.write_batch(out, 1.0)
-            figures.append(time.perf_counter() - t0)
-        ms = statistics.median(figures) * 1000
-        rows = turbines * (4 + per)
-        print(f"  write_batch {turbines:>5} turbines x {per} readings ({rows:,} rows): {ms:8.1f} ms median")
+@dataclass
+class Impl:
+    """One sink version under test, with its own database and results."""
+
+    label: str
+    mod: ModuleType
+    db: str
+    sink: Any
+    write: Callable[[type[Row], Sequence[Row]], None]
+    figures: dict[str, list[float]] = field(default_factory=dict)
+
+    def time(self, key: str, fn: Callable[[], object], rows: int) -> None:
+        t0 = time.perf_counter()
+        fn()
+        self.figures.setdefault(key, []).append(rows / (time.perf_counter() - t0))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sink-module", help="path of another scorer/sink.py to measure instead")
-    ap.add_argument("--rows", type=int, default=2000, help="rows per table per write (agg: same count)")
+    ap.add_argument("--sink-module", help="path of another scorer/sink.py to measure beside this one")
+    ap.add_argument("--rows", type=int, default=2000, help="rows per table per write")
     ap.add_argument("--window-rows", type=int, default=500, help="scorer_windows rows per write")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--batches-only", action="store_true", help="only the write_batch figures")
+    ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
-    mod = load_sink(args.sink_module)
-    name, url = make_db()
+    mods = [("this", load_sink(None))]
+    if args.sink_module:
+        mods.append(("other", load_sink(args.sink_module)))
     rng = random.Random(1)
     blob = rng.randbytes(20_000)
+    impls: list[Impl] = []
     try:
-        sink = mod.Sink(url, "bench", "bench")
-        write = writer(mod, sink)
-        write(TurbineSeenRow, rows_for(TurbineSeenRow, args.rows, 0, rng, blob))  # FK of latest/state
-        print(f"sink: {args.sink_module or 'scorer/sink.py'}  rows/s (insert | update median | unchanged)")
-        bench_batches(mod, sink, args.rounds, rng)
-        if args.batches_only:
-            return
+        for label, mod in mods:
+            name, url = make_db()
+            sink = mod.Sink(url, "bench", "bench")
+            impls.append(Impl(label, mod, name, sink, writer(mod, sink)))
+        # write_batch: a live batch (100 turbines x 1 reading) and a backlog batch (1,000 x 5)
+        for r in range(args.rounds):
+            for turbines, per in ((100, 1), (1000, 5)):
+                for im in impls:  # versions take turns: the machine's load hits both alike
+                    out = outcome(im.mod, turbines, per, 100 + r, rng)
+                    im.time(
+                        f"write_batch {turbines} x {per}",
+                        lambda im=im, out=out: im.sink.write_batch(out, 1),
+                        1,
+                    )
         for cls in (TurbineSeenRow, LatestRow, AggRow, HistoryRow, StateRow, WindowRow, DeadLetterRow):
             n = args.window_rows if cls is WindowRow else args.rows
-            figures = []
-            # insert: keys new to the table (history/dead letters always new keys; others: first round)
-            if cls is TurbineSeenRow:
-                with psycopg.connect(url, autocommit=True) as c:  # fresh keys: drop the FK users first
-                    c.execute("DELETE FROM telemetry_latest; DELETE FROM turbine_state; DELETE FROM turbines")
-            rows = rows_for(cls, n, 1, rng, blob)
-            t0 = time.perf_counter()
-            write(cls, rows)
-            figures.append(len(rows) / (time.perf_counter() - t0))
-            ups = []
             for r in range(args.rounds):
-                rows = rows_for(cls, n, 2 + r, rng, blob)
-                t0 = time.perf_counter()
-                write(cls, rows)
-                ups.append(len(rows) / (time.perf_counter() - t0))
-            figures.append(statistics.median(ups))
-            t0 = time.perf_counter()
-            write(cls, rows)  # the last rows again: nothing changed
-            figures.append(len(rows) / (time.perf_counter() - t0))
-            print(f"  {cls.TABLE:<20} {len(rows):>6} rows: " + " | ".join(f"{f:>9,.0f}" for f in figures))
-        sink.close()
+                rows = rows_for(cls, n, 1 + r, rng, blob)
+                for im in impls:
+                    im.time(
+                        f"{cls.TABLE} changed", lambda im=im, c=cls, rows=rows: im.write(c, rows), len(rows)
+                    )
+                    im.time(
+                        f"{cls.TABLE} unchanged", lambda im=im, c=cls, rows=rows: im.write(c, rows), len(rows)
+                    )
+        print(f"median of {args.rounds} rounds, versions alternated; {args.rows} rows per table write "
+              f"({args.window_rows} for scorer_windows); write_batch in batches/s")  # fmt: skip
+        head = "".join(f"{im.label:>12}" for im in impls) + ("   this/other" if len(impls) > 1 else "")
+        print(f"  {'':<30}{head}")
+        for key in impls[0].figures:
+            meds = [statistics.median(im.figures[key]) for im in impls]
+            ratio = f"{meds[0] / meds[1]:>12.2f}x" if len(meds) > 1 else ""
+            print(f"  {key:<30}" + "".join(f"{m:>12,.1f}" for m in meds) + ratio)
     finally:
-        drop_db(name)
+        for im in impls:
+            im.sink.close()
+            drop_db(im.db)
 
 
 if __name__ == "__main__":
