@@ -86,7 +86,6 @@ class BatchScorer:
     def __init__(self, bundle: ModelBundle, policy: RiskPolicy | None = None) -> None:
         self.bundle = bundle
         self.policy = policy or RiskPolicy()
-        self._ranges = bundle.normal_ranges
         self._reasons = ReasonTable(FEATURE_NAMES, bundle.normal_ranges)
 
     def features(
