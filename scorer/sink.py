@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 import psycopg
+from psycopg.types.json import Jsonb
 
 from common.db import DatabaseUnavailable, connect, redact
 from common.rows import (
@@ -175,8 +177,35 @@ def _int(v: Any) -> int | None:
     return None if v is None else int(v)
 
 
+def _uuid(v: Any) -> uuid.UUID | None:
+    return None if v is None or isinstance(v, uuid.UUID) else uuid.UUID(str(v))
+
+
+def _same(text: Any) -> Any:
+    return text
+
+
+def _jsonb(v: Any) -> Jsonb | None:
+    """JSON text as it is (the rows carry serialised JSON; psycopg's own dumps would quote a str)."""
+    return None if v is None else Jsonb(v, dumps=_same)
+
+
 #: Element conversions that make each column one Python type (psycopg refuses lists mixing int and float).
 _COERCE: dict[str, Callable[[Any], Any]] = {"float8": _float, "int4": _int, "int8": _int}
+#: Binary COPY takes each value as its column's type: uuid.UUID for uuid, a Jsonb wrapper for jsonb.
+_COPY_COERCE: dict[str, Callable[[Any], Any]] = {**_COERCE, "uuid": _uuid, "jsonb": _jsonb}
+
+
+def copy_values(cls: type[Row], rows: Sequence[Row]) -> list[tuple[Any, ...]]:
+    """The rows as binary COPY takes them (``cls.PG_TYPES`` order)."""
+    fix = [(i, _COPY_COERCE[t]) for i, t in enumerate(cls.PG_TYPES) if t in _COPY_COERCE]
+    out = []
+    for r in rows:
+        values = list(r.values())
+        for i, fn in fix:
+            values[i] = fn(values[i])
+        out.append(tuple(values))
+    return out
 
 
 def column_arrays(cls: type[Row], rows: Sequence[Row]) -> list[list[Any]]:
@@ -283,8 +312,8 @@ class Sink:
                     cur.execute(f"DELETE FROM {spec.stage}")  # type: ignore[arg-type]
                 with cur.copy(copy_sql) as copy:  # type: ignore[arg-type]
                     copy.set_types(list(cls.PG_TYPES))
-                    for row in rows:
-                        copy.write_row(row.values())
+                    for values in copy_values(cls, rows):
+                        copy.write_row(values)
                 self._staged.add(spec.stage)
                 cur.execute(insert)  # type: ignore[arg-type]
                 return cur.rowcount
