@@ -85,9 +85,26 @@ class BinArrays:
 # --------------------------------------------------------------------------------------------------
 
 
-def _tail_sums(a: np.ndarray) -> np.ndarray:
-    """``out[:, h - 1]`` = sum of the newest ``h`` hours (time is axis 1, newest last)."""
-    return np.cumsum(a[:, ::-1], axis=1)
+def nested_sums(a: np.ndarray, horizons: Sequence[int]) -> dict[int, np.ndarray]:
+    """``{h: sum of the newest h hours}`` (time is the LAST axis, newest last) for increasing ``horizons``.
+
+    Why nested slices: 6 h is inside 24 h inside 72 h inside 168 h, so each hour is added once and the
+    result has one value per window and signal instead of a cumulative sum over all 168 hours. Time
+    last: the reductions run along contiguous memory. A window's result does not depend on the other
+    windows computed with it (no BLAS, fixed order), so online and offline agree exactly.
+    """
+    n = a.shape[-1]
+    hs = list(horizons)
+    cuts = [n - h for h in reversed(hs)]  # segment starts, oldest first: e.g. 0, 96, 144, 162
+    out: dict[int, np.ndarray] = {}
+    with np.errstate(invalid="ignore", over="ignore"):  # inf readings give inf / NaN, no warning
+        seg = np.add.reduceat(a[..., cuts[0] :], [c - cuts[0] for c in cuts], axis=-1)
+        acc: np.ndarray | None = None
+        for i, h in enumerate(hs):
+            part = seg[..., len(hs) - 1 - i]
+            acc = part if acc is None else acc + part
+            out[h] = acc
+    return out
 
 
 def tail_stats(
@@ -95,27 +112,37 @@ def tail_stats(
 ) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Mean, spread (std) and least-squares slope per day of hourly values over the newest ``h`` hours.
 
-    NaN = no data. Returns ``{h: (mean, std, slope)}``, each ``(B, ...)``.
+    ``y`` is ``(..., N)`` with time last, NaN = no data. Returns ``{h: (mean, std, slope)}``, each
+    ``y.shape[:-1]``.
     """
-    n = y.shape[1]
+    n = y.shape[-1]
     w = np.isfinite(y)
     yz = np.where(w, y, 0.0)
     wf = w.astype(np.float64)
-    x = np.arange(n, dtype=np.float64).reshape((1, n) + (1,) * (y.ndim - 2))
-    sw, sx, sxx = _tail_sums(wf), _tail_sums(wf * x), _tail_sums(wf * x * x)
-    sy, sxy, syy = _tail_sums(yz), _tail_sums(yz * x), _tail_sums(yz * yz)
+    x = np.arange(n, dtype=np.float64)
+    wx = wf * x
+    yx = yz * x
+    sw, sx, sxx = nested_sums(wf, horizons), nested_sums(wx, horizons), nested_sums(wx * x, horizons)
+    sy, sxy, syy = nested_sums(yz, horizons), nested_sums(yx, horizons), nested_sums(yz * yz, horizons)
     out = {}
     with np.errstate(invalid="ignore", divide="ignore"):
         for h in horizons:
-            i = h - 1
-            c = sw[:, i]
-            mean = np.where(c > 0, sy[:, i] / c, np.nan)
-            var = np.where(c > 1, syy[:, i] / c - mean * mean, np.nan)
+            c = sw[h]
+            mean = np.where(c > 0, sy[h] / c, np.nan)
+            var = np.where(c > 1, syy[h] / c - mean * mean, np.nan)
             std = np.sqrt(np.maximum(var, 0.0))
-            den = c * sxx[:, i] - sx[:, i] ** 2
-            slope = np.where((c >= 3) & (den > 0), (c * sxy[:, i] - sx[:, i] * sy[:, i]) / den * 24.0, np.nan)
+            den = c * sxx[h] - sx[h] ** 2
+            slope = np.where((c >= 3) & (den > 0), (c * sxy[h] - sx[h] * sy[h]) / den * 24.0, np.nan)
             out[h] = (mean, np.where(c > 1, std, np.nan), slope)
     return out
+
+
+def nanmean_last(y: np.ndarray) -> np.ndarray:
+    """Mean over the last axis ignoring NaN (NaN when nothing is finite)."""
+    w = np.isfinite(y)
+    n = w.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(w, y, 0.0).sum(axis=-1) / np.where(n > 0, n, np.nan)
 
 
 def nanmean_axis1(y: np.ndarray) -> np.ndarray:
@@ -125,22 +152,9 @@ def nanmean_axis1(y: np.ndarray) -> np.ndarray:
         return np.where(w, y, 0.0).sum(axis=1) / np.where(n > 0, n, np.nan)
 
 
-def response(dev: np.ndarray, x: np.ndarray, hours: int, min_var: float) -> tuple[np.ndarray, np.ndarray]:
-    """Least squares ``dev ~ a + beta * x`` per window and target over the newest ``hours`` hours.
-
-    Why: wear and cooling faults add heat (or vibration) that grows with load (and, for cooling, with
-    ambient temperature), while the healthy residual does not depend on them (the normal model
-    already explains that). ``beta`` is therefore a health estimate that calm, low-load days do not
-    hide. NaN when ``x`` hardly varied (variance < ``min_var``) or fewer than 12 hours are available.
-    Returns ``(beta, a)``, each ``(B, T)``.
-    """
-    d = dev[:, -hours:, :]
-    xx = x[:, -hours:, None]
-    w = np.isfinite(d) & np.isfinite(xx)
-    dz = np.where(w, d, 0.0)
-    xz = np.where(w, xx, 0.0)
-    n = w.sum(axis=1).astype(np.float64)
-    sx, sxx, sd, sxd = xz.sum(axis=1), (xz * xz).sum(axis=1), dz.sum(axis=1), (xz * dz).sum(axis=1)
+def _beta(
+    n: np.ndarray, sx: np.ndarray, sxx: np.ndarray, sd: np.ndarray, sxd: np.ndarray, min_var: float
+) -> tuple[np.ndarray, np.ndarray]:
     with np.errstate(invalid="ignore", divide="ignore"):
         var = sxx / n - (sx / n) ** 2
         ok = (n >= 12) & (var > min_var)
@@ -149,27 +163,68 @@ def response(dev: np.ndarray, x: np.ndarray, hours: int, min_var: float) -> tupl
     return beta, icpt
 
 
+def response(dev: np.ndarray, x: np.ndarray, hours: int, min_var: float) -> tuple[np.ndarray, np.ndarray]:
+    """Least squares ``dev ~ a + beta * x`` per window and target over the newest ``hours`` hours.
+
+    ``dev`` is ``(B, N, T)``, ``x`` ``(B, N)`` (time on axis 1, newest last).
+    Why: wear and cooling faults add heat (or vibration) that grows with load (and, for cooling, with
+    ambient temperature), while the healthy residual does not depend on them (the normal model
+    already explains that). ``beta`` is therefore a health estimate that calm, low-load days do not
+    hide. NaN when ``x`` hardly varied (variance < ``min_var``) or fewer than 12 hours are available.
+    Returns ``(beta, a)``, each ``(B, T)``.
+    """
+    dev_t = np.ascontiguousarray(np.moveaxis(dev, 1, -1))
+    return response_nested(dev_t, x, (hours,), min_var)[hours]
+
+
+def response_nested(
+    dev: np.ndarray, x: np.ndarray, hours: Sequence[int], min_var: float
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """:func:`response` for several increasing horizons in one pass; ``dev`` ``(B, T, N)`` time last."""
+    top = max(hours)
+    d = dev[..., -top:]
+    xx = x[:, None, -top:]
+    w = np.isfinite(d) & np.isfinite(xx)
+    dz = np.where(w, d, 0.0)
+    xz = np.where(w, xx, 0.0)
+    n = nested_sums(w.astype(np.float64), hours)
+    sx, sxx = nested_sums(xz, hours), nested_sums(xz * xz, hours)
+    sd, sxd = nested_sums(dz, hours), nested_sums(xz * dz, hours)
+    return {h: _beta(n[h], sx[h], sxx[h], sd[h], sxd[h], min_var) for h in hours}
+
+
+def _time_last(a: np.ndarray, dtype: Any) -> np.ndarray:
+    """(B, N, J) -> contiguous (B, J, N) of ``dtype`` in one pass."""
+    return np.ascontiguousarray(a.transpose(0, 2, 1), dtype=dtype)
+
+
 def feature_columns(b: BinArrays, normal_model: NormalModel | None = None) -> dict[str, np.ndarray]:
     """Named feature columns of a non-empty batch of windows (see :func:`feature_matrix`)."""
-    sums = b.sums.astype(np.float64)
-    cnts = b.counts.astype(np.float64)
-    maxs = b.maxs.astype(np.float64)
-    ctr = b.counters.astype(np.float64)
+    sums = _time_last(b.sums, np.float64)  # (B, K, N)
+    cnts = _time_last(b.counts, np.float64)
+    ctr = _time_last(b.counters, np.int64)  # (B, N_CTR, N)
     frozen = b.frozen_hours
     baselines = b.baseline
-    maxs[~np.isfinite(maxs)] = np.nan
     with np.errstate(invalid="ignore", divide="ignore"):
-        means = sums / np.where(cnts > 0, cnts, np.nan)  # (B, N, K) hourly means
+        means = sums / np.where(cnts > 0, cnts, np.nan)  # (B, K, N) hourly means
 
     cols: dict[str, np.ndarray] = {}
-    t_sums = _tail_sums(sums[:, :, :KC])
-    t_cnts = _tail_sums(cnts[:, :, :KC])
-    t_max = np.fmax.accumulate(maxs[:, ::-1], axis=1)  # fmax ignores NaN (empty bins)
-    hourly = tail_stats(means[:, :, :KC], HORIZONS_H)
+    t_sums = nested_sums(sums[:, :KC], HORIZONS_H)
+    t_cnts = nested_sums(cnts[:, :KC], HORIZONS_H)
+    # maxima: float16 values are exact in float32; -inf marks an empty hour
+    maxs = _time_last(b.maxs, np.float32)  # (B, KC, N)
+    t_max: dict[int, np.ndarray] = {}
+    prev, acc = 0, None
+    for h in HORIZONS_H:
+        part = maxs[..., N_BINS - h : N_BINS - prev].max(axis=-1)
+        acc = part if acc is None else np.maximum(acc, part)
+        t_max[h] = acc
+        prev = h
+    hourly = tail_stats(means[:, :KC], HORIZONS_H)
     for h in HORIZONS_H:
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean_h = t_sums[:, h - 1] / np.where(t_cnts[:, h - 1] > 0, t_cnts[:, h - 1], np.nan)
-        max_h = t_max[:, h - 1]
+            mean_h = t_sums[h] / np.where(t_cnts[h] > 0, t_cnts[h], np.nan)
+        max_h = np.where(t_max[h] == -np.inf, np.nan, t_max[h]).astype(np.float64)
         _, spread_h, slope_h = hourly[h]
         for j, sig in enumerate(COMPONENT_SIGNALS):
             cols[f"{sig}__mean_{h}h"] = mean_h[:, j]
@@ -177,38 +232,56 @@ def feature_columns(b: BinArrays, normal_model: NormalModel | None = None) -> di
             cols[f"{sig}__spread_{h}h"] = spread_h[:, j]
             cols[f"{sig}__slope_{h}h"] = slope_h[:, j]
 
+    m24 = maxs[..., -24:].astype(np.float64)
+    m24[m24 == -np.inf] = np.nan
     with np.errstate(invalid="ignore"):
-        pom = nanmean_axis1(maxs[:, -24:] - means[:, -24:, :KC])
+        pom = nanmean_last(m24 - means[:, :KC, -24:])
     for j, sig in enumerate(COMPONENT_SIGNALS):
         cols[f"{sig}__peak_over_mean_24h"] = pom[:, j]
 
     with np.errstate(invalid="ignore", divide="ignore"):
-        c24 = cnts[:, -24:, _CTX].sum(axis=1)
-        ctx_mean = sums[:, -24:, _CTX].sum(axis=1) / np.where(c24 > 0, c24, np.nan)
+        c24 = cnts[:, _CTX, -24:].sum(axis=-1)
+        ctx_mean = sums[:, _CTX, -24:].sum(axis=-1) / np.where(c24 > 0, c24, np.nan)
     for j, sig in enumerate(CONTEXT_SIGNALS):
         cols[f"{sig}__mean_24h"] = ctx_mean[:, j]
 
     if normal_model is not None:
         _model_columns(cols, means, ctr, baselines, normal_model)
+    p_sums = nested_sums(sums[:, _PRES], (6, 24))
+    p_cnts = nested_sums(cnts[:, _PRES], (6, 24))
     for h in (6, 24):
         with np.errstate(invalid="ignore", divide="ignore"):
-            c_h = cnts[:, -h:, _PRES].sum(axis=1)
-            m_h = sums[:, -h:, _PRES].sum(axis=1) / np.where(c_h > 0, c_h, np.nan)
+            m_h = p_sums[h] / np.where(p_cnts[h] > 0, p_cnts[h], np.nan)
         cols[f"pitch_hydraulic_pressure_bar__dev_{h}h"] = m_h - baselines[:, _PRES]
     cols["baseline_hours"] = np.asarray(b.baseline_hours, dtype=np.float64)
 
-    ev24 = ctr[:, -24:, CTR_EVENTS].sum(axis=1)
-    miss24 = ev24 * K - cnts[:, -24:].sum(axis=(1, 2))
+    c24n = ctr[..., -24:].sum(axis=-1).astype(np.float64)  # (B, N_CTR)
+    ev24 = c24n[:, CTR_EVENTS]
+    miss24 = ev24 * K - cnts[..., -24:].sum(axis=(1, 2))
     with np.errstate(invalid="ignore", divide="ignore"):
-        cols["alarms_24h"] = ctr[:, -24:, CTR_ALARMS].sum(axis=1)
-        cols["alarms_168h"] = ctr[:, :, CTR_ALARMS].sum(axis=1)
-        cols["down_share_24h"] = ctr[:, -24:, CTR_DOWN].sum(axis=1) / np.where(ev24 > 0, ev24, np.nan)
+        cols["alarms_24h"] = c24n[:, CTR_ALARMS]
+        cols["alarms_168h"] = ctr[:, CTR_ALARMS].sum(axis=-1).astype(np.float64)
+        cols["down_share_24h"] = c24n[:, CTR_DOWN] / np.where(ev24 > 0, ev24, np.nan)
         cols["missing_share_24h"] = np.where(ev24 > 0, miss24 / (np.maximum(ev24, 1) * K), 1.0)
-    cols["spikes_24h"] = ctr[:, -24:, CTR_SPIKES].sum(axis=1)
-    cols["coverage_hours_168h"] = (ctr[:, :, CTR_EVENTS] > 0).sum(axis=1).astype(float)
+    cols["spikes_24h"] = c24n[:, CTR_SPIKES]
+    cols["coverage_hours_168h"] = (ctr[:, CTR_EVENTS] > 0).sum(axis=-1).astype(float)
     cols["n_frozen_key"] = (frozen[:, KEY_IDX] > 0).sum(axis=1).astype(float)
     cols["frozen_max_hours"] = frozen.max(axis=1)
     return cols
+
+
+def _expected_tn(
+    model: NormalModel, p: np.ndarray, prev: np.ndarray, amb: np.ndarray, rpm: np.ndarray
+) -> np.ndarray:
+    """``model.expected`` of hourly inputs ``(B, N)`` as ``(B, T, N)`` (time last), term by term."""
+    pk = p / 1000.0
+    r = rpm / 10.0
+    terms = (pk, pk * pk, prev / 1000.0, amb, r, r * r)
+    c = model.coef
+    out = np.broadcast_to(c[None, :, 0, None], (p.shape[0], c.shape[0], p.shape[1])).copy()
+    for i, term in enumerate(terms, start=1):
+        out += term[:, None, :] * c[None, :, i, None]
+    return out
 
 
 def _model_columns(
@@ -218,12 +291,14 @@ def _model_columns(
     baselines: np.ndarray,
     normal_model: NormalModel,
 ) -> None:
-    """Residual features against the normal-behaviour model (and the power-curve residual)."""
-    power = means[:, :, P_IDX]
+    """Residual features against the normal-behaviour model (and the power-curve residual).
+
+    ``means`` ``(B, K, N)`` and ``ctr`` ``(B, N_CTR, N)`` have time last.
+    """
+    power = means[:, P_IDX]
     prev = np.concatenate([power[:, :1], power[:, :-1]], axis=1)
     prev = np.where(np.isfinite(prev), prev, power)
-    expected = normal_model.expected(power, prev, means[:, :, A_IDX], means[:, :, R_IDX])  # (B, N, T)
-    resid = means[:, :, _TGT] - expected
+    resid = means[:, _TGT] - _expected_tn(normal_model, power, prev, means[:, A_IDX], means[:, R_IDX])
     bl = baselines
     bl_expected = normal_model.expected(
         bl[:, P_IDX], bl[:, P_IDX], bl[:, A_IDX], bl[:, R_IDX], power_sq=bl[:, K], rpm_sq=bl[:, K + 1]
@@ -240,20 +315,21 @@ def _model_columns(
         cols[f"{sig}__resid_base_30d"] = r_base[:, j]
         for h in (6, 24, 72):
             cols[f"{sig}__resid_dev_{h}h"] = r_mean[h][:, j] - r_base[:, j]
-    dev = resid - r_base[:, None, :]
+    dev = resid - r_base[:, :, None]
+    load = response_nested(dev, power / 1000.0, LOAD_RESPONSE_HOURS, 0.01)
     for h in LOAD_RESPONSE_HOURS:
-        beta, icpt = response(dev, power / 1000.0, h, 0.01)
+        beta, icpt = load[h]
         for j, sig in enumerate(NBM_TARGETS):
             cols[f"{sig}__resid_load_beta_{h}h"] = beta[:, j]
             cols[f"{sig}__resid_full_load_{h}h"] = icpt[:, j] + FULL_LOAD_MW * beta[:, j]
-    beta, _ = response(dev, means[:, :, A_IDX], 168, 4.0)
+    beta, _ = response_nested(dev, means[:, A_IDX], (168,), 4.0)[168]
     for j, sig in enumerate(NBM_TARGETS):
         cols[f"{sig}__resid_ambient_beta_168h"] = beta[:, j]
-    pc = power - normal_model.expected_power(means[:, :, _WIND])
-    unusual = (ctr[:, :, CTR_DOWN] + ctr[:, :, CTR_CURTAILED]) > 0
+    pc = power - normal_model.expected_power(means[:, _WIND])
+    unusual = (ctr[:, CTR_DOWN] > 0) | (ctr[:, CTR_CURTAILED] > 0)
     pc = np.where(unusual, np.nan, pc)
-    cols["power_curve_resid_24h"] = nanmean_axis1(pc[:, -24:])
-    cols["power_curve_resid_168h"] = nanmean_axis1(pc)
+    cols["power_curve_resid_24h"] = nanmean_last(pc[:, -24:])
+    cols["power_curve_resid_168h"] = nanmean_last(pc)
 
 
 def feature_matrix(b: BinArrays, normal_model: NormalModel | None = None) -> np.ndarray:

@@ -160,10 +160,6 @@ def _to_epoch(value: Any) -> float:
     raise TypeError(f"unsupported event_time {value!r}")
 
 
-def _num(value: Any) -> float:
-    return math.nan if value is None else float(value)
-
-
 @dataclass
 class WindowSnapshot:
     """Time-ordered bins of one window (oldest first): input of :func:`feature_matrix`."""
@@ -275,11 +271,10 @@ class FeatureWindow:
     def update(self, event: Any) -> None:
         """Add one reading (``TelemetryEvent`` or mapping with the same fields): the per-event path."""
         d = event if isinstance(event, Mapping) else event.__dict__
-        vals = np.array([_num(d.get(name)) for name in TRACKED_SIGNALS], dtype=np.float64)
-        aux = np.array([_num(d.get(name)) for name in AUX_INPUTS], dtype=np.float64)
-        self.store._ingest_one(
-            self.row, _to_epoch(d["event_time"]), vals, int(d.get("status_code") or 0), aux
-        )
+        get = d.get
+        vals = [math.nan if (x := get(name)) is None else float(x) for name in TRACKED_SIGNALS]
+        aux = [math.nan if (x := get(name)) is None else float(x) for name in AUX_INPUTS]
+        self.store._ingest_one(self.row, _to_epoch(d["event_time"]), vals, int(get("status_code") or 0), aux)
 
     # ---------------------------------------------------------------- repairs
     def drop_before(self, ts: float) -> int:

@@ -46,9 +46,20 @@ class NormalModel:
         """Expected targets, shape ``power_kw.shape + (n_targets,)``.
 
         ``power_sq`` / ``rpm_sq`` default to the squares of the inputs; long-term baselines pass the
-        averaged squares instead (mean of squares != square of mean).
+        averaged squares instead (mean of squares != square of mean). Evaluated term by term in a
+        fixed order (no BLAS call): a window's result does not depend on how many windows are computed
+        with it, so online (a few rows) and offline (chunks) agree exactly.
         """
-        return _design_nd(power_kw, power_prev_kw, ambient_c, rpm, power_sq, rpm_sq) @ self.coef.T
+        p = np.asarray(power_kw, dtype=np.float64) / 1000.0
+        psq = p * p if power_sq is None else np.asarray(power_sq, dtype=np.float64) / 1e6
+        r = np.asarray(rpm, dtype=np.float64) / 10.0
+        rsq = r * r if rpm_sq is None else np.asarray(rpm_sq, dtype=np.float64) / 100.0
+        terms = (p, psq, np.asarray(power_prev_kw, dtype=np.float64) / 1000.0, np.asarray(ambient_c), r, rsq)
+        c = self.coef
+        out = np.broadcast_to(c[:, 0], (*p.shape, c.shape[0])).copy()
+        for i, term in enumerate(terms, start=1):
+            out += term[..., None] * c[:, i]
+        return out
 
     def expected_power(self, wind_ms: np.ndarray) -> np.ndarray:
         return np.interp(wind_ms, self.pc_wind, self.pc_power)

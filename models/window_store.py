@@ -123,6 +123,26 @@ _DECAY_LIST = [DECAY**n for n in range(4096)]
 _DECAY_TABLE = np.asarray(_DECAY_LIST)
 
 
+_THR = [float(x) for x in SPIKE_THR]
+_DEG = math.pi / 180.0
+
+
+class _Views:
+    """Flat memoryviews of a store's arrays (rebuilt when arrays are reallocated: grow, widen)."""
+
+    def __init__(self, st: WindowStore) -> None:
+        def flat(a: np.ndarray) -> Any:  # memoryview; items are Python floats or ints
+            return a.reshape(-1).data
+
+        self.sum, self.cnt, self.ctr = flat(st._sum), flat(st._cnt), flat(st._ctr)
+        self.asum, self.acnt = flat(st._asum), flat(st._acnt)
+        self.last, self.run, self.run_start = flat(st._last), flat(st._run), flat(st._run_start)
+        self.base_s, self.base_w, self.base_hour = flat(st._base_s), flat(st._base_w), flat(st._base_hour)
+        self.newest, self.first, self.last_ts = flat(st._newest), flat(st._first), flat(st._last_ts)
+        self.floor, self.late, self.total = flat(st._floor), flat(st._late), flat(st._total)
+        self.f32: Any = np.zeros(1, dtype=np.float32).data
+
+
 def _decay(n: np.ndarray) -> np.ndarray:
     """``DECAY ** n`` per element, from the shared table (Python's pow beyond it)."""
     inside = (n >= 0) & (n < len(_DECAY_LIST))
@@ -134,7 +154,7 @@ def _decay(n: np.ndarray) -> np.ndarray:
 
 def _f16(v: np.ndarray) -> np.ndarray:
     """Maxima storage: clipped to float16's finite range, then rounded (monotonic, so max commutes)."""
-    return np.clip(v, -_F16_MAX, _F16_MAX).astype(np.float16)
+    return np.minimum(np.maximum(v, -_F16_MAX), _F16_MAX).astype(np.float16)
 
 
 def _count_dtype_for(value: int) -> type[np.unsignedinteger[Any]]:
@@ -206,6 +226,9 @@ class WindowStore:
         self.frozen_min_count = int(frozen_min_count)
         self.frozen_min_seconds = float(frozen_min_seconds)
         self._cdtype: type[np.unsignedinteger[Any]] = np.uint8
+        self._cmax = int(np.iinfo(np.uint8).max)
+        self._mv: _Views | None = None
+        self._used = np.zeros(0, dtype=bool)
         self._row: dict[str, int] = {}
         self._ids: list[str | None] = []
         self._free: list[int] = []
@@ -223,6 +246,10 @@ class WindowStore:
             setattr(self, name, arr)
         self._fmin_c[old:] = self.frozen_min_count
         self._fmin_s[old:] = self.frozen_min_seconds
+        self._mv = None
+        used = np.zeros(capacity, dtype=bool)
+        used[:old] = self._used[:old]
+        self._used = used
         self._ids.extend([None] * (capacity - old))
         self._free.extend(range(capacity - 1, old - 1, -1))  # pop() hands out the lowest row first
         self._cap = capacity
@@ -239,6 +266,7 @@ class WindowStore:
         row = self._free.pop()
         self._reset(row)
         self._ids[row] = turbine_id
+        self._used[row] = True
         self._row[turbine_id] = row
         return row
 
@@ -260,6 +288,7 @@ class WindowStore:
             row = self._row.pop(tid, None)
             if row is not None:
                 self._ids[row] = None
+                self._used[row] = False
                 self._free.append(row)
 
     def turbine_ids(self) -> list[str]:
@@ -302,6 +331,8 @@ class WindowStore:
             return
         dt = _count_dtype_for(needed)
         self._cdtype = dt
+        self._cmax = int(np.iinfo(dt).max)
+        self._mv = None
         self._cnt = self._cnt.astype(dt)
         self._ctr = self._ctr.astype(dt)
         self._acnt = self._acnt.astype(dt)
@@ -343,7 +374,7 @@ class WindowStore:
         if not np.isfinite(ts).all():
             bad = int(np.flatnonzero(~np.isfinite(ts))[0])
             raise ValueError(f"ingest: event {bad} has a non-finite time {ts[bad]!r}")
-        if rows.min() < 0 or rows.max() >= self._cap or any(self._ids[r] is None for r in np.unique(rows)):
+        if rows.min() < 0 or rows.max() >= self._cap or not self._used[rows].all():
             raise ValueError("ingest: a row is not allocated (use rows_for)")
         keep = ts >= self._floor[rows]  # before the turbine's last repair: ignored, like update()
         if not keep.all():
@@ -385,79 +416,161 @@ class WindowStore:
         for i in np.flatnonzero(slow_rows[rows]):  # arrival order
             self._ingest_one(int(rows[i]), float(ts[i]), values[i], int(status[i]), aux[i])
 
-    def _ingest_one(self, r: int, ts: float, v: np.ndarray, status: int, a: np.ndarray | None) -> None:
-        """The per-event path (``FeatureWindow.update`` and the rows ``ingest`` cannot vectorise)."""
-        if ts < self._floor[r]:
+    def _views(self) -> _Views:
+        """Flat memoryviews of the arrays for the per-event path (Python floats, no numpy scalars)."""
+        if self._mv is None:
+            self._mv = _Views(self)
+        return self._mv
+
+    def _ingest_one(
+        self, r: int, ts: float, v: np.ndarray | list[float], status: int, a: np.ndarray | list[float] | None
+    ) -> None:
+        """The per-event path (``FeatureWindow.update`` and the rows ``ingest`` cannot vectorise).
+
+        Scalar Python over memoryviews (~10 us per event). Float32 sums: the reading is rounded to
+        float32, then added in double and rounded again, which is exactly float32 addition (a double
+        holds the exact sum of two float32), as the vectorised path's float32 ``np.add.at``.
+        """
+        mv = self._mv if self._mv is not None else self._views()
+        if ts < mv.floor[r]:
             return
         hour = int(ts // BIN_SECONDS)
-        newest = int(self._newest[r])
+        newest = mv.newest[r]
         if hour > newest:
             self._advance(r, hour)
         elif hour <= newest - N_BINS:
-            self._late[r] += 1
+            mv.late[r] += 1
             return
-        self._total[r] += 1
+        mv.total[r] += 1
         slot = hour % N_BINS
-        valid = ~np.isnan(v)
-        in_order = ts >= self._last_ts[r]
+        vals = v.tolist() if isinstance(v, np.ndarray) else v
+        in_order = ts >= mv.last_ts[r]
         if in_order:
-            self._last_ts[r] = ts
-        if ts < self._first[r]:
-            self._first[r] = ts
+            mv.last_ts[r] = ts
+        if ts < mv.first[r]:
+            mv.first[r] = ts
+        bin_ = r * N_BINS + slot
+        cb = bin_ * N_CTR
+        if mv.ctr[cb + CTR_EVENTS] + 1 > self._cmax:
+            self._widen(mv.ctr[cb + CTR_EVENTS] + 1)
+            mv = self._views()
+        base = bin_ * K
+        lb = r * K
+        s, c, last, run, rs, f32 = mv.sum, mv.cnt, mv.last, mv.run, mv.run_start, mv.f32
         spikes = 0
-        if in_order:
-            last = self._last[r]
-            with np.errstate(invalid="ignore"):
-                same = v == last
-                change = valid & ~same
-                spikes = int(np.count_nonzero(change & (np.abs(v - last) > SPIKE_THR)))
-            run = self._run[r]
-            run[valid & same] += 1
-            run[change] = 1
-            last[change] = v[change]
-            self._run_start[r][change] = ts
-        ctr = self._ctr[r, slot]
-        need = max(int(ctr[CTR_EVENTS]) + 1, int(ctr[CTR_SPIKES]) + spikes)
-        if need > np.iinfo(self._cdtype).max:
-            self._widen(need)
-            ctr = self._ctr[r, slot]
-        s = self._sum[r, slot]
-        with np.errstate(invalid="ignore", over="ignore"):  # inf + -inf readings: NaN, like one by one
-            s[valid] += v[valid].astype(np.float32)
-        self._cnt[r, slot][valid] += 1
-        vc = valid[:KC]
-        mx = self._max[r, slot]
-        mx[vc] = np.maximum(mx[vc], _f16(v[:KC][vc]))
-        ctr[CTR_EVENTS] += 1
+        comp = False
+        for k in range(K):
+            x = vals[k]
+            if x != x:
+                continue
+            j = base + k
+            try:
+                f32[0] = x
+                s[j] = s[j] + f32[0]
+            except OverflowError:  # beyond float32: inf, like numpy
+                with np.errstate(over="ignore", invalid="ignore"):
+                    self._sum.reshape(-1)[j] += np.float64(x).astype(np.float32)
+            c[j] += 1
+            if k < KC:
+                comp = True
+            if in_order:
+                q = lb + k
+                p = last[q]
+                if x == p:
+                    run[q] += 1
+                else:
+                    if abs(x - p) > _THR[k]:
+                        spikes += 1
+                    last[q] = x
+                    run[q] = 1
+                    rs[q] = ts
+        if comp:
+            mx = self._max[r, slot]
+            np.fmax(mx, _f16(np.array(vals[:KC], dtype=np.float64)), out=mx)
+        ctr = mv.ctr
         if spikes:
-            ctr[CTR_SPIKES] += spikes
-        which = _STATUS_CTR.get(status) if status else None
-        if which is not None:
-            ctr[which] += 1
-        if a is not None:
-            ok = np.isfinite(a)
-            asum, acnt = self._asum[r, slot], self._acnt[r, slot]
-            if ok[0]:
-                asum[ASUM_PITCH] += np.float32(a[0])
-                acnt[ACNT_PITCH] += 1
-            if ok[1]:
-                acnt[ACNT_WDIR] += 1
-            if ok[2]:
-                acnt[ACNT_NDIR] += 1
-            if ok[1] and ok[2]:
-                err = np.deg2rad(a[2:3] - a[1:2])
-                asum[ASUM_SIN] += np.sin(err).astype(np.float32)[0]
-                asum[ASUM_COS] += np.cos(err).astype(np.float32)[0]
-                acnt[ACNT_YAW] += 1
+            if ctr[cb + CTR_SPIKES] + spikes > self._cmax:
+                self._widen(ctr[cb + CTR_SPIKES] + spikes)
+                mv = self._views()
+                ctr = mv.ctr
+            ctr[cb + CTR_SPIKES] += spikes
+        ctr[cb + CTR_EVENTS] += 1
+        if status:
+            which = _STATUS_CTR.get(status)
+            if which is not None:
+                ctr[cb + which] += 1
+        if a is None:
+            return
+        pitch, wdir, ndir = a.tolist() if isinstance(a, np.ndarray) else a
+        ab, ac = bin_ * N_ASUM, bin_ * N_ACNT
+        asum, acnt, f32 = mv.asum, mv.acnt, mv.f32
+        if math.isfinite(pitch):
+            f32[0] = pitch
+            asum[ab + ASUM_PITCH] = asum[ab + ASUM_PITCH] + f32[0]
+            acnt[ac + ACNT_PITCH] += 1
+        w_ok, n_ok = math.isfinite(wdir), math.isfinite(ndir)
+        if w_ok:
+            acnt[ac + ACNT_WDIR] += 1
+        if n_ok:
+            acnt[ac + ACNT_NDIR] += 1
+        if w_ok and n_ok:
+            err = (ndir - wdir) * _DEG
+            f32[0] = math.sin(err)
+            asum[ab + ASUM_SIN] = asum[ab + ASUM_SIN] + f32[0]
+            f32[0] = math.cos(err)
+            asum[ab + ASUM_COS] = asum[ab + ASUM_COS] + f32[0]
+            acnt[ac + ACNT_YAW] += 1
 
     def _advance(self, r: int, hour: int) -> None:
         """Move row ``r``'s ring to ``hour``: fold the previous newest hour, clear skipped / reused bins."""
         old = int(self._newest[r])
         if old != NO_HOUR:
-            self._fold(np.array([r]), np.array([old], dtype=np.int64))
+            self._fold_one(r, old)
             n = min(hour - old, N_BINS)
-            self._clear(np.full(n, r), (old + 1 + np.arange(n)) % N_BINS)
+            if n <= 4:
+                for h in range(old + 1, old + 1 + n):
+                    slot = h % N_BINS
+                    self._sum[r, slot] = 0.0
+                    self._cnt[r, slot] = 0
+                    self._max[r, slot] = -np.inf
+                    self._ctr[r, slot] = 0
+                    self._asum[r, slot] = 0.0
+                    self._acnt[r, slot] = 0
+            else:
+                self._clear(np.full(n, r), (old + 1 + np.arange(n)) % N_BINS)
         self._newest[r] = hour
+
+    def _fold_one(self, r: int, hour: int) -> None:
+        """:meth:`_fold` of one row in scalar Python (same operations in the same order)."""
+        mv = self._views()
+        bs, bw = mv.base_s, mv.base_w
+        o = r * N_BASE
+        bh = mv.base_hour[r]
+        if bh != NO_HOUR:
+            n = hour - bh
+            d = _DECAY_LIST[n] if 0 <= n < len(_DECAY_LIST) else DECAY**n
+            for i in range(o, o + N_BASE):
+                bs[i] *= d
+                bw[i] *= d
+        mv.base_hour[r] = hour
+        bin_ = r * N_BINS + hour % N_BINS
+        cb = bin_ * N_CTR
+        if mv.ctr[cb + CTR_DOWN] or mv.ctr[cb + CTR_CURTAILED]:
+            return
+        base = bin_ * K
+        s, c = mv.sum, mv.cnt
+        for k in range(K):
+            n = c[base + k]
+            if n:
+                m = s[base + k] / n
+                bs[o + k] += m
+                bw[o + k] += 1.0
+                if k == P_IDX:
+                    bs[o + K] += m * m
+                    bw[o + K] += 1.0
+                elif k == R_IDX:
+                    bs[o + K + 1] += m * m
+                    bw[o + K + 1] += 1.0
 
     def _clear(self, rows: np.ndarray, slots: np.ndarray) -> None:
         self._sum[rows, slots] = 0.0
@@ -608,9 +721,11 @@ class WindowStore:
         both = ok[:, 1] & ok[:, 2]
         if both.any():
             sel = np.flatnonzero(both)
-            err = np.deg2rad(a[sel, 2] - a[sel, 1])
-            np.add.at(asum, binidx[sel] * N_ASUM + ASUM_SIN, np.sin(err).astype(np.float32))
-            np.add.at(asum, binidx[sel] * N_ASUM + ASUM_COS, np.cos(err).astype(np.float32))
+            err = ((a[sel, 2] - a[sel, 1]) * _DEG).tolist()  # math.sin/cos: as the per-event path
+            sin = np.array([math.sin(e) for e in err], dtype=np.float32)
+            cos = np.array([math.cos(e) for e in err], dtype=np.float32)
+            np.add.at(asum, binidx[sel] * N_ASUM + ASUM_SIN, sin)
+            np.add.at(asum, binidx[sel] * N_ASUM + ASUM_COS, cos)
             ainc[:, ACNT_YAW] = np.bincount(inv[sel], minlength=nu)
         acnt[ukey] += ainc.astype(self._cdtype)
 
