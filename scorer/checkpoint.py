@@ -16,18 +16,11 @@ from typing import TYPE_CHECKING
 
 from common.logging import event
 from common.rows import WindowRow
-from scorer.ports import StoredWindow
-from scorer.state import TurbineState
 
 if TYPE_CHECKING:
     from scorer.runtime import ScorerRuntime
 
 log = logging.getLogger("scorer")
-
-
-def build_states(stored: Sequence[StoredWindow]) -> list[TurbineState]:
-    """Turbine states from checkpoint rows (CPU: run it in the compute pool)."""
-    return [TurbineState.restore(w.turbine_id, w.partition, w.state, w.aux) for w in stored]
 
 
 class Checkpointer:
@@ -102,9 +95,8 @@ class Checkpointer:
         offsets, stored, marks = await rt._retry(
             "restore", rt.sink.load_partitions, rt.settings.telemetry_topic, list(partitions)
         )
-        states = await rt._in(rt.compute, build_states, stored)
         proc = rt.processor
-        n = proc.install(states, marks)
+        n = await rt._in(rt.compute, proc.restore, stored, marks)  # window bytes straight into the store
         for p in partitions:
             if p in offsets and p not in proc.next_offset:
                 proc.next_offset[p] = offsets[p]
@@ -131,13 +123,12 @@ class Checkpointer:
         if not missing:
             return
         stored, marks = await rt._retry("restore", rt.sink.load_turbines, missing)
-        states = await rt._in(rt.compute, build_states, stored)
-        n = rt.processor.install(states, marks)
+        n = await rt._in(rt.compute, rt.processor.restore, stored, marks)
         event(
             log,
             "turbines restored from checkpoint",
             turbines=len(missing),
             windows=n,
             history_marks=len(marks),
-            moved=sum(1 for st in states if st.partition not in rt.restored),
+            moved=sum(1 for w in stored if w.partition not in rt.restored),
         )

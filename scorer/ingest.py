@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from common.logging import event
@@ -97,6 +98,26 @@ class Ingest:
             await self.drain()  # writes stay in order; at most one batch waits on the database
             self.inflight = asyncio.ensure_future(self._write(out, live, t0))
 
+    async def flush_rescores(self) -> None:
+        """Timer: rescore the turbines whose rescoring coalescing deferred, once the flush is due.
+
+        Without it the last events of a burst would wait for the next batch. Same lock and write
+        pipeline as a batch; nothing to ack (no event is consumed here).
+        """
+        rt = self.rt
+        async with rt.lock:
+            if rt.closing or not rt.processor.pending:
+                return
+            self.refuse_if_broken()
+            t0 = time.perf_counter()
+            rt.processor.scorer = rt.holder.scorer
+            rt.processor.fleet = rt.routing.scorer()
+            out = await rt._in(rt.compute, rt.processor.flush, datetime.now(UTC))
+            if out is None:
+                return
+            await self.drain()
+            self.inflight = asyncio.ensure_future(self._write(out, [], t0))
+
     async def _write(self, out: BatchOutcome, live: list[Any], t0: float) -> None:
         """Durable write of one batch (retried while the database is unavailable); then its events are
         ackable. A write that fails for good marks the runtime broken: crash-only from here on."""
@@ -146,7 +167,10 @@ class Ingest:
         m.events_replay_skipped.inc(out.skipped_replayed)
         for code, n in out.invalid.items():
             m.events_invalid.labels(code).inc(n)
-        m.batch_size.observe(out.events)
+        m.stream_rescores.labels("rescored").inc(out.rescored)
+        m.stream_rescores.labels("deferred").inc(out.deferred)
+        if out.events:
+            m.batch_size.observe(out.events)
         obs = m.latency.observe
         for ts in out.arrival_ts:
             obs(max(0.0, written - ts))

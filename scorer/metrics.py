@@ -68,6 +68,12 @@ class ScorerMetrics:
             registry=r,
         )
         self.db_errors = Counter("scorer_db_errors_total", "Failed database operations", ["kind"], registry=r)
+        self.stream_rescores = Counter(
+            "scorer_stream_rescores_total",
+            "Touched turbines rescored or left pending by rescore coalescing",
+            ["outcome"],
+            registry=r,
+        )
         self.checkpoint_windows = Counter(
             "scorer_checkpoint_windows_total", "Windows written at checkpoints", registry=r
         )

@@ -187,6 +187,10 @@ class ScorerRuntime:
         """Process one micro-batch; its events are acked at the next checkpoint, never before."""
         await self.ingest.handle_batch(events)
 
+    async def flush_rescores(self) -> None:
+        """Timer: rescore turbines left pending by rescore coalescing once the flush is due."""
+        await self.ingest.flush_rescores()
+
     def backlog(self, events: Sequence[Any]) -> int:
         """Records already in Kafka after ``events`` on their partitions (0 when unknown)."""
         return self.ingest.backlog(events)

@@ -55,6 +55,11 @@ def register_timers(app: faust.App, runtime: ScorerRuntime) -> None:
             )
             await app.crash(exc)
 
+    @app.timer(interval=s.rescore_flush_s, name="scorer.rescore_flush")
+    async def rescore_flush() -> None:
+        """Rescores deferred by coalescing, when no batch came to flush them (end of a burst)."""
+        await _guard("rescore flush", runtime.flush_rescores)
+
     @app.timer(interval=s.heartbeat_interval_s, name="scorer.heartbeat")
     async def heartbeat() -> None:
         await _guard("heartbeat", runtime.heartbeat)
