@@ -453,6 +453,7 @@ class BatchProcessor:
         for tid, st in touched.items():
             self.dirty.add(tid)
             out.agg_rows.extend(st.take_agg_rows())
+            st.compact(self.settings.out_of_order_tolerance_s)
             last = st.window.as_of
             out.turbine_rows.append(TurbineSeenRow(tid, st.site_id, last))
         for tid, (_ts, ev) in latest.items():

@@ -121,6 +121,7 @@ class TurbineState:
     rescore: RescoreMark | None = None
     newest_status: int = NORMAL
     pending: bool = False
+    compacted_at: float = -math.inf  # newest event time at the last compact() (not checkpointed)
 
     # ------------------------------------------------------------------ ingestion
     def accept(self, event_id: str, ts: float, tolerance_s: float, status_code: int = 0) -> None:
@@ -147,6 +148,18 @@ class TurbineState:
         oldest_open = int((horizon - AGG_BUCKET_S) // AGG_BUCKET_S) * AGG_BUCKET_S
         for bucket in [b for b in self.agg if b < oldest_open and b not in self.dirty_buckets]:
             del self.agg[bucket]
+
+    def compact(self, tolerance_s: float) -> None:
+        """After a batch's rows are taken: forget the ids and 10-minute buckets no accepted event can
+        reach any more, at most once per bucket width of event time.
+
+        Without it, 10-minute data (never more than 64 recent ids, so no prune on accept) kept every
+        bucket it ever saw, in memory and in every checkpoint (a week: ~1,000 buckets, 10 KB of aux).
+        """
+        if self.last_ts - self.compacted_at < AGG_BUCKET_S:
+            return
+        self.compacted_at = self.last_ts
+        self._prune(tolerance_s)
 
     def take_agg_rows(self) -> list[AggRow]:
         """Rows for ``telemetry_agg`` of the buckets changed since the last call (full values: idempotent)."""

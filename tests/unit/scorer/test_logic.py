@@ -384,3 +384,17 @@ def test_history_mark_from_score_history_governs_the_replay() -> None:
     restored = TurbineState.restore("WT-K", 0, st.window.to_bytes(), st.aux_bytes())
     proc3.install([restored], {"WT-K": HistoryMark(newest_row - 6000, 1.0, "low")})
     assert proc3.turbines["WT-K"].history == HistoryMark(newest_row - 3000, 5.0, "low")
+
+
+def test_closed_aggregate_buckets_are_forgotten() -> None:
+    """10-minute data never has 64 recent ids: its written buckets were kept forever (memory, checkpoint)."""
+    settings = load_settings(ScorerSettings)
+    proc = BatchProcessor(settings)
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
+    evs = [_event("WT-A", t0 + timedelta(minutes=10 * i)) for i in range(2 * 144)]
+    for start in range(0, len(evs), 6):
+        out = proc.process(_records(evs[start : start + 6], start=start))
+        assert sum(r.samples for r in out.agg_rows) == 6
+    st = proc.turbines["WT-A"]
+    assert len(st.agg) <= settings.out_of_order_tolerance_s // 600 + 2
+    assert len(st.recent) <= 8 and len(st.aux_bytes()) < 2000  # ids and buckets within the tolerance
