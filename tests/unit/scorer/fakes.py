@@ -18,7 +18,7 @@ import psycopg
 
 from common.db import DatabaseUnavailable
 from common.rows import HistoryRow, Row, StateRow, WindowRow
-from scorer.ports import StoredWindow
+from scorer.ports import SinkPort, StoredWindow
 from scorer.processing import BatchOutcome
 from scorer.sink import WriteRejected
 from scorer.state import HistoryMark
@@ -196,3 +196,7 @@ class FakeEvent:
 
     def ack(self) -> None:
         self.acked.append((self.message.partition, self.message.offset))
+
+
+def _conforms(sink: FakeSink) -> SinkPort:
+    return sink  # mypy: FakeSink implements scorer.ports.SinkPort (like scorer.sink.Sink)
