@@ -309,6 +309,7 @@ def _wire_struct() -> tuple[type[msgspec.Struct], type[msgspec.Struct], dict[str
 _WireEvent, _VersionProbe, _OPTIONAL_DEFAULTS = _wire_struct()
 _WIRE_DECODER = msgspec.json.Decoder(_WireEvent)
 _N_FIELDS = len(_WireEvent.__struct_fields__)
+_REQUIRED_FIELDS = tuple(name for name in _WireEvent.__struct_fields__ if name not in _OPTIONAL_DEFAULTS)
 #: Fields that are strings on the wire (all required): each adds 2 quotes to a valid payload.
 _N_STRING_FIELDS = sum(
     1 for name, info in TelemetryEvent.model_fields.items() if info.annotation in (str, datetime)
@@ -339,17 +340,15 @@ def _refusal(exc: msgspec.ValidationError, data: Any) -> InvalidEvent:
             "unknown_schema_version",
             field="schema_version",
         )
-    if field is None:
-        if text.startswith("Object missing required field"):
-            missing = next((name for name in _WireEvent.__struct_fields__ if name not in data), None)
-            if missing is not None:
-                return InvalidEvent(f"{missing}: required field is missing", "missing_field", field=missing)
-        if text.startswith("Object contains unknown field"):
-            unknown = next((key for key in data if key not in _FIELD_NAMES), None)
-            if unknown is not None:
-                return InvalidEvent(
-                    f"{_preview(unknown)}: unknown field (extra fields are not allowed)", "invalid_field"
-                )
+    if field is None:  # about the object itself: an unknown field (seen first), else a missing one
+        unknown = next((key for key in data if key not in _FIELD_NAMES), None)
+        if unknown is not None:
+            return InvalidEvent(
+                f"{_preview(unknown)}: unknown field (extra fields are not allowed)", "invalid_field"
+            )
+        missing = next((name for name in _REQUIRED_FIELDS if name not in data), None)
+        if missing is not None:
+            return InvalidEvent(f"{missing}: required field is missing", "missing_field", field=missing)
         return InvalidEvent(f"invalid payload: {text}", "invalid_field")  # pragma: no cover
     value = data.get(field)
     if field in _ID_FIELDS and type(value) is str:

@@ -163,9 +163,12 @@ def test_json_is_checked_before_fields() -> None:
 
 def test_missing_fields_are_named() -> None:
     for field in ("event_id", "turbine_id", "site_id", "event_time"):
-        raw = json.dumps({k: v for k, v in _record().items() if k != field}).encode()
-        error = _refused(raw)
-        assert error.code == "missing_field" and error.field == field and field in error.reason
+        for dropped in (set(), {"wind_speed_ms", "status_code"}):  # omitted optional fields are no matter
+            raw = json.dumps({k: v for k, v in _record().items() if k != field and k not in dropped})
+            error = _refused(raw.encode())
+            assert error.code == "missing_field" and error.field == field and field in error.reason
+    error = _refused(json.dumps({"schema_version": 1, "surprise": 1}).encode())
+    assert error.code == "invalid_field" and "surprise" in error.reason  # an unknown field is said first
 
 
 def test_optional_fields_may_be_omitted_and_keep_defaults() -> None:
