@@ -378,6 +378,7 @@ def main() -> None:
     ap.add_argument("--py-spy", default=None, help="path of the py-spy binary")
     ap.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
     ap.add_argument("--top", type=int, default=15)
+    ap.add_argument("--commit", default=None, help="commit label when the tree is not a git checkout")
     ap.add_argument("--json", type=Path, default=None, help="write the results as JSON here")
     ap.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
     ap.add_argument("--topic", help=argparse.SUPPRESS)
@@ -400,6 +401,7 @@ def main() -> None:
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
     ).stdout.strip()
+    commit = args.commit or commit or "unknown"
     results: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": commit,

@@ -458,6 +458,21 @@ class Report:
             )
         return "\n".join(lines)
 
+    def markdown(self) -> str:
+        lines = [
+            "| metric | measured | baseline (same run) | ratio | target | verdict |",
+            "|---|---:|---|---:|---|---|",
+        ]
+        for r in self.rows:
+            base = r["baseline"]
+            bl = f"{_fmt(base, str(r['unit']))} ({r['baseline_label']})" if base is not None else ""
+            ratio = f"{r['ratio']:.3f}x" if r["ratio"] is not None else ""
+            lines.append(
+                f"| {str(r['metric']).strip()} | {_fmt(r['measured'], str(r['unit']))} | {bl} | {ratio} "
+                f"| {r['target'] or ''} | {r['verdict']} |"
+            )
+        return "\n".join(lines)
+
 
 def _fmt(v: object, unit: str) -> str:
     if v is None:
@@ -492,6 +507,8 @@ def bench_throughput(args: argparse.Namespace, registry: Path, db_url: str, tmp:
         bare = asyncio.run(bare_consume(topic, n))
         probe = run_faust_probe(topic, n)
         w = WorkerProc(db_url, topic, registry, tmp / "worker-throughput.log", batch_max_size=args.batch)
+        spy: subprocess.Popen[bytes] | None = None
+        spy_out = tmp / "worker.pyspy.txt"
         try:
             w.wait_ready()
             samples: list[tuple[float, float]] = []
@@ -501,7 +518,36 @@ def bench_throughput(args: argparse.Namespace, registry: Path, db_url: str, tmp:
                 samples.append((time.perf_counter(), done))
                 if done >= n:
                     break
+                if done > 0 and spy is None and args.py_spy:
+                    spy = subprocess.Popen(
+                        [
+                            args.py_spy,
+                            "record",
+                            "--pid",
+                            str(w.proc.pid),
+                            "--rate",
+                            "100",
+                            "--nonblocking",
+                            "--format",
+                            "raw",
+                            "--threads",
+                            "--output",
+                            str(spy_out),
+                        ],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
                 time.sleep(0.2)
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(60)
+                prof = rep.info["worker_profile"] = worker_profile(spy_out)
+                print(f"  worker profile ({prof['samples']:,} samples): inclusive share")
+                for f, share in prof["inclusive"][:15]:
+                    print(f"    {share:6.1%}  {f}")
+                print("  own share")
+                for f, share in prof["own"][:12]:
+                    print(f"    {share:6.1%}  {f}")
             t_start = next(t for t, d in samples if d > 0)
             t10 = next(t for t, d in samples if d >= 0.1 * n)
             t90 = next(t for t, d in samples if d >= 0.9 * n)
@@ -604,6 +650,45 @@ def bench_latency(args: argparse.Namespace, registry: Path, db_url: str, tmp: Pa
         rep.info["latency"] = {"sent": sent, "scored_events": count, "share_le_250ms": within}
     finally:
         delete_topics([topic])
+
+
+def worker_profile(path: Path, top: int = 25) -> dict[str, Any]:
+    """py-spy samples of the worker (all its busy threads): own and inclusive share per function."""
+    own: dict[str, int] = {}
+    incl: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        k = int(count)
+        total += k
+        frames = [_frame_name(f) for f in stack.split(";")[1:]]
+        if frames:
+            own[frames[-1]] = own.get(frames[-1], 0) + k
+        for f in set(frames):
+            incl[f] = incl.get(f, 0) + k
+    ours = ("scorer/", "models/", "common/", "psycopg", "faust/", "mode/", "aiokafka/", "orjson", "sklearn")
+    return {
+        "tool": "py-spy record --nonblocking --rate 100 (all busy threads of the worker)",
+        "samples": total,
+        "own": [(f, n / total) for f, n in sorted(own.items(), key=lambda kv: -kv[1])[:top]],
+        "inclusive": [
+            (f, n / total)
+            for f, n in sorted(incl.items(), key=lambda kv: -kv[1])
+            if any(o in f for o in ours) and not any(e in f for e in _ENTRY_FRAMES)
+        ][:top],
+    }
+
+
+_ENTRY_FRAMES = ("__main__", "scorer/cli.py", "execute_from_commandline", "Service._execute_task")
+
+
+def _frame_name(f: str) -> str:
+    func, _, loc = f.partition(" (")
+    path = loc.rstrip(")").rsplit(":", 1)[0]
+    path = path.split("site-packages/")[-1].split("/lib/python3.11/")[-1].split("/main/")[-1]
+    return f"{path}:{func}"
 
 
 MEMORY_EVENTS_PER_TURBINE = 28  # one reading every 6 h over 7 days
@@ -788,17 +873,40 @@ def _windows(rt: Any) -> list[tuple[str, Any]]:
 
 async def _restore(rt: Any, partitions: list[int]) -> None:
     """The worker's own restore at assignment: checkpoint rows of ``partitions`` into its state."""
-    await rt._restore(partitions)
+    checkpointer = getattr(rt, "checkpointer", None)
+    if checkpointer is not None:  # scorer/checkpoint.py (runtime split)
+        await checkpointer.restore_partitions(partitions)
+    else:
+        await rt._restore(partitions)
 
 
 def _install_in_memory(rt: Any, n: int, row: tuple[Any, ...]) -> None:
-    """``n`` copies of one checkpoint row installed as the restore installs them (no DB read)."""
-    from scorer.state import TurbineState
+    """``n`` copies of one checkpoint row installed as the worker's restore installs them (no DB read)."""
+    from types import SimpleNamespace
 
-    _tid, _site, _part, state, aux = row
-    states = [TurbineState.restore(f"ST-{i:06d}", i % 3, bytes(state), bytes(aux)) for i in range(n)]
-    rt.processor.install(states)
+    _tid, site, _part, state, aux = row
+    proc = rt.processor
+    if hasattr(proc, "restore"):  # columnar store: window bytes straight into the store
+        stored = [
+            SimpleNamespace(
+                turbine_id=f"ST-{i:06d}", site_id=site, partition=i % 3, state=bytes(state), aux=bytes(aux)
+            )
+            for i in range(n)
+        ]
+        proc.restore(stored)
+    else:  # per-object windows
+        from scorer.state import TurbineState
+
+        proc.install([TurbineState.restore(f"ST-{i:06d}", i % 3, bytes(state), bytes(aux)) for i in range(n)])
     rt.restored.update({0, 1, 2})
+
+
+def _data_quality(windows: list[Any], now: datetime) -> list[dict[str, Any]]:
+    try:
+        from models.features import window_data_quality  # columnar store: one pass over the arrays
+    except ImportError:
+        return [w.data_quality(now=now) for w in windows]
+    return list(window_data_quality(windows, now))
 
 
 async def _sweep_child(n: int, db_url: str, registry: Path, in_memory: bool) -> dict[str, Any]:
@@ -866,7 +974,9 @@ async def _sweep_child(n: int, db_url: str, registry: Path, in_memory: bool) -> 
     assert len(items) >= n, f"{len(items)} windows in memory, expected {n}"
     # 5. the sweep itself: claim, plan, features, predict, policy, rows, DB write (one transaction)
     t0 = time.perf_counter()
-    status = await rt.run_sweep("on_demand", str(uuid.uuid4()), datetime.now(UTC))
+    # A uuid.UUID, not its str: at 937c11f a str run_id fails the sink's binary COPY (>= 1,000 rows of a
+    # table) with "'str' object has no attribute 'int'" (reported); the rest of the path is unchanged.
+    status = await rt.run_sweep("on_demand", uuid.uuid4(), datetime.now(UTC))
     out["sweep_s"] = time.perf_counter() - t0
     assert status == "succeeded", f"sweep {status}"
     reg = rt.metrics.registry
@@ -884,7 +994,7 @@ async def _sweep_child(n: int, db_url: str, registry: Path, in_memory: bool) -> 
         t0 = time.perf_counter()
         x = scorer.features(chunk)
         t1 = time.perf_counter()
-        dqs = [w.data_quality(now=as_of) for _, w in chunk]
+        dqs = _data_quality([w for _, w in chunk], as_of)
         t2 = time.perf_counter()
         scorer.score_features([t for t, _ in chunk], x, [w.as_of for _, w in chunk], dqs)
         t3 = time.perf_counter()
@@ -902,10 +1012,10 @@ async def _sweep_child(n: int, db_url: str, registry: Path, in_memory: bool) -> 
 
 
 # ---------------------------------------------------------------------------------------------- main
-def _commit() -> str:
-    return subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
-    ).stdout.strip()
+def _commit(given: str | None) -> str:
+    """HEAD of the checkout under test (``--commit`` when run from an exported tree, e.g. git archive)."""
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+    return given or out.stdout.strip() or "unknown"
 
 
 def main() -> None:
@@ -926,6 +1036,11 @@ def main() -> None:
     )
     ap.add_argument("--only", choices=["throughput", "latency", "memory", "sweep"], default=None)
     ap.add_argument("--json", type=Path, default=None, help="write every figure and its baseline here")
+    ap.add_argument(
+        "--py-spy", default=None, help="py-spy binary: sample the throughput worker (profile in --json)"
+    )
+    ap.add_argument("--commit", default=None, help="commit label when the tree is not a git checkout")
+    ap.add_argument("--markdown", type=Path, default=None, help="write the figures table as Markdown here")
     ap.add_argument("--probe-topic", help=argparse.SUPPRESS)
     ap.add_argument("--probe-expect", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--sweep-child", type=int, help=argparse.SUPPRESS)
@@ -944,7 +1059,7 @@ def main() -> None:
     registry = ensure_registry(args.registry)
     tmp = Path(tempfile.mkdtemp(prefix="bench-scorer-"))
     name, url = fresh_db()
-    commit = _commit()
+    commit = _commit(args.commit)
     started = datetime.now(UTC)
     print(f"commit {commit}, broker {BOOTSTRAP}, database {name}, logs in {tmp}, cpus {os.cpu_count()}")
     rep = Report()
@@ -966,6 +1081,9 @@ def main() -> None:
             f"load average {os.getloadavg()[0]:.1f}"
         )
         print(rep.table())
+        if args.markdown:
+            args.markdown.write_text(rep.markdown() + "\n")
+            print(f"written {args.markdown}")
         if args.json:
             args.json.write_text(
                 orjson.dumps(
