@@ -1,12 +1,17 @@
-"""Benchmark of the scoring hot paths: FeatureWindow.update, window state size, batched scoring.
+"""Benchmark of the scoring hot paths: the columnar window store, its batch ingest, features, scoring.
 
-    .venv/bin/python bench/bench_scoring.py                      # production model of ./registry if any
-    .venv/bin/python bench/bench_scoring.py --registry registry/ --version v...
+    OMP_NUM_THREADS=1 .venv/bin/python bench/bench_scoring.py             # production model of ./registry
+    .venv/bin/python bench/bench_scoring.py --registry registry/ --version v... --big 100000
 
-Reports, in one run (so ratios compare like with like on the same machine):
-- ``FeatureWindow.update`` cost per event for contract objects and plain dicts, and the implied
-  events/s of one core (the scorer's budget is >= 20,000 events/s per worker including everything);
-- serialised window size (target <= 30 KB) and to_bytes/from_bytes cost;
+Reports, in one run (so ratios compare like with like on the same, possibly busy, machine):
+- ingest cost per event: ``WindowStore.ingest`` batches (vectorised path) vs the per-event path on the
+  same arrays, and ``FeatureWindow.update`` of dicts (what the scorer did per event), with the ratio;
+- memory: bytes per turbine of the store's arrays (``nbytes() / capacity``);
+- ``to_bytes`` / ``load`` cost per window and the serialised size;
+- features per turbine at 1,000 / 10,000 / ``--big`` turbines (``WindowStore.features``: one gather per
+  chunk), beside two baselines from the same run: the floor (one gather of the same rows plus one sum
+  over the gathered arrays) and, up to 10,000 turbines, the old per-window path (one ``snapshot()``
+  copy per window, then ``feature_matrix`` of the snapshots);
 - batched scoring cost per turbine at 1, 100 and 10,000 turbines, and a per-turbine predict loop at
   100 turbines as the baseline (ratio loop / batched).
 Without a registry it fits stand-in models of the default size on random features (predict cost
@@ -28,12 +33,20 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from common.contracts import TelemetryEvent, make_event_id  # noqa: E402
-from models.features import FEATURE_NAMES, FeatureWindow, fit_normal_model, hourly_means  # noqa: E402
+from common.contracts import make_event_id  # noqa: E402
+from models.features import (  # noqa: E402
+    FEATURE_NAMES,
+    TRACKED_SIGNALS,
+    FeatureWindow,
+    feature_matrix,
+    fit_normal_model,
+    hourly_means,
+)
 from models.policy import load_policy  # noqa: E402
 from models.registry import ModelBundle, RegistryError, load_production, load_version  # noqa: E402
 from models.scoring import BatchScorer  # noqa: E402
 from models.ttf import COND_LEVELS, TTFQuantile, TwoStageTTF  # noqa: E402
+from models.window_store import WindowStore  # noqa: E402
 
 
 def synthetic_events(n: int, start: datetime, period_s: int = 600, seed: int = 0) -> list[dict]:
@@ -107,40 +120,153 @@ def per_call(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
     return best
 
 
+def fleet_arrays(events: list[dict], n_turbines: int, seed: int = 1) -> dict[str, np.ndarray]:
+    """The same readings for ``n_turbines`` turbines, interleaved in time order (the live case):
+    each turbine's readings are jittered and its events shifted by up to 10 minutes."""
+    rng = np.random.default_rng(seed)
+    base_ts = np.array([e["event_time"].timestamp() for e in events])
+    vals = np.array([[e.get(s, np.nan) for s in TRACKED_SIGNALS] for e in events], dtype=np.float64)
+    aux = np.array(
+        [[e["pitch_angle_deg"], e["wind_direction_deg"], e["nacelle_direction_deg"]] for e in events]
+    )
+    n = len(events)
+    shift = rng.uniform(0, 600, n_turbines)
+    ts = (base_ts[:, None] + shift[None, :]).reshape(-1)
+    turb = np.tile(np.arange(n_turbines), n)
+    order = np.argsort(ts, kind="stable")
+    noise = rng.normal(0, 0.05, (n * n_turbines, len(TRACKED_SIGNALS)))
+    return {
+        "turbine": turb[order],
+        "ts": ts[order],
+        "values": (np.repeat(vals, n_turbines, axis=0) + noise)[order].round(3),
+        "status": np.zeros(n * n_turbines, dtype=np.int64),
+        "aux": np.repeat(aux, n_turbines, axis=0)[order],
+    }
+
+
+def best_of(fn, repeat: int = 3) -> float:  # type: ignore[no-untyped-def]
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def filled_store(template: WindowStore, n: int) -> tuple[WindowStore, np.ndarray]:
+    """A store of ``n`` turbines whose rows are copies of the template's (features cost the same)."""
+    store = WindowStore(n)
+    rows = store.rows_for([f"WT-{i:06d}" for i in range(n)])
+    src = np.arange(n) % len(template)
+    for i in range(0, n, 4096):
+        store.copy_rows(template, src[i : i + 4096], rows[i : i + 4096])
+    return store, rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--registry", default=str(ROOT / "registry"))
     ap.add_argument("--version", default=None)
-    ap.add_argument("--big", type=int, default=10_000, help="largest batch (turbines)")
+    ap.add_argument("--big", type=int, default=100_000, help="largest fleet for the features (turbines)")
+    ap.add_argument("--ingest-turbines", type=int, default=1_000, help="fleet of the ingest comparison")
+    ap.add_argument("--batch", type=int, default=5_000, help="events per ingest batch")
     args = ap.parse_args()
 
     start = datetime(2024, 1, 1, tzinfo=UTC)
     events = synthetic_events(8 * 144, start)  # 8 days at 10 min
-    contract = [TelemetryEvent(**e) for e in events]
     rows: list[tuple[str, str]] = []
 
-    # --- update cost
-    for label, evs in (("TelemetryEvent", contract), ("dict", events)):
-        best = float("inf")
-        for _ in range(5):
-            w = FeatureWindow("WT-001")
-            t0 = time.perf_counter()
-            for e in evs:
-                w.update(e)
-            best = min(best, (time.perf_counter() - t0) / len(evs))
-        rows.append(
-            (f"FeatureWindow.update ({label})", f"{best * 1e6:.2f} us/event = {1 / best:,.0f} events/s")
+    # --- ingest: batch path vs per-event path on the same arrays, same events
+    n_t = args.ingest_turbines
+    fa = fleet_arrays(events[: 2 * 144], n_t)  # 2 days of a 1,000-turbine fleet (288,000 events)
+    n_ev = len(fa["ts"])
+
+    def run_batches() -> WindowStore:
+        st = WindowStore(n_t)
+        r = st.rows_for([f"WT-{i:06d}" for i in range(n_t)])[fa["turbine"]]
+        for i in range(0, n_ev, args.batch):
+            sl = slice(i, i + args.batch)
+            st.ingest(r[sl], fa["ts"][sl], fa["values"][sl], fa["status"][sl], fa["aux"][sl])
+        return st
+
+    n_seq = min(n_ev, 60_000)
+
+    def run_sequential() -> WindowStore:
+        st = WindowStore(n_t)
+        r = st.rows_for([f"WT-{i:06d}" for i in range(n_t)])[fa["turbine"]].tolist()
+        ts, vals, aux = fa["ts"].tolist(), fa["values"].tolist(), fa["aux"].tolist()
+        for i in range(n_seq):
+            st._ingest_one(r[i], ts[i], vals[i], 0, aux[i])
+        return st
+
+    t_batch = best_of(run_batches, 3) / n_ev
+    t_seq = best_of(run_sequential, 2) / n_seq
+    dict_events = [{**e, "event_time": e["event_time"]} for e in events]
+    t_update = best_of(
+        lambda: [w.update(e) for w in [FeatureWindow("WT-001")] for e in dict_events], 2
+    ) / len(events)
+    rows.append(
+        (
+            f"ingest, batches of {args.batch:,} ({n_t:,} turbines)",
+            f"{t_batch * 1e6:.2f} us/event = {1 / t_batch:,.0f} events/s",
         )
-    window = FeatureWindow("WT-001")
-    for e in events:
-        window.update(e)
-    blob = window.to_bytes()
+    )
+    rows.append(
+        ("ingest, per-event path (same arrays)", f"{t_seq * 1e6:.2f} us/event = {1 / t_seq:,.0f} events/s")
+    )
+    rows.append(("FeatureWindow.update (dict events)", f"{t_update * 1e6:.2f} us/event"))
+    rows.append(("ratio per-event / batch", f"{t_seq / t_batch:.1f}x"))
+
+    # --- state: memory and serialisation
+    template = WindowStore(64)
+    trows = template.rows_for([f"T-{i}" for i in range(64)])
+    fa8 = fleet_arrays(events, 64, seed=2)
+    tr = trows[fa8["turbine"]]
+    for i in range(0, len(tr), 20_000):
+        sl = slice(i, i + 20_000)
+        template.ingest(tr[sl], fa8["ts"][sl], fa8["values"][sl], fa8["status"][sl], fa8["aux"][sl])
+    rows.append(
+        (
+            "store arrays per turbine (nbytes / capacity)",
+            f"{template.nbytes() / template.capacity:,.0f} bytes",
+        )
+    )
+    blob = template.to_bytes(0)
     rows.append(
         ("serialised window (7 days of 10-min data)", f"{len(blob) / 1024:.1f} KB ({len(blob)} bytes)")
     )
-    rows.append(("to_bytes", f"{per_call(window.to_bytes, 200) * 1e6:.0f} us"))
-    rows.append(("from_bytes", f"{per_call(lambda: FeatureWindow.from_bytes(blob), 200) * 1e6:.0f} us"))
-    rows.append(("FeatureWindow.features (single)", f"{per_call(window.features, 50) * 1e3:.2f} ms"))
+    rows.append(("to_bytes", f"{per_call(lambda: template.to_bytes(0), 200) * 1e6:.0f} us"))
+    sink = WindowStore(2)
+    rows.append(("load", f"{per_call(lambda: sink.load('WT-x', blob), 200) * 1e6:.0f} us"))
+
+    # --- features per turbine at fleet scale vs same-run baselines
+    frame_nm = hourly_means(__import__("pandas").DataFrame(events))
+    normal_model = fit_normal_model(frame_nm)
+    for n in (1_000, 10_000, args.big):
+        store, srows = filled_store(template, n)
+        t_feat = best_of(
+            lambda store=store, srows=srows: store.features(srows, normal_model), 2 if n < 50_000 else 1
+        )
+
+        def floor(store: WindowStore = store, srows: np.ndarray = srows) -> None:
+            for i in range(0, len(srows), 1024):
+                b = store.gather(srows[i : i + 1024])
+                _ = float(b.sums.sum(dtype=np.float64)) + float(b.counts.sum())
+
+        t_floor = best_of(floor, 2 if n < 50_000 else 1)
+        line = f"{t_feat / n * 1e6:.1f} us/turbine (total {t_feat:.2f} s)"
+        line += f"; floor gather+sum {t_floor / n * 1e6:.1f} us"
+        if n <= 10_000:
+            wins = [store.window(f"WT-{i:06d}") for i in range(n)]
+
+            def old_path(wins: list[FeatureWindow] = wins) -> None:
+                for i in range(0, len(wins), 2048):
+                    feature_matrix([w.snapshot() for w in wins[i : i + 2048]], normal_model)
+
+            t_old = best_of(old_path, 1)
+            line += f"; per-window snapshots {t_old / n * 1e6:.1f} us ({t_old / t_feat:.1f}x slower)"
+        rows.append((f"features, {n:,} turbines (store {store.nbytes() / 2**20:,.0f} MiB)", line))
+        del store
 
     # --- scoring
     try:
@@ -150,10 +276,11 @@ def main() -> None:
         bundle = stand_in_bundle(events)
         source = f"stand-in models ({exc})"
     scorer = BatchScorer(bundle, load_policy())
+    window = FeatureWindow.from_bytes(blob)
     now = window.as_of + timedelta(minutes=5)  # type: ignore[operator]
-    pool = [(f"WT-{i:05d}", FeatureWindow.from_bytes(blob)) for i in range(args.big)]
+    pool = [(f"WT-{i:05d}", FeatureWindow.from_bytes(blob)) for i in range(10_000)]
     batched: dict[int, float] = {}
-    for n in (1, 100, args.big):
+    for n in (1, 100, 10_000):
         items = pool[:n]
         repeat = 20 if n == 1 else (5 if n <= 100 else 1)
         batched[n] = per_call(lambda items=items: scorer.score(items, now=now), repeat) / n

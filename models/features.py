@@ -89,9 +89,10 @@ from models.signals import (
     SPIKE_THRESHOLDS,
     TEMP_SIGNALS,
     TRACKED_SIGNALS,
+    WINDOW_FORMAT_VERSION,
     K,
 )
-from models.window_store import NO_HOUR, WINDOW_FORMAT_VERSION, WindowStore, parse_state
+from models.window_store import NO_HOUR, STATE_FORMAT_VERSION, WindowStore, parse_state
 
 __all__ = [
     "AUX_SIGNALS",
@@ -119,6 +120,7 @@ __all__ = [
     "N_COUNTERS",
     "N_FEATURES",
     "SPIKE_THRESHOLDS",
+    "STATE_FORMAT_VERSION",
     "TEMP_SIGNALS",
     "TRACKED_SIGNALS",
     "WINDOW_FORMAT_VERSION",
@@ -359,7 +361,7 @@ class FeatureWindow:
 
     # ---------------------------------------------------------------- serialisation
     def to_bytes(self) -> bytes:
-        """Compact versioned state (format ``WINDOW_FORMAT_VERSION``): header + raw typed arrays, zlib."""
+        """Compact versioned state (format ``STATE_FORMAT_VERSION``): header + raw typed arrays, zlib."""
         return self.store.to_bytes(self.row)
 
     @classmethod

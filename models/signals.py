@@ -20,6 +20,12 @@ from common.contracts import (
     STATUS_MAINTENANCE,
 )
 
+#: Version of the window's DEFINITION (hourly bins, tracked signals, counters, baseline) that trained
+#: models record in the registry (``models.registry`` refuses a model of another definition). The
+#: serialised layout has its own version (``models.window_store.STATE_FORMAT_VERSION``): the compact
+#: columnar layout (float32 sums, float16 maxima) keeps the same definition, so it stays 2.
+WINDOW_FORMAT_VERSION = 2
+
 BIN_SECONDS = 3600
 N_BINS = 168  # 7 days of hourly bins
 HORIZONS_H: tuple[int, ...] = (6, 24, 72, 168)

@@ -98,8 +98,10 @@ if TYPE_CHECKING:
     from models.normal_model import NormalModel
 
 #: Serialisation format of :meth:`WindowStore.to_bytes`; bump on any layout change. Version 2 (the
-#: per-object window: float64 sums, float32 maxima of every signal, six counters) is still read.
-WINDOW_FORMAT_VERSION = 3
+#: per-object window: float64 sums, float32 maxima of every signal, six counters) is still read. Not
+#: to be confused with ``models.signals.WINDOW_FORMAT_VERSION`` (the window's definition, which trained
+#: models record): the compact layout stores the same statistics.
+STATE_FORMAT_VERSION = 3
 _MAGIC = b"FWIN"
 _HEADER = struct.Struct("<4sBBHHqdddQQ")  # magic ver flags n_bins k newest first last fmin_s late total
 #: v2 flags: bit 0 = counts stored as uint16; bit 1 = auxiliary section; bit 2 = repair floor follows.
@@ -882,7 +884,7 @@ class WindowStore:
         floor = float(self._floor[row])
         header = _HEADER.pack(
             _MAGIC,
-            WINDOW_FORMAT_VERSION,
+            STATE_FORMAT_VERSION,
             _COUNT_DTYPES.index(dt),
             N_BINS,
             K,
@@ -939,10 +941,10 @@ def parse_state(data: bytes) -> dict[str, Any]:
     if len(data) < _HEADER.size or data[:4] != _MAGIC:
         raise ValueError("not a FeatureWindow state (bad magic)")
     _magic, ver, flags, n_bins, k, newest, first, last, fmin_s, late, total = _HEADER.unpack_from(data)
-    if ver not in (2, WINDOW_FORMAT_VERSION) or n_bins != N_BINS or k != K:
+    if ver not in (2, STATE_FORMAT_VERSION) or n_bins != N_BINS or k != K:
         raise ValueError(
             f"FeatureWindow state format {ver} (bins={n_bins}, signals={k}) is not supported; "
-            f"expected {WINDOW_FORMAT_VERSION} or 2 (bins={N_BINS}, signals={K})"
+            f"expected {STATE_FORMAT_VERSION} or 2 (bins={N_BINS}, signals={K})"
         )
     try:
         body = zlib.decompress(data[_HEADER.size :])
@@ -981,7 +983,7 @@ def parse_state(data: bytes) -> dict[str, Any]:
     out["_run_start"] = take(np.float64, K)
     out["_base_s"] = take(np.float64, N_BASE)
     out["_base_w"] = take(np.float64, N_BASE)
-    if ver == WINDOW_FORMAT_VERSION:
+    if ver == STATE_FORMAT_VERSION:
         if flags >= len(_COUNT_DTYPES):
             raise ValueError(f"corrupted FeatureWindow state: count type {flags}")
         out["_base_hour"] = int(take(np.int64, 1)[0])
@@ -1016,4 +1018,4 @@ def parse_state(data: bytes) -> dict[str, Any]:
     return out
 
 
-__all__ = ["NO_HOUR", "WINDOW_FORMAT_VERSION", "WindowStore", "parse_state", "state_turbine_id"]
+__all__ = ["NO_HOUR", "STATE_FORMAT_VERSION", "WindowStore", "parse_state", "state_turbine_id"]
