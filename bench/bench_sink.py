@@ -12,11 +12,13 @@ ratio is printed (the machine's load hits both alike).
     .venv/bin/python bench/bench_sink.py
     git show <rev>:scorer/sink.py > /tmp/old_sink.py
     .venv/bin/python bench/bench_sink.py --sink-module /tmp/old_sink.py
+    .venv/bin/python bench/bench_sink.py --paths --rows 20000 --window-rows 5000   # unnest vs COPY
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import os
 import random
@@ -186,11 +188,20 @@ class Impl:
     sink: Any
     write: Callable[[type[Row], Sequence[Row]], None]
     figures: dict[str, list[float]] = field(default_factory=dict)
+    copy_min_rows: int | None = None  # force one write path of this checkout's sink (--paths)
 
     def time(self, key: str, fn: Callable[[], object], rows: int) -> None:
-        t0 = time.perf_counter()
-        fn()
-        self.figures.setdefault(key, []).append(rows / (time.perf_counter() - t0))
+        saved = dict(self.mod.WRITES) if self.copy_min_rows is not None else None
+        if saved is not None:
+            for cls, spec in saved.items():
+                self.mod.WRITES[cls] = dataclasses.replace(spec, copy_min_rows=self.copy_min_rows)
+        try:
+            t0 = time.perf_counter()
+            fn()
+            self.figures.setdefault(key, []).append(rows / (time.perf_counter() - t0))
+        finally:
+            if saved is not None:
+                self.mod.WRITES.update(saved)
 
 
 def main() -> None:
@@ -199,9 +210,12 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=2000, help="rows per table per write")
     ap.add_argument("--window-rows", type=int, default=500, help="scorer_windows rows per write")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--paths", action="store_true", help="this sink's unnest path vs its binary COPY path")
     args = ap.parse_args()
     mods = [("this", load_sink(None))]
-    if args.sink_module:
+    if args.paths:
+        mods = [("unnest", mods[0][1]), ("copy", mods[0][1])]
+    elif args.sink_module:
         mods.append(("other", load_sink(args.sink_module)))
     rng = random.Random(1)
     blob = rng.randbytes(20_000)
@@ -210,7 +224,8 @@ def main() -> None:
         for label, mod in mods:
             name, url = make_db()
             sink = mod.Sink(url, "bench", "bench")
-            impls.append(Impl(label, mod, name, sink, writer(mod, sink)))
+            force = {"unnest": 10**9, "copy": 0}.get(label) if args.paths else None
+            impls.append(Impl(label, mod, name, sink, writer(mod, sink), copy_min_rows=force))
         # write_batch: a live batch (100 turbines x 1 reading) and a backlog batch (1,000 x 5)
         for r in range(args.rounds):
             for turbines, per in ((100, 1), (1000, 5)):
@@ -234,7 +249,8 @@ def main() -> None:
                     )
         print(f"median of {args.rounds} rounds, versions alternated; {args.rows} rows per table write "
               f"({args.window_rows} for scorer_windows); write_batch in batches/s")  # fmt: skip
-        head = "".join(f"{im.label:>12}" for im in impls) + ("   this/other" if len(impls) > 1 else "")
+        ratio_label = f"   {impls[0].label}/{impls[1].label}" if len(impls) > 1 else ""
+        head = "".join(f"{im.label:>12}" for im in impls) + ratio_label
         print(f"  {'':<30}{head}")
         for key in impls[0].figures:
             meds = [statistics.median(im.figures[key]) for im in impls]

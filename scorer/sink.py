@@ -4,9 +4,11 @@ Rows are the typed records of ``common.rows``. A table's rows of one batch are w
 ``INSERT INTO t (cols) SELECT * FROM unnest(%b::type[], ...) ON CONFLICT ...`` whose array parameters
 go in binary (one array per column, generated from the row class). From ``copy_min_rows`` rows on, a
 binary ``COPY`` into a temporary staging table (``ON COMMIT DELETE ROWS``, created once per
-connection) followed by one ``INSERT ... SELECT ... ON CONFLICT`` is faster (measured on this machine
-with bench/bench_sink.py: unnest 1.5-3.5x faster at 50 rows, binary COPY 1.3-2.5x faster at 20,000;
-crossover near 1,000 rows, 250 for the 20 KB window checkpoints).
+connection) followed by one ``INSERT ... SELECT ... ON CONFLICT`` is faster (``bench/bench_sink.py
+--paths`` on this machine: unnest 1.5-10x faster at 50 rows, binary COPY up to 2x faster at 10,000 rows of
+score_history; per table the crossover lies between 2,000 and 10,000 rows). 5,000 keeps live and backlog
+batches on the unnest path, whose statements go in pipeline mode (one round trip for the batch; COPY
+cannot be pipelined); window checkpoints (20 KB rows) switch at 250.
 
 The ``ON CONFLICT`` clauses keep every replay harmless and skip rows that would not change: the
 ``turbines`` row is rewritten only when its newest event time moves forward (``GREATEST``) or its site
@@ -71,8 +73,8 @@ def _set(cols: Sequence[str], key: Sequence[str]) -> str:
 
 #: Send a live batch's statements in pipeline mode (one round trip; see Sink.write_batch).
 PIPELINE = True
-#: From this many rows of one table, binary COPY into a staging table beats one unnest statement.
-COPY_MIN_ROWS = 1000
+#: From this many rows of one table, binary COPY into a staging table (module docstring).
+COPY_MIN_ROWS = 5000
 
 
 @dataclass(frozen=True)
