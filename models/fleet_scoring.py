@@ -56,6 +56,7 @@ class FleetScorer:
         self.full = full
         self.operational = operational
         self.register = register
+        self._used: dict[tuple[str | None, frozenset[str] | None], list[str]] = {}  # signals_used cache
         self.policy = policy or (
             full.policy
             if full is not None
@@ -177,7 +178,11 @@ class FleetScorer:
         self, a: RiskAssessment, sensor_set: str | None, fitted: Collection[str] | None
     ) -> RiskAssessment:
         a.data_quality["sensor_set"] = sensor_set
-        a.data_quality["signals_used"] = [] if sensor_set is None else signals_used(sensor_set, fitted)
+        key = (sensor_set, None if fitted is None else frozenset(fitted))
+        used = self._used.get(key)
+        if used is None:
+            used = self._used[key] = [] if sensor_set is None else signals_used(sensor_set, fitted)
+        a.data_quality["signals_used"] = list(used)  # a copy: the dict is the assessment's own
         a.data_quality["calibration_version"] = (
             self.calibration_version if self._calibrated(a.turbine_id) else None
         )
