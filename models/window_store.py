@@ -12,7 +12,8 @@ counted; only in-order events (time >= newest seen) extend identical-value runs 
 count spikes; when the newest hour moves, the previous newest hour is folded into a 30-day
 exponentially weighted baseline of hourly means; readings before a repair floor are ignored.
 
-Dtypes (why each; measured: ``nbytes() / len(store)`` = 16,828 bytes per turbine, arrays only):
+Dtypes (why each; measured: ``nbytes() / capacity`` = 16,832 bytes per turbine, arrays only,
+``bench/bench_scoring.py``):
 
 - ``_sum`` float32 (168 x 12): hourly sums of readings bounded by the contract (|x| <= 20,000); float32
   keeps ~7 significant digits, far below sensor noise, and halves the largest array. The batch path
@@ -142,7 +143,27 @@ class _Views:
         self.base_s, self.base_w, self.base_hour = flat(st._base_s), flat(st._base_w), flat(st._base_hour)
         self.newest, self.first, self.last_ts = flat(st._newest), flat(st._first), flat(st._last_ts)
         self.floor, self.late, self.total = flat(st._floor), flat(st._late), flat(st._total)
+        self.max_bits = flat(st._max.view(np.uint16))
         self.f32: Any = np.zeros(1, dtype=np.float32).data
+
+
+_HALF: list[float] = []
+_PACK_E = struct.Struct("<e")
+_UNPACK_H = struct.Struct("<H")
+
+
+def _half_table() -> list[float]:
+    """Value of every float16 bit pattern (built once): the per-event path reads maxima through it."""
+    if not _HALF:
+        _HALF.extend(
+            np.arange(65536, dtype=np.uint32).astype(np.uint16).view(np.float16).astype(np.float64).tolist()
+        )
+    return _HALF
+
+
+def _f16_bits(x: float) -> int:
+    """Bits of :func:`_f16` of one CLIPPED reading (struct rounds half to even from double, as numpy)."""
+    return int(_UNPACK_H.unpack(_PACK_E.pack(x))[0])
 
 
 def _decay(n: np.ndarray) -> np.ndarray:
@@ -429,9 +450,10 @@ class WindowStore:
     ) -> None:
         """The per-event path (``FeatureWindow.update`` and the rows ``ingest`` cannot vectorise).
 
-        Scalar Python over memoryviews (~10 us per event). Float32 sums: the reading is rounded to
-        float32, then added in double and rounded again, which is exactly float32 addition (a double
-        holds the exact sum of two float32), as the vectorised path's float32 ``np.add.at``.
+        Scalar Python over memoryviews (no numpy call per event except when the hour moves). Float32
+        sums: the reading is rounded to float32, then added in double and rounded again, which is
+        exactly float32 addition (a double holds the exact sum of two float32), as the vectorised
+        path's float32 ``np.add.at``; maxima go through the same float16 rounding (``_f16_bits``).
         """
         mv = self._mv if self._mv is not None else self._views()
         if ts < mv.floor[r]:
@@ -459,8 +481,8 @@ class WindowStore:
         base = bin_ * K
         lb = r * K
         s, c, last, run, rs, f32 = mv.sum, mv.cnt, mv.last, mv.run, mv.run_start, mv.f32
+        mh, tab, mb = mv.max_bits, _half_table(), bin_ * KC
         spikes = 0
-        comp = False
         for k in range(K):
             x = vals[k]
             if x != x:
@@ -473,8 +495,10 @@ class WindowStore:
                 with np.errstate(over="ignore", invalid="ignore"):
                     self._sum.reshape(-1)[j] += np.float64(x).astype(np.float32)
             c[j] += 1
-            if k < KC:
-                comp = True
+            if k < KC:  # hourly maximum in float16 (clipped as _f16: a -inf reading counts as -65504)
+                xc = -_F16_MAX if x < -_F16_MAX else (_F16_MAX if x > _F16_MAX else x)
+                if xc > tab[mh[mb + k]]:
+                    mh[mb + k] = _f16_bits(xc)
             if in_order:
                 q = lb + k
                 p = last[q]
@@ -486,9 +510,6 @@ class WindowStore:
                     last[q] = x
                     run[q] = 1
                     rs[q] = ts
-        if comp:
-            mx = self._max[r, slot]
-            np.fmax(mx, _f16(np.array(vals[:KC], dtype=np.float64)), out=mx)
         ctr = mv.ctr
         if spikes:
             if ctr[cb + CTR_SPIKES] + spikes > self._cmax:
