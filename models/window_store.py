@@ -166,6 +166,13 @@ def _f16_bits(x: float) -> int:
     return int(_UNPACK_H.unpack(_PACK_E.pack(x))[0])
 
 
+def _yaw(diff_deg: float) -> tuple[float, float]:
+    """float32 sine and cosine of one yaw error, with numpy's sin/cos over an array like the vectorised
+    path (one implementation for both: the same bits whatever the array length)."""
+    err = np.array([diff_deg]) * _DEG
+    return float(np.sin(err).astype(np.float32)[0]), float(np.cos(err).astype(np.float32)[0])
+
+
 def _decay(n: np.ndarray) -> np.ndarray:
     """``DECAY ** n`` per element, from the shared table (Python's pow beyond it)."""
     inside = (n >= 0) & (n < len(_DECAY_LIST))
@@ -537,11 +544,9 @@ class WindowStore:
         if n_ok:
             acnt[ac + ACNT_NDIR] += 1
         if w_ok and n_ok:
-            err = (ndir - wdir) * _DEG
-            f32[0] = math.sin(err)
-            asum[ab + ASUM_SIN] = asum[ab + ASUM_SIN] + f32[0]
-            f32[0] = math.cos(err)
-            asum[ab + ASUM_COS] = asum[ab + ASUM_COS] + f32[0]
+            sin, cos = _yaw(ndir - wdir)
+            asum[ab + ASUM_SIN] = asum[ab + ASUM_SIN] + sin
+            asum[ab + ASUM_COS] = asum[ab + ASUM_COS] + cos
             acnt[ac + ACNT_YAW] += 1
 
     def _advance(self, r: int, hour: int) -> None:
@@ -744,11 +749,9 @@ class WindowStore:
         both = ok[:, 1] & ok[:, 2]
         if both.any():
             sel = np.flatnonzero(both)
-            err = ((a[sel, 2] - a[sel, 1]) * _DEG).tolist()  # math.sin/cos: as the per-event path
-            sin = np.array([math.sin(e) for e in err], dtype=np.float32)
-            cos = np.array([math.cos(e) for e in err], dtype=np.float32)
-            np.add.at(asum, binidx[sel] * N_ASUM + ASUM_SIN, sin)
-            np.add.at(asum, binidx[sel] * N_ASUM + ASUM_COS, cos)
+            err = (a[sel, 2] - a[sel, 1]) * _DEG  # numpy sin/cos, as the per-event path (_yaw)
+            np.add.at(asum, binidx[sel] * N_ASUM + ASUM_SIN, np.sin(err).astype(np.float32))
+            np.add.at(asum, binidx[sel] * N_ASUM + ASUM_COS, np.cos(err).astype(np.float32))
             ainc[:, ACNT_YAW] = np.bincount(inv[sel], minlength=nu)
         acnt[ukey] += ainc.astype(self._cdtype)
 
