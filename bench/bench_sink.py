@@ -53,7 +53,7 @@ from common.rows import (
 )
 
 ADMIN = os.environ.get(
-    "COCKPIT_ADMIN_URL", "postgresql://cockpit_admin:cockpit_admin@127.0.0.1:5433/postgres"
+    "COCKPIT_BENCH_ADMIN_URL", "postgresql://cockpit_admin:cockpit_admin@127.0.0.1:5433/postgres"
 )
 WRITER = "cockpit_writer"
 
