@@ -814,7 +814,7 @@ def bench_sweep(registry: Path, db_url: str, sizes: list[int], restore_max: int,
             target=target,
         )
         for part in ("features_s", "data_quality_s", "predict_policy_s", "write_s"):
-            rep.add("sweep", f"  part: {part[:-2].replace('_', ' ')}", r[part], "s")
+            rep.add("sweep", f"  {label}: {part[:-2].replace('_', ' ')}", r[part], "s")
         rep.add("sweep", f"peak RSS of the sweep process, {label}", r["peak_rss_bytes"] / 2**20, "MB")
         rep.add("sweep", f"RSS held by {label} windows in the worker", r["windows_rss_bytes"] / 2**20, "MB")
         if r.get("restore_s") is not None:
@@ -975,9 +975,7 @@ async def _sweep_child(n: int, db_url: str, registry: Path, in_memory: bool) -> 
     assert len(items) >= n, f"{len(items)} windows in memory, expected {n}"
     # 5. the sweep itself: claim, plan, features, predict, policy, rows, DB write (one transaction)
     t0 = time.perf_counter()
-    # A uuid.UUID, not its str: at 937c11f a str run_id fails the sink's binary COPY (>= 1,000 rows of a
-    # table) with "'str' object has no attribute 'int'" (reported); the rest of the path is unchanged.
-    status = await rt.run_sweep("on_demand", uuid.uuid4(), datetime.now(UTC))
+    status = await rt.run_sweep("on_demand", str(uuid.uuid4()), datetime.now(UTC))  # as a command does
     out["sweep_s"] = time.perf_counter() - t0
     assert status == "succeeded", f"sweep {status}"
     reg = rt.metrics.registry
