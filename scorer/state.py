@@ -217,7 +217,7 @@ class TurbineState:
             window=window,
             last_ts=-math.inf if data.get("last") is None else float(data["last"]),
             recent={str(k): float(v) for k, v in data.get("recent", {}).items()},
-            agg={int(k): list(v) for k, v in data.get("agg", {}).items()},
+            agg={int(k): v for k, v in data.get("agg", {}).items()},  # fresh lists from orjson
             history=None if hist is None else HistoryMark(float(hist[0]), float(hist[1]), str(hist[2])),
             last_tier=data.get("tier"),
             late=int(data.get("late", 0)),
