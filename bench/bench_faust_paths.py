@@ -58,7 +58,7 @@ import orjson  # noqa: E402
 from bench_scorer import (  # noqa: E402
     BOOTSTRAP,
     bare_consume,
-    delete_topics,
+    delete_topic_family,
     free_port,
     make_topic,
     publish,
@@ -166,7 +166,7 @@ def child(mode: str, topic: str, expect: int, profile_to: str | None, started_fi
         driver.Transport.Consumer = BatchDrainConsumer
 
     app = faust.App(
-        f"bench-paths-{uuid.uuid4().hex[:6]}",
+        f"{topic}-{mode}-{uuid.uuid4().hex[:4]}",  # own group; its topics are deleted with the topic
         broker=f"kafka://{BOOTSTRAP}",
         value_serializer="raw",
         key_serializer="raw",
@@ -435,7 +435,7 @@ def main() -> None:
                     rates["agent_iter_profiled"] = run_child("agent_iter", topic, n, profile_to=path)
                     results["profile"] = profile_summary(path, args.top)
     finally:
-        delete_topics([topic])
+        delete_topic_family(topic)
 
     bare = rates["bare"]
     print(f"\nevents/s, ratio to (a) in this run (commit {commit}, {os.cpu_count()} cpus):")

@@ -112,6 +112,18 @@ def delete_topics(names: list[str]) -> None:
     admin.close()
 
 
+def delete_topic_family(topic: str) -> None:
+    """``topic`` and every topic named after it: the worker's -dlq/-cmd, faust's assignor topics."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    try:
+        family = [t for t in admin.list_topics() if t == topic or t.startswith(topic + "-")]
+    finally:
+        admin.close()
+    delete_topics(family)
+
+
 def ensure_registry(path: Path | None) -> Path:
     if path is not None and (path / "PRODUCTION").exists():
         return path
@@ -311,7 +323,7 @@ def faust_probe(topic: str, expect: int) -> None:
     import faust
 
     app = faust.App(
-        f"bench-probe-{uuid.uuid4().hex[:6]}",
+        f"{topic}-probe-{uuid.uuid4().hex[:4]}",  # own group; its topics are deleted with the topic
         broker=f"kafka://{BOOTSTRAP}",
         value_serializer="raw",
         key_serializer="raw",
@@ -596,7 +608,7 @@ def bench_throughput(args: argparse.Namespace, registry: Path, db_url: str, tmp:
         }
         print(f"  worker parts: {rep.info['throughput']}")
     finally:
-        delete_topics([topic])
+        delete_topic_family(topic)
 
 
 def bench_latency(args: argparse.Namespace, registry: Path, db_url: str, tmp: Path, rep: Report) -> None:
@@ -650,7 +662,7 @@ def bench_latency(args: argparse.Namespace, registry: Path, db_url: str, tmp: Pa
         rep.add("latency", "scorer share of events <= 250 ms", 100 * within, "%")
         rep.info["latency"] = {"sent": sent, "scored_events": count, "share_le_250ms": within}
     finally:
-        delete_topics([topic])
+        delete_topic_family(topic)
 
 
 def worker_profile(path: Path, top: int = 25) -> dict[str, Any]:
@@ -757,7 +769,7 @@ def bench_memory(registry: Path, db_url: str, tmp: Path, sizes: list[int], rep: 
         finally:
             w.stop()
     finally:
-        delete_topics([topic])
+        delete_topic_family(topic)
 
 
 def store_nbytes_per_turbine(n: int, end: datetime) -> float | None:
