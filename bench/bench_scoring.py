@@ -8,10 +8,12 @@ Reports, in one run (so ratios compare like with like on the same, possibly busy
   same arrays, and ``FeatureWindow.update`` of dicts (what the scorer did per event), with the ratio;
 - memory: bytes per turbine of the store's arrays (``nbytes() / capacity``);
 - ``to_bytes`` / ``load`` cost per window and the serialised size;
-- features per turbine at 1,000 / 10,000 / ``--big`` turbines (``WindowStore.features``: one gather per
-  chunk), beside two baselines from the same run: the floor (one gather of the same rows plus one sum
-  over the gathered arrays) and, up to 10,000 turbines, the old per-window path (one ``snapshot()``
-  copy per window, then ``feature_matrix`` of the snapshots);
+- the first-use cost of the numba feature kernels (``warm_up``: compile, or load from numba's on-disk
+  cache when this source was compiled before);
+- features per turbine at 1,000 / 10,000 / ``--big`` turbines (``WindowStore.features``: the fused
+  numba kernel reads each row's ring in place), beside two baselines from the same run: the floor (one
+  gather of the same rows plus one sum over the gathered arrays) and, up to 10,000 turbines, the
+  per-window path (one ``snapshot()`` copy per window, then ``feature_matrix`` of the snapshots);
 - batched scoring cost per turbine at 1, 100 and 10,000 turbines, and a per-turbine predict loop at
   100 turbines as the baseline (ratio loop / batched).
 Without a registry it fits stand-in models of the default size on random features (predict cost
@@ -34,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from common.contracts import make_event_id  # noqa: E402
+from models.feature_kernels import warm_up  # noqa: E402
 from models.features import (  # noqa: E402
     FEATURE_NAMES,
     TRACKED_SIGNALS,
@@ -175,6 +178,7 @@ def main() -> None:
     start = datetime(2024, 1, 1, tzinfo=UTC)
     events = synthetic_events(8 * 144, start)  # 8 days at 10 min
     rows: list[tuple[str, str]] = []
+    rows.append(("feature kernels warm_up (compile or cache load)", f"{warm_up():.2f} s"))
 
     # --- ingest: batch path vs per-event path on the same arrays, same events
     n_t = args.ingest_turbines

@@ -1,13 +1,18 @@
-"""Vectorised features and data quality over the gathered bins of many windows (pure numpy).
+"""Features and data quality of many windows: one fused numba kernel over their hourly bins.
 
-Input: :class:`BinArrays`, the hourly bins of B windows in time order (oldest hour first, newest
-last, shape ``(B, N_BINS, ...)``) as gathered by :meth:`models.window_store.WindowStore.gather` in
-one fancy-index per array. One code path for the scorer (live rows of the worker's store), the sweep
-and the offline replay (:func:`models.features.compute_features`), so training and serving agree.
+Input: ring arrays ``(R, N_BINS, ...)`` of a :class:`models.window_store.WindowStore` read in place
+(row ``rows[i]``, oldest hour at slot ``start[i]``), or :class:`BinArrays` already in time order
+(snapshots: ``start = 0``). One code path for the scorer (live rows of the worker's store), the
+sweep and the offline replay (:func:`models.features.compute_features`), so training and serving agree.
+
+Compilation: lazy, on the first call (``cache=True``: the machine code is cached on disk under
+``__pycache__`` next to this file, or under ``NUMBA_CACHE_DIR`` / the user's cache directory when
+that is not writable); :func:`warm_up` compiles (or loads) every variant a worker uses, at start.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -15,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+from numba import njit
 
 from models.normal_model import NormalModel
 from models.signals import (
@@ -47,8 +53,20 @@ ASUM_PITCH, ASUM_SIN, ASUM_COS = range(3)
 ACNT_PITCH, ACNT_WDIR, ACNT_NDIR, ACNT_YAW = range(4)
 N_ASUM, N_ACNT = 3, 4
 
-_COMP = np.arange(KC)
-_CTX = np.array([IDX[s] for s in CONTEXT_SIGNALS])
+
+def _jit(fn: Any) -> Any:
+    """``numba.njit(cache=True)``: compiled on first call, machine code cached on disk (fastmath off).
+
+    numba refuses ``cache=True`` when it finds no writable cache directory (``__pycache__`` beside this
+    file, ``NUMBA_CACHE_DIR``, the user's cache directory): e.g. a read-only image without
+    ``NUMBA_CACHE_DIR``. Then each process compiles once instead of failing at import.
+    """
+    try:
+        return njit(cache=True, nogil=True)(fn)
+    except RuntimeError:
+        return njit(nogil=True)(fn)
+
+
 _TGT = np.array([IDX[s] for s in NBM_TARGETS])
 _PRES = IDX["pitch_hydraulic_pressure_bar"]
 _WIND = IDX["wind_speed_ms"]
@@ -81,274 +99,652 @@ class BinArrays:
 
 
 # --------------------------------------------------------------------------------------------------
-# Features
+# Features: one fused numba kernel
 # --------------------------------------------------------------------------------------------------
+#
+# Why one fused loop: the numpy version made ~40 full passes and temporaries over (B, 168, K) arrays
+# (gather copies, hourly means, nested sums, residuals, response sums, data quality). Here each row's
+# ring is read ONCE in time order (by offset, no gathered copy) and every sum the features need is
+# accumulated on the way, per nested segment of the horizons (oldest first: hours 0-96, 96-144,
+# 144-162, 162-168); the horizons are the segment sums added newest first (6 h, then 24, 72, 168).
+# float64 throughout, fastmath OFF (IEEE results, no reassociation, no fused multiply-add), one row at
+# a time in a fixed order: a row's features do not depend on the rows computed with it, so online
+# (a few rows) and offline (chunks) agree exactly. Sums are sequential where numpy summed pairwise:
+# results agree with the former numpy kernel to ~1e-12 relative (see tests/unit/models/
+# test_feature_kernel.py), exactly where the sums are exact (counts, counters, float32 sums).
+
+_SEG_START = (0, N_BINS - 72, N_BINS - 24, N_BINS - 6)  # 0, 96, 144, 162: segments oldest first
+_N_SEG = 4
+_T = len(NBM_TARGETS)
+_N_LOAD = len(LOAD_RESPONSE_HOURS)
+#: Misc columns written by the kernel, in this order (indices into ``_Layout.misc``).
+_MISC = (
+    "baseline_hours",
+    "power_curve_resid_24h",
+    "power_curve_resid_168h",
+    "alarms_24h",
+    "alarms_168h",
+    "down_share_24h",
+    "missing_share_24h",
+    "spikes_24h",
+    "coverage_hours_168h",
+    "n_frozen_key",
+    "frozen_max_hours",
+)
+assert tuple(HORIZONS_H) == (6, 24, 72, 168) and tuple(LOAD_RESPONSE_HOURS) == (24, 72, 168)
+assert list(_TGT) == list(range(_T)) and list(KEY_IDX) == list(range(_T)) and _PRES == KC - 1
 
 
-def nested_sums(a: np.ndarray, horizons: Sequence[int]) -> dict[int, np.ndarray]:
-    """``{h: sum of the newest h hours}`` (time is the LAST axis, newest last) for increasing ``horizons``.
+@dataclass(frozen=True)
+class _Layout:
+    """Column of each computed feature in ``FEATURE_NAMES`` (so the order can never drift)."""
 
-    Why nested slices: 6 h is inside 24 h inside 72 h inside 168 h, so each hour is added once and the
-    result has one value per window and signal instead of a cumulative sum over all 168 hours. Time
-    last: the reductions run along contiguous memory. A window's result does not depend on the other
-    windows computed with it (no BLAS, fixed order), so online and offline agree exactly.
+    comp: np.ndarray  # (KC, 4 horizons, 4): mean, max, spread, slope
+    ctx: np.ndarray  # (4,) context means 24 h
+    pom: np.ndarray  # (KC,) peak over mean 24 h
+    resid: np.ndarray  # (T, 4 horizons)
+    rslope: np.ndarray  # (T, 2): 72 h, 168 h
+    rbase: np.ndarray  # (T,)
+    rdev: np.ndarray  # (T, 3): 6, 24, 72 h
+    pdev: np.ndarray  # (2,): 6, 24 h
+    misc: np.ndarray  # (len(_MISC),)
+    load: np.ndarray  # (T, 3 horizons, 2): beta, full load
+    amb: np.ndarray  # (T,)
+
+
+@functools.cache
+def _layout() -> _Layout:
+    col = {name: i for i, name in enumerate(FEATURE_NAMES)}
+
+    def ix(names: Any) -> np.ndarray:
+        return np.asarray([[col[n] for n in row] if isinstance(row, list) else col[row] for row in names])
+
+    stats = ("mean", "max", "spread", "slope")
+    lay = _Layout(
+        comp=np.asarray(
+            [[[col[f"{s}__{st}_{h}h"] for st in stats] for h in HORIZONS_H] for s in COMPONENT_SIGNALS]
+        ),
+        ctx=ix([f"{s}__mean_24h" for s in CONTEXT_SIGNALS]),
+        pom=ix([f"{s}__peak_over_mean_24h" for s in COMPONENT_SIGNALS]),
+        resid=ix([[f"{s}__resid_{h}h" for h in HORIZONS_H] for s in NBM_TARGETS]),
+        rslope=ix([[f"{s}__resid_slope_72h", f"{s}__resid_slope_168h"] for s in NBM_TARGETS]),
+        rbase=ix([f"{s}__resid_base_30d" for s in NBM_TARGETS]),
+        rdev=ix([[f"{s}__resid_dev_{h}h" for h in (6, 24, 72)] for s in NBM_TARGETS]),
+        pdev=ix([f"pitch_hydraulic_pressure_bar__dev_{h}h" for h in (6, 24)]),
+        misc=ix(list(_MISC)),
+        load=np.asarray(
+            [
+                [
+                    [col[f"{s}__resid_load_beta_{h}h"], col[f"{s}__resid_full_load_{h}h"]]
+                    for h in LOAD_RESPONSE_HOURS
+                ]
+                for s in NBM_TARGETS
+            ]
+        ),
+        amb=ix([f"{s}__resid_ambient_beta_168h" for s in NBM_TARGETS]),
+    )
+    covered = np.concatenate([np.ravel(getattr(lay, f)) for f in lay.__dataclass_fields__])
+    assert sorted(covered.tolist()) == list(range(N_FEATURES)), "every feature has one kernel column"
+    return lay
+
+
+@functools.cache
+def _half_to_f64() -> np.ndarray:
+    """float64 value of every float16 bit pattern (numba has no float16: maxima are read as uint16)."""
+    return np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float64)
+
+
+@_jit
+def _beta(n: float, sx: float, sxx: float, sd: float, sxd: float, min_var: float) -> tuple[float, float]:
+    """Least-squares slope and intercept of ``d ~ a + beta * x`` from sums; NaN when not estimable.
+
+    Why: wear and cooling faults add heat (or vibration) that grows with load (and, for cooling, with
+    ambient temperature), while the healthy residual does not depend on them (the normal model
+    already explains that). ``beta`` is therefore a health estimate that calm, low-load days do not
+    hide. NaN when ``x`` hardly varied (variance <= ``min_var``) or fewer than 12 hours are available.
     """
-    n = a.shape[-1]
-    hs = list(horizons)
-    cuts = [n - h for h in reversed(hs)]  # segment starts, oldest first: e.g. 0, 96, 144, 162
-    out: dict[int, np.ndarray] = {}
-    with np.errstate(invalid="ignore", over="ignore"):  # inf readings give inf / NaN, no warning
-        seg = np.add.reduceat(a[..., cuts[0] :], [c - cuts[0] for c in cuts], axis=-1)
-        acc: np.ndarray | None = None
-        for i, h in enumerate(hs):
-            part = seg[..., len(hs) - 1 - i]
-            acc = part if acc is None else acc + part
-            out[h] = acc
+    var = sxx / n - (sx / n) * (sx / n) if n > 0 else np.nan
+    if n >= 12 and var > min_var:
+        beta = (n * sxd - sx * sd) / (n * sxx - sx * sx)
+        return beta, (sd - beta * sx) / n
+    return np.nan, np.nan
+
+
+@_jit
+def _interp(x: float, xp: np.ndarray, fp: np.ndarray) -> float:
+    """``np.interp`` of one value (same rules as numpy's C loop: ends clamp, NaN stays NaN)."""
+    if np.isnan(x):
+        return x
+    n = xp.shape[0]
+    if x < xp[0]:
+        return fp[0]
+    if x > xp[n - 1]:
+        return fp[n - 1]
+    lo, hi = 0, n - 1  # find j with xp[j] <= x < xp[j + 1] (or j = n - 1 when x == xp[-1])
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if xp[mid] <= x:
+            lo = mid
+        else:
+            hi = mid
+    j = hi if xp[hi] <= x else lo
+    if j == n - 1 or xp[j] == x:
+        return fp[j]
+    slope = (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j])
+    res = slope * (x - xp[j]) + fp[j]
+    if np.isnan(res):
+        res = slope * (x - xp[j + 1]) + fp[j + 1]
+        if np.isnan(res) and fp[j] == fp[j + 1]:
+            res = fp[j]
+    return res
+
+
+@_jit
+def _seg_of(t: int) -> int:
+    if t >= _SEG_START[3]:
+        return 3
+    if t >= _SEG_START[2]:
+        return 2
+    if t >= _SEG_START[1]:
+        return 1
+    return 0
+
+
+@_jit
+def _nest(seg: np.ndarray, hi: int) -> float:
+    """Sum over the newest horizon ``hi`` (0: 6 h .. 3: 168 h) of per-segment sums, newest first."""
+    acc = seg[3]
+    for s in range(2, 2 - hi, -1):
+        acc = acc + seg[s]
+    return acc
+
+
+@_jit
+def _tail(c: float, sx: float, sxx: float, sy: float, sxy: float, syy: float) -> tuple[float, float, float]:
+    """Mean, spread (std) and least-squares slope per day of hourly values from their sums."""
+    mean = sy / c if c > 0 else np.nan
+    std = np.nan
+    if c > 1:
+        var = syy / c - mean * mean
+        if var < 0.0:
+            var = 0.0
+        std = np.sqrt(var)
+    den = c * sxx - sx * sx
+    slope = (c * sxy - sx * sy) / den * 24.0 if (c >= 3 and den > 0) else np.nan
+    return mean, std, slope
+
+
+@_jit
+def _features_kernel(
+    sums: np.ndarray,  # (R, N_BINS, K) any float: hourly sums
+    cnts: np.ndarray,  # (R, N_BINS, K) any int: readings per hour
+    max_bits: np.ndarray,  # (R, N_BINS, KC) uint16: float16 maxima as bits (when use_bits)
+    max_f: np.ndarray,  # (R, N_BINS, KC) float32 maxima (when not use_bits)
+    use_bits: bool,
+    half: np.ndarray,  # (65536,) float64 value of each float16 bit pattern
+    ctr: np.ndarray,  # (R, N_BINS, N_CTR) any int
+    rows: np.ndarray,  # (B,) row of each output row
+    start: np.ndarray,  # (B,) ring slot of the oldest hour
+    frozen: np.ndarray,  # (B, K) frozen hours
+    baseline: np.ndarray,  # (B, N_BASE) 30-day means (NaN: none)
+    bhours: np.ndarray,  # (B,)
+    has_model: bool,
+    coef: np.ndarray,  # (T, 7)
+    pc_wind: np.ndarray,
+    pc_power: np.ndarray,
+    l_comp: np.ndarray,
+    l_ctx: np.ndarray,
+    l_pom: np.ndarray,
+    l_resid: np.ndarray,
+    l_rslope: np.ndarray,
+    l_rbase: np.ndarray,
+    l_rdev: np.ndarray,
+    l_pdev: np.ndarray,
+    l_misc: np.ndarray,
+    l_load: np.ndarray,
+    l_amb: np.ndarray,
+    out: np.ndarray,  # (B, N_FEATURES) pre-filled with NaN
+) -> None:
+    nt = coef.shape[0]
+    # per-segment accumulators, reused for every row
+    c_sum = np.empty((KC, _N_SEG))
+    c_cnt = np.empty((KC, _N_SEG))
+    c_max = np.empty((KC, _N_SEG))
+    hs = np.empty((KC, 6, _N_SEG))  # hourly means: n, sx, sxx, sy, sxy, syy
+    rs = np.empty((nt, 6, _N_SEG))  # residuals: n, sx, sxx, sy, sxy, syy
+    ld = np.empty((nt, 5, _N_SEG))  # load response: n, sx, sxx, sd, sxd
+    am = np.empty((nt, 5))  # ambient response over 168 h
+    pom_s = np.empty(KC)
+    pom_n = np.empty(KC)
+    ctx_s = np.empty(4)
+    ctx_c = np.empty(4)
+    means = np.empty(K)
+    rbase = np.empty(nt)
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        st = start[i]
+        c_sum[:] = 0.0
+        c_cnt[:] = 0.0
+        c_max[:] = -np.inf
+        hs[:] = 0.0
+        rs[:] = 0.0
+        ld[:] = 0.0
+        am[:] = 0.0
+        pom_s[:] = 0.0
+        pom_n[:] = 0.0
+        ctx_s[:] = 0.0
+        ctx_c[:] = 0.0
+        pc_s24 = pc_n24 = pc_s = pc_n = 0.0
+        ev24 = sp24 = al24 = dn24 = al168 = cov168 = 0.0
+        cnt24 = 0.0
+        bl = baseline[i]
+        if has_model:
+            # the turbine's own long-term residual (linear model on 30-day means of P, P^2, rpm, rpm^2)
+            bp = bl[P_IDX] / 1000.0
+            bpsq = bl[K] / 1e6
+            br = bl[R_IDX] / 10.0
+            brsq = bl[K + 1] / 100.0
+            for j in range(nt):
+                e = coef[j, 0]
+                e += bp * coef[j, 1]
+                e += bpsq * coef[j, 2]
+                e += bp * coef[j, 3]
+                e += bl[A_IDX] * coef[j, 4]
+                e += br * coef[j, 5]
+                e += brsq * coef[j, 6]
+                rbase[j] = bl[j] - e
+        prev_p = np.nan
+        for t in range(N_BINS):
+            s = st + t
+            if s >= N_BINS:
+                s -= N_BINS
+            g = _seg_of(t)
+            recent = t >= N_BINS - 24
+            tf = float(t)
+            for k in range(K):
+                cn = float(cnts[r, s, k])
+                sm = float(sums[r, s, k])
+                means[k] = sm / cn if cn > 0 else np.nan
+                if recent:
+                    cnt24 += cn
+                if k < KC:
+                    c_sum[k, g] += sm
+                    c_cnt[k, g] += cn
+                    mx = half[max_bits[r, s, k]] if use_bits else float(max_f[r, s, k])
+                    if mx > c_max[k, g]:
+                        c_max[k, g] = mx
+                    y = means[k]
+                    if np.isfinite(y):
+                        hs[k, 0, g] += 1.0
+                        hs[k, 1, g] += tf
+                        hs[k, 2, g] += tf * tf
+                        hs[k, 3, g] += y
+                        hs[k, 4, g] += y * tf
+                        hs[k, 5, g] += y * y
+                    if recent and mx != -np.inf:
+                        d = mx - y
+                        if np.isfinite(d):
+                            pom_s[k] += d
+                            pom_n[k] += 1.0
+                elif recent:
+                    ctx_s[k - KC] += sm
+                    ctx_c[k - KC] += cn
+            ev = float(ctr[r, s, CTR_EVENTS])
+            if ev > 0:
+                cov168 += 1.0
+            al168 += float(ctr[r, s, CTR_ALARMS])
+            if recent:
+                ev24 += ev
+                sp24 += float(ctr[r, s, CTR_SPIKES])
+                al24 += float(ctr[r, s, CTR_ALARMS])
+                dn24 += float(ctr[r, s, CTR_DOWN])
+            if has_model:
+                p = means[P_IDX]
+                prev = p if t == 0 or not np.isfinite(prev_p) else prev_p
+                prev_p = p
+                pk = p / 1000.0
+                rr = means[R_IDX] / 10.0
+                amb = means[A_IDX]
+                amb_ok = np.isfinite(amb)
+                pk_ok = np.isfinite(pk)
+                for j in range(nt):
+                    e = coef[j, 0]
+                    e += pk * coef[j, 1]
+                    e += (pk * pk) * coef[j, 2]
+                    e += (prev / 1000.0) * coef[j, 3]
+                    e += amb * coef[j, 4]
+                    e += rr * coef[j, 5]
+                    e += (rr * rr) * coef[j, 6]
+                    res = means[j] - e
+                    if np.isfinite(res):
+                        rs[j, 0, g] += 1.0
+                        rs[j, 1, g] += tf
+                        rs[j, 2, g] += tf * tf
+                        rs[j, 3, g] += res
+                        rs[j, 4, g] += res * tf
+                        rs[j, 5, g] += res * res
+                    dv = res - rbase[j]
+                    if np.isfinite(dv):
+                        if pk_ok:
+                            ld[j, 0, g] += 1.0
+                            ld[j, 1, g] += pk
+                            ld[j, 2, g] += pk * pk
+                            ld[j, 3, g] += dv
+                            ld[j, 4, g] += pk * dv
+                        if amb_ok:
+                            am[j, 0] += 1.0
+                            am[j, 1] += amb
+                            am[j, 2] += amb * amb
+                            am[j, 3] += dv
+                            am[j, 4] += amb * dv
+                if ctr[r, s, CTR_DOWN] == 0 and ctr[r, s, CTR_CURTAILED] == 0:
+                    pc = p - _interp(means[_WIND], pc_wind, pc_power)
+                    if np.isfinite(pc):
+                        pc_s += pc
+                        pc_n += 1.0
+                        if recent:
+                            pc_s24 += pc
+                            pc_n24 += 1.0
+
+        o = out[i]
+        for k in range(KC):
+            for hi in range(4):
+                tc = _nest(c_cnt[k], hi)
+                o[l_comp[k, hi, 0]] = _nest(c_sum[k], hi) / tc if tc > 0 else np.nan
+                mx = c_max[k, 3]
+                for sg in range(2, 2 - hi, -1):
+                    if c_max[k, sg] > mx:
+                        mx = c_max[k, sg]
+                o[l_comp[k, hi, 1]] = np.nan if mx == -np.inf else mx
+                _, sd_, sl_ = _tail(
+                    _nest(hs[k, 0], hi),
+                    _nest(hs[k, 1], hi),
+                    _nest(hs[k, 2], hi),
+                    _nest(hs[k, 3], hi),
+                    _nest(hs[k, 4], hi),
+                    _nest(hs[k, 5], hi),
+                )
+                o[l_comp[k, hi, 2]] = sd_
+                o[l_comp[k, hi, 3]] = sl_
+            o[l_pom[k]] = pom_s[k] / pom_n[k] if pom_n[k] > 0 else np.nan
+        for c in range(4):
+            o[l_ctx[c]] = ctx_s[c] / ctx_c[c] if ctx_c[c] > 0 else np.nan
+        for hi in range(2):
+            tc = _nest(c_cnt[_PRES], hi)
+            m = _nest(c_sum[_PRES], hi) / tc if tc > 0 else np.nan
+            o[l_pdev[hi]] = m - bl[_PRES]
+        o[l_misc[0]] = bhours[i]
+        if has_model:
+            o[l_misc[1]] = pc_s24 / pc_n24 if pc_n24 > 0 else np.nan
+            o[l_misc[2]] = pc_s / pc_n if pc_n > 0 else np.nan
+            for j in range(nt):
+                o[l_rbase[j]] = rbase[j]
+                for hi in range(4):
+                    mean_, _, sl_ = _tail(
+                        _nest(rs[j, 0], hi),
+                        _nest(rs[j, 1], hi),
+                        _nest(rs[j, 2], hi),
+                        _nest(rs[j, 3], hi),
+                        _nest(rs[j, 4], hi),
+                        _nest(rs[j, 5], hi),
+                    )
+                    o[l_resid[j, hi]] = mean_
+                    if hi < 3:
+                        o[l_rdev[j, hi]] = mean_ - rbase[j]
+                    if hi >= 2:
+                        o[l_rslope[j, hi - 2]] = sl_
+                for li in range(3):
+                    hi = li + 1  # 24, 72, 168 h
+                    beta, icpt = _beta(
+                        _nest(ld[j, 0], hi),
+                        _nest(ld[j, 1], hi),
+                        _nest(ld[j, 2], hi),
+                        _nest(ld[j, 3], hi),
+                        _nest(ld[j, 4], hi),
+                        0.01,
+                    )
+                    o[l_load[j, li, 0]] = beta
+                    o[l_load[j, li, 1]] = icpt + FULL_LOAD_MW * beta
+                beta, _ = _beta(am[j, 0], am[j, 1], am[j, 2], am[j, 3], am[j, 4], 4.0)
+                o[l_amb[j]] = beta
+        o[l_misc[3]] = al24
+        o[l_misc[4]] = al168
+        o[l_misc[5]] = dn24 / ev24 if ev24 > 0 else np.nan
+        o[l_misc[6]] = (ev24 * K - cnt24) / (max(ev24, 1.0) * K) if ev24 > 0 else 1.0
+        o[l_misc[7]] = sp24
+        o[l_misc[8]] = cov168
+        fz = frozen[i]
+        nfk = 0.0
+        fmax = fz[0]
+        for k in range(K):
+            if k < _T and fz[k] > 0:
+                nfk += 1.0
+            if fz[k] > fmax:
+                fmax = fz[k]
+        o[l_misc[9]] = nfk
+        o[l_misc[10]] = fmax
+
+
+def _model_args(normal_model: NormalModel | None) -> tuple[bool, np.ndarray, np.ndarray, np.ndarray]:
+    if normal_model is None:
+        z = np.zeros(2)
+        return False, np.zeros((_T, 7)), z, z
+    return (
+        True,
+        np.ascontiguousarray(normal_model.coef, dtype=np.float64),
+        np.ascontiguousarray(normal_model.pc_wind, dtype=np.float64),
+        np.ascontiguousarray(normal_model.pc_power, dtype=np.float64),
+    )
+
+
+_NO_BITS = np.zeros((1, 1, 1), dtype=np.uint16)
+_NO_F32 = np.zeros((1, 1, 1), dtype=np.float32)
+
+
+def ring_features(
+    sums: np.ndarray,
+    counts: np.ndarray,
+    maxs: np.ndarray,
+    counters: np.ndarray,
+    rows: np.ndarray,
+    start: np.ndarray,
+    frozen_hours: np.ndarray,
+    baseline: np.ndarray,
+    baseline_hours: np.ndarray,
+    normal_model: NormalModel | None = None,
+) -> np.ndarray:
+    """Features ``(len(rows), N_FEATURES)`` read straight from ring arrays (no gathered copy).
+
+    ``sums`` / ``counts`` / ``maxs`` / ``counters`` are ``(R, N_BINS, ...)`` rings; row ``rows[i]``'s
+    oldest hour is at slot ``start[i]`` (0 for arrays already in time order). ``maxs`` float16 (read
+    as bits) or float32. ``frozen_hours`` ``(B, K)``, ``baseline`` ``(B, N_BASE)`` and
+    ``baseline_hours`` ``(B,)`` are per output row. Features needing the normal model are NaN without one.
+    """
+    n = len(rows)
+    out = np.full((n, N_FEATURES), np.nan)
+    if n == 0:
+        return out
+    lay = _layout()
+    if maxs.dtype == np.float16:
+        bits, mf, use_bits = maxs.view(np.uint16), _NO_F32, True
+    else:
+        bits, mf, use_bits = _NO_BITS, np.asarray(maxs, dtype=np.float32), False
+    has_model, coef, pcw, pcp = _model_args(normal_model)
+    _features_kernel(
+        sums,
+        counts,
+        bits,
+        mf,
+        use_bits,
+        _half_to_f64(),
+        counters,
+        np.asarray(rows, dtype=np.int64),
+        np.asarray(start, dtype=np.int64),
+        np.ascontiguousarray(frozen_hours, dtype=np.float64),
+        np.ascontiguousarray(baseline, dtype=np.float64),
+        np.ascontiguousarray(baseline_hours, dtype=np.float64),
+        has_model,
+        coef,
+        pcw,
+        pcp,
+        lay.comp,
+        lay.ctx,
+        lay.pom,
+        lay.resid,
+        lay.rslope,
+        lay.rbase,
+        lay.rdev,
+        lay.pdev,
+        lay.misc,
+        lay.load,
+        lay.amb,
+        out,
+    )
     return out
 
 
-def tail_stats(
-    y: np.ndarray, horizons: Sequence[int]
-) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Mean, spread (std) and least-squares slope per day of hourly values over the newest ``h`` hours.
-
-    ``y`` is ``(..., N)`` with time last, NaN = no data. Returns ``{h: (mean, std, slope)}``, each
-    ``y.shape[:-1]``.
-    """
-    n = y.shape[-1]
-    w = np.isfinite(y)
-    yz = np.where(w, y, 0.0)
-    wf = w.astype(np.float64)
-    x = np.arange(n, dtype=np.float64)
-    wx = wf * x
-    yx = yz * x
-    sw, sx, sxx = nested_sums(wf, horizons), nested_sums(wx, horizons), nested_sums(wx * x, horizons)
-    sy, sxy, syy = nested_sums(yz, horizons), nested_sums(yx, horizons), nested_sums(yz * yz, horizons)
-    out = {}
-    with np.errstate(invalid="ignore", divide="ignore"):
-        for h in horizons:
-            c = sw[h]
-            mean = np.where(c > 0, sy[h] / c, np.nan)
-            var = np.where(c > 1, syy[h] / c - mean * mean, np.nan)
-            std = np.sqrt(np.maximum(var, 0.0))
-            den = c * sxx[h] - sx[h] ** 2
-            slope = np.where((c >= 3) & (den > 0), (c * sxy[h] - sx[h] * sy[h]) / den * 24.0, np.nan)
-            out[h] = (mean, np.where(c > 1, std, np.nan), slope)
-    return out
+def feature_matrix(b: BinArrays, normal_model: NormalModel | None = None) -> np.ndarray:
+    """Features of B windows of time-ordered bins, ``(B, N_FEATURES)`` in ``FEATURE_NAMES`` order."""
+    n = len(b)
+    if n == 0:
+        return np.zeros((0, N_FEATURES))
+    return ring_features(
+        b.sums,
+        b.counts,
+        b.maxs,
+        b.counters,
+        np.arange(n),
+        np.zeros(n, dtype=np.int64),
+        b.frozen_hours,
+        b.baseline,
+        b.baseline_hours,
+        normal_model,
+    )
 
 
-def nanmean_last(y: np.ndarray) -> np.ndarray:
-    """Mean over the last axis ignoring NaN (NaN when nothing is finite)."""
-    w = np.isfinite(y)
-    n = w.sum(axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(w, y, 0.0).sum(axis=-1) / np.where(n > 0, n, np.nan)
+def feature_columns(b: BinArrays, normal_model: NormalModel | None = None) -> dict[str, np.ndarray]:
+    """Named feature columns of a non-empty batch of windows (see :func:`feature_matrix`)."""
+    x = feature_matrix(b, normal_model)
+    return {name: x[:, j] for j, name in enumerate(FEATURE_NAMES)}
 
 
-def nanmean_axis1(y: np.ndarray) -> np.ndarray:
-    w = np.isfinite(y)
-    n = w.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(w, y, 0.0).sum(axis=1) / np.where(n > 0, n, np.nan)
-
-
-def _beta(
-    n: np.ndarray, sx: np.ndarray, sxx: np.ndarray, sd: np.ndarray, sxd: np.ndarray, min_var: float
-) -> tuple[np.ndarray, np.ndarray]:
-    with np.errstate(invalid="ignore", divide="ignore"):
-        var = sxx / n - (sx / n) ** 2
-        ok = (n >= 12) & (var > min_var)
-        beta = np.where(ok, (n * sxd - sx * sd) / (n * sxx - sx * sx), np.nan)
-        icpt = np.where(ok, (sd - beta * sx) / n, np.nan)
-    return beta, icpt
+@_jit
+def _response_kernel(dev: np.ndarray, x: np.ndarray, hours: int, min_var: float, out: np.ndarray) -> None:
+    for i in range(dev.shape[0]):
+        for j in range(dev.shape[2]):
+            n = sx = sxx = sd = sxd = 0.0
+            for t in range(dev.shape[1] - hours, dev.shape[1]):
+                d = dev[i, t, j]
+                xv = x[i, t]
+                if np.isfinite(d) and np.isfinite(xv):
+                    n += 1.0
+                    sx += xv
+                    sxx += xv * xv
+                    sd += d
+                    sxd += xv * d
+            beta, icpt = _beta(n, sx, sxx, sd, sxd, min_var)
+            out[0, i, j] = beta
+            out[1, i, j] = icpt
 
 
 def response(dev: np.ndarray, x: np.ndarray, hours: int, min_var: float) -> tuple[np.ndarray, np.ndarray]:
     """Least squares ``dev ~ a + beta * x`` per window and target over the newest ``hours`` hours.
 
-    ``dev`` is ``(B, N, T)``, ``x`` ``(B, N)`` (time on axis 1, newest last).
-    Why: wear and cooling faults add heat (or vibration) that grows with load (and, for cooling, with
-    ambient temperature), while the healthy residual does not depend on them (the normal model
-    already explains that). ``beta`` is therefore a health estimate that calm, low-load days do not
-    hide. NaN when ``x`` hardly varied (variance < ``min_var``) or fewer than 12 hours are available.
-    Returns ``(beta, a)``, each ``(B, T)``.
+    ``dev`` is ``(B, N, T)``, ``x`` ``(B, N)`` (time on axis 1, newest last); the rule of the
+    ``resid_load_beta`` / ``resid_ambient_beta`` features (same :func:`_beta`). Returns ``(beta, a)``,
+    each ``(B, T)``.
     """
-    dev_t = np.ascontiguousarray(np.moveaxis(dev, 1, -1))
-    return response_nested(dev_t, x, (hours,), min_var)[hours]
-
-
-def response_nested(
-    dev: np.ndarray, x: np.ndarray, hours: Sequence[int], min_var: float
-) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """:func:`response` for several increasing horizons in one pass; ``dev`` ``(B, T, N)`` time last."""
-    top = max(hours)
-    d = dev[..., -top:]
-    xx = x[:, None, -top:]
-    w = np.isfinite(d) & np.isfinite(xx)
-    dz = np.where(w, d, 0.0)
-    xz = np.where(w, xx, 0.0)
-    n = nested_sums(w.astype(np.float64), hours)
-    sx, sxx = nested_sums(xz, hours), nested_sums(xz * xz, hours)
-    sd, sxd = nested_sums(dz, hours), nested_sums(xz * dz, hours)
-    return {h: _beta(n[h], sx[h], sxx[h], sd[h], sxd[h], min_var) for h in hours}
-
-
-def _time_last(a: np.ndarray, dtype: Any) -> np.ndarray:
-    """(B, N, J) -> contiguous (B, J, N) of ``dtype`` in one pass."""
-    return np.ascontiguousarray(a.transpose(0, 2, 1), dtype=dtype)
-
-
-def feature_columns(b: BinArrays, normal_model: NormalModel | None = None) -> dict[str, np.ndarray]:
-    """Named feature columns of a non-empty batch of windows (see :func:`feature_matrix`)."""
-    sums = _time_last(b.sums, np.float64)  # (B, K, N)
-    cnts = _time_last(b.counts, np.float64)
-    ctr = _time_last(b.counters, np.int64)  # (B, N_CTR, N)
-    frozen = b.frozen_hours
-    baselines = b.baseline
-    with np.errstate(invalid="ignore", divide="ignore"):
-        means = sums / np.where(cnts > 0, cnts, np.nan)  # (B, K, N) hourly means
-
-    cols: dict[str, np.ndarray] = {}
-    t_sums = nested_sums(sums[:, :KC], HORIZONS_H)
-    t_cnts = nested_sums(cnts[:, :KC], HORIZONS_H)
-    # maxima: float16 values are exact in float32; -inf marks an empty hour
-    maxs = _time_last(b.maxs, np.float32)  # (B, KC, N)
-    t_max: dict[int, np.ndarray] = {}
-    prev, acc = 0, None
-    for h in HORIZONS_H:
-        part = maxs[..., N_BINS - h : N_BINS - prev].max(axis=-1)
-        acc = part if acc is None else np.maximum(acc, part)
-        t_max[h] = acc
-        prev = h
-    hourly = tail_stats(means[:, :KC], HORIZONS_H)
-    for h in HORIZONS_H:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean_h = t_sums[h] / np.where(t_cnts[h] > 0, t_cnts[h], np.nan)
-        max_h = np.where(t_max[h] == -np.inf, np.nan, t_max[h]).astype(np.float64)
-        _, spread_h, slope_h = hourly[h]
-        for j, sig in enumerate(COMPONENT_SIGNALS):
-            cols[f"{sig}__mean_{h}h"] = mean_h[:, j]
-            cols[f"{sig}__max_{h}h"] = max_h[:, j]
-            cols[f"{sig}__spread_{h}h"] = spread_h[:, j]
-            cols[f"{sig}__slope_{h}h"] = slope_h[:, j]
-
-    m24 = maxs[..., -24:].astype(np.float64)
-    m24[m24 == -np.inf] = np.nan
-    with np.errstate(invalid="ignore"):
-        pom = nanmean_last(m24 - means[:, :KC, -24:])
-    for j, sig in enumerate(COMPONENT_SIGNALS):
-        cols[f"{sig}__peak_over_mean_24h"] = pom[:, j]
-
-    with np.errstate(invalid="ignore", divide="ignore"):
-        c24 = cnts[:, _CTX, -24:].sum(axis=-1)
-        ctx_mean = sums[:, _CTX, -24:].sum(axis=-1) / np.where(c24 > 0, c24, np.nan)
-    for j, sig in enumerate(CONTEXT_SIGNALS):
-        cols[f"{sig}__mean_24h"] = ctx_mean[:, j]
-
-    if normal_model is not None:
-        _model_columns(cols, means, ctr, baselines, normal_model)
-    p_sums = nested_sums(sums[:, _PRES], (6, 24))
-    p_cnts = nested_sums(cnts[:, _PRES], (6, 24))
-    for h in (6, 24):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            m_h = p_sums[h] / np.where(p_cnts[h] > 0, p_cnts[h], np.nan)
-        cols[f"pitch_hydraulic_pressure_bar__dev_{h}h"] = m_h - baselines[:, _PRES]
-    cols["baseline_hours"] = np.asarray(b.baseline_hours, dtype=np.float64)
-
-    c24n = ctr[..., -24:].sum(axis=-1).astype(np.float64)  # (B, N_CTR)
-    ev24 = c24n[:, CTR_EVENTS]
-    miss24 = ev24 * K - cnts[..., -24:].sum(axis=(1, 2))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cols["alarms_24h"] = c24n[:, CTR_ALARMS]
-        cols["alarms_168h"] = ctr[:, CTR_ALARMS].sum(axis=-1).astype(np.float64)
-        cols["down_share_24h"] = c24n[:, CTR_DOWN] / np.where(ev24 > 0, ev24, np.nan)
-        cols["missing_share_24h"] = np.where(ev24 > 0, miss24 / (np.maximum(ev24, 1) * K), 1.0)
-    cols["spikes_24h"] = c24n[:, CTR_SPIKES]
-    cols["coverage_hours_168h"] = (ctr[:, CTR_EVENTS] > 0).sum(axis=-1).astype(float)
-    cols["n_frozen_key"] = (frozen[:, KEY_IDX] > 0).sum(axis=1).astype(float)
-    cols["frozen_max_hours"] = frozen.max(axis=1)
-    return cols
-
-
-def _expected_tn(
-    model: NormalModel, p: np.ndarray, prev: np.ndarray, amb: np.ndarray, rpm: np.ndarray
-) -> np.ndarray:
-    """``model.expected`` of hourly inputs ``(B, N)`` as ``(B, T, N)`` (time last), term by term."""
-    pk = p / 1000.0
-    r = rpm / 10.0
-    terms = (pk, pk * pk, prev / 1000.0, amb, r, r * r)
-    c = model.coef
-    out = np.broadcast_to(c[None, :, 0, None], (p.shape[0], c.shape[0], p.shape[1])).copy()
-    for i, term in enumerate(terms, start=1):
-        out += term[:, None, :] * c[None, :, i, None]
-    return out
-
-
-def _model_columns(
-    cols: dict[str, np.ndarray],
-    means: np.ndarray,
-    ctr: np.ndarray,
-    baselines: np.ndarray,
-    normal_model: NormalModel,
-) -> None:
-    """Residual features against the normal-behaviour model (and the power-curve residual).
-
-    ``means`` ``(B, K, N)`` and ``ctr`` ``(B, N_CTR, N)`` have time last.
-    """
-    power = means[:, P_IDX]
-    prev = np.concatenate([power[:, :1], power[:, :-1]], axis=1)
-    prev = np.where(np.isfinite(prev), prev, power)
-    resid = means[:, _TGT] - _expected_tn(normal_model, power, prev, means[:, A_IDX], means[:, R_IDX])
-    bl = baselines
-    bl_expected = normal_model.expected(
-        bl[:, P_IDX], bl[:, P_IDX], bl[:, A_IDX], bl[:, R_IDX], power_sq=bl[:, K], rpm_sq=bl[:, K + 1]
-    )
-    r_base = bl[:, _TGT] - bl_expected  # (B, T): the turbine's own long-term residual
-    r_stats = tail_stats(resid, HORIZONS_H)
-    r_mean = {h: r_stats[h][0] for h in HORIZONS_H}
-    r_sl72, r_sl168 = r_stats[72][2], r_stats[168][2]
-    for j, sig in enumerate(NBM_TARGETS):
-        for h in HORIZONS_H:
-            cols[f"{sig}__resid_{h}h"] = r_mean[h][:, j]
-        cols[f"{sig}__resid_slope_72h"] = r_sl72[:, j]
-        cols[f"{sig}__resid_slope_168h"] = r_sl168[:, j]
-        cols[f"{sig}__resid_base_30d"] = r_base[:, j]
-        for h in (6, 24, 72):
-            cols[f"{sig}__resid_dev_{h}h"] = r_mean[h][:, j] - r_base[:, j]
-    dev = resid - r_base[:, :, None]
-    load = response_nested(dev, power / 1000.0, LOAD_RESPONSE_HOURS, 0.01)
-    for h in LOAD_RESPONSE_HOURS:
-        beta, icpt = load[h]
-        for j, sig in enumerate(NBM_TARGETS):
-            cols[f"{sig}__resid_load_beta_{h}h"] = beta[:, j]
-            cols[f"{sig}__resid_full_load_{h}h"] = icpt[:, j] + FULL_LOAD_MW * beta[:, j]
-    beta, _ = response_nested(dev, means[:, A_IDX], (168,), 4.0)[168]
-    for j, sig in enumerate(NBM_TARGETS):
-        cols[f"{sig}__resid_ambient_beta_168h"] = beta[:, j]
-    pc = power - normal_model.expected_power(means[:, _WIND])
-    unusual = (ctr[:, CTR_DOWN] > 0) | (ctr[:, CTR_CURTAILED] > 0)
-    pc = np.where(unusual, np.nan, pc)
-    cols["power_curve_resid_24h"] = nanmean_last(pc[:, -24:])
-    cols["power_curve_resid_168h"] = nanmean_last(pc)
-
-
-def feature_matrix(b: BinArrays, normal_model: NormalModel | None = None) -> np.ndarray:
-    """Features of the B windows, shape ``(B, N_FEATURES)`` in ``FEATURE_NAMES`` order.
-
-    Columns are looked up by name, so the order can never drift from ``FEATURE_NAMES``; features that
-    need the normal-behaviour model are NaN without one.
-    """
-    n = len(b)
-    if n == 0:
-        return np.zeros((0, N_FEATURES))
-    cols = feature_columns(b, normal_model)
-    nan = np.full(n, np.nan)
-    return np.column_stack([cols.get(name, nan) for name in FEATURE_NAMES])
+    dev = np.ascontiguousarray(dev, dtype=np.float64)
+    out = np.empty((2, dev.shape[0], dev.shape[2]))
+    _response_kernel(dev, np.ascontiguousarray(x, dtype=np.float64), int(hours), float(min_var), out)
+    return out[0], out[1]
 
 
 # --------------------------------------------------------------------------------------------------
 # Data quality
 # --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class QualitySums:
+    """Per-window sums data quality needs (the numeric part; the dicts are built in Python)."""
+
+    ctr24: np.ndarray  # (B, N_CTR) counters over the newest 24 hours
+    cnt24: np.ndarray  # (B, K) readings over the newest 24 hours
+    events_all: np.ndarray  # (B,) events in the window
+    coverage24: np.ndarray  # (B,) hours with an event among the newest 24
+    acnt24: np.ndarray | None  # (B, N_ACNT) auxiliary readings over the newest 24 hours
+
+
+@_jit
+def _quality_kernel(
+    cnts: np.ndarray,
+    ctr: np.ndarray,
+    acnt: np.ndarray,
+    has_aux: bool,
+    rows: np.ndarray,
+    start: np.ndarray,
+    ctr24: np.ndarray,
+    cnt24: np.ndarray,
+    events_all: np.ndarray,
+    coverage24: np.ndarray,
+    acnt24: np.ndarray,
+) -> None:
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        st = start[i]
+        for t in range(N_BINS):
+            s = st + t
+            if s >= N_BINS:
+                s -= N_BINS
+            events_all[i] += np.int64(ctr[r, s, CTR_EVENTS])
+            if t < N_BINS - 24:
+                continue
+            if ctr[r, s, CTR_EVENTS] > 0:
+                coverage24[i] += 1
+            for c in range(ctr.shape[2]):
+                ctr24[i, c] += np.int64(ctr[r, s, c])
+            for k in range(cnts.shape[2]):
+                cnt24[i, k] += np.int64(cnts[r, s, k])
+            if has_aux:
+                for a in range(acnt.shape[2]):
+                    acnt24[i, a] += np.int64(acnt[r, s, a])
+
+
+_NO_ACNT = np.zeros((1, 1, N_ACNT), dtype=np.uint8)
+
+
+def ring_quality_sums(
+    counts: np.ndarray,
+    counters: np.ndarray,
+    aux_counts: np.ndarray | None,
+    rows: np.ndarray,
+    start: np.ndarray,
+) -> QualitySums:
+    """:class:`QualitySums` read straight from ring arrays (see :func:`ring_features` for the layout)."""
+    n = len(rows)
+    out = QualitySums(
+        ctr24=np.zeros((n, counters.shape[2]), dtype=np.int64),
+        cnt24=np.zeros((n, K), dtype=np.int64),
+        events_all=np.zeros(n, dtype=np.int64),
+        coverage24=np.zeros(n, dtype=np.int64),
+        acnt24=None if aux_counts is None else np.zeros((n, N_ACNT), dtype=np.int64),
+    )
+    if n:
+        _quality_kernel(
+            counts,
+            counters,
+            _NO_ACNT if aux_counts is None else aux_counts,
+            aux_counts is not None,
+            np.asarray(rows, dtype=np.int64),
+            np.asarray(start, dtype=np.int64),
+            out.ctr24,
+            out.cnt24,
+            out.events_all,
+            out.coverage24,
+            out.acnt24 if out.acnt24 is not None else np.zeros((1, N_ACNT), dtype=np.int64),
+        )
+    return out
 
 
 def data_quality(
@@ -365,15 +761,26 @@ def data_quality(
     n = len(b)
     if n == 0:
         return []
-    ctr24 = b.counters[:, -24:].sum(axis=1, dtype=np.int64)  # (B, N_CTR)
-    cnt24 = b.counts[:, -24:].sum(axis=1, dtype=np.int64)  # (B, K)
-    events_all = b.counters[:, :, CTR_EVENTS].sum(axis=1, dtype=np.int64)
-    coverage = (b.counters[:, -24:, CTR_EVENTS] > 0).sum(axis=1)
-    acnt24 = b.aux_counts[:, -24:].sum(axis=1, dtype=np.int64) if b.aux_counts is not None else None
+    sums = ring_quality_sums(b.counts, b.counters, b.aux_counts, np.arange(n), np.zeros(n, dtype=np.int64))
+    return quality_dicts(sums, b.frozen_hours, b.last_ts, b.first_ts, b.late, now, fitted)
+
+
+def quality_dicts(
+    q: QualitySums,
+    frozen_hours: np.ndarray,
+    last_ts: np.ndarray,
+    first_ts: np.ndarray,
+    late: np.ndarray,
+    now: Sequence[float | None] | None = None,
+    fitted: Sequence[Collection[str] | None] | None = None,
+) -> list[dict[str, Any]]:
+    """The data-quality dicts of windows from their :class:`QualitySums` and per-window scalars
+    (``last_ts`` / ``first_ts`` epoch seconds, NaN = none; ``late`` events dropped)."""
+    ctr24, cnt24, events_all, coverage, acnt24 = q.ctr24, q.cnt24, q.events_all, q.coverage24, q.acnt24
     out: list[dict[str, Any]] = []
-    for i in range(n):
+    for i in range(len(events_all)):
         events24 = int(ctr24[i, CTR_EVENTS])
-        fh = b.frozen_hours[i]
+        fh = frozen_hours[i]
         frozen = {TRACKED_SIGNALS[k]: round(float(fh[k]), 2) for k in np.flatnonzero(fh > 0)}
         key_counts = cnt24[i, KEY_IDX]
         silent = [KEY_SIGNALS[j] for j in range(len(KEY_SIGNALS)) if key_counts[j] == 0 and events24 > 0]
@@ -396,39 +803,69 @@ def data_quality(
             missing24 = expected_values - sum(present)
             frozen = {sig: h for sig, h in frozen.items() if sig in have}
             silent = [sig for sig in silent if sig in have]
-        last = float(b.last_ts[i])
-        last_ts = None if math.isnan(last) else last
+        last = float(last_ts[i])
+        last_t = None if math.isnan(last) else last
         t_now = None if now is None else now[i]
-        since = None if t_now is None or last_ts is None else max(0.0, t_now - last_ts)
-        first = float(b.first_ts[i])
+        since = None if t_now is None or last_t is None else max(0.0, t_now - last_t)
+        first = float(first_ts[i])
         out.append(
             {
                 "events_in_window": int(events_all[i]),
                 "events_24h": events24,
                 "last_event_time": None
-                if last_ts is None
-                else datetime.fromtimestamp(last_ts, UTC).isoformat(),
+                if last_t is None
+                else datetime.fromtimestamp(last_t, UTC).isoformat(),
                 "seconds_since_last_event": since,
                 "history_hours": 0.0
-                if math.isnan(first) or last_ts is None
-                else round((last_ts - first) / 3600, 2),
+                if math.isnan(first) or last_t is None
+                else round((last_t - first) / 3600, 2),
                 "coverage_hours_24h": int(coverage[i]),
                 "missing_share_24h": round(missing24 / expected_values, 4) if expected_values else 1.0,
                 "spikes_24h": int(ctr24[i, CTR_SPIKES]),
                 "frozen_signals": frozen,
                 "silent_key_signals_24h": silent,
-                "late_events_dropped": int(b.late[i]),
+                "late_events_dropped": int(late[i]),
             }
         )
     return out
 
 
+def warm_up() -> float:
+    """Compile (or load from the on-disk cache) the kernels a worker uses; returns the seconds it took.
+
+    Call once at start so the first batch is not delayed by compilation: a tiny store with events,
+    features with and without a normal model, data quality (uint8 counts, the store's initial width;
+    a store widened to uint16+ compiles that variant on first use).
+    """
+    import time
+
+    from models.window_store import WindowStore
+
+    t0 = time.perf_counter()
+    store = WindowStore(1)
+    rows = store.rows_for(["warm-up"])
+    vals = np.full((2, K), 1.0)
+    status = np.zeros(2, dtype=np.int64)
+    store.ingest(np.repeat(rows, 2), np.array([0.0, 3600.0]), vals, status, np.zeros((2, 3)))
+    grid = np.array([0.0, 1.0])
+    nm = NormalModel(NBM_TARGETS, np.zeros((_T, 7)), np.ones(_T), grid, grid)
+    store.features(rows, nm)
+    store.features(rows, None)
+    store.data_quality(rows, np.array([3600.0]), [None])
+    response(np.zeros((1, 24, 1)), np.zeros((1, 24)), 24, 0.01)
+    return time.perf_counter() - t0
+
+
 __all__ = [
     "N_BINS",
     "BinArrays",
+    "QualitySums",
     "data_quality",
     "feature_columns",
     "feature_matrix",
+    "quality_dicts",
     "response",
-    "tail_stats",
+    "ring_features",
+    "ring_quality_sums",
+    "warm_up",
 ]

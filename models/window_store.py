@@ -2,9 +2,9 @@
 
 Why columnar: one Python object per turbine made every event and every feature computation a
 Python-level loop. Here a batch of events updates the rows with a handful of vectorised operations
-(:meth:`WindowStore.ingest`) and the features of thousands of rows come from one gather per array
-(:meth:`WindowStore.gather` -> :mod:`models.feature_kernels`). ``models.features.FeatureWindow`` is a
-view on one row, so every existing caller keeps its API.
+(:meth:`WindowStore.ingest`) and the features of thousands of rows come from one fused kernel that
+reads each row's ring in place (:meth:`WindowStore.features` -> :mod:`models.feature_kernels`).
+``models.features.FeatureWindow`` is a view on one row, so every existing caller keeps its API.
 
 Semantics (unchanged from the per-object window): each tracked signal of an event is added to the
 bin of its hour in a 7-day ring (sum, count, max); an event older than the ring is dropped and
@@ -63,8 +63,9 @@ from models.feature_kernels import (
     N_ASUM,
     N_CTR,
     BinArrays,
-    data_quality,
-    feature_matrix,
+    quality_dicts,
+    ring_features,
+    ring_quality_sums,
 )
 from models.signals import (
     AUX_COS,
@@ -110,8 +111,6 @@ _V2_SMALL, _V2_AUX, _V2_FLOOR = 1, 2, 4
 NO_HOUR = -(1 << 62)
 _COUNT_DTYPES: tuple[type[np.unsignedinteger[Any]], ...] = (np.uint8, np.uint16, np.uint32, np.uint64)
 _F16_MAX = float(np.finfo(np.float16).max)
-#: Features are computed in chunks of this many rows (bounds the temporaries: ~30 MB per chunk).
-FEATURE_CHUNK = 1024
 
 _ALARM_CODES = np.array(sorted(s for s, c in STATUS_COUNTER.items() if c == C_ALARMS), dtype=np.int64)
 _DOWN_CODES = np.array(sorted(s for s, c in STATUS_COUNTER.items() if c == C_DOWN), dtype=np.int64)
@@ -840,18 +839,14 @@ class WindowStore:
 
     def time_order(self, rows: np.ndarray) -> np.ndarray:
         """(len, N_BINS) ring slots of each row, oldest hour first."""
-        newest = self._newest[rows]
-        start = np.where(newest == NO_HOUR, 0, (newest + 1) % N_BINS)
-        return (start[:, None] + np.arange(N_BINS)[None, :]) % N_BINS
+        return (self._start(rows)[:, None] + np.arange(N_BINS)[None, :]) % N_BINS
 
     def gather(self, rows: np.ndarray, *, aux: bool = False) -> BinArrays:
         """The rows' bins in time order (one fancy-index per array) and the scalars features need."""
         rows = np.asarray(rows, dtype=np.intp)
         order = self.time_order(rows)
         rr = rows[:, None]
-        bw = self._base_w[rows]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            baseline = np.where(bw > 0.5, self._base_s[rows] / bw, np.nan)
+        baseline, bw = self._baseline(rows)
         first = self._first[rows]
         return BinArrays(
             sums=self._sum[rr, order],
@@ -868,17 +863,35 @@ class WindowStore:
             aux_counts=self._acnt[rr, order] if aux else None,
         )
 
+    def _baseline(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(30-day means (len, N_BASE), NaN until ~1 h of history; their weights (len, N_BASE))."""
+        bw = self._base_w[rows]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(bw > 0.5, self._base_s[rows] / bw, np.nan), bw
+
+    def _start(self, rows: np.ndarray) -> np.ndarray:
+        """Ring slot of each row's oldest hour."""
+        newest = self._newest[rows]
+        return np.where(newest == NO_HOUR, 0, (newest + 1) % N_BINS)
+
     def features(self, rows: np.ndarray, normal_model: NormalModel | None) -> np.ndarray:
-        """(len(rows), N_FEATURES) in FEATURE_NAMES order, computed in chunks of FEATURE_CHUNK rows."""
+        """(len(rows), N_FEATURES) in FEATURE_NAMES order: the fused kernel reads the rings in place."""
         rows = np.asarray(rows, dtype=np.intp)
         if not len(rows):
             return np.zeros((0, N_FEATURES))
-        out = np.empty((len(rows), N_FEATURES))
-        for i in range(0, len(rows), FEATURE_CHUNK):
-            out[i : i + FEATURE_CHUNK] = feature_matrix(
-                self.gather(rows[i : i + FEATURE_CHUNK]), normal_model
-            )
-        return out
+        baseline, bw = self._baseline(rows)
+        return ring_features(
+            self._sum,
+            self._cnt,
+            self._max,
+            self._ctr,
+            rows,
+            self._start(rows),
+            self.frozen_hours(rows),
+            baseline,
+            bw[:, P_IDX],
+            normal_model,
+        )
 
     def data_quality(
         self,
@@ -892,12 +905,21 @@ class WindowStore:
         if now is not None:
             arr = np.broadcast_to(np.asarray(now, dtype=np.float64), rows.shape)
             nows = [None if math.isnan(x) else float(x) for x in arr.tolist()]
-        out: list[dict[str, Any]] = []
-        for i in range(0, len(rows), FEATURE_CHUNK):
-            sl = slice(i, i + FEATURE_CHUNK)
-            b = self.gather(rows[sl], aux=fitted is not None)
-            out += data_quality(b, None if nows is None else nows[sl], None if fitted is None else fitted[sl])
-        return out
+        if not len(rows):
+            return []
+        sums = ring_quality_sums(
+            self._cnt, self._ctr, self._acnt if fitted is not None else None, rows, self._start(rows)
+        )
+        first = self._first[rows]
+        return quality_dicts(
+            sums,
+            self.frozen_hours(rows),
+            self.last_event_ts(rows),
+            np.where(first == np.inf, np.nan, first),
+            self._late[rows],
+            nows,
+            fitted,
+        )
 
     # ---------------------------------------------------------------- serialisation
     def to_bytes(self, row: int) -> bytes:
