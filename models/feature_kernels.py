@@ -834,8 +834,9 @@ def warm_up() -> float:
     """Compile (or load from the on-disk cache) the kernels a worker uses; returns the seconds it took.
 
     Call once at start so the first batch is not delayed by compilation: a tiny store with events,
-    features with and without a normal model, data quality (uint8 counts, the store's initial width;
-    a store widened to uint16+ compiles that variant on first use).
+    features with and without a normal model and data quality, for uint8 counts (the store's initial
+    width) and uint16 (a store widened by more than 255 events an hour, e.g. 1-Hz data). Wider counts
+    (uint32 / uint64) and the snapshot path (``feature_matrix`` of snapshots) compile on first use.
     """
     import time
 
@@ -849,9 +850,11 @@ def warm_up() -> float:
     store.ingest(np.repeat(rows, 2), np.array([0.0, 3600.0]), vals, status, np.zeros((2, 3)))
     grid = np.array([0.0, 1.0])
     nm = NormalModel(NBM_TARGETS, np.zeros((_T, 7)), np.ones(_T), grid, grid)
-    store.features(rows, nm)
-    store.features(rows, None)
-    store.data_quality(rows, np.array([3600.0]), [None])
+    for needed in (0, 256):
+        store._widen(needed)
+        store.features(rows, nm)
+        store.features(rows, None)
+        store.data_quality(rows, np.array([3600.0]), [None])
     response(np.zeros((1, 24, 1)), np.zeros((1, 24)), 24, 0.01)
     return time.perf_counter() - t0
 
