@@ -177,7 +177,7 @@ def child(mode: str, topic: str, expect: int, profile_to: str | None, started_fi
         stream_buffer_maxsize=16384,
         consumer_max_fetch_size=8 << 20,
         consumer_auto_offset_reset="earliest",
-        datadir=tempfile.mkdtemp(prefix="bench-paths-"),
+        datadir=tempfile.mkdtemp(prefix=f"{topic}-{mode}-"),  # removed with the topic
     )
     src = app.topic(topic, value_serializer="raw", key_serializer="raw")
 

@@ -122,6 +122,8 @@ def delete_topic_family(topic: str) -> None:
     finally:
         admin.close()
     delete_topics(family)
+    for d in Path(tempfile.gettempdir()).glob(topic + "-*"):  # data dirs of the faust apps on it
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def ensure_registry(path: Path | None) -> Path:
@@ -219,7 +221,7 @@ class WorkerProc:
             "COCKPIT_REGISTRY_DIR": str(registry),
             "COCKPIT_CONSUMER_GROUP": f"bench-{uuid.uuid4().hex[:6]}",
             "COCKPIT_WEB_PORT": str(self.port),
-            "COCKPIT_DATA_DIR": tempfile.mkdtemp(prefix="bench-faust-"),
+            "COCKPIT_DATA_DIR": tempfile.mkdtemp(prefix=f"{topic}-worker-"),  # removed with the topic
             "COCKPIT_LOG_LEVEL": os.environ.get("COCKPIT_BENCH_LOG_LEVEL", "WARNING"),
         }
         full.update({f"COCKPIT_{k.upper()}": str(v) for k, v in env.items()})
@@ -334,7 +336,7 @@ def faust_probe(topic: str, expect: int) -> None:
         stream_buffer_maxsize=16384,
         consumer_max_fetch_size=8 << 20,  # as the worker (and the bare loop's max_partition_fetch_bytes)
         consumer_auto_offset_reset="earliest",
-        datadir=tempfile.mkdtemp(prefix="bench-probe-"),
+        datadir=tempfile.mkdtemp(prefix=f"{topic}-probe-"),  # removed with the topic
     )
     state: dict[str, float] = {"n": 0}
 
@@ -1016,6 +1018,7 @@ async def _sweep_child(n: int, db_url: str, registry: Path, in_memory: bool) -> 
     out["rest_s"] = out["sweep_s"] - feats - dq_s - pp_s - out["write_s"]
     out["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     rt.close()
+    shutil.rmtree(settings.data_dir, ignore_errors=True)
     with psycopg.connect(db_url, autocommit=True) as c:
         c.execute("DELETE FROM scorer_windows WHERE consumer_group = %s", (group,))
         c.execute("DELETE FROM turbine_state WHERE turbine_id LIKE 'ST-%%'")
