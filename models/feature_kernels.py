@@ -775,22 +775,29 @@ def quality_dicts(
     fitted: Sequence[Collection[str] | None] | None = None,
 ) -> list[dict[str, Any]]:
     """The data-quality dicts of windows from their :class:`QualitySums` and per-window scalars
-    (``last_ts`` / ``first_ts`` epoch seconds, NaN = none; ``late`` events dropped)."""
-    ctr24, cnt24, events_all, coverage, acnt24 = q.ctr24, q.cnt24, q.events_all, q.coverage24, q.acnt24
+    (``last_ts`` / ``first_ts`` epoch seconds, NaN = none; ``late`` events dropped).
+
+    Arrays become Python lists first: the loop then handles Python ints and floats only.
+    """
+    ctr24, cnt24 = q.ctr24.tolist(), q.cnt24.tolist()
+    events_all, coverage = q.events_all.tolist(), q.coverage24.tolist()
+    acnt24 = None if q.acnt24 is None else q.acnt24.tolist()
+    fhs, lasts, firsts, lates = frozen_hours.tolist(), last_ts.tolist(), first_ts.tolist(), late.tolist()
+    key_idx = [int(k) for k in KEY_IDX]
     out: list[dict[str, Any]] = []
     for i in range(len(events_all)):
-        events24 = int(ctr24[i, CTR_EVENTS])
-        fh = frozen_hours[i]
-        frozen = {TRACKED_SIGNALS[k]: round(float(fh[k]), 2) for k in np.flatnonzero(fh > 0)}
-        key_counts = cnt24[i, KEY_IDX]
-        silent = [KEY_SIGNALS[j] for j in range(len(KEY_SIGNALS)) if key_counts[j] == 0 and events24 > 0]
+        c24 = ctr24[i]
+        cnt = cnt24[i]
+        events24 = int(c24[CTR_EVENTS])
+        frozen = {TRACKED_SIGNALS[k]: round(h, 2) for k, h in enumerate(fhs[i]) if h > 0}
+        silent = [sig for sig, k in zip(KEY_SIGNALS, key_idx, strict=True) if cnt[k] == 0 and events24 > 0]
         fit = None if fitted is None else fitted[i]
         if fit is None:
             expected_values = events24 * K
-            missing24 = expected_values - int(cnt24[i].sum())
+            missing24 = expected_values - sum(cnt)
         else:
             have = frozenset(fit)
-            present = [int(cnt24[i, k]) for k, sig in enumerate(TRACKED_SIGNALS) if sig in have]
+            present = [cnt[k] for k, sig in enumerate(TRACKED_SIGNALS) if sig in have]
             if acnt24 is not None:
                 for name, j in (
                     (AUX_SIGNALS[0], ACNT_PITCH),
@@ -798,16 +805,16 @@ def quality_dicts(
                     (AUX_SIGNALS[2], ACNT_NDIR),
                 ):
                     if name in have:
-                        present.append(int(acnt24[i, j]))
+                        present.append(acnt24[i][j])
             expected_values = events24 * len(present)
             missing24 = expected_values - sum(present)
             frozen = {sig: h for sig, h in frozen.items() if sig in have}
             silent = [sig for sig in silent if sig in have]
-        last = float(last_ts[i])
+        last = lasts[i]
         last_t = None if math.isnan(last) else last
         t_now = None if now is None else now[i]
         since = None if t_now is None or last_t is None else max(0.0, t_now - last_t)
-        first = float(first_ts[i])
+        first = firsts[i]
         out.append(
             {
                 "events_in_window": int(events_all[i]),
@@ -821,10 +828,10 @@ def quality_dicts(
                 else round((last_t - first) / 3600, 2),
                 "coverage_hours_24h": int(coverage[i]),
                 "missing_share_24h": round(missing24 / expected_values, 4) if expected_values else 1.0,
-                "spikes_24h": int(ctr24[i, CTR_SPIKES]),
+                "spikes_24h": int(c24[CTR_SPIKES]),
                 "frozen_signals": frozen,
                 "silent_key_signals_24h": silent,
-                "late_events_dropped": int(late[i]),
+                "late_events_dropped": int(lates[i]),
             }
         )
     return out
