@@ -28,6 +28,7 @@ from common.logging import event
 from models.fleet_scoring import FleetScorer
 from models.window_store import WindowStore
 from scorer.processing import assessment_rows
+from scorer.repairs import annotate_from_window
 from scorer.schedule import catch_up_due, catch_up_run_id, previous_slot, schedule_run_id
 
 if TYPE_CHECKING:
@@ -162,7 +163,8 @@ def sweep_fleet(
     as_ofs = [plan.site_as_of[site] for site in sites]
     assessments = fleet.score(list(zip(ids, windows, strict=True)), now=as_ofs)
     result = SweepResult(counts=dict.fromkeys(TIERS, 0), site_as_of=plan.site_as_of, unreadable=unreadable)
-    for a, site, ts, as_of in zip(assessments, sites, last.tolist(), as_ofs, strict=True):
+    for a, window, site, ts, as_of in zip(assessments, windows, sites, last.tolist(), as_ofs, strict=True):
+        annotate_from_window(a, window)  # a just-repaired turbine says so, in sweeps as in the stream
         h, st_row = assessment_rows(a, "sweep", site, datetime.fromtimestamp(ts, UTC), as_of, run_id)
         result.history_rows.append(h)
         result.state_rows.append(st_row)

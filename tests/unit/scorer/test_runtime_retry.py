@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,11 @@ def test_backoff_grows_and_is_capped(tmp_path: Path, monkeypatch: pytest.MonkeyP
     real_sleep = asyncio.sleep
 
     async def fake_sleep(delay: float) -> None:
+        # The patch is process-wide (asyncio.sleep): event loops left running in other threads by
+        # earlier tests of the same session (clients, consumers) must keep their real sleeps.
+        if threading.current_thread() is not threading.main_thread():
+            await real_sleep(delay)
+            return
         sleeps.append(delay)
         await real_sleep(0)
 
