@@ -77,6 +77,9 @@ def test_catch_up_on_demand_and_hot_reload(
     first = query(db, "SELECT trigger FROM sweep_runs")
     assert all(t == "catch_up" for (t,) in first), first
     query(db, "DELETE FROM sweep_runs")
+    # Its rows and log line would stand for the catch-up's (same as-of time, same key): forget them too.
+    query(db, "DELETE FROM score_history WHERE trigger = 'sweep'")
+    query(db, "DELETE FROM scoring_log WHERE operation = 'sweep'")
     query(
         db,
         "INSERT INTO sweep_runs (run_id, trigger, requested_at, started_at, finished_at, status, "
