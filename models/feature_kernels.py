@@ -275,6 +275,17 @@ def _tail(c: float, sx: float, sxx: float, sy: float, sxy: float, syy: float) ->
 
 
 @_jit
+def _add_point(acc: np.ndarray, i: int, g: int, t: float, y: float) -> None:
+    """Add (t, y) to the least-squares sums ``acc[i, :, g]``: n, sum t, t^2, y, ty, y^2."""
+    acc[i, 0, g] += 1.0
+    acc[i, 1, g] += t
+    acc[i, 2, g] += t * t
+    acc[i, 3, g] += y
+    acc[i, 4, g] += y * t
+    acc[i, 5, g] += y * y
+
+
+@_jit
 def _features_kernel(
     sums: np.ndarray,  # (R, N_BINS, K) any float: hourly sums
     cnts: np.ndarray,  # (R, N_BINS, K) any int: readings per hour
@@ -375,12 +386,7 @@ def _features_kernel(
                         c_max[k, g] = mx
                     y = means[k]
                     if np.isfinite(y):
-                        hs[k, 0, g] += 1.0
-                        hs[k, 1, g] += tf
-                        hs[k, 2, g] += tf * tf
-                        hs[k, 3, g] += y
-                        hs[k, 4, g] += y * tf
-                        hs[k, 5, g] += y * y
+                        _add_point(hs, k, g, tf, y)
                     if recent and mx != -np.inf:
                         d = mx - y
                         if np.isfinite(d):
@@ -417,12 +423,7 @@ def _features_kernel(
                     e += (rr * rr) * coef[j, 6]
                     res = means[j] - e
                     if np.isfinite(res):
-                        rs[j, 0, g] += 1.0
-                        rs[j, 1, g] += tf
-                        rs[j, 2, g] += tf * tf
-                        rs[j, 3, g] += res
-                        rs[j, 4, g] += res * tf
-                        rs[j, 5, g] += res * res
+                        _add_point(rs, j, g, tf, res)
                     dv = res - rbase[j]
                     if np.isfinite(dv):
                         if pk_ok:
