@@ -24,7 +24,9 @@ snapshot.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import threading
+from collections.abc import Collection, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +40,19 @@ from models.sensor_sets import FULL, OPERATIONAL, missing_for, sensor_set_for, s
 
 if TYPE_CHECKING:
     from common.fleet import FleetRegister
+
+_HELPER: ThreadPoolExecutor | None = None
+_HELPER_LOCK = threading.Lock()
+
+
+def _helper() -> ThreadPoolExecutor:
+    """One helper thread (created on first use) for :meth:`FleetScorer.score_iter`'s overlap."""
+    global _HELPER
+    with _HELPER_LOCK:
+        if _HELPER is None:
+            _HELPER = ThreadPoolExecutor(1, thread_name_prefix="fleet-predict")
+        return _HELPER
+
 
 #: Reasons of the full model that compare with the simulator's power curve (replaced when calibrated).
 SIMULATOR_POWER_REASONS = frozenset({"power_curve_resid_24h"})
@@ -95,14 +110,35 @@ class FleetScorer:
         now: datetime | Sequence[datetime | None] | None = None,
     ) -> list[RiskAssessment]:
         """Assessments in the order of ``items``; ``now``: one time for all items, or one per item."""
+        out: list[RiskAssessment | None] = [None] * len(items)
+        for idx, done in self.score_iter(items, now):
+            for i, a in zip(idx, done, strict=True):
+                out[i] = a
+        return [a for a in out if a is not None]
+
+    def score_iter(
+        self,
+        items: Sequence[tuple[str, Any]],
+        now: datetime | Sequence[datetime | None] | None = None,
+        *,
+        overlap: bool = False,
+    ) -> Iterator[tuple[list[int], list[RiskAssessment]]]:
+        """:meth:`score` in parts as they are done: (positions in ``items``, their assessments).
+
+        Parts: the turbines no model takes, those of the operational model, then the full model's in
+        chunks of ``MAX_BATCH`` (in ``items`` order). ``overlap``: each next chunk's features and
+        predict (numba and scikit-learn, both release the GIL) run in a helper thread while this one
+        judges data quality and applies the policy to the current chunk (the sweep: two cores).
+        """
         nows: Sequence[datetime | None] = (
             [now] * len(items) if now is None or isinstance(now, datetime) else now
         )
         if len(nows) != len(items):
             raise ValueError(f"{len(nows)} times for {len(items)} items")
-        out: list[RiskAssessment | None] = [None] * len(items)
         full_idx: list[int] = []
         op_idx: list[int] = []
+        unroutable: list[int] = []
+        done: list[RiskAssessment] = []
         fitted = [self.fitted(tid) for tid, _ in items]
         for i, (tid, item) in enumerate(items):
             route = sensor_set_for(fitted[i])
@@ -111,57 +147,98 @@ class FleetScorer:
             elif route == OPERATIONAL and self.operational is not None:
                 op_idx.append(i)
             else:
-                out[i] = self._unroutable(tid, item, nows[i], fitted[i], route)
+                unroutable.append(i)
+                done.append(self._unroutable(tid, item, nows[i], fitted[i], route))
+        if unroutable:
+            yield unroutable, done
         if op_idx:
             assert self.operational is not None
-            done = self.operational.assess_many(
+            scored = self.operational.assess_many(
                 [items[i] for i in op_idx], [nows[i] for i in op_idx], [fitted[i] for i in op_idx]
             )
-            for i, a in zip(op_idx, done, strict=True):
-                out[i] = self._annotate(a, OPERATIONAL, fitted[i])
-        for start in range(0, len(full_idx), MAX_BATCH):  # bounds the memory of the feature gather
-            chunk = full_idx[start : start + MAX_BATCH]
-            scored = self._score_full(
-                [items[i] for i in chunk], [nows[i] for i in chunk], [fitted[i] for i in chunk]
+            yield (
+                op_idx,
+                [self._annotate(a, OPERATIONAL, fitted[i]) for i, a in zip(op_idx, scored, strict=True)],
             )
-            for i, a in zip(chunk, scored, strict=True):
-                out[i] = a
-        return [a for a in out if a is not None]
+        chunks = [full_idx[start : start + MAX_BATCH] for start in range(0, len(full_idx), MAX_BATCH)]
+        if not chunks:
+            return
+        # bounded memory: one chunk's features gathered at a time (two with ``overlap``)
+        pool = _helper() if overlap and len(chunks) > 1 else None
+        pending: list[Future[tuple[np.ndarray, dict[str, np.ndarray]]]] = []
+        try:
+            for k, chunk in enumerate(chunks):
+                part = [items[i] for i in chunk]
+                if pool is not None:  # this chunk's prediction (if not yet asked) and the next one's
+                    for nxt in chunks[k + len(pending) : k + 2]:
+                        pending.append(pool.submit(self._predict_full, [items[i] for i in nxt]))
+                dqs = self._full_data_quality(part, [nows[i] for i in chunk], [fitted[i] for i in chunk])
+                x, pred = self._predict_full(part) if pool is None else pending.pop(0).result()
+                yield chunk, self._assess_full(part, [fitted[i] for i in chunk], dqs, x, pred)
+        finally:  # stopped early: the helper must not go on reading windows the caller may now change
+            for f in pending:
+                f.cancel()
+            wait(pending)
 
-    def _score_full(
+    def _predict_full(self, items: Sequence[tuple[str, Any]]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(feature matrix, the bundle's prediction) of one chunk: the windows' features gathered from
+        their stores in one pass, a precomputed row's own."""
+        assert self.full is not None
+        bundle = self.full.bundle
+        x = np.empty((len(items), len(bundle.feature_names)))
+        win_idx: list[int] = []
+        windows: list[FeatureWindow] = []
+        for i, (_, it) in enumerate(items):
+            if isinstance(it, FeatureWindow):
+                win_idx.append(i)
+                windows.append(it)
+            else:
+                x[i] = np.asarray(it.features, dtype=float) if isinstance(it, FeatureRow) else np.nan
+        if win_idx:
+            x[win_idx] = window_features(windows, bundle.normal_model)
+        return x, bundle.predict(x)
+
+    def _full_data_quality(
         self,
         items: Sequence[tuple[str, Any]],
         nows: Sequence[datetime | None],
         fitted: Sequence[frozenset[str] | None],
-    ) -> list[RiskAssessment]:
-        assert self.full is not None
-        bundle = self.full.bundle
-        win_idx = [i for i, (_, it) in enumerate(items) if isinstance(it, FeatureWindow)]
-        windows: list[FeatureWindow] = [items[i][1] for i in win_idx]
-        x = np.empty((len(items), len(bundle.feature_names)))
+    ) -> list[dict[str, Any]]:
+        """Data quality of one chunk: the windows' over their stores' arrays (as of ``nows``, their
+        own newest event when None), a precomputed row's own (a copy)."""
         dqs: list[dict[str, Any]] = [{}] * len(items)
-        as_ofs: list[datetime | None] = [it.as_of for _, it in items]
+        win_idx = [i for i, (_, it) in enumerate(items) if isinstance(it, FeatureWindow)]
         if win_idx:
-            x[win_idx] = window_features(windows, bundle.normal_model)
             win_dq = window_data_quality(
-                windows,
-                [nows[i] or as_ofs[i] for i in win_idx],
+                [items[i][1] for i in win_idx],
+                [nows[i] or items[i][1].as_of for i in win_idx],
                 fitted=[fitted[i] for i in win_idx],
             )
             for i, dq in zip(win_idx, win_dq, strict=True):
                 dqs[i] = dq
-        is_window = set(win_idx)
         for i, (_, it) in enumerate(items):
-            if i not in is_window:
-                x[i] = np.asarray(it.features, dtype=float) if isinstance(it, FeatureRow) else np.nan
+            if not isinstance(it, FeatureWindow):
                 dqs[i] = dict(getattr(it, "data_quality", {}) or {})
-        results = self.full.score_features([tid for tid, _ in items], x, as_ofs, dqs)
+        return dqs
+
+    def _assess_full(
+        self,
+        items: Sequence[tuple[str, Any]],
+        fitted: Sequence[frozenset[str] | None],
+        dqs: list[dict[str, Any]],
+        x: np.ndarray,
+        pred: dict[str, np.ndarray],
+    ) -> list[RiskAssessment]:
+        assert self.full is not None
+        as_ofs: list[datetime | None] = [it.as_of for _, it in items]
+        results = self.full.assess([tid for tid, _ in items], x, pred, as_ofs, dqs)
         op = self.operational
         for i, a in enumerate(results):
             self._annotate(a, FULL, fitted[i])
-            if op is not None and i in is_window and self._calibrated(a.turbine_id):
+            window = items[i][1]
+            if op is not None and isinstance(window, FeatureWindow) and self._calibrated(a.turbine_id):
                 a.reasons = [r for r in a.reasons if r.get("indicator") not in SIMULATOR_POWER_REASONS]
-                own = op.power_reason(a.turbine_id, items[i][1].snapshot())
+                own = op.power_reason(a.turbine_id, window.snapshot())
                 if own is not None:
                     pos = next(
                         (

@@ -148,7 +148,20 @@ class BatchScorer:
         policy over arrays. The ``data_quality`` dicts become part of the assessments (not copied)."""
         if not len(turbine_ids):
             return []
-        pred = self.bundle.predict(x)
+        return self.assess(turbine_ids, x, self.bundle.predict(x), as_ofs, data_quality)
+
+    def assess(
+        self,
+        turbine_ids: Sequence[str],
+        x: np.ndarray,
+        pred: Mapping[str, np.ndarray],
+        as_ofs: Sequence[datetime | None],
+        data_quality: Sequence[dict[str, Any]],
+    ) -> list[RiskAssessment]:
+        """:meth:`score_features` once the bundle's prediction ``pred`` of ``x`` is known (the sweep
+        predicts the next rows in another thread while this runs)."""
+        if not len(turbine_ids):
+            return []
         prob = np.asarray(pred["probability"], dtype=np.float64)
         q10, q50, q90 = (np.asarray(pred[k], dtype=np.float64) for k in ("ttf_q10", "ttf_q50", "ttf_q90"))
         decisions = self.policy.assess_batch(

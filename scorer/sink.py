@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import struct
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -39,6 +40,7 @@ from psycopg.types.json import Jsonb
 
 from common.db import DatabaseUnavailable, connect, redact
 from common.rows import (
+    ASSESSMENT_COLUMNS,
     TELEMETRY_AGG_SIGNALS,
     AggRow,
     DeadLetterRow,
@@ -218,6 +220,133 @@ def column_arrays(cls: type[Row], rows: Sequence[Row]) -> list[list[Any]]:
         if fn is not None:
             arrays[i] = [fn(v) for v in arrays[i]]
     return arrays
+
+
+# ---------------------------------------------------------------------------------------------- sweep rows
+#: A sweep's rows go in ONE binary COPY into this staging table: each score_history row with what its
+#: turbine_state row adds (site, newest event time); both tables are then filled from it in SQL.
+SWEEP_STAGE = "_stage_sweep"
+SWEEP_COLUMNS: tuple[str, ...] = (*HistoryRow.COLUMNS, "site_id", "last_event_time")
+#: Values a turbine_state row shares with its score_history row (its as_of is the history row's time).
+_SHARED = (*ASSESSMENT_COLUMNS, "turbine_id", "trigger", "reasons", "data_quality", "calibration_version")
+_HISTORY_SHARED = attrgetter("time", *_SHARED)
+_STATE_SHARED = attrgetter("as_of", *_SHARED)
+
+
+def _sweep_statements() -> tuple[str, str, str, str]:
+    """(create the staging table, COPY into it, INSERT score_history, upsert turbine_state from it)."""
+    hist, state = WRITES[HistoryRow], WRITES[StateRow]
+    hcols = ", ".join(HistoryRow.COLUMNS)
+    scols = ", ".join(StateRow.COLUMNS)
+    from_stage = ", ".join("time" if c == "as_of" else c for c in StateRow.COLUMNS)
+    return (
+        f"CREATE TEMP TABLE IF NOT EXISTS {SWEEP_STAGE} (LIKE score_history INCLUDING DEFAULTS, "
+        "site_id text NOT NULL, last_event_time timestamptz) ON COMMIT DELETE ROWS",
+        f"COPY {SWEEP_STAGE} ({', '.join(SWEEP_COLUMNS)}) FROM STDIN (FORMAT BINARY)",
+        f"INSERT INTO score_history ({hcols}) SELECT {hcols} FROM {SWEEP_STAGE} "
+        f"ORDER BY {_by_code_point(hist.key)} {hist._conflict()}",
+        f"INSERT INTO turbine_state ({scols}) SELECT {from_stage} FROM {SWEEP_STAGE} "
+        f"ORDER BY {_by_code_point(state.key)} {state._conflict()}",
+    )
+
+
+def _by_code_point(key: Sequence[str]) -> str:
+    """ORDER BY of a conflict key in Python's order (text by code point: ``COLLATE "C"`` in UTF-8), the
+    order :meth:`Sink.write_rows` sends rows in: every writer takes row locks in one order."""
+    return ", ".join(f'{c} COLLATE "C"' if c == "turbine_id" else c for c in key)
+
+
+_SWEEP_SQL = _sweep_statements()
+
+
+def sweep_rows_pair(history_rows: Sequence[HistoryRow], state_rows: Sequence[StateRow]) -> bool:
+    """True when ``state_rows[i]`` is ``history_rows[i]`` as a state row (same turbine, assessment and
+    trigger; ``as_of`` = ``time``): the sweep's rows, written by one COPY (:func:`sweep_copy_data`)."""
+    if len(history_rows) != len(state_rows):
+        return False
+    return all(_HISTORY_SHARED(h) == _STATE_SHARED(s) for h, s in zip(history_rows, state_rows, strict=True))
+
+
+_I32 = struct.Struct(">i").pack
+_F8 = struct.Struct(">id").pack  # field length (8) + big-endian double
+_TS = struct.Struct(">iq").pack  # field length (8) + microseconds since 2000-01-01 UTC
+_NULL = b"\xff\xff\xff\xff"
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, header extension length
+_COPY_TRAILER = b"\xff\xff"
+_N_SWEEP_FIELDS = struct.pack(">h", len(SWEEP_COLUMNS))
+
+
+def _f8(v: float | None) -> bytes:
+    return _NULL if v is None else _F8(8, v)
+
+
+def _text(v: str | None) -> bytes:
+    if v is None:
+        return _NULL
+    b = v.encode()
+    return _I32(len(b)) + b
+
+
+def _jsonb_field(v: str) -> bytes:
+    b = v.encode()
+    return _I32(len(b) + 1) + b"\x01" + b  # jsonb binary format: version 1, then the JSON text
+
+
+def sweep_copy_data(history_rows: Sequence[HistoryRow], state_rows: Sequence[StateRow]) -> bytes:
+    """The binary COPY stream (signature to trailer) of :data:`SWEEP_COLUMNS` for paired sweep rows.
+
+    Encoded here rather than value by value through psycopg's dumpers: repeated values (tier, model
+    version, run id, site, as-of time) are encoded once, the JSON texts go as they are.
+    """
+    memo: dict[Any, bytes] = {}
+
+    def once(kind: Callable[[Any], bytes], v: Any) -> bytes:
+        b = memo.get((kind, v))
+        if b is None:
+            b = memo[(kind, v)] = kind(v)
+        return b
+
+    def ts(v: datetime | None) -> bytes:
+        if v is None:
+            return _NULL
+        d = v - _PG_EPOCH
+        return _TS(8, (d.days * 86400 + d.seconds) * 1_000_000 + d.microseconds)
+
+    def run(v: str | None) -> bytes:
+        return _NULL if v is None else _I32(16) + _uuid(v).bytes  # type: ignore[union-attr]
+
+    parts = [_COPY_SIGNATURE]
+    add = parts.append
+    for h, s in zip(history_rows, state_rows, strict=True):
+        add(_N_SWEEP_FIELDS)
+        add(_f8(h.score))
+        add(once(_text, h.tier))
+        add(_f8(h.probability))
+        add(_f8(h.ttf_days))
+        add(_f8(h.ttf_low_days))
+        add(_f8(h.ttf_high_days))
+        add(once(_text, h.model_version))
+        add(once(run, h.run_id))
+        add(once(ts, h.time))
+        add(_text(h.turbine_id))
+        add(once(_text, h.trigger))
+        add(_jsonb_field(h.reasons))
+        add(_jsonb_field(h.data_quality))
+        add(once(_text, h.calibration_version))
+        add(once(_text, s.site_id))
+        add(once(ts, s.last_event_time))
+    add(_COPY_TRAILER)
+    return b"".join(parts)
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    """What a sweep's run row records once all its rows are written (:meth:`Sink.write_sweep`)."""
+
+    turbines: int
+    tier_counts: dict[str, int]
+    duration_ms: float
 
 
 class WriteRejected(RuntimeError):
@@ -546,13 +675,15 @@ class Sink:
                     (self.group, topic, list(partitions)),
                 )
             }
+            # binary results: bytea arrives as bytes (no hex text to decode), fetched in one go
             rows = [
-                StoredWindow(r[0], r[1], int(r[2]), bytes(r[3]), bytes(r[4]))
+                StoredWindow(r[0], r[1], r[2], r[3], r[4])
                 for r in conn.execute(
                     "SELECT turbine_id, site_id, partition, state, aux FROM scorer_windows "
                     "WHERE consumer_group = %s AND topic = %s AND partition = ANY(%s)",
                     (self.group, topic, list(partitions)),
-                )
+                    binary=True,
+                ).fetchall()
             ]
             return offs, rows, self._history_marks(conn, [w.turbine_id for w in rows])
 
@@ -589,6 +720,35 @@ class Sink:
 
         return self.run(tx)
 
+    def write_sweep_rows(
+        self, conn: psycopg.Connection, history_rows: Sequence[HistoryRow], state_rows: Sequence[StateRow]
+    ) -> tuple[int, int]:
+        """Paired sweep rows (:func:`sweep_rows_pair`): one binary COPY into the sweep's staging table,
+        then ``score_history`` and ``turbine_state`` filled from it in SQL (same ON CONFLICT rules and
+        key order as :meth:`write_rows`). Returns (history rows inserted, state rows changed)."""
+        create, copy_sql, insert_history, upsert_state = _SWEEP_SQL
+        data = sweep_copy_data(history_rows, state_rows)
+        table = HistoryRow.TABLE
+        try:
+            with conn.cursor() as cur:
+                if SWEEP_STAGE not in self._stages:
+                    cur.execute(create)  # type: ignore[arg-type]
+                    self._stages.add(SWEEP_STAGE)
+                elif SWEEP_STAGE in self._staged:  # the previous part of this transaction's sweep
+                    cur.execute(f"TRUNCATE {SWEEP_STAGE}")  # type: ignore[arg-type]
+                with cur.copy(copy_sql) as copy:  # type: ignore[arg-type]
+                    copy.write(data)
+                self._staged.add(SWEEP_STAGE)
+                cur.execute(insert_history)  # type: ignore[arg-type]
+                inserted = cur.rowcount
+                table = StateRow.TABLE
+                cur.execute(upsert_state)  # type: ignore[arg-type]
+                return inserted, cur.rowcount
+        except UNAVAILABLE:
+            raise
+        except psycopg.Error as exc:
+            raise WriteRejected(table, exc) from exc
+
     def finish_sweep(
         self,
         run_id: str,
@@ -602,33 +762,88 @@ class Sink:
         state_rows: Sequence[StateRow],
     ) -> None:
         def tx(conn: psycopg.Connection) -> None:
-            self.write_rows(conn, HistoryRow, history_rows)
-            self.write_rows(conn, StateRow, state_rows)
-            conn.execute(
-                "UPDATE sweep_runs SET status = %s, finished_at = now(), turbines_scored = %s, "
-                "tier_counts = %s, model_version = %s, error = %s, duration_ms = %s WHERE run_id = %s",
-                (
-                    status,
-                    turbines,
-                    orjson.dumps(tier_counts).decode(),
-                    model_version,
-                    error,
-                    duration_ms,
-                    run_id,
-                ),
-            )
-            self._log(
+            self._write_sweep_part(conn, history_rows, state_rows)
+            self._finish_run(conn, run_id, status, turbines, tier_counts, model_version, error, duration_ms)
+
+        self.run(tx)
+
+    def write_sweep(
+        self,
+        run_id: str,
+        model_version: str | None,
+        parts: Iterable[tuple[Sequence[HistoryRow], Sequence[StateRow]]],
+        summary: Callable[[], SweepSummary],
+    ) -> None:
+        """A succeeded sweep written WHILE it is computed: each part of its rows as ``parts`` yields it
+        (the database works on one part while the caller computes the next), then the run's row and
+        log from ``summary()``, all in ONE transaction as :meth:`finish_sweep` (nothing is visible
+        before the commit; an exception raised by ``parts`` rolls everything back).
+
+        Parts must come in ascending turbine order (Python's string order): each part's state rows are
+        locked in key order, so the whole transaction locks them in the order every other writer does.
+        """
+
+        def tx(conn: psycopg.Connection) -> None:
+            for history_rows, state_rows in parts:
+                self._write_sweep_part(conn, history_rows, state_rows)
+            done = summary()
+            self._finish_run(
                 conn,
-                "sweep",
-                turbines,
-                0,
-                "ok" if status == "succeeded" else "error",
-                duration_ms,
+                run_id,
+                "succeeded",
+                done.turbines,
+                done.tier_counts,
                 model_version,
-                error,
+                None,
+                done.duration_ms,
             )
 
         self.run(tx)
+
+    def _write_sweep_part(
+        self, conn: psycopg.Connection, history_rows: Sequence[HistoryRow], state_rows: Sequence[StateRow]
+    ) -> None:
+        if history_rows and sweep_rows_pair(history_rows, state_rows):
+            self.write_sweep_rows(conn, history_rows, state_rows)
+        else:
+            self.write_rows(conn, HistoryRow, history_rows)
+            self.write_rows(conn, StateRow, state_rows)
+
+    def _finish_run(
+        self,
+        conn: psycopg.Connection,
+        run_id: str,
+        status: str,
+        turbines: int,
+        tier_counts: dict[str, int],
+        model_version: str | None,
+        error: str | None,
+        duration_ms: float,
+    ) -> None:
+        """The run's row in ``sweep_runs`` and its ``scoring_log`` line."""
+        conn.execute(
+            "UPDATE sweep_runs SET status = %s, finished_at = now(), turbines_scored = %s, "
+            "tier_counts = %s, model_version = %s, error = %s, duration_ms = %s WHERE run_id = %s",
+            (
+                status,
+                turbines,
+                orjson.dumps(tier_counts).decode(),
+                model_version,
+                error,
+                duration_ms,
+                run_id,
+            ),
+        )
+        self._log(
+            conn,
+            "sweep",
+            turbines,
+            0,
+            "ok" if status == "succeeded" else "error",
+            duration_ms,
+            model_version,
+            error,
+        )
 
     def last_successful_sweep(self) -> datetime | None:
         row = self.run(
