@@ -10,9 +10,12 @@ whatever partition wrote it, with the newest ``stream`` row of ``score_history``
 
 from __future__ import annotations
 
+import gc
 import logging
-from collections.abc import Collection, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Collection, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
 
 from common.logging import event
 from common.rows import WindowRow
@@ -21,6 +24,20 @@ if TYPE_CHECKING:
     from scorer.runtime import ScorerRuntime
 
 log = logging.getLogger("scorer")
+T = TypeVar("T")
+
+
+def _without_gc(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` with the cyclic garbage collector paused: a bulk restore allocates a few objects
+    per turbine (states, their dicts and lists), and with the collector on each generation-2 pass walks
+    the whole heap again (measured: 10,000 aux decodes 0.63-1.1 s with it, 0.37 s without)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        return fn(*args)
+    finally:
+        if was:
+            gc.enable()
 
 
 class Checkpointer:
@@ -38,24 +55,27 @@ class Checkpointer:
         proc = rt.processor
         topic = rt.settings.telemetry_topic
         group = rt.settings.consumer_group
-        rows = []
-        for tid in dirty:
-            st = proc.turbines.get(tid)
-            if st is None:
-                continue
-            rows.append(
-                WindowRow(
-                    consumer_group=group,
-                    turbine_id=tid,
-                    site_id=st.site_id,
-                    topic=topic,
-                    partition=st.partition,
-                    last_event_time=st.window.as_of,
-                    state=st.window.to_bytes(),
-                    aux=st.aux_bytes(),
-                )
+        states = [st for st in (proc.turbines.get(tid) for tid in dirty) if st is not None]
+        # every changed window of the worker's store coded in one kernel call (format 4); a window
+        # held elsewhere (a state put in place by hand) on its own
+        held = [i for i, st in enumerate(states) if st.window.store is proc.store]
+        blobs = [b"" if st.window.store is proc.store else st.window.to_bytes() for st in states]
+        coded = proc.store.to_bytes_many(np.array([states[i].window.row for i in held], dtype=np.intp))
+        for i, blob in zip(held, coded, strict=True):
+            blobs[i] = blob
+        return [
+            WindowRow(
+                consumer_group=group,
+                turbine_id=st.turbine_id,
+                site_id=st.site_id,
+                topic=topic,
+                partition=st.partition,
+                last_event_time=st.window.as_of,
+                state=blob,
+                aux=st.aux_bytes(),
             )
-        return rows
+            for st, blob in zip(states, blobs, strict=True)
+        ]
 
     async def checkpoint_locked(self) -> None:
         """Changed windows + next offsets, then the acks of every durably written batch (lock held)."""
@@ -96,7 +116,7 @@ class Checkpointer:
             "restore", rt.sink.load_partitions, rt.settings.telemetry_topic, list(partitions)
         )
         proc = rt.processor
-        n = await rt._in(rt.compute, proc.restore, stored, marks)  # window bytes straight into the store
+        n = await rt._in(rt.compute, _without_gc, proc.restore, stored, marks)  # bytes into the store
         for p in partitions:
             if p in offsets and p not in proc.next_offset:
                 proc.next_offset[p] = offsets[p]
@@ -123,7 +143,7 @@ class Checkpointer:
         if not missing:
             return
         stored, marks = await rt._retry("restore", rt.sink.load_turbines, missing)
-        n = await rt._in(rt.compute, rt.processor.restore, stored, marks)
+        n = await rt._in(rt.compute, _without_gc, rt.processor.restore, stored, marks)
         event(
             log,
             "turbines restored from checkpoint",

@@ -43,7 +43,7 @@ from common.contracts import (
     parse_telemetry,
 )
 from common.rows import AggRow, HistoryRow, LatestRow, StateRow, TurbineSeenRow
-from models.features import TRACKED_SIGNALS, K, window_data_quality, window_features
+from models.features import TRACKED_SIGNALS, FeatureWindow, K, window_data_quality, window_features
 from models.fleet_scoring import FleetScorer
 from models.scoring import MAX_BATCH, BatchScorer, RiskAssessment
 from models.window_store import WindowStore
@@ -264,18 +264,29 @@ class BatchProcessor:
 
     def restore(self, stored: Iterable[Checkpointed], marks: dict[str, HistoryMark] | None = None) -> int:
         """Install checkpointed turbines not in memory: window bytes straight into the store (no
-        per-window object), bookkeeping from their aux; then the history marks (see :meth:`install`)."""
-        states = []
+        per-window object), bookkeeping from their aux; then the history marks (see :meth:`install`).
+
+        All windows go into the store in one ``WindowStore.load_many`` (one kernel call; the first
+        checkpoint of a turbine given twice counts). A bad window or aux raises ``ValueError`` and
+        leaves nothing of this call in the store.
+        """
+        todo: dict[str, Checkpointed] = {}
         for w in stored:
-            if w.turbine_id in self.turbines:
-                continue
-            self.store.load(w.turbine_id, w.state)
-            try:
-                st = TurbineState.from_aux(w.turbine_id, w.partition, self.store.window(w.turbine_id), w.aux)
-            except Exception:
-                self.store.remove([w.turbine_id])
-                raise
-            states.append(st)
+            if w.turbine_id not in self.turbines and w.turbine_id not in todo:
+                todo[w.turbine_id] = w
+        if not todo:
+            return self.install([], marks)
+        ids = list(todo)
+        rows = self.store.load_many(ids, [w.state for w in todo.values()])
+        view = FeatureWindow.view
+        try:
+            states = [
+                TurbineState.from_aux(w.turbine_id, w.partition, view(self.store, r), w.aux)
+                for w, r in zip(todo.values(), rows.tolist(), strict=True)
+            ]
+        except Exception:
+            self.store.remove(ids)
+            raise
         return self.install(states, marks)
 
     def drop_partitions(self, keep: set[int]) -> None:
