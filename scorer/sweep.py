@@ -185,7 +185,7 @@ def sweep_fleet(
         hist: list[HistoryRow] = []
         state: list[StateRow] = []
         for i in range(made, end):
-            a = done[i]
+            a, done[i] = done[i], None  # the rows hold what is kept: the assessment can go
             if a is None:  # no assessment for this item (never expected): as FleetScorer.score, no row
                 continue
             annotate_from_window(a, windows[i])  # a just-repaired turbine says so, as in the stream
@@ -381,8 +381,10 @@ class Sweeper:
                 sorted(rt.restored),
                 pool=rt.aux,
             )
+            load_s = time.perf_counter() - t0
             write = getattr(rt.aux_sink, "write_sweep", None)  # scored and written at once
             write_error: BaseException | None = None
+            write_s = 0.0
             async with rt.lock:  # owned windows are consistent while the stream waits (~1 s/day)
                 if write is None:
                     result = await rt._in(
@@ -418,7 +420,8 @@ class Sweeper:
                 result.site_as_of,
             )
             if write is not None and write_error is None:
-                rt.metrics.db_write_duration.labels("sweep_finish").observe(written.write_s)
+                write_s = written.write_s
+                rt.metrics.db_write_duration.labels("sweep_finish").observe(write_s)
             else:
                 if write_error is not None:  # nothing was committed: the usual write, with its retries
                     event(
@@ -428,7 +431,8 @@ class Sweeper:
                         run_id=run_id,
                         error=f"{type(write_error).__name__}: {write_error}"[:500],
                     )
-                duration_ms = (time.perf_counter() - t0) * 1000
+                t_write = time.perf_counter()
+                duration_ms = (t_write - t0) * 1000
                 await rt._retry(
                     "sweep_finish",
                     without_cyclic_gc(rt.aux_sink.finish_sweep),
@@ -443,6 +447,7 @@ class Sweeper:
                     state_rows,
                     pool=rt.aux,
                 )
+                write_s = time.perf_counter() - t_write
             total_ms = (time.perf_counter() - t0) * 1000
             m = rt.metrics
             m.sweeps.labels(trigger, "succeeded").inc()
@@ -460,6 +465,10 @@ class Sweeper:
                 turbines=len(hist_rows),
                 status="ok",
                 duration_ms=round(total_ms, 2),
+                load_ms=round(load_s * 1000, 2),  # checkpointed windows of partitions not held here
+                score_ms=round(score_s * 1000, 2),  # from the start, load included
+                write_ms=round(write_s * 1000, 2),  # DB transaction; overlaps the scoring when pipelined
+                pipelined=write is not None and write_error is None,
                 tier_counts=counts,
                 model_version=version,
                 data_as_of=_describe_sites(site_as_of, wall),
