@@ -21,11 +21,12 @@ becomes a dead letter with code ``internal_error`` and the exception class (the 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from operator import attrgetter
+from operator import itemgetter
 from typing import Any, Protocol
 
 import numpy as np
@@ -37,17 +38,17 @@ from common.contracts import (
     SIGNALS,
     TIERS,
     InvalidEvent,
+    TelemetryBatch,
     TelemetryEvent,
-    check_record_key,
     dead_letter_bytes,
-    parse_telemetry,
+    decode_telemetry_batch,
 )
 from common.rows import AggRow, HistoryRow, LatestRow, StateRow, TurbineSeenRow
-from models.features import TRACKED_SIGNALS, FeatureWindow, K, window_data_quality, window_features
+from models.features import TRACKED_SIGNALS, FeatureWindow, window_data_quality, window_features
 from models.fleet_scoring import FleetScorer
 from models.scoring import MAX_BATCH, BatchScorer, RiskAssessment
 from models.window_store import WindowStore
-from scorer.coalescing import RescoreMark, flush_due, rescore_due
+from scorer.coalescing import RescoreMark, flush_due, rescore_due, status_class
 from scorer.drift import DriftMonitor
 from scorer.repairs import annotate_from_window
 from scorer.settings import ScorerSettings
@@ -55,9 +56,7 @@ from scorer.state import (
     AGG_COLUMNS,
     HistoryMark,
     TurbineState,
-    Verdict,
     add_to_buckets,
-    classify,
     should_write_history,
 )
 
@@ -67,8 +66,13 @@ DEAD_LETTER_MAX_KEY_BYTES = 256
 INTERNAL_ERROR = "internal_error"
 #: Auxiliary fields of an event kept by the window (WindowStore.ingest's ``aux`` columns, in order).
 AUX_FIELDS: tuple[str, ...] = ("pitch_angle_deg", "wind_direction_deg", "nacelle_direction_deg")
-_TRACKED = attrgetter(*TRACKED_SIGNALS)
-_AUX = attrgetter(*AUX_FIELDS)
+_TRACKED_COLUMNS = np.array([SIGNALS.index(name) for name in TRACKED_SIGNALS])
+_AUX_COLUMNS = np.array([SIGNALS.index(name) for name in AUX_FIELDS])
+_FIRST = itemgetter(0)
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
 
 
 class Checkpointed(Protocol):
@@ -138,15 +142,22 @@ class BatchOutcome:
 
 @dataclass
 class ParsedBatch:
-    """Result of :meth:`BatchProcessor.parse`: valid events in order, with the outcome begun."""
+    """Result of :meth:`BatchProcessor.parse`: the valid events column-wise (record order) and the
+    record of each, with the outcome begun."""
 
     out: BatchOutcome
     wall: datetime
-    events: list[tuple[RawRecord, TelemetryEvent]] = field(default_factory=list)
+    decoded: TelemetryBatch
+    records: list[RawRecord]
 
     @property
     def turbine_ids(self) -> set[str]:
-        return {ev.turbine_id for _, ev in self.events}
+        return set(self.decoded.turbine_id)
+
+    @property
+    def events(self) -> list[tuple[RawRecord, TelemetryEvent]]:
+        """The valid events as models, with their records (tests and tools; the stream uses columns)."""
+        return [(rec, self.decoded.event(i)) for i, rec in enumerate(self.records)]
 
 
 def _json(obj: Any) -> str:
@@ -340,12 +351,17 @@ class BatchProcessor:
         return self.apply(self.parse(records, now))
 
     def parse(self, records: Sequence[RawRecord], now: datetime | None = None) -> ParsedBatch:
-        """Offsets, validation and the key check of every record; nothing is applied to windows yet."""
+        """Offsets, validation and the key check of every record; nothing is applied to windows yet.
+
+        The records not already applied are validated column-wise in one call
+        (``common.contracts.decode_telemetry_batch``: the same events and refusals as
+        ``parse_telemetry`` + ``check_record_key`` per record).
+        """
         s = self.settings
         out = BatchOutcome(events=len(records))
         wall = now or datetime.now(UTC)
-        batch = ParsedBatch(out, wall)
         next_offset = self.next_offset
+        live: list[RawRecord] = []
         for rec in records:
             floor = next_offset.get(rec.partition)
             if floor is not None and rec.offset < floor:
@@ -354,122 +370,156 @@ class BatchProcessor:
             next_offset[rec.partition] = rec.offset + 1
             if rec.timestamp is not None:
                 out.last_record_ts = rec.timestamp
-            try:
-                ev = parse_telemetry(
-                    rec.value,
-                    now=wall,
-                    max_future_skew=s.max_future_skew,
-                    min_event_time=s.min_event_time,
-                )
-                check_record_key(ev, rec.key)
-            except InvalidEvent as exc:
-                self.dead_letter(rec, exc.reason, exc.code, wall, out)
-                continue
-            except Exception as exc:  # a validator bug must not stop the stream: dead-letter the record
-                self._internal_error(rec, exc, wall, out)
-                continue
-            batch.events.append((rec, ev))
+            live.append(rec)
         for p, off in next_offset.items():
             out.next_offsets[p] = off
-        return batch
+        limits: dict[str, Any] = {
+            "now": wall,
+            "max_future_skew": s.max_future_skew,
+            "min_event_time": s.min_event_time,
+        }
+        try:
+            decoded = decode_telemetry_batch([r.value for r in live], [r.key for r in live], **limits)
+        except Exception:  # a decoder bug must not stop the stream: record by record, its victim alone
+            parts: list[tuple[int, TelemetryBatch]] = []
+            for pos, rec in enumerate(live):
+                try:
+                    parts.append((pos, decode_telemetry_batch([rec.value], [rec.key], **limits)))
+                except Exception as exc:
+                    parts.append((pos, TelemetryBatch.failed(exc)))
+            decoded = TelemetryBatch.join(parts)
+        for pos, err in decoded.errors:
+            if isinstance(err, InvalidEvent):
+                self.dead_letter(live[pos], err.reason, err.code, wall, out)
+            else:  # a validator bug (or a key of a strange type) must not stop the stream
+                self._internal_error(live[pos], err, wall, out)
+        if decoded.errors:  # dead letters in record order, as they were one by one
+            out.dead_letters.sort(key=lambda d: (d.source_partition or 0, d.source_offset or 0))
+        return ParsedBatch(out, wall, decoded, [live[p] for p in decoded.positions])
 
     def apply(self, batch: ParsedBatch) -> BatchOutcome:
         """Apply parsed events to windows, then rescore the touched turbines that are due in ONE call.
 
-        Per event, in arrival order: the dedup/ordering verdict, the recent ids, the newest time and
-        status of its turbine. The accepted events are collected into arrays; the store ingests them in
-        ONE vectorised call (the same end state as one update per event, in that order) and the
+        Per turbine, its events in arrival order: the dedup/ordering verdicts, recent ids, newest time
+        and status (``TurbineState.admit``). The accepted events (arrival order) are ingested by the
+        store in ONE vectorised call (the same end state as one update per event, in that order) and the
         10-minute aggregates are summed per turbine and bucket over the same arrays.
         """
         s = self.settings
         out = batch.out
+        ev = batch.decoded
+        n = len(ev)
+        if n == 0:
+            return out
         wall_ts = batch.wall.timestamp()
         tol = s.out_of_order_tolerance_s
-        touched: dict[str, TurbineState] = {}
-        latest: dict[str, tuple[float, Any]] = {}
+        recs = batch.records
+        tids = ev.turbine_id
+        groups: dict[str, list[int]] = {}
+        for i, tid in enumerate(tids):
+            g = groups.get(tid)
+            if g is None:
+                groups[tid] = [i]
+            else:
+                g.append(i)
+        ids = ev.event_id
+        ts_list: list[float] = ev.ts.tolist()
+        status = ev.status_code
         pending_marks = self._pending_marks
-        rows: list[int] = []
-        times: list[float] = []
-        values: list[tuple[Any, ...]] = []
-        statuses: list[int] = []
-        aux: list[tuple[Any, ...]] = []
-        owners: list[TurbineState] = []
-        tracked, auxiliary = _TRACKED, _AUX
-        for rec, ev in batch.events:
+        accepted: list[int] = []
+        touched: list[tuple[int, TurbineState]] = []  # (first event not a duplicate, state)
+        latest: list[tuple[int, int, str]] = []  # (first newest event, latest event, turbine)
+        for tid, rows in groups.items():
+            done = len(accepted)
             try:
-                tid = ev.turbine_id
-                st = touched.get(tid)
-                if st is None:
-                    st = self.state_for(tid, ev.site_id, rec.partition)
-                    mark = pending_marks.pop(tid, None) if pending_marks else None
-                    if mark is not None and (st.history is None or mark.ts > st.history.ts):
-                        st.history = mark
-                ts = ev.event_time.timestamp()
-                verdict = classify(st.last_ts, st.recent, ev.event_id, ts, tol)
-                if verdict is Verdict.DUPLICATE:
-                    st.duplicates += 1
-                    out.duplicates += 1
-                    continue
-                if verdict is Verdict.LATE:
-                    st.late += 1
-                    out.late += 1
-                    touched.setdefault(tid, st)
-                    continue
-                vals = tracked(ev)
-                extra = auxiliary(ev)
-                status = ev.status_code or 0
-                row = st.window.row
-                st.accept(ev.event_id, ts, tol, status)
-            except Exception as exc:  # one record's failure is that record's dead letter, not the batch's
-                self._internal_error(rec, exc, batch.wall, out)
+                first = rows[0]
+                st = self.state_for(tid, ev.site_id[first], recs[first].partition)
+                mark = pending_marks.pop(tid, None) if pending_marks else None
+                if mark is not None and (st.history is None or mark.ts > st.history.ts):
+                    st.history = mark
+                res = st.admit(rows, ids, ts_list, tol, accepted)
+            except Exception as exc:  # this turbine's undecided records are dead letters, not the batch
+                taken = set(accepted[done:])
+                for i in rows:
+                    if i not in taken:
+                        self._internal_error(recs[i], exc, batch.wall, out)
                 continue
-            rows.append(row)
-            times.append(ts)
-            values.append(vals)
-            statuses.append(status)
-            aux.append(extra)
-            owners.append(st)
-            touched[tid] = st
-            out.accepted += 1
-            if rec.timestamp is not None:
-                out.arrival_ts.append(rec.timestamp)
-            out.event_time_lag_s.append(wall_ts - ts)
-            prev = latest.get(tid)
-            if (prev is None or ts >= prev[0]) and ts >= st.last_ts:
-                latest[tid] = (ts, ev)
+            out.duplicates += res.duplicates
+            out.late += res.late
+            # the partition of the record that touched it (of its last record when all were duplicates)
+            st.partition = recs[rows[-1] if res.first is None else res.first].partition
+            if res.first is not None:
+                touched.append((res.first, st))
+            if res.newest is not None:
+                st.newest_status = status_class(int(status[res.newest]))
+            if res.latest is not None:
+                assert res.latest_first is not None
+                latest.append((res.latest_first, res.latest, tid))
         self._pending_marks = {}
-        if rows:
-            n = len(rows)
-            ts_arr = np.fromiter(times, dtype=np.float64, count=n)
-            vals_arr = np.array(values, dtype=np.float64).reshape(n, K)  # None -> NaN
+        touched.sort(key=_FIRST)
+        latest.sort(key=_FIRST)
+        states = [st for _, st in touched]
+        agg_rows: list[AggRow] = []
+        if accepted:
+            acc = np.sort(np.array(accepted, dtype=np.intp))
+            m = len(acc)
+            out.accepted += m
+            ts_arr = ev.ts[acc]
+            sig = ev.signals[acc]
+            vals = sig[:, _TRACKED_COLUMNS]
+            owner_of = {id(st): k for k, st in enumerate(states)}
+            rows_of = {id(st): st.window.row for st in states}
+            acc_list = acc.tolist()
+            key = [id(self.turbines[tids[i]]) for i in acc_list]
             self.store.ingest(
-                np.fromiter(rows, dtype=np.intp, count=n),
+                np.array([rows_of[k] for k in key], dtype=np.intp),
                 ts_arr,
-                vals_arr,
-                np.fromiter(statuses, dtype=np.int64, count=n),
-                np.array(aux, dtype=np.float64).reshape(n, len(AUX_FIELDS)),
+                vals,
+                status[acc],
+                sig[:, _AUX_COLUMNS],
             )
-            add_to_buckets(owners, ts_arr, vals_arr[:, AGG_COLUMNS])
-        if touched:
-            self._rows_and_scores(touched, latest, out, wall_ts)
+            agg_rows = add_to_buckets(
+                states, np.array([owner_of[k] for k in key], dtype=np.int64), ts_arr, vals[:, AGG_COLUMNS]
+            )
+            arrivals = [recs[i].timestamp for i in acc_list]
+            out.arrival_ts.extend(a for a in arrivals if a is not None)
+            out.event_time_lag_s.extend((wall_ts - ts_arr).tolist())
+        if states:
+            self._rows_and_scores(states, latest, ev, agg_rows, out, wall_ts)
         return out
 
     def _rows_and_scores(
         self,
-        touched: dict[str, TurbineState],
-        latest: dict[str, tuple[float, Any]],
+        touched: list[TurbineState],
+        latest: list[tuple[int, int, str]],
+        ev: TelemetryBatch,
+        agg_rows: list[AggRow],
         out: BatchOutcome,
         wall_ts: float,
     ) -> None:
-        for tid, st in touched.items():
+        tol = self.settings.out_of_order_tolerance_s
+        out.agg_rows.extend(agg_rows)
+        last_ts = self.store.last_event_ts(np.array([st.window.row for st in touched], dtype=np.intp))
+        for st, last in zip(touched, last_ts.tolist(), strict=True):
+            tid = st.turbine_id
             self.dirty.add(tid)
-            out.agg_rows.extend(st.take_agg_rows())
-            st.compact(self.settings.out_of_order_tolerance_s)
-            last = st.window.as_of
-            out.turbine_rows.append(TurbineSeenRow(tid, st.site_id, last))
-        for tid, (_ts, ev) in latest.items():
-            meas = {name: getattr(ev, name) for name in SIGNALS}
-            out.latest_rows.append(LatestRow(tid, ev.event_time, _json(meas), ev.status_code))
+            st.compact(tol)
+            out.turbine_rows.append(
+                TurbineSeenRow(tid, st.site_id, None if last == -math.inf else _utc(last))
+            )
+        if latest:
+            picked = [i for _, i, _ in latest]
+            meas = ev.signals[picked].astype(object)
+            meas[np.isnan(ev.signals[picked])] = None
+            for (_, i, tid), values in zip(latest, meas.tolist(), strict=True):
+                out.latest_rows.append(
+                    LatestRow(
+                        tid,
+                        ev.event_time[i],
+                        _json(dict(zip(SIGNALS, values, strict=True))),
+                        int(ev.status_code[i]),
+                    )
+                )
         if self.scorer is None:
             return
         # Coalescing (scorer/coalescing.py): a touched turbine is rescored when due, else it is pending
@@ -477,22 +527,21 @@ class BatchProcessor:
         s = self.settings
         interval = s.rescore_min_event_interval_s
         due: list[TurbineState] = []
-        for tid, st in touched.items():
-            newest = st.window.last_event_ts
-            if newest is None:
+        for st, newest in zip(touched, last_ts.tolist(), strict=True):
+            if newest == -math.inf:
                 continue
             if rescore_due(st.rescore, newest, st.newest_status, interval):
                 due.append(st)
             elif not st.pending:
                 st.pending = True
-                self.pending.add(tid)
+                self.pending.add(st.turbine_id)
                 if self._pending_since is None:
                     self._pending_since = wall_ts
         if self.pending and flush_due(self._pending_since, wall_ts, s.rescore_flush_s):
             chosen = {st.turbine_id for st in due}
             due.extend(self.turbines[t] for t in sorted(self.pending - chosen) if t in self.turbines)
         self._rescore(due, out)
-        out.deferred = sum(1 for st in touched.values() if st.pending)
+        out.deferred = sum(1 for st in touched if st.pending)
 
     def flush(self, now: datetime | None = None) -> BatchOutcome | None:
         """Rescore every pending turbine once the flush is due (runtime timer, nothing to ack).

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Sequence
+from array import array
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -100,9 +101,29 @@ def should_write_history(
     return abs(score - prev.score) >= score_delta and elapsed >= min_interval_s
 
 
-@dataclass
+@dataclass(slots=True)
+class Admitted:
+    """What :meth:`TurbineState.admit` decided for one turbine's events of a batch (event indices)."""
+
+    first: int | None = None  # first event not a duplicate (the turbine counts as touched)
+    newest: int | None = None  # the accepted event that became the newest (its status class counts)
+    latest_first: int | None = None  # first accepted event that was the newest when accepted
+    latest: int | None = None  # last such event: the turbine's latest reading
+    duplicates: int = 0
+    late: int = 0
+
+
+@dataclass(slots=True)
 class TurbineState:
-    """Everything the stream keeps for one turbine; serialised by :meth:`aux_bytes` at checkpoints."""
+    """Everything the stream keeps for one turbine; serialised by :meth:`aux_bytes` at checkpoints.
+
+    ``recent`` (id -> event time) is the dedup memory. Beside it (not checkpointed; rebuilt from
+    ``recent`` whenever that dict was replaced) the ids in the order they were added while their times
+    rose strictly (``_fifo`` from ``_head``) and the others (``_ooo``): forgetting the ids at or below
+    a horizon pops the front of ``_fifo`` and scans ``_ooo`` instead of rebuilding the dict, so a 1-Hz
+    turbine (3,600 ids within the default tolerance, one prune per event) costs O(1) per event. The
+    dict that remains is the one a rebuild would give (same ids, same order).
+    """
 
     turbine_id: str
     site_id: str
@@ -110,8 +131,10 @@ class TurbineState:
     window: FeatureWindow
     last_ts: float = -math.inf
     recent: dict[str, float] = field(default_factory=dict)
-    agg: dict[int, list[float]] = field(default_factory=dict)  # bucket start -> [n, sums..., counts...]
-    dirty_buckets: set[int] = field(default_factory=set)
+    # 10-minute bucket start -> [n, sums..., counts...] (doubles, not Python floats: ~220 B, no GC)
+    agg: dict[int, array[float]] = field(default_factory=dict)
+    # Buckets changed by the batch being applied (None: none): a prune must not drop them.
+    dirty_buckets: set[int] | None = None
     history: HistoryMark | None = None
     last_tier: str | None = None
     late: int = 0
@@ -122,32 +145,105 @@ class TurbineState:
     newest_status: int = NORMAL
     pending: bool = False
     compacted_at: float = -math.inf  # newest event time at the last compact() (not checkpointed)
+    _fifo: list[str] = field(default_factory=list, init=False, repr=False, compare=False)
+    _head: int = field(default=0, init=False, repr=False, compare=False)
+    _top: float = field(default=-math.inf, init=False, repr=False, compare=False)
+    _ooo: list[str] | None = field(default=None, init=False, repr=False, compare=False)
+    _indexed: dict[str, float] | None = field(default=None, init=False, repr=False, compare=False)
 
     # ------------------------------------------------------------------ ingestion
     def accept(self, event_id: str, ts: float, tolerance_s: float, status_code: int = 0) -> None:
         """Record an accepted (NEW or OUT_OF_ORDER) event: recent ids, newest time and status class.
 
-        Its 10-minute bucket is marked changed here (so a prune cannot drop it) and summed by
-        :func:`add_to_buckets` over the batch's arrays.
+        Its 10-minute bucket is marked changed (a prune cannot drop it); :func:`add_to_buckets` sums
+        the batch's events into the buckets. :meth:`admit` does the same for a turbine's run of events.
         """
-        recent = self.recent
-        recent[event_id] = ts
-        self.dirty_buckets.add(int(ts // AGG_BUCKET_S) * AGG_BUCKET_S)
+        self._remember(event_id, ts)
+        self.mark_bucket(ts)
         if ts > self.last_ts:
             self.last_ts = ts
             self.newest_status = status_class(status_code)
-            if len(recent) > 64:
+            if len(self.recent) > 64:
                 self._prune(tolerance_s)
 
+    def mark_bucket(self, ts: float) -> None:
+        bucket = int(ts // AGG_BUCKET_S) * AGG_BUCKET_S
+        if self.dirty_buckets is None:
+            self.dirty_buckets = {bucket}
+        else:
+            self.dirty_buckets.add(bucket)
+
+    def _remember(self, event_id: str, ts: float) -> None:
+        if self._indexed is not self.recent:
+            self._index()
+        self.recent[event_id] = ts
+        if ts > self._top:
+            self._fifo.append(event_id)
+            self._top = ts
+        elif self._ooo is None:
+            self._ooo = [event_id]
+        else:
+            self._ooo.append(event_id)
+
+    def _index(self) -> None:
+        """The side structures of ``recent`` as it is (restored, or replaced by hand)."""
+        fifo: list[str] = []
+        ooo: list[str] = []
+        top = -math.inf
+        for k, v in self.recent.items():
+            if v > top:
+                fifo.append(k)
+                top = v
+            else:
+                ooo.append(k)
+        self._fifo, self._head, self._top = fifo, 0, top
+        self._ooo = ooo or None
+        self._indexed = self.recent
+
     def _prune(self, tolerance_s: float) -> None:
+        """Forget the ids at or below ``last_ts - tolerance_s`` (keeping at most MAX_RECENT_IDS, the
+        newest) and the closed 10-minute buckets not changed by the batch being applied."""
         horizon = self.last_ts - tolerance_s
-        self.recent = {k: v for k, v in self.recent.items() if v > horizon}
-        if len(self.recent) > MAX_RECENT_IDS:
-            keep = sorted(self.recent.items(), key=lambda kv: kv[1])[-MAX_RECENT_IDS:]
-            self.recent = dict(keep)
-        oldest_open = int((horizon - AGG_BUCKET_S) // AGG_BUCKET_S) * AGG_BUCKET_S
-        for bucket in [b for b in self.agg if b < oldest_open and b not in self.dirty_buckets]:
-            del self.agg[bucket]
+        recent = self.recent
+        if self._indexed is not recent:
+            self._index()
+        fifo, head = self._fifo, self._head
+        end = len(fifo)
+        while head < end:  # times rise along fifo: the ids to forget are a prefix
+            v = recent.get(fifo[head])
+            if v is not None:  # (None: deleted by hand)
+                if v > horizon:
+                    break
+                del recent[fifo[head]]
+            head += 1
+        if head == end:
+            fifo.clear()
+            head = 0
+        elif head > 32 and head * 2 > end:
+            del fifo[:head]
+            head = 0
+        self._head = head
+        ooo = self._ooo
+        if ooo is not None:
+            keep = []
+            for k in ooo:
+                v = recent.get(k)
+                if v is not None and v <= horizon:
+                    del recent[k]
+                elif v is not None:
+                    keep.append(k)
+            self._ooo = keep or None
+        if len(recent) > MAX_RECENT_IDS:
+            kept = sorted(recent.items(), key=lambda kv: kv[1])[-MAX_RECENT_IDS:]
+            self.recent = dict(kept)
+            self._index()
+        agg = self.agg
+        if agg:
+            oldest_open = int((horizon - AGG_BUCKET_S) // AGG_BUCKET_S) * AGG_BUCKET_S
+            if min(agg) < oldest_open:
+                dirty = self.dirty_buckets or ()
+                for bucket in [b for b in agg if b < oldest_open and b not in dirty]:
+                    del agg[bucket]
 
     def compact(self, tolerance_s: float) -> None:
         """After a batch's rows are taken: forget the ids and 10-minute buckets no accepted event can
@@ -157,22 +253,71 @@ class TurbineState:
         data then carried up to 64 ids and ~60 written buckets between prunes (up to ~10 KB of aux in
         each checkpoint instead of ~1.3 KB).
         """
+        self.dirty_buckets = None
         if self.last_ts - self.compacted_at < AGG_BUCKET_S:
             return
         self.compacted_at = self.last_ts
         self._prune(tolerance_s)
 
-    def take_agg_rows(self) -> list[AggRow]:
-        """Rows for ``telemetry_agg`` of the buckets changed since the last call (full values: idempotent)."""
-        rows = []
-        for bucket in sorted(self.dirty_buckets):
-            acc = self.agg.get(bucket)
-            if acc is None:
+    def admit(
+        self,
+        rows: Iterable[int],
+        ids: Sequence[str],
+        ts: Sequence[float],
+        tolerance_s: float,
+        accepted: list[int],
+    ) -> Admitted:
+        """Classify this turbine's events ``rows`` of a batch (arrival order) and record the accepted
+        ones exactly as :func:`classify` then :meth:`accept` per event would (same verdicts, same
+        ``recent``, prunes at the same events). Accepted indices are appended to ``accepted`` as they
+        are decided; the status class of the newest one is the caller's (``Admitted.newest``), and so
+        are the buckets' sums (:func:`add_to_buckets`).
+        """
+        res = Admitted()
+        recent = self.recent
+        if self._indexed is not recent:
+            self._index()
+        last = self.last_ts
+        marked = len(accepted)
+        for i in rows:
+            eid = ids[i]
+            if eid in recent:  # classify's first rule
+                res.duplicates += 1
                 continue
-            means = [acc[1 + i] / acc[1 + _NA + i] if acc[1 + _NA + i] else None for i in range(_NA)]
-            rows.append(AggRow.of(datetime.fromtimestamp(bucket, UTC), self.turbine_id, int(acc[0]), means))
-        self.dirty_buckets.clear()
-        return rows
+            t = ts[i]
+            if res.first is None:
+                res.first = i
+            new = t > last  # classify's second rule
+            if not new and classify(last, recent, eid, t, tolerance_s) is Verdict.LATE:
+                res.late += 1
+                continue
+            recent[eid] = t
+            if t > self._top:
+                self._fifo.append(eid)
+                self._top = t
+            elif self._ooo is None:
+                self._ooo = [eid]
+            else:
+                self._ooo.append(eid)
+            accepted.append(i)
+            if new:
+                last = t
+                res.newest = i
+            if t >= last:  # the newest so far (ties: the later one): the turbine's latest reading
+                if res.latest_first is None:
+                    res.latest_first = i
+                res.latest = i
+            if new and len(recent) > 64:
+                for j in accepted[marked:]:  # this batch's buckets are protected from the prune
+                    self.mark_bucket(ts[j])
+                marked = len(accepted)
+                self.last_ts = last
+                self._prune(tolerance_s)
+                recent = self.recent
+        self.last_ts = last  # (no later prune in this batch before compact(): no bucket to protect)
+        self.duplicates += res.duplicates
+        self.late += res.late
+        return res
 
     # ------------------------------------------------------------------ checkpoint
     def aux_bytes(self) -> bytes:
@@ -183,7 +328,7 @@ class TurbineState:
                 "site": self.site_id,
                 "last": None if self.last_ts == -math.inf else self.last_ts,
                 "recent": self.recent,
-                "agg": {str(k): v for k, v in self.agg.items()},
+                "agg": {str(k): v.tolist() for k, v in self.agg.items()},
                 "hist": None
                 if self.history is None
                 else [self.history.ts, self.history.score, self.history.tier],
@@ -217,7 +362,7 @@ class TurbineState:
             window=window,
             last_ts=-math.inf if data.get("last") is None else float(data["last"]),
             recent={str(k): float(v) for k, v in data.get("recent", {}).items()},
-            agg={int(k): v for k, v in data.get("agg", {}).items()},  # fresh lists from orjson
+            agg={int(k): array("d", v) for k, v in data.get("agg", {}).items()},
             history=None if hist is None else HistoryMark(float(hist[0]), float(hist[1]), str(hist[2])),
             last_tier=data.get("tier"),
             late=int(data.get("late", 0)),
@@ -228,48 +373,53 @@ class TurbineState:
         )
 
 
-def add_to_buckets(owners: Sequence[TurbineState], ts: np.ndarray, values: np.ndarray) -> None:
-    """Add a batch's accepted events to their turbines' 10-minute aggregates (sums and counts).
+def add_to_buckets(
+    states: Sequence[TurbineState], owner: np.ndarray, ts: np.ndarray, values: np.ndarray
+) -> list[AggRow]:
+    """Add a batch's accepted events to their turbines' 10-minute aggregates; the rows of the changed
+    buckets (whole values: an idempotent upsert), by turbine in ``states`` order, then by bucket.
 
-    ``owners[i]`` is the state of event ``i``, ``ts`` the event times, ``values`` (events x
-    ``AGG_SIGNALS``) with NaN for a missing value. One group per turbine and bucket, summed over arrays
-    (a 1-Hz turbine's 600 readings of a bucket cost one Python step, not 600).
+    ``owner[i]`` is the index in ``states`` of event ``i``'s turbine, ``ts`` the event times (arrival
+    order), ``values`` (events x ``AGG_SIGNALS``) with NaN for a missing value. One group per turbine
+    and bucket, summed over arrays (a 1-Hz turbine's 600 readings of a bucket cost one step, not 600);
+    a bucket's sums then add to what it held (``acc + batch``, as each batch did); the means of all
+    changed buckets are computed over arrays too.
     """
-    n = len(owners)
+    n = len(owner)
     if n == 0:
-        return
-    index: dict[int, int] = {}
-    unique: list[TurbineState] = []
-    codes = []
-    for st in owners:
-        code = index.get(id(st))
-        if code is None:
-            code = index[id(st)] = len(unique)
-            unique.append(st)
-        codes.append(code)
-    owner = np.fromiter(codes, dtype=np.int64, count=n)
+        return []
     bucket = np.floor_divide(ts, AGG_BUCKET_S).astype(np.int64)
     low = int(bucket.min())
     span = int(bucket.max()) - low + 1
-    key = owner * span + (bucket - low)
+    key = owner.astype(np.int64) * span + (bucket - low)
     order = np.argsort(key, kind="stable")
     key = key[order]
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
     v = values[order]
     present = ~np.isnan(v)
-    sums = np.add.reduceat(np.where(present, v, 0.0), starts, axis=0)
-    counts = np.add.reduceat(present.astype(np.float64), starts, axis=0)
-    n_events = np.diff(np.r_[starts, n]).tolist()
+    total = np.empty((len(starts), 1 + 2 * _NA), dtype=np.float64)
+    total[:, 0] = np.diff(np.r_[starts, n])
+    total[:, 1 : 1 + _NA] = np.add.reduceat(np.where(present, v, 0.0), starts, axis=0)
+    total[:, 1 + _NA :] = np.add.reduceat(present.astype(np.float64), starts, axis=0)
     groups = key[starts]
-    bucket_starts = ((groups % span + low) * AGG_BUCKET_S).tolist()
-    for st_index, start, k, sm, ct in zip(
-        (groups // span).tolist(), bucket_starts, n_events, sums.tolist(), counts.tolist(), strict=True
-    ):
-        st = unique[st_index]
-        acc = st.agg.get(start)
+    owners = (groups // span).tolist()
+    buckets = ((groups % span + low) * AGG_BUCKET_S).tolist()
+    raw = total.tobytes()
+    width = total.shape[1] * 8
+    for g, (o, b) in enumerate(zip(owners, buckets, strict=True)):
+        agg = states[o].agg
+        acc = agg.get(b)
         if acc is None:
-            st.agg[start] = [float(k), *sm, *ct]
-        else:
-            acc[0] += k
-            acc[1:] = [a + b for a, b in zip(acc[1:], sm + ct, strict=True)]
-        st.dirty_buckets.add(start)
+            agg[b] = array("d", raw[g * width : (g + 1) * width])
+        else:  # what the bucket held + this batch (float additions, as one add per batch always was)
+            held = np.frombuffer(acc, dtype=np.float64)
+            held += total[g]
+            total[g] = held
+    counts = total[:, 1 + _NA :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = (total[:, 1 : 1 + _NA] / counts).astype(object)
+    means[counts == 0] = None
+    stamps = {b: datetime.fromtimestamp(b, UTC) for b in set(buckets)}
+    tids = [states[o].turbine_id for o in owners]
+    samples = total[:, 0].astype(np.int64).tolist()
+    return list(map(AggRow, *means.T.tolist(), [stamps[b] for b in buckets], tids, samples))

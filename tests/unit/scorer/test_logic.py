@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -273,14 +274,14 @@ def test_nul_and_control_characters_in_identifiers_are_refused(field: str) -> No
 
 def test_unexpected_exception_on_one_record_is_its_dead_letter(monkeypatch: pytest.MonkeyPatch) -> None:
     """A bug hit by one record (here: in its turbine's bookkeeping) must not stop the batch or the stream."""
-    original = TurbineState.accept
+    original = TurbineState.admit
 
-    def flaky(self: TurbineState, event_id: str, ts: float, tolerance_s: float, status: int = 0) -> None:
+    def flaky(self: TurbineState, *args: Any) -> Any:
         if self.turbine_id == "WT-BUG":
             raise KeyError("boom")
-        original(self, event_id, ts, tolerance_s, status)
+        return original(self, *args)
 
-    monkeypatch.setattr(TurbineState, "accept", flaky)
+    monkeypatch.setattr(TurbineState, "admit", flaky)
     proc = BatchProcessor(load_settings(ScorerSettings))
     t = datetime.now(UTC) - timedelta(hours=1)
     values = [_event("WT-1", t), _event("WT-BUG", t), _event("WT-1", t + timedelta(minutes=10))]
@@ -295,14 +296,22 @@ def test_unexpected_exception_on_one_record_is_its_dead_letter(monkeypatch: pyte
 def test_validator_bug_is_an_internal_error_dead_letter(monkeypatch: pytest.MonkeyPatch) -> None:
     import scorer.processing as processing
 
-    def broken(*_a: object, **_k: object) -> None:
-        raise TypeError("unhashable type: 'list'")
+    real = processing.decode_telemetry_batch
 
-    monkeypatch.setattr(processing, "check_record_key", broken)
+    def broken(values: list[bytes], *args: Any, **kw: Any) -> Any:
+        if any(b"WT-BUG" in v for v in values):  # a bug hit by one record: the batch call raises
+            raise TypeError("unhashable type: 'list'")
+        return real(values, *args, **kw)
+
+    monkeypatch.setattr(processing, "decode_telemetry_batch", broken)
     proc = BatchProcessor(load_settings(ScorerSettings))
-    out = proc.process(_records([_event("WT-1", datetime.now(UTC) - timedelta(hours=1))]))
-    assert out.invalid == {"internal_error": 1} and out.accepted == 0
-    assert "TypeError" in out.dead_letters[0].reason
+    t = datetime.now(UTC) - timedelta(hours=1)
+    values = [_event("WT-1", t), _event("WT-BUG", t), _event("WT-1", t + timedelta(minutes=10)), b"{"]
+    out = proc.process(_records(values))
+    assert out.invalid == {"internal_error": 1, "malformed_json": 1} and out.accepted == 2
+    assert "TypeError" in out.dead_letters[0].reason and out.dead_letters[0].source_offset == 1
+    assert out.dead_letters[1].source_offset == 3
+    assert proc.turbines["WT-1"].window.n_events == 2
 
 
 def test_history_import_is_accepted_and_only_garbage_times_refused() -> None:
