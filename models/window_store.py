@@ -40,8 +40,9 @@ from __future__ import annotations
 
 import math
 import struct
+import threading
 import zlib
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -1061,6 +1062,8 @@ class WindowStore:
         """Restore a row from :meth:`to_bytes` (this format, 3 or 2) under ``turbine_id``; returns the
         row. Raises ``ValueError`` on an unknown format or a corrupted state (the store is then unchanged).
         """
+        if _is_v4(data) and turbine_id not in self._row:
+            return int(self.load_many([turbine_id], [data])[0])  # straight into a fresh row
         state = parse_state(data)
         self._widen(state.pop("_top"))
         row = int(self.rows_for([turbine_id])[0])
@@ -1069,46 +1072,102 @@ class WindowStore:
                 getattr(self, name)[row] = value
         return row
 
-    def load_many(self, turbine_ids: Sequence[str], blobs: Sequence[bytes]) -> np.ndarray:
+    def load_many(
+        self,
+        turbine_ids: Sequence[str],
+        blobs: Sequence[bytes],
+        overlap: Callable[[np.ndarray], object] | None = None,
+        errors: list[tuple[int, str]] | None = None,
+    ) -> np.ndarray:
         """Restore many rows at once (a worker's restore); returns their rows, in order.
 
         Format-4 states of turbines not in the store yet are decoded straight into fresh rows by one
         kernel call per count width (headers parsed as one numpy record array; no per-state Python
         beyond slicing); the store grows to the exact need. Other states (formats 3 and 2, turbines
-        already held, an id given twice) go through :meth:`load`, in order, after them. The end state
-        equals ``load`` of each state in order. Raises ``ValueError`` naming the turbine and what is
-        wrong; a bad format-4 state leaves the store unchanged by every format-4 state of the call.
+        already held) go through :meth:`load`. An id given twice: its last state counts. The end state
+        equals ``load`` of each state in order.
+
+        ``overlap(rows)``, when given, runs on this thread while the kernel decodes on another (it
+        releases the GIL): e.g. the caller's own per-turbine bookkeeping, which only needs the rows.
+        Raises ``ValueError`` naming the turbine and what is wrong; the format-4 states of the call are
+        then not loaded (states read by :meth:`load` before it may be). With ``errors`` given, a bad
+        state is skipped instead (its row is -1) and ``(index, message)`` appended: one unreadable
+        checkpoint does not stop the others (a sweep); ``overlap`` may then see rows of states that
+        turn out bad.
         """
         n = len(turbine_ids)
         if len(blobs) != n:
             raise ValueError(f"load_many: {n} turbine ids for {len(blobs)} states")
-        out = np.empty(n, dtype=np.intp)
+        last = {tid: i for i, tid in enumerate(turbine_ids)}
         fast: list[int] = []
         slow: list[int] = []
-        seen: set[str] = set()
-        hs = _HEADER4.size
-        for i, (tid, b) in enumerate(zip(turbine_ids, blobs, strict=True)):
-            if (
-                len(b) > hs
-                and b[4] == STATE_FORMAT_VERSION
-                and b[:4] == _MAGIC
-                and tid not in self._row
-                and tid not in seen
-            ):
+        for tid, i in last.items():
+            b = blobs[i]
+            if _is_v4(b) and tid not in self._row:  # the same test as load's: no recursion
                 fast.append(i)
-                seen.add(tid)
             else:
                 slow.append(i)
+        slow_new = sum(1 for i in slow if turbine_ids[i] not in self._row)
+        out = np.full(n, -1, dtype=np.intp)
+        job = None
         if fast:
-            out[fast] = self._load_v4([turbine_ids[i] for i in fast], [blobs[i] for i in fast])
-        if slow:
-            self._reserve(len({turbine_ids[i] for i in slow} - self._row.keys()), exact=True)
-        for i in slow:
-            out[i] = self.load(turbine_ids[i], blobs[i])
+            job = _V4Job(self, [turbine_ids[i] for i in fast], [blobs[i] for i in fast], slow_new, errors)
+            if errors is not None:  # header errors, with the caller's indices
+                errors.extend((fast[j], m) for j, m in job.bad)
+            fast = [fast[j] for j in job.kept]
+        else:
+            self._reserve(slow_new, exact=True)
+        done = False
+        try:
+            for i in slow:
+                try:
+                    out[i] = self.load(turbine_ids[i], blobs[i])
+                except ValueError as exc:
+                    if errors is None:
+                        raise
+                    errors.append((i, f"turbine {turbine_ids[i]}: {exc}"))
+            if job is not None:
+                out[fast] = job.rows
+                job.start(thread=overlap is not None and len(fast) >= _THREAD_MIN)
+            if overlap is not None:
+                overlap(out[[last[t] for t in turbine_ids]] if len(last) != n else out)
+            done = True
+        finally:
+            if job is not None:
+                job.wait()
+                if not done:
+                    job.release()
+        if job is not None:
+            for j, m in job.finish():  # only with ``errors``: the states that did not decode
+                out[fast[j]] = -1
+                errors.append((fast[j], m))  # type: ignore[union-attr]
+        if len(last) != n:
+            out = out[[last[t] for t in turbine_ids]]
         return out
 
-    def _load_v4(self, ids: list[str], blobs: list[bytes]) -> np.ndarray:
-        """Format-4 states of turbines not held into fresh rows (see :meth:`load_many`)."""
+
+#: below this many format-4 states, ``load_many`` decodes on the calling thread (a thread costs ~0.1 ms)
+_THREAD_MIN = 256
+
+
+class _V4Job:
+    """Format-4 states of turbines the store does not hold, decoded into rows reserved for them.
+
+    Headers are checked at construction (``ValueError``); :meth:`start` decodes (here or on a thread),
+    :meth:`finish` checks every state decoded and only then fills counts, scalars and ids (before
+    that the rows are not the store's: :meth:`release` gives them back)."""
+
+    def __init__(
+        self,
+        store: WindowStore,
+        ids: list[str],
+        blobs: list[bytes],
+        extra: int,
+        errors: list[tuple[int, str]] | None,
+    ) -> None:
+        self.skip = errors is not None
+        self.bad: list[tuple[int, str]] = []  # header errors: (index in ids, message)
+        self.kept: list[int] = list(range(len(ids)))
         n = len(ids)
         hs = _HEADER4.size
         head = np.frombuffer(b"".join([b[:hs] for b in blobs]), dtype=_HEADER4_DTYPE)
@@ -1124,38 +1183,105 @@ class WindowStore:
             | (body_ends != starts + lens)
         )
         if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"turbine {ids[i]}: {_v4_header_error(head[i], len(blobs[i]))}")
-        buf = np.frombuffer(b"".join(blobs), dtype=np.uint8)
-        self._reserve(n, exact=True)
-        rows = np.array([self._free.pop() for _ in range(n)], dtype=np.intp)
-        counts: dict[int, tuple[np.ndarray, list[np.ndarray]]] = {}
+            msgs = [
+                (i, f"turbine {ids[i]}: {_v4_header_error(head[i], len(blobs[i]))}")
+                for i in np.flatnonzero(bad).tolist()
+            ]
+            if errors is None:
+                raise ValueError(msgs[0][1])
+            self.bad = msgs
+            keep = ~bad
+            self.kept = np.flatnonzero(keep).tolist()
+            ids = [ids[i] for i in self.kept]
+            blobs = [blobs[i] for i in self.kept]
+            head, lens = head[keep], lens[keep]
+            starts = np.zeros(len(ids), dtype=np.int64)
+            np.cumsum(lens[:-1], out=starts[1:])
+            body_starts = starts + hs + head["tid_len"].astype(np.int64)
+            body_ends = body_starts + head["body_len"].astype(np.int64)
+        n = len(ids)
+        self.store, self.ids, self.head = store, ids, head
+        self.buf = np.frombuffer(b"".join(blobs), dtype=np.uint8)
+        store._reserve(n + extra, exact=True)
+        self.rows = np.array([store._free.pop() for _ in range(n)], dtype=np.intp)
+        self.status = np.zeros(n, dtype=np.int8)
+        self.groups = []
         for w in np.unique(head["flags"]).tolist():
             sel = np.flatnonzero(head["flags"] == w)
             dt = _COUNT_DTYPES[w]
             tmp = [np.empty((len(sel), N_BINS * sec.cols), dtype=dt) for sec in _SECTIONS if not sec.itemsize]
-            dsts, drows = self._section_arrays(rows[sel], dt, tmp)
-            status = decode_many(buf, body_starts[sel], body_ends[sel], dsts, drows, _LAYOUTS[w])
-            if status.any():
-                i = int(sel[np.flatnonzero(status)[0]])
-                self._free.extend(rows[::-1].tolist())
-                why = STATUS_TEXT[int(status[status != 0][0])]
-                raise ValueError(f"turbine {ids[i]}: corrupted FeatureWindow state: {why}")
-            counts[w] = (sel, tmp)
-        top = max(int(t.max()) for _sel, tmp in counts.values() for t in tmp)
-        self._widen(top)
-        for sel, tmp in counts.values():
-            r = rows[sel]
-            self._cnt[r] = tmp[0].reshape(-1, N_BINS, K)
-            self._ctr[r] = tmp[1].reshape(-1, N_BINS, N_CTR)
-            self._acnt[r] = tmp[2].reshape(-1, N_BINS, N_ACNT)
+            dsts, drows = store._section_arrays(self.rows[sel], dt, tmp)
+            self.groups.append((w, sel, tmp, dsts, drows, body_starts[sel], body_ends[sel]))
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def _run(self) -> None:
+        try:
+            for w, sel, _tmp, dsts, drows, starts, ends in self.groups:
+                self.status[sel] = decode_many(self.buf, starts, ends, dsts, drows, _LAYOUTS[w])
+        except BaseException as exc:  # re-raised by finish() on the caller's thread
+            self._error = exc
+
+    def start(self, *, thread: bool) -> None:
+        if thread:
+            self._thread = threading.Thread(target=self._run, name="window-decode", daemon=True)
+            self._thread.start()
+        else:
+            self._run()
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def release(self) -> None:
+        self.store._free.extend(self.rows[::-1].tolist())  # pop() hands out the lowest row first
+
+    def finish(self) -> list[tuple[int, str]]:
+        """Commit the decoded rows. A state that did not decode: ``ValueError`` (nothing committed), or
+        with ``errors`` its row is given back and ``(index, message)`` returned."""
+        st = self.store
+        if self._error is not None:
+            self.release()
+            raise self._error
+        failed: list[tuple[int, str]] = []
+        ok = self.status == 0
+        if not ok.all():
+            bad = np.flatnonzero(~ok)
+            failed = [
+                (
+                    int(i),
+                    f"turbine {self.ids[i]}: corrupted FeatureWindow state: {STATUS_TEXT[self.status[i]]}",
+                )
+                for i in bad
+            ]
+            if not self.skip:
+                self.release()
+                raise ValueError(failed[0][1])
+            st._free.extend(self.rows[bad[::-1]].tolist())
+        rows = self.rows
+        for _w, sel, tmp, *_ in self.groups:
+            good = ok[sel]
+            if good.any():
+                st._widen(max(int(t[good].max()) for t in tmp))
+                r = rows[sel][good]
+                st._cnt[r] = tmp[0][good].reshape(-1, N_BINS, K)
+                st._ctr[r] = tmp[1][good].reshape(-1, N_BINS, N_CTR)
+                st._acnt[r] = tmp[2][good].reshape(-1, N_BINS, N_ACNT)
+        rows = rows[ok]
         for name in _SCALARS4:
-            getattr(self, name)[rows] = head[name]
-        self._used[rows] = True
-        for tid, r in zip(ids, rows.tolist(), strict=True):
-            self._ids[r] = tid
-            self._row[tid] = r
-        return rows
+            getattr(st, name)[rows] = self.head[name][ok]
+        st._used[rows] = True
+        for tid, r in zip(
+            [t for t, g in zip(self.ids, ok.tolist(), strict=True) if g], rows.tolist(), strict=True
+        ):
+            st._ids[r] = tid
+            st._row[tid] = r
+        return failed
+
+
+def _is_v4(data: bytes) -> bool:
+    return len(data) > _HEADER4.size and data[4] == STATE_FORMAT_VERSION and data[:4] == _MAGIC
 
 
 _COUNT_LIMITS = np.array([np.iinfo(dt).max for dt in _COUNT_DTYPES], dtype=np.uint64)
@@ -1171,6 +1297,22 @@ def _v4_header_error(head: Any, size: int) -> str:
         return f"corrupted FeatureWindow state: count type {head['flags']}"
     want = _HEADER4.size + int(head["tid_len"]) + int(head["body_len"])
     return f"corrupted FeatureWindow state: {size} bytes, its header names {want}"
+
+
+def warm_up_codec() -> float:
+    """Compile (or load from numba's disk cache) the format-4 kernels for uint8 and uint16 counts: a
+    worker calls it at start so its first restore or checkpoint does not pay it. Returns seconds."""
+    import time
+
+    t0 = time.perf_counter()
+    store = WindowStore(2)
+    rows = store.rows_for(["warm-up"])
+    for needed in (0, 256):
+        store._widen(needed)
+        store._cnt[rows] = needed
+        blobs = store.to_bytes_many(rows)
+        WindowStore(1).load_many(["w"], blobs)
+    return time.perf_counter() - t0
 
 
 def state_turbine_id(data: bytes) -> str:
@@ -1197,7 +1339,7 @@ def _parse_v4(data: bytes) -> dict[str, Any]:
     tid = _v4_id(data, head[0])
     scratch = WindowStore(1)
     try:
-        row = int(scratch._load_v4(["state"], [data])[0])
+        row = int(scratch.load_many(["state"], [data])[0])
     except ValueError as exc:
         raise ValueError(str(exc).removeprefix("turbine state: ")) from None
     out: dict[str, Any] = {"turbine_id": tid}
@@ -1292,4 +1434,11 @@ def parse_state(data: bytes) -> dict[str, Any]:
     return out
 
 
-__all__ = ["NO_HOUR", "STATE_FORMAT_VERSION", "WindowStore", "parse_state", "state_turbine_id"]
+__all__ = [
+    "NO_HOUR",
+    "STATE_FORMAT_VERSION",
+    "WindowStore",
+    "parse_state",
+    "state_turbine_id",
+    "warm_up_codec",
+]

@@ -277,9 +277,10 @@ class BatchProcessor:
         """Install checkpointed turbines not in memory: window bytes straight into the store (no
         per-window object), bookkeeping from their aux; then the history marks (see :meth:`install`).
 
-        All windows go into the store in one ``WindowStore.load_many`` (one kernel call; the first
-        checkpoint of a turbine given twice counts). A bad window or aux raises ``ValueError`` and
-        leaves nothing of this call in the store.
+        All windows go into the store in one ``WindowStore.load_many`` (one kernel call, on a helper
+        thread while the aux of every turbine is decoded here; the first checkpoint of a turbine given
+        twice counts). A bad window or aux raises ``ValueError`` and leaves nothing of this call in the
+        store.
         """
         todo: dict[str, Checkpointed] = {}
         for w in stored:
@@ -288,13 +289,17 @@ class BatchProcessor:
         if not todo:
             return self.install([], marks)
         ids = list(todo)
-        rows = self.store.load_many(ids, [w.state for w in todo.values()])
-        view = FeatureWindow.view
-        try:
-            states = [
+        states: list[TurbineState] = []
+
+        def bookkeeping(rows: np.ndarray) -> None:  # runs while the windows decode (another thread)
+            view = FeatureWindow.view
+            states.extend(
                 TurbineState.from_aux(w.turbine_id, w.partition, view(self.store, r), w.aux)
                 for w, r in zip(todo.values(), rows.tolist(), strict=True)
-            ]
+            )
+
+        try:
+            self.store.load_many(ids, [w.state for w in todo.values()], overlap=bookkeeping)
         except Exception:
             self.store.remove(ids)
             raise

@@ -518,3 +518,32 @@ def test_hostile_format_4_bytes_never_crash(data) -> None:  # type: ignore[no-un
         assert "x" in store
         store.features(store.rows_for(["x"]), None)
         store.data_quality(store.rows_for(["x"]))
+
+
+def test_bulk_load_can_skip_bad_states() -> None:
+    """With ``errors``: every readable state loads, each bad one is named (a sweep must not stop)."""
+    good = FeatureWindow("g")
+    good.update({"event_time": T0, "power_kw": 5.0})
+    blob = good.to_bytes()
+    flipped = bytearray(blob)
+    assert flipped[-2] >= 128  # the last control byte is a run (zeros)
+    flipped[-2] = 0x7F  # now a literal of 128 bytes, reaching past the end
+    states = [
+        blob,
+        blob[:-3],
+        b"junk",
+        bytes(flipped),
+        blob,
+        (GOLDEN / "window_v3_0_WT-G01.bin").read_bytes(),
+    ]
+    store = WindowStore(1)
+    errors: list[tuple[int, str]] = []
+    rows = store.load_many([f"T{i}" for i in range(6)], states, errors=errors)
+    assert sorted(i for i, _ in errors) == [1, 2, 3]
+    assert all(f"turbine T{i}:" in m for i, m in errors)
+    assert (rows[[1, 2, 3]] == -1).all() and (rows[[0, 4, 5]] >= 0).all()
+    assert sorted(store.turbine_ids()) == ["T0", "T4", "T5"]
+    assert store.window("T4").n_events == 1
+    # the rows of the bad states went back to the free list
+    assert store.capacity == 5  # 3 format-4 states with a readable header + 2 others, exactly
+    assert len(store.rows_for(["a", "b"])) == 2 and store.capacity == 5
