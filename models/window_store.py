@@ -155,8 +155,9 @@ _SECTIONS = (
 _COUNT_SECTIONS = frozenset(i for i, sec in enumerate(_SECTIONS) if sec.itemsize == 0)
 _LAYOUTS = [layout(_SECTIONS, np.dtype(dt).itemsize) for dt in (np.uint8, np.uint16, np.uint32, np.uint64)]
 #: rows grow by this factor when full (doubling left up to half the arrays unused: 26.9 KB per turbine
-#: at 10,000 turbines instead of 16.8); a bulk load grows to the exact need.
-GROWTH = 1.25
+#: at 10,000 turbines instead of 16.8; x1.2 keeps nbytes / turbines <= 20.2 KB, and the unused rows are
+#: never touched, so they cost address space, not memory); a bulk load grows to the exact need.
+GROWTH = 1.2
 #: v2 flags: bit 0 = counts stored as uint16; bit 1 = auxiliary section; bit 2 = repair floor follows.
 _V2_SMALL, _V2_AUX, _V2_FLOOR = 1, 2, 4
 NO_HOUR = -(1 << 62)
@@ -1262,12 +1263,14 @@ class _V4Job:
         rows = self.rows
         for _w, sel, tmp, *_ in self.groups:
             good = ok[sel]
-            if good.any():
-                st._widen(max(int(t[good].max()) for t in tmp))
+            if not good.all():  # only with ``errors``: the states that decoded
+                tmp = [t[good] for t in tmp]
+            if len(tmp[0]):
+                st._widen(max(int(t.max()) for t in tmp))
                 r = rows[sel][good]
-                st._cnt[r] = tmp[0][good].reshape(-1, N_BINS, K)
-                st._ctr[r] = tmp[1][good].reshape(-1, N_BINS, N_CTR)
-                st._acnt[r] = tmp[2][good].reshape(-1, N_BINS, N_ACNT)
+                st._cnt[r] = tmp[0].reshape(-1, N_BINS, K)
+                st._ctr[r] = tmp[1].reshape(-1, N_BINS, N_CTR)
+                st._acnt[r] = tmp[2].reshape(-1, N_BINS, N_ACNT)
         rows = rows[ok]
         for name in _SCALARS4:
             getattr(st, name)[rows] = self.head[name][ok]
