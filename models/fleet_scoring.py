@@ -122,13 +122,15 @@ class FleetScorer:
         now: datetime | Sequence[datetime | None] | None = None,
         *,
         overlap: bool = False,
+        chunk: int | None = None,
     ) -> Iterator[tuple[list[int], list[RiskAssessment]]]:
         """:meth:`score` in parts as they are done: (positions in ``items``, their assessments).
 
         Parts: the turbines no model takes, those of the operational model, then the full model's in
-        chunks of ``MAX_BATCH`` (in ``items`` order). ``overlap``: each next chunk's features and
-        predict (numba and scikit-learn, both release the GIL) run in a helper thread while this one
-        judges data quality and applies the policy to the current chunk (the sweep: two cores).
+        chunks of ``chunk`` turbines (default ``MAX_BATCH``; in ``items`` order). ``overlap``: each
+        next chunk's features and predict (numba and scikit-learn, both release the GIL) run in a helper
+        thread while this one judges data quality and applies the policy to the current chunk (the
+        sweep: two cores).
         """
         nows: Sequence[datetime | None] = (
             [now] * len(items) if now is None or isinstance(now, datetime) else now
@@ -160,21 +162,22 @@ class FleetScorer:
                 op_idx,
                 [self._annotate(a, OPERATIONAL, fitted[i]) for i, a in zip(op_idx, scored, strict=True)],
             )
-        chunks = [full_idx[start : start + MAX_BATCH] for start in range(0, len(full_idx), MAX_BATCH)]
+        size = max(1, chunk or MAX_BATCH)
+        chunks = [full_idx[start : start + size] for start in range(0, len(full_idx), size)]
         if not chunks:
             return
         # bounded memory: one chunk's features gathered at a time (two with ``overlap``)
         pool = _helper() if overlap and len(chunks) > 1 else None
         pending: list[Future[tuple[np.ndarray, dict[str, np.ndarray]]]] = []
         try:
-            for k, chunk in enumerate(chunks):
-                part = [items[i] for i in chunk]
+            for k, idx in enumerate(chunks):
+                part = [items[i] for i in idx]
                 if pool is not None:  # this chunk's prediction (if not yet asked) and the next one's
                     for nxt in chunks[k + len(pending) : k + 2]:
                         pending.append(pool.submit(self._predict_full, [items[i] for i in nxt]))
-                dqs = self._full_data_quality(part, [nows[i] for i in chunk], [fitted[i] for i in chunk])
+                dqs = self._full_data_quality(part, [nows[i] for i in idx], [fitted[i] for i in idx])
                 x, pred = self._predict_full(part) if pool is None else pending.pop(0).result()
-                yield chunk, self._assess_full(part, [fitted[i] for i in chunk], dqs, x, pred)
+                yield idx, self._assess_full(part, [fitted[i] for i in idx], dqs, x, pred)
         finally:  # stopped early: the helper must not go on reading windows the caller may now change
             for f in pending:
                 f.cancel()

@@ -44,6 +44,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("scorer")
 T = TypeVar("T")
+#: Turbines per scoring chunk and per written part: small enough that the pipeline fills and drains
+#: quickly (the first chunk's predict and the last part's write are not overlapped), large enough that
+#: each predict call and statement carries little fixed cost.
+SWEEP_CHUNK = 1024
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,8 @@ def sweep_windows(
     processor: BatchProcessor, stored: Sequence[Checkpointed], owned: set[int]
 ) -> tuple[list[str], list[str], list[FeatureWindow], np.ndarray, int]:
     """Every window to sweep: this worker's own (views on its store) and the checkpointed windows of
-    the partitions it does not own, loaded into ONE extra store (no per-window object but the view).
+    the partitions it does not own, loaded into ONE extra store by one bulk load
+    (``WindowStore.load_many``; no per-window object but the view).
 
     Returns (turbine ids, site ids, windows, last event times (epoch s), unreadable checkpoints);
     windows without any event are left out.
@@ -117,31 +122,29 @@ def sweep_windows(
     extra = [w for w in stored if w.turbine_id not in seen and w.partition not in owned]
     unreadable = 0
     if extra:
-        store = WindowStore(capacity=len(extra))
-        loaded: list[Checkpointed] = []
-        for w in extra:
-            if w.turbine_id in seen:
-                continue
-            try:
-                store.load(w.turbine_id, w.state)
-            except ValueError as exc:  # one bad checkpoint must not stop the sweep
-                unreadable += 1
-                event(
-                    log,
-                    "unreadable checkpointed window",
-                    logging.ERROR,
-                    turbine_id=w.turbine_id,
-                    error=str(exc),
-                )
-                continue
-            seen.add(w.turbine_id)
-            loaded.append(w)
+        first: dict[str, Checkpointed] = {}
+        for w in extra:  # a turbine checkpointed twice: its first row counts
+            first.setdefault(w.turbine_id, w)
+        todo = list(first.values())
+        store = WindowStore(capacity=len(todo))
+        errors: list[tuple[int, str]] = []  # one bad checkpoint must not stop the sweep
+        rows = store.load_many([w.turbine_id for w in todo], [w.state for w in todo], errors=errors)
+        for i, message in errors:
+            unreadable += 1
+            event(
+                log,
+                "unreadable checkpointed window",
+                logging.ERROR,
+                turbine_id=todo[i].turbine_id,
+                error=message,
+            )
+        good = (rows >= 0).tolist()
+        loaded = [w for w, ok in zip(todo, good, strict=True) if ok]
         views = [store.window(w.turbine_id) for w in loaded]
         ids.extend(w.turbine_id for w in loaded)
         sites.extend(w.site_id for w in loaded)
         windows.extend(views)
-        rows = np.fromiter((v.row for v in views), dtype=np.intp, count=len(views))
-        lasts.append(store.last_event_ts(rows))
+        lasts.append(store.last_event_ts(rows[rows >= 0]))
     last = np.concatenate(lasts) if lasts else np.empty(0)
     keep = np.flatnonzero(np.isfinite(last))
     if len(keep) < len(ids):
@@ -201,7 +204,7 @@ def sweep_fleet(
             on_rows(hist, state)
 
     items = list(zip(ids, windows, strict=True))
-    for idx, assessments in fleet.score_iter(items, now=as_ofs, overlap=True):
+    for idx, assessments in fleet.score_iter(items, now=as_ofs, overlap=True, chunk=SWEEP_CHUNK):
         for i, a in zip(idx, assessments, strict=True):
             done[i] = a
         end = made

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from common.fleet import FleetRegister, TurbineSpec
-from models import fleet_scoring
 from models.fleet_scoring import FleetScorer
 from models.operational import OperationalScorer
+from scorer import sweep
 from scorer.processing import assessment_rows
 from scorer.repairs import annotate_from_window
 from scorer.sweep import plan_sweep, sweep_and_write, sweep_fleet, without_cyclic_gc
@@ -100,7 +100,7 @@ def test_overlapped_chunks_give_the_rows_of_one_plain_pass_in_turbine_order(
     proc, fleet = fleet_of
     wall = datetime.now(UTC) + timedelta(days=400)
     want = _reference(proc, fleet, wall)
-    monkeypatch.setattr(fleet_scoring, "MAX_BATCH", 3)  # several chunks: the helper thread runs ahead
+    monkeypatch.setattr(sweep, "SWEEP_CHUNK", 3)  # several chunks: the helper thread runs ahead
     parts: list[tuple[list[Any], list[Any]]] = []
     result = sweep_fleet(proc, [], {0, 1, 2}, fleet, wall, RUN, lambda h, s: parts.append((h, s)))
     assert len(parts) > 2
@@ -118,7 +118,7 @@ def test_sweep_and_write_hands_every_part_to_one_write_then_the_summary(
     fleet_of: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     proc, fleet = fleet_of
-    monkeypatch.setattr(fleet_scoring, "MAX_BATCH", 4)
+    monkeypatch.setattr(sweep, "SWEEP_CHUNK", 4)
     seen: dict[str, Any] = {}
 
     def write(run_id: str, version: str | None, parts: Any, summary: Any) -> None:
@@ -140,7 +140,7 @@ def test_a_failed_write_is_returned_with_all_rows_and_a_failed_scoring_reaches_t
     fleet_of: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     proc, fleet = fleet_of
-    monkeypatch.setattr(fleet_scoring, "MAX_BATCH", 4)
+    monkeypatch.setattr(sweep, "SWEEP_CHUNK", 4)
 
     def refused(run_id: str, version: str | None, parts: Any, summary: Any) -> None:
         next(iter(parts))
@@ -166,3 +166,32 @@ def test_a_failed_write_is_returned_with_all_rows_and_a_failed_scoring_reaches_t
     with pytest.raises(ValueError, match="no model output"):
         sweep_and_write(proc, [], {0, 1, 2}, fleet, datetime.now(UTC), RUN, keeps, "v1", 0.0)
     assert len(caught) == 1 and isinstance(caught[0], ValueError)
+
+
+def test_windows_of_partitions_not_held_are_read_from_checkpoints_and_a_bad_one_is_skipped(
+    fleet_of: Any, tiny_batch_scorer: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from common.settings import load_settings
+    from scorer.processing import BatchProcessor
+    from scorer.settings import ScorerSettings
+
+    proc, fleet = fleet_of
+    monkeypatch.setattr(sweep, "SWEEP_CHUNK", 4)
+    wall = datetime.now(UTC) + timedelta(days=400)
+    full = sweep_fleet(proc, [], {0, 1, 2}, fleet, wall, RUN)
+    stored = [
+        SimpleNamespace(
+            turbine_id=tid, site_id=st.site_id, partition=st.partition, state=st.window.to_bytes(), aux=b""
+        )
+        for tid, st in sorted(proc.turbines.items())
+    ]
+    stored.append(
+        SimpleNamespace(turbine_id="WT-BAD", site_id="SITE-A", partition=2, state=b"\x00junk", aux=b"")
+    )
+    empty = BatchProcessor(load_settings(ScorerSettings), tiny_batch_scorer)  # holds partition 0, no turbine
+    got = sweep_fleet(empty, stored, {0}, fleet, wall, RUN)
+    assert got.unreadable == 1 and any("WT-BAD" in str(r.__dict__) for r in caplog.records)
+    want = {h.turbine_id: (h.score, h.tier, h.reasons) for h in full.history_rows}
+    held = {s.turbine_id for s in stored if s.partition == 0}
+    assert {h.turbine_id for h in got.history_rows} == set(want) - held  # owned partition: not from the DB
+    assert all((h.score, h.tier, h.reasons) == want[h.turbine_id] for h in got.history_rows)
