@@ -16,7 +16,8 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from operator import attrgetter
+from itertools import chain, repeat
+from operator import attrgetter, eq
 from typing import Annotated, Any, Literal, get_args
 
 import msgspec
@@ -742,7 +743,7 @@ def decode_telemetry_batch(
     raws: Sequence[Any] = values
     if set(map(type, raws)) <= {bytes} and max(map(len, raws), default=0) <= MAX_TELEMETRY_BYTES:
         try:  # the usual batch: every value decodes
-            structs = [decode(raw) for raw in raws]
+            structs = list(map(decode, raws))
         except Exception:
             structs = None
     if structs is None:  # record by record: what msgspec refuses (or is no bytes) is decided slowly
@@ -785,7 +786,11 @@ def decode_telemetry_batch(
         when = [when_of[s] for s in stamps]
         ts = np.array([ts_of[s] for s in stamps], dtype=np.float64)
         ok &= ~np.isnan(ts)
-        sig = np.array(list(map(_GET_SIGNALS, structs)), dtype=np.float64).reshape(m, nsig)  # None: NaN
+        try:  # no null among the values (the usual batch): straight from the structs
+            sig = np.fromiter(chain.from_iterable(map(_GET_SIGNALS, structs)), np.float64, m * nsig)
+        except TypeError:  # a null: np.array makes it NaN
+            sig = np.array(list(map(_GET_SIGNALS, structs)), dtype=np.float64)
+        sig = sig.reshape(m, nsig)
         status = np.fromiter(map(_GET_STATUS, structs), dtype=np.int64, count=m)
         omitted_sig = sig == -math.inf
         omitted_status = status == _SENTINELS["status_code"]
@@ -793,7 +798,8 @@ def decode_telemetry_batch(
         # Each key adds 2 quotes and each string value 2 more (accepted strings hold none): a surplus
         # is a field given twice (msgspec keeps the last): parse_telemetry refuses it.
         expected = 2 * (_N_FIELDS - omitted + _N_STRING_FIELDS)
-        quotes = [raws[p].count(b'"') for p in pos] if slow else [v.count(b'"') for v in raws]
+        quoted = [raws[p] for p in pos] if slow else raws
+        quotes = list(map(bytes.count, quoted, repeat(b'"')))
         ok &= np.array(quotes, dtype=np.int64) == expected
         if omitted_sig.any():
             sig[omitted_sig] = math.nan  # the model's default: no value
@@ -801,9 +807,8 @@ def decode_telemetry_batch(
             status[omitted_status] = _OPTIONAL_DEFAULTS["status_code"]
         if keys is not None:
             encoded = {t: t.encode() for t in set(tids)}
-            ok &= np.fromiter(
-                (keys[p] == encoded[t] for p, t in zip(pos, tids, strict=True)), dtype=bool, count=m
-            )
+            given = [keys[p] for p in pos] if slow else keys
+            ok &= np.array(list(map(eq, given, map(encoded.__getitem__, tids))), dtype=bool)
     if ok.all():
         batch = TelemetryBatch(pos, eids, tids, sites, when, ts, sig, status, [])
     else:

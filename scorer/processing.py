@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any, Protocol
 
 import numpy as np
@@ -69,6 +69,8 @@ AUX_FIELDS: tuple[str, ...] = ("pitch_angle_deg", "wind_direction_deg", "nacelle
 _TRACKED_COLUMNS = np.array([SIGNALS.index(name) for name in TRACKED_SIGNALS])
 _AUX_COLUMNS = np.array([SIGNALS.index(name) for name in AUX_FIELDS])
 _FIRST = itemgetter(0)
+_VALUE = attrgetter("value")
+_KEY = attrgetter("key")
 
 
 def _utc(ts: float) -> datetime:
@@ -384,7 +386,7 @@ class BatchProcessor:
             "min_event_time": s.min_event_time,
         }
         try:
-            decoded = decode_telemetry_batch([r.value for r in live], [r.key for r in live], **limits)
+            decoded = decode_telemetry_batch(list(map(_VALUE, live)), list(map(_KEY, live)), **limits)
         except Exception:  # a decoder bug must not stop the stream: record by record, its victim alone
             parts: list[tuple[int, TelemetryBatch]] = []
             for pos, rec in enumerate(live):

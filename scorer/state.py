@@ -21,9 +21,11 @@ from __future__ import annotations
 import enum
 import math
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
+from operator import lt
 
 import numpy as np
 import orjson
@@ -63,7 +65,7 @@ def classify(
     return Verdict.OUT_OF_ORDER
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HistoryMark:
     """The last row written to ``score_history`` for a turbine by the stream (event time, score, tier)."""
 
@@ -200,10 +202,8 @@ class TurbineState:
         self._ooo = ooo or None
         self._indexed = self.recent
 
-    def _prune(self, tolerance_s: float) -> None:
-        """Forget the ids at or below ``last_ts - tolerance_s`` (keeping at most MAX_RECENT_IDS, the
-        newest) and the closed 10-minute buckets not changed by the batch being applied."""
-        horizon = self.last_ts - tolerance_s
+    def _forget_ids(self, horizon: float) -> None:
+        """Forget the recent ids at or below ``horizon`` (what a rebuild of the dict would keep)."""
         recent = self.recent
         if self._indexed is not recent:
             self._index()
@@ -216,10 +216,7 @@ class TurbineState:
                     break
                 del recent[fifo[head]]
             head += 1
-        if head == end:
-            fifo.clear()
-            head = 0
-        elif head > 32 and head * 2 > end:
+        if head * 2 >= end:  # more forgotten ids than kept ones: drop them (amortised O(1) per id)
             del fifo[:head]
             head = 0
         self._head = head
@@ -233,6 +230,13 @@ class TurbineState:
                 elif v is not None:
                     keep.append(k)
             self._ooo = keep or None
+
+    def _prune(self, tolerance_s: float) -> None:
+        """Forget the ids at or below ``last_ts - tolerance_s`` (keeping at most MAX_RECENT_IDS, the
+        newest) and the closed 10-minute buckets not changed by the batch being applied."""
+        horizon = self.last_ts - tolerance_s
+        self._forget_ids(horizon)
+        recent = self.recent
         if len(recent) > MAX_RECENT_IDS:
             kept = sorted(recent.items(), key=lambda kv: kv[1])[-MAX_RECENT_IDS:]
             self.recent = dict(kept)
@@ -258,10 +262,13 @@ class TurbineState:
             return
         self.compacted_at = self.last_ts
         self._prune(tolerance_s)
+        if self._head:  # no reference to a forgotten id is kept between batches (memory)
+            del self._fifo[: self._head]
+            self._head = 0
 
     def admit(
         self,
-        rows: Iterable[int],
+        rows: Sequence[int],
         ids: Sequence[str],
         ts: Sequence[float],
         tolerance_s: float,
@@ -278,7 +285,14 @@ class TurbineState:
         if self._indexed is not recent:
             self._index()
         last = self.last_ts
+        if self._admit_new_run(rows, ids, ts, tolerance_s, accepted, res):
+            return res
         marked = len(accepted)
+        agg = self.agg
+        # The prune after a NEW event (more than 64 ids) only forgets ids unless the cap or a closed
+        # bucket is at stake: then it is done in full (the batch's buckets marked first, as accept did).
+        agg_min = min(agg) if agg else math.inf
+        fifo = self._fifo
         for i in rows:
             eid = ids[i]
             if eid in recent:  # classify's first rule
@@ -293,7 +307,7 @@ class TurbineState:
                 continue
             recent[eid] = t
             if t > self._top:
-                self._fifo.append(eid)
+                fifo.append(eid)
                 self._top = t
             elif self._ooo is None:
                 self._ooo = [eid]
@@ -308,16 +322,92 @@ class TurbineState:
                     res.latest_first = i
                 res.latest = i
             if new and len(recent) > 64:
+                horizon = last - tolerance_s
+                oldest_open = int((horizon - AGG_BUCKET_S) // AGG_BUCKET_S) * AGG_BUCKET_S
+                if len(recent) <= MAX_RECENT_IDS and agg_min >= oldest_open:
+                    self._forget_ids(horizon)
+                    continue
                 for j in accepted[marked:]:  # this batch's buckets are protected from the prune
                     self.mark_bucket(ts[j])
                 marked = len(accepted)
                 self.last_ts = last
                 self._prune(tolerance_s)
                 recent = self.recent
+                fifo = self._fifo
+                agg_min = min(agg) if agg else math.inf
         self.last_ts = last  # (no later prune in this batch before compact(): no bucket to protect)
         self.duplicates += res.duplicates
         self.late += res.late
         return res
+
+    def _admit_new_run(
+        self,
+        rows: Sequence[int],
+        ids: Sequence[str],
+        ts: Sequence[float],
+        tolerance_s: float,
+        accepted: list[int],
+        res: Admitted,
+    ) -> bool:
+        """The usual case at once: every event of the run is NEW (unknown ids, none twice, times rising
+        from after the newest). False (nothing changed) when it is not, or when the prunes the events
+        would trigger one by one are not equivalent to one prune after the last.
+
+        Equivalent when no event reaches more than 64 ids (no prune), or when every event does: at
+        least 64 of the ids already known outlive the last event's horizon, so the dict holds more than
+        64 ids after each insertion. Horizons only rise, so each prune forgets a subset of what the last
+        one forgets, and a bucket one prune drops is never one of the run's (they are all newer).
+        """
+        n = len(rows)
+        if not n:
+            return False
+        run_ts = [ts[i] for i in rows]
+        if not run_ts[0] > self.last_ts or (n > 1 and not all(map(lt, run_ts, islice(run_ts, 1, None)))):
+            return False
+        run_ids = [ids[i] for i in rows]
+        recent = self.recent
+        if (n > 1 and len(set(run_ids)) != n) or not recent.keys().isdisjoint(run_ids):
+            return False
+        size = len(recent)
+        newest = run_ts[-1]
+        horizon = newest - tolerance_s
+        prune = size + n > 64
+        if prune and (size + n > MAX_RECENT_IDS or size - self._count_at_or_below(horizon) < 64):
+            return False
+        recent.update(zip(run_ids, run_ts, strict=True))
+        self._fifo.extend(run_ids)  # after the newest, rising: each one is above the fifo's top
+        self._top = newest
+        self.last_ts = newest
+        accepted.extend(rows)
+        res.first = res.latest_first = rows[0]
+        res.newest = res.latest = rows[-1]
+        if prune:
+            agg = self.agg
+            oldest_open = int((horizon - AGG_BUCKET_S) // AGG_BUCKET_S) * AGG_BUCKET_S
+            if agg and min(agg) < oldest_open:  # a closed bucket goes: the run's own are protected
+                for t in run_ts:
+                    self.mark_bucket(t)
+                self._prune(tolerance_s)
+            else:
+                self._forget_ids(horizon)
+        return True
+
+    def _count_at_or_below(self, horizon: float) -> int:
+        """How many recent ids a prune at ``horizon`` would forget (the fifo's prefix, the others)."""
+        recent = self.recent
+        count = 0
+        for k in islice(self._fifo, self._head, None):
+            v = recent.get(k)
+            if v is None:
+                continue
+            if v > horizon:
+                break
+            count += 1
+        for k in self._ooo or ():
+            v = recent.get(k)
+            if v is not None and v <= horizon:
+                count += 1
+        return count
 
     # ------------------------------------------------------------------ checkpoint
     def aux_bytes(self) -> bytes:
