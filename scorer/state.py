@@ -451,7 +451,7 @@ class TurbineState:
             partition=partition,
             window=window,
             last_ts=-math.inf if data.get("last") is None else float(data["last"]),
-            recent={str(k): float(v) for k, v in data.get("recent", {}).items()},
+            recent=_id_times(data.get("recent") or {}),
             agg={int(k): array("d", v) for k, v in data.get("agg", {}).items()},
             history=None if hist is None else HistoryMark(float(hist[0]), float(hist[1]), str(hist[2])),
             last_tier=data.get("tier"),
@@ -461,6 +461,13 @@ class TurbineState:
             newest_status=int(data.get("ns", NORMAL)),
             pending=bool(data.get("pend", False)),
         )
+
+
+def _id_times(recent: dict[str, float]) -> dict[str, float]:
+    """The recent ids of a checkpoint: as orjson gave them when every time is a float (no copy)."""
+    if set(map(type, recent.values())) <= {float}:
+        return recent
+    return {str(k): float(v) for k, v in recent.items()}
 
 
 def add_to_buckets(
