@@ -344,13 +344,16 @@ class WindowStore:
         self._fmin_s[row] = self.frozen_min_seconds
 
     def _reserve(self, extra: int, *, exact: bool = False) -> None:
-        """Make room for ``extra`` more rows: to the exact need, or by at least :data:`GROWTH`."""
+        """Make room for ``extra`` more rows: by at least :data:`GROWTH`, or (``exact``, a bulk load)
+        to the exact need when that is more than the step (a few rows at a time would otherwise copy
+        the whole store for each)."""
         short = extra - len(self._free)
         if short <= 0:
             return
+        step = math.ceil(self._cap * GROWTH)
         target = self._cap + short
-        if not exact:
-            target = max(target, math.ceil(self._cap * GROWTH))
+        if not exact or target < step:
+            target = max(target, step)
         self._grow(target)
 
     def _allocate(self, turbine_id: str) -> int:
