@@ -17,6 +17,7 @@ import faust
 from common.logging import event
 from models.policy import load_policy
 from scorer.agents import register_agents
+from scorer.batch_consumer import install as install_batch_consumer
 from scorer.model import ModelHolder
 from scorer.runtime import ScorerRuntime
 from scorer.settings import ScorerSettings
@@ -81,6 +82,10 @@ def create_app(settings: ScorerSettings) -> faust.App:
         producer_metadata_max_age_ms=int(settings.consumer_metadata_max_age_s * 1000),
         timezone=settings.zone,
     )
+    # Telemetry is consumed a fetched record batch at a time (scorer/batch_consumer.py), installed
+    # before anything makes the app create its transport.
+    telemetry = app.topic(settings.telemetry_topic, value_serializer="raw", key_serializer="raw")
+    runtime.committer = install_batch_consumer(app, telemetry, runtime.queue)
     runtime.app = app
     app.scorer_runtime = runtime  # type: ignore[attr-defined]
 

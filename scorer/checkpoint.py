@@ -3,7 +3,7 @@
 Why a module of its own: this is where "nothing lost, nothing twice" is decided (docs/scorer.md,
 "Windows" and "Delivery"). A checkpoint first waits for the pipelined batch write, then writes the
 changed windows with the next offset of every owned partition in ONE transaction, and only then acks
-the events whose rows are durable. A restore installs a partition's next offsets and windows the first
+the offsets whose rows are durable. A restore installs a partition's next offsets and windows the first
 time the worker sees the partition, and, per batch, the checkpoint of every turbine not in memory
 whatever partition wrote it, with the newest ``stream`` row of ``score_history`` as its history mark.
 """
@@ -98,11 +98,14 @@ class Checkpointer:
         rt.metrics.checkpoint_windows.inc(len(rows))
         proc.dirty.difference_update(dirty)
         acks, rt.pending_acks = rt.pending_acks, []
-        for ev in acks:
-            if rt.stream is not None:
-                await rt.stream.ack(ev)
-            else:
-                ev.ack()
+        # Per partition, the newest next offset of a durably written batch: never past ``offsets`` just
+        # checkpointed (every applied batch was drained above). Faust's commit handler commits it.
+        commit: dict[int, int] = {}
+        for a in acks:
+            if a.next_offset > commit.get(a.partition, -1):
+                commit[a.partition] = a.next_offset
+        if commit and rt.committer is not None:
+            rt.committer.ack_offsets(rt.settings.telemetry_topic, commit)
 
     async def restore_partitions(self, partitions: Sequence[int]) -> None:
         """Next offsets of newly owned partitions, and the windows checkpointed on them.

@@ -1,11 +1,15 @@
-"""The stream path of one worker: a micro-batch in, its rows durably written, its events ackable.
+"""The stream path of one worker: record batches in, micro-batches cut, rows durably written, offsets ackable.
 
 Why a module of its own: the order of a batch is the delivery guarantee (docs/scorer.md, "Delivery").
-Parse, restore what the batch touches, apply, publish dead letters, then ONE pipelined write: batch N+1
-is computed while batch N's transaction runs, writes stay in order, and a batch's events join
-``runtime.pending_acks`` only after its write committed; the checkpoint (scorer/checkpoint.py) acks
-them once windows and offsets are durable too. A write that fails for good marks the runtime broken:
-no later checkpoint, no later batch (crash-only; the restart replays from the last checkpoint).
+Faust's fetcher hands whole record batches to ``scorer/batch_consumer.py``, which queues them here as
+:class:`FetchedBatch` (no faust message per record). :meth:`Ingest.run` cuts micro-batches from that
+queue (a backlog fills them up to ``batch_max_size``, live traffic goes every ``batch_within_s``) and
+drops what an older consumer generation fetched. Per micro-batch: parse, restore what it touches,
+apply, publish dead letters, then ONE pipelined write: batch N+1 is computed while batch N's
+transaction runs, writes stay in order, and a batch's next offsets join ``runtime.pending_acks`` only
+after its write committed; the checkpoint (scorer/checkpoint.py) acks them once windows and offsets are
+durable too. A write that fails for good marks the runtime broken: no later checkpoint, no later batch
+(crash-only; the restart replays from the last checkpoint).
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 from common.logging import event
 from scorer.processing import BatchOutcome, RawRecord
@@ -30,8 +36,114 @@ class WorkerStopping(Exception):
     """The worker is shutting down: a batch that arrives now is left unacked (replayed at restart)."""
 
 
+@dataclass(frozen=True, slots=True)
+class FetchedBatch:
+    """Records of ONE partition of the telemetry topic, in offset order, as one fetch returned them.
+
+    ``generation`` is the consumer generation when they were fetched: after a rebalance they belong to
+    whoever owns the partition now, who fetches them again from the committed offset. ``highwater`` is
+    the partition's end offset the fetch reported (None: unknown), so the ingest knows its backlog.
+    """
+
+    generation: int | None
+    records: list[RawRecord]
+    highwater: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionAck:
+    """A durably written batch's next offset on one partition (acked at the next checkpoint)."""
+
+    partition: int
+    next_offset: int
+
+
+class OffsetCommitter(Protocol):
+    """Where checkpointed offsets go: faust's consumer (scorer/batch_consumer.py), or a fake in tests."""
+
+    def ack_offsets(self, topic: str, offsets: Mapping[int, int]) -> None: ...
+
+
+class RecordQueue:
+    """FIFO of fetched batches between faust's fetcher and :meth:`Ingest.run`, bounded in events.
+
+    One producer (the consumer's drain loop) and one consumer (the ingest loop). ``put`` waits while
+    ``max_events`` are queued (backpressure reaches the fetcher, so Kafka keeps the rest); a single
+    batch larger than the bound is still taken when the queue is empty.
+    """
+
+    def __init__(self, max_events: int) -> None:
+        self.max_events = max_events
+        self.events = 0
+        self._items: deque[FetchedBatch] = deque()
+        self._not_empty = asyncio.Event()
+        self._not_full = asyncio.Event()
+        self._not_full.set()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def has_room(self) -> bool:
+        return self.events < self.max_events or not self._items
+
+    def put_nowait(self, batch: FetchedBatch) -> None:
+        self._items.append(batch)
+        self.events += len(batch.records)
+        self._not_empty.set()
+        if not self.has_room():
+            self._not_full.clear()
+
+    async def put(self, batch: FetchedBatch) -> None:
+        """Wait for room, then enqueue (cancel-safe: nothing is enqueued when cancelled)."""
+        while not self.has_room():
+            self._not_full.clear()
+            await self._not_full.wait()
+        self.put_nowait(batch)
+
+    def put_back(self, batch: FetchedBatch) -> None:
+        """Return the unused tail of a taken batch to the head of the queue (it stays first)."""
+        self._items.appendleft(batch)
+        self.events += len(batch.records)
+        self._not_empty.set()
+
+    def get_nowait(self) -> FetchedBatch | None:
+        if not self._items:
+            return None
+        batch = self._items.popleft()
+        self.events -= len(batch.records)
+        if not self._items:
+            self._not_empty.clear()
+        if self.has_room():
+            self._not_full.set()
+        return batch
+
+    async def get(self, timeout: float | None = None) -> FetchedBatch | None:
+        """The next batch; None when ``timeout`` (seconds) passed first."""
+        while not self._items:
+            if timeout is None:
+                await self._not_empty.wait()
+                continue
+            if timeout <= 0:
+                return None
+            try:
+                await asyncio.wait_for(self._not_empty.wait(), timeout)
+            except TimeoutError:
+                return None
+            timeout = 0  # woken: take what is there, never wait twice
+        return self.get_nowait()
+
+    def clear(self) -> int:
+        """Drop everything queued (a rebalance: it is fetched again by the partitions' owners)."""
+        n = self.events
+        self._items.clear()
+        self.events = 0
+        self._not_empty.clear()
+        self._not_full.set()
+        return n
+
+
 class Ingest:
-    """Batches of one worker's telemetry agent; shares the runtime's lock, pools and state."""
+    """The telemetry ingest of one worker; shares the runtime's lock, pools and state."""
 
     def __init__(self, runtime: ScorerRuntime) -> None:
         self.rt = runtime
@@ -46,8 +158,80 @@ class Ingest:
                 "after it: the worker stops and its restart replays from the last checkpoint"
             )
 
-    async def handle_batch(self, events: Sequence[Any]) -> None:
-        """Process one micro-batch; its events are acked at the next checkpoint, never before."""
+    def _current_generation(self) -> int | None:
+        app = self.rt.app
+        return None if app is None else getattr(app, "consumer_generation_id", None)
+
+    def _is_stale(self, batch: FetchedBatch, gen: int | None) -> bool:
+        return gen is not None and batch.generation is not None and batch.generation != gen
+
+    async def run(self, queue: RecordQueue) -> None:
+        """Cut micro-batches from the queue and process them, until the worker stops.
+
+        A batch that raises ends this loop with the exception (the caller crashes the app: crash-only);
+        :class:`WorkerStopping` (a clean stop raced the batch) ends it quietly, the batch left unacked.
+        """
+        while True:
+            batches = await self.collect(queue)
+            if not batches:
+                continue
+            try:
+                await self.handle_batch(batches)
+            except WorkerStopping as stop:
+                # Nothing of it was applied or acked; it is replayed from the committed offsets.
+                event(
+                    log,
+                    "batch left for the next start",
+                    logging.INFO,
+                    reason=str(stop),
+                    events=sum(len(b.records) for b in batches),
+                )
+                return
+
+    async def collect(self, queue: RecordQueue) -> list[FetchedBatch]:
+        """The next micro-batch: up to ``batch_max_size`` events, or what came within ``batch_within_s``
+        of its first record. Behind (a backlog, a replay: Kafka holds at least half a batch more), it
+        keeps collecting up to ``batch_max_size`` so each touched turbine is rescored once per many
+        events. Batches of an older consumer generation are dropped (fetched before a rebalance)."""
+        s = self.rt.settings
+        limit, within = s.batch_max_size, s.batch_within_s
+        loop = asyncio.get_running_loop()
+        first = await queue.get()
+        if first is None or self._is_stale(first, self._current_generation()):
+            return []
+        first = self._fit(queue, first, limit)
+        pending = [first]
+        n = len(first.records)
+        deadline = loop.time() + within
+        while n < limit:
+            nxt = queue.get_nowait()
+            if nxt is None:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    if self.backlog(pending) >= limit // 2:
+                        deadline = loop.time() + within
+                        continue
+                    break
+                nxt = await queue.get(remaining)
+                if nxt is None:
+                    continue  # the deadline passed: the backlog decides
+            if self._is_stale(nxt, self._current_generation()):
+                continue
+            nxt = self._fit(queue, nxt, limit - n)
+            pending.append(nxt)
+            n += len(nxt.records)
+        return pending
+
+    @staticmethod
+    def _fit(queue: RecordQueue, batch: FetchedBatch, room: int) -> FetchedBatch:
+        """At most ``room`` records of ``batch``; the tail goes back to the head of the queue."""
+        if len(batch.records) <= room:
+            return batch
+        queue.put_back(FetchedBatch(batch.generation, batch.records[room:], batch.highwater))
+        return FetchedBatch(batch.generation, batch.records[:room], batch.highwater)
+
+    async def handle_batch(self, batches: Sequence[FetchedBatch]) -> None:
+        """Process one micro-batch; its offsets are acked at the next checkpoint, never before."""
         rt = self.rt
         self.refuse_if_broken()
         if not rt.model_ready.is_set():
@@ -60,23 +244,23 @@ class Ingest:
             await rt.model_ready.wait()
         async with rt.lock:
             if rt.closing:
-                # The final checkpoint is written and the pools are closed: leave these events
+                # The final checkpoint is written and the pools are closed: leave these records
                 # unacked; the next owner of the partitions replays them from the committed offsets.
                 raise WorkerStopping("batch arrived after the final checkpoint")
-            gen = rt.app.consumer_generation_id if rt.app is not None else None
+            gen = self._current_generation()
             records: list[RawRecord] = []
-            live: list[Any] = []
-            for ev in events:
-                msg = ev.message
-                if gen is not None and msg.generation_id != gen:
+            tails: dict[int, int] = {}
+            for b in batches:
+                if self._is_stale(b, gen) or not b.records:
                     continue  # fetched before a rebalance: redelivered to the partition's owner
-                live.append(ev)
-                records.append(
-                    RawRecord(msg.partition, msg.offset, msg.timestamp, msg.value, msg.topic, msg.key)
-                )
+                records.extend(b.records)
+                last = b.records[-1]
+                if last.offset + 1 > tails.get(last.partition, -1):
+                    tails[last.partition] = last.offset + 1
             if not records:
                 return
-            parts = {r.partition for r in records} - rt.restored
+            acks = [PartitionAck(p, o) for p, o in tails.items()]
+            parts = set(tails) - rt.restored
             if parts:
                 await rt.checkpointer.restore_partitions(sorted(parts))
             proc = rt.processor
@@ -96,7 +280,7 @@ class Ingest:
             # Bounded (never stalls the stream); what the topic did not take is written with the batch.
             out.fallback_letters = await rt.dead_letters.publish(out.dead_letters)
             await self.drain()  # writes stay in order; at most one batch waits on the database
-            self.inflight = asyncio.ensure_future(self._write(out, live, t0))
+            self.inflight = asyncio.ensure_future(self._write(out, acks, t0))
 
     async def flush_rescores(self) -> None:
         """Timer: rescore the turbines whose rescoring coalescing deferred, once the flush is due.
@@ -118,8 +302,8 @@ class Ingest:
             await self.drain()
             self.inflight = asyncio.ensure_future(self._write(out, [], t0))
 
-    async def _write(self, out: BatchOutcome, live: list[Any], t0: float) -> None:
-        """Durable write of one batch (retried while the database is unavailable); then its events are
+    async def _write(self, out: BatchOutcome, acks: list[PartitionAck], t0: float) -> None:
+        """Durable write of one batch (retried while the database is unavailable); then its offsets are
         ackable. A write that fails for good marks the runtime broken: crash-only from here on."""
         rt = self.rt
         duration_ms = (time.perf_counter() - t0) * 1000
@@ -128,7 +312,7 @@ class Ingest:
         except BaseException as exc:
             rt.broken = exc
             raise
-        rt.pending_acks.extend(live)
+        rt.pending_acks.extend(acks)
         self.record(out, time.time(), (time.perf_counter() - t0) * 1000)
 
     async def drain(self) -> None:
@@ -137,23 +321,18 @@ class Ingest:
         if task is not None:
             await task
 
-    def backlog(self, events: Sequence[Any]) -> int:
-        """Records already in Kafka after ``events`` on their partitions (0 when unknown)."""
-        consumer = getattr(self.rt.app, "consumer", None)
-        if consumer is None or not events:
-            return 0
-        last: dict[Any, int] = {}
-        for ev in events:
-            msg = ev.message
-            last[msg.tp] = msg.offset
+    @staticmethod
+    def backlog(batches: Sequence[FetchedBatch]) -> int:
+        """Records already in Kafka after ``batches`` on their partitions, as of their fetch (0 when
+        unknown): the newest batch of each partition tells its end offset then."""
+        newest: dict[int, FetchedBatch] = {}
+        for b in batches:
+            if b.records:
+                newest[b.records[-1].partition] = b
         total = 0
-        for tp, off in last.items():
-            try:
-                high = consumer.highwater(tp)
-            except Exception:  # no fetch metadata yet
-                continue
-            if high is not None:
-                total += max(0, int(high) - off - 1)
+        for b in newest.values():
+            if b.highwater is not None:
+                total += max(0, b.highwater - b.records[-1].offset - 1)
         return total
 
     def record(self, out: BatchOutcome, written: float, duration_ms: float) -> None:

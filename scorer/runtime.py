@@ -20,13 +20,15 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 
+from prometheus_client import Gauge
+
 from common.db import DatabaseUnavailable
 from common.logging import event
 from scorer.checkpoint import Checkpointer
 from scorer.dead_letters import DeadLetterPublisher
 from scorer.drift import DriftMonitor
 from scorer.fleet import FleetRouting, RegisterHolder
-from scorer.ingest import Ingest, WorkerStopping
+from scorer.ingest import FetchedBatch, Ingest, OffsetCommitter, PartitionAck, RecordQueue, WorkerStopping
 from scorer.liveness import Liveness
 from scorer.metrics import ScorerMetrics
 from scorer.model import ModelHolder
@@ -39,7 +41,7 @@ from scorer.sweep import Sweeper
 log = logging.getLogger("scorer")
 T = TypeVar("T")
 
-__all__ = ["ScorerRuntime", "WorkerStopping"]
+__all__ = ["FetchedBatch", "ScorerRuntime", "WorkerStopping"]
 
 
 class ScorerRuntime:
@@ -72,11 +74,21 @@ class ScorerRuntime:
         self.aux = ThreadPoolExecutor(1, thread_name_prefix="scorer-aux")
         self.lock = asyncio.Lock()
         self.model_ready = asyncio.Event()
-        self.pending_acks: list[Any] = []  # events of durably written batches, acked at the checkpoint
+        # Next offsets of durably written batches, per partition: acked by the checkpoint that follows.
+        self.pending_acks: list[PartitionAck] = []
+        # Record batches from faust's fetcher (scorer/batch_consumer.py) to the ingest loop; bounded.
+        self.queue = RecordQueue(settings.ingest_queue_max_events)
+        self.queue_depth = Gauge(
+            "scorer_ingest_queue_events",
+            "Telemetry records fetched and queued for the ingest, not yet in a micro-batch",
+            registry=self.metrics.registry,
+        )
+        self.queue_depth.set_function(lambda: self.queue.events)
+        # Where checkpointed offsets are acked (faust's consumer; set by scorer/app.py, a fake in tests).
+        self.committer: OffsetCommitter | None = None
         self.restored: set[int] = set()
         self.assigned: set[int] = set()
         self.app: Any = None
-        self.stream: Any = None
         self.db_ok = True
         self.db_error: str | None = None
         self.last_record_ts: float | None = None
@@ -183,17 +195,17 @@ class ScorerRuntime:
                 return
 
     # ------------------------------------------------------------------ stream (scorer/ingest.py)
-    async def handle_batch(self, events: Sequence[Any]) -> None:
-        """Process one micro-batch; its events are acked at the next checkpoint, never before."""
-        await self.ingest.handle_batch(events)
+    async def handle_batch(self, batches: Sequence[FetchedBatch]) -> None:
+        """Process one micro-batch; its offsets are acked at the next checkpoint, never before."""
+        await self.ingest.handle_batch(batches)
+
+    async def run_ingest(self) -> None:
+        """The telemetry ingest loop (scorer/ingest.py) over the fetched-record queue."""
+        await self.ingest.run(self.queue)
 
     async def flush_rescores(self) -> None:
         """Timer: rescore turbines left pending by rescore coalescing once the flush is due."""
         await self.ingest.flush_rescores()
-
-    def backlog(self, events: Sequence[Any]) -> int:
-        """Records already in Kafka after ``events`` on their partitions (0 when unknown)."""
-        return self.ingest.backlog(events)
 
     @property
     def _inflight(self) -> asyncio.Future[None] | None:
@@ -217,7 +229,13 @@ class ScorerRuntime:
         await self.checkpointer.checkpoint()
 
     async def on_revoked(self, revoked: set[Any]) -> None:
-        """Rebalance: checkpoint everything so the next owner continues exactly where we stopped."""
+        """Rebalance: checkpoint everything so the next owner continues exactly where we stopped.
+
+        Records still queued were fetched by the ending generation: dropped (fetched again from the
+        committed offsets by whoever owns their partitions next)."""
+        dropped = self.queue.clear()
+        if dropped:
+            event(log, "queued records dropped at rebalance", records=dropped)
         try:
             await self.checkpoint()
         except Exception as exc:
@@ -229,7 +247,7 @@ class ScorerRuntime:
             self.assigned = parts
             self.restored &= parts
             self.processor.drop_partitions(parts)
-            self.pending_acks = [e for e in self.pending_acks if e.message.partition in parts]
+            self.pending_acks = [a for a in self.pending_acks if a.partition in parts]
             self.assignment_done = True
         if self.registers.register is None and self._register_first is None:
             # Read the register now (off the loop), so that the first batch need not wait for it.

@@ -59,6 +59,11 @@ class ScorerSettings(RegistrySettings):
     # each touched turbine is rescored once per many events (throughput).
     batch_max_size: int = Field(default=20_000, ge=1, le=100_000, description="Most events per micro-batch.")
     batch_within_s: float = Field(default=0.1, gt=0, le=30, description="Longest wait to fill a micro-batch.")
+    # Telemetry records fetched by faust's consumer wait in one queue for the ingest
+    # (scorer/batch_consumer.py): when it holds this many, the fetcher waits (backpressure).
+    ingest_queue_max_events: int = Field(
+        default=40_000, ge=1_000, le=1_000_000, description="Most fetched records queued for the ingest."
+    )
     stream_buffer_maxsize: int = Field(default=16384, ge=16, description="Faust stream buffer (events).")
     # Bytes fetched per partition per request (faust ``consumer_max_fetch_size``, default 1 MiB). Larger
     # fetches mean fewer, fuller getmany rounds: the faust ingest path measured 5.3k -> 11-13k events/s

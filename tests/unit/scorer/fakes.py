@@ -1,15 +1,16 @@
-"""In-memory stand-ins for the worker's database and Kafka events (unit tests of scorer/runtime.py).
+"""In-memory stand-ins for the worker's database and Kafka consumer (unit tests of scorer/runtime.py).
 
 ``FakeSink`` implements ``scorer.ports.SinkPort`` with dicts: checkpointed windows and offsets, the
 written rows of every table, the newest ``stream`` history row per turbine (the history marks a restore
 reads). It can be told to be unavailable for the next N calls (``unavailable``: raises
 ``DatabaseUnavailable``, the runtime retries) or to refuse a method (``reject``: raises
-``WriteRejected``, never retried), and records every call in order (``calls``).
+``WriteRejected``, never retried), and records every call in order (``calls``). ``FakeCommitter``
+records the offsets the checkpoint acks (what faust's consumer would commit).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -169,33 +170,17 @@ class FakeSink:
         self.closed = True
 
 
-# ---------------------------------------------------------------------------------------------- events
+# ---------------------------------------------------------------------------------------------- offsets
 @dataclass
-class FakeMessage:
-    """The parts of a faust message the runtime reads."""
+class FakeCommitter:
+    """Stands for faust's consumer: records every ``ack_offsets`` call of the checkpoint, in order."""
 
-    partition: int
-    offset: int
-    value: bytes
-    key: bytes | None
-    topic: str = "telemetry"
-    timestamp: float = 1.0
-    generation_id: int = 1
+    acks: list[dict[int, int]] = field(default_factory=list)
+    topics: list[str] = field(default_factory=list)
 
-    @property
-    def tp(self) -> tuple[str, int]:
-        return (self.topic, self.partition)
-
-
-@dataclass
-class FakeEvent:
-    """A faust event: its message and ``ack()`` (recorded in ``acked``, shared by a test's events)."""
-
-    message: FakeMessage
-    acked: list[tuple[int, int]] = field(default_factory=list)
-
-    def ack(self) -> None:
-        self.acked.append((self.message.partition, self.message.offset))
+    def ack_offsets(self, topic: str, offsets: Mapping[int, int]) -> None:
+        self.topics.append(topic)
+        self.acks.append(dict(offsets))
 
 
 def _conforms(sink: FakeSink) -> SinkPort:

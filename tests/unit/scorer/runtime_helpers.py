@@ -16,15 +16,18 @@ from common.contracts import SIGNALS, make_event_id
 from common.settings import load_settings
 from models.policy import load_policy
 from scorer.fleet import RegisterHolder
+from scorer.ingest import FetchedBatch
 from scorer.model import ModelHolder
+from scorer.processing import RawRecord
 from scorer.runtime import ScorerRuntime
 from scorer.settings import ScorerSettings
-from tests.unit.scorer.fakes import FakeEvent, FakeMessage, FakeSink
+from tests.unit.scorer.fakes import FakeCommitter, FakeSink
 
 T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=2)
 
 
 def make_runtime(tmp_path: Path, sink: FakeSink | None = None) -> tuple[ScorerRuntime, FakeSink]:
+    """A runtime on fakes; the offsets its checkpoints ack are in ``committed(rt)``."""
     from common.fleet import FleetRegister
 
     settings = load_settings(
@@ -40,7 +43,14 @@ def make_runtime(tmp_path: Path, sink: FakeSink | None = None) -> tuple[ScorerRu
         settings, ModelHolder(tmp_path, load_policy()), sink=sink, aux_sink=FakeSink(), registers=registers
     )
     rt.model_ready.set()  # no model in tmp_path: the stream runs without scoring
+    rt.committer = FakeCommitter()
     return rt, sink
+
+
+def committed(rt: ScorerRuntime) -> list[dict[int, int]]:
+    """Every ack_offsets call of the runtime's checkpoints (partition -> next offset), in order."""
+    assert isinstance(rt.committer, FakeCommitter)
+    return rt.committer.acks
 
 
 def reading(tid: str, minute: int, value: float = 50.0) -> bytes:
@@ -60,15 +70,16 @@ def reading(tid: str, minute: int, value: float = 50.0) -> bytes:
     return orjson.dumps(d)
 
 
-def events(
-    specs: list[tuple[str, int]],
-    partition: int = 0,
-    start: int = 0,
-    acked: list[tuple[int, int]] | None = None,
-) -> list[FakeEvent]:
-    """One event per (turbine, minute) on ``partition`` from offset ``start``; acks go to ``acked``."""
-    sink = [] if acked is None else acked
+def records(specs: list[tuple[str, int]], partition: int = 0, start: int = 0) -> list[RawRecord]:
+    """One record per (turbine, minute) on ``partition`` from offset ``start``."""
     return [
-        FakeEvent(FakeMessage(partition, start + i, reading(tid, minute), tid.encode()), sink)
+        RawRecord(partition, start + i, 1.0, reading(tid, minute), "telemetry", tid.encode())
         for i, (tid, minute) in enumerate(specs)
     ]
+
+
+def events(
+    specs: list[tuple[str, int]], partition: int = 0, start: int = 0, generation: int | None = None
+) -> list[FetchedBatch]:
+    """A micro-batch of one fetched batch: one record per (turbine, minute) on ``partition``."""
+    return [FetchedBatch(generation, records(specs, partition, start))]

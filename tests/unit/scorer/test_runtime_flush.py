@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.scorer.runtime_helpers import events, make_runtime
+from scorer.ingest import PartitionAck
+from tests.unit.scorer.runtime_helpers import committed, events, make_runtime
 
 pytestmark = pytest.mark.unit
 
@@ -32,12 +33,11 @@ def test_deferred_rescoring_is_flushed_by_the_timer(tmp_path: Path, tiny_scorer:
     )
     rt.processor.settings = rt.settings
     rt.holder.scorer = tiny_scorer  # type: ignore[assignment]
-    acked: list[tuple[int, int]] = []
 
     async def run() -> None:
-        await rt.handle_batch(events([("WT-1", 10 * i) for i in range(6)], acked=acked))
+        await rt.handle_batch(events([("WT-1", 10 * i) for i in range(6)]))
         await rt.checkpoint()
-        await rt.handle_batch(events([("WT-1", 51)], start=6, acked=acked))  # 1 min later: deferred
+        await rt.handle_batch(events([("WT-1", 51)], start=6))  # 1 min later: deferred
         await rt.ingest.drain()
         assert "WT-1" in rt.processor.pending and sink.batches[-1].deferred == 1
         assert sink.batches[-1].state_rows == []
@@ -53,5 +53,5 @@ def test_deferred_rescoring_is_flushed_by_the_timer(tmp_path: Path, tiny_scorer:
     assert flushed.events == 0 and [r.turbine_id for r in flushed.state_rows] == ["WT-1"]
     assert flushed.state_rows[0].last_event_time == rt.processor.turbines["WT-1"].window.as_of
     assert not rt.processor.pending
-    assert acked == [(0, i) for i in range(6)]  # the deferred batch waits for the next checkpoint
-    assert rt.pending_acks and all(e.message.offset == 6 for e in rt.pending_acks)
+    assert committed(rt) == [{0: 6}]  # the deferred batch waits for the next checkpoint
+    assert rt.pending_acks == [PartitionAck(0, 7)]

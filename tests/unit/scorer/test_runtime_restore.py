@@ -11,15 +11,16 @@ import orjson
 import pytest
 
 from common.rows import HistoryRow
-from scorer.processing import BatchProcessor, RawRecord
+from scorer.ingest import FetchedBatch
+from scorer.processing import BatchProcessor
 from scorer.runtime import ScorerRuntime
-from tests.unit.scorer.fakes import FakeEvent, FakeSink
+from tests.unit.scorer.fakes import FakeSink
 from tests.unit.scorer.runtime_helpers import T0, events, make_runtime
 
 pytestmark = pytest.mark.unit
 
 
-def _run(rt: ScorerRuntime, *batches: list[FakeEvent], checkpoint: bool = True) -> None:
+def _run(rt: ScorerRuntime, *batches: list[FetchedBatch], checkpoint: bool = True) -> None:
     async def go() -> None:
         for b in batches:
             await rt.handle_batch(b)
@@ -33,14 +34,13 @@ def _run(rt: ScorerRuntime, *batches: list[FakeEvent], checkpoint: bool = True) 
         rt.close()
 
 
-def _reference(batches: list[list[FakeEvent]]) -> BatchProcessor:
+def _reference(batches: list[list[FetchedBatch]]) -> BatchProcessor:
     """One uninterrupted processor fed every event once."""
     rt, _ = make_runtime(Path("/nonexistent-registry"))
     proc = rt.processor
     rt.close()
     for b in batches:
-        m = [e.message for e in b]
-        proc.process([RawRecord(x.partition, x.offset, x.timestamp, x.value, x.topic, x.key) for x in m])
+        proc.process([r for fetched in b for r in fetched.records])
     return proc
 
 

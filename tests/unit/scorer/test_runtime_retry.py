@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from scorer.sink import WriteRejected
-from tests.unit.scorer.runtime_helpers import events, make_runtime
+from tests.unit.scorer.runtime_helpers import committed, events, make_runtime
 
 pytestmark = pytest.mark.unit
 
@@ -22,11 +22,10 @@ def _errors(rt: object, kind: str) -> float:
 def test_unavailable_database_is_retried_with_backoff_and_nothing_is_lost(tmp_path: Path) -> None:
     rt, sink = make_runtime(tmp_path)
     sink.unavailable = {"write_batch": 3, "write_checkpoint": 2, "load_partitions": 1}
-    acked: list[tuple[int, int]] = []
     seen_unready: list[bool] = []
 
     async def run() -> None:
-        await rt.handle_batch(events([("WT-1", 0), ("WT-1", 10), ("WT-2", 0)], acked=acked))
+        await rt.handle_batch(events([("WT-1", 0), ("WT-1", 10), ("WT-2", 0)]))
         while sink.unavailable["write_batch"] and not seen_unready:
             await asyncio.sleep(0.001)
         seen_unready.append(not rt.db_ok)  # reported while it retries (readiness says why)
@@ -39,7 +38,7 @@ def test_unavailable_database_is_retried_with_backoff_and_nothing_is_lost(tmp_pa
     assert sink.calls.count("load_partitions") == 2
     assert sink.calls.count("write_batch") == 4 and len(sink.batches) == 1
     assert sink.calls.count("write_checkpoint") == 3 and len(sink.checkpoints) == 1
-    assert acked == [(0, 0), (0, 1), (0, 2)]
+    assert committed(rt) == [{0: 3}]
     assert rt.db_ok and rt.db_error is None and rt.broken is None
     assert seen_unready == [True]
     assert (_errors(rt, "restore"), _errors(rt, "stream_batch"), _errors(rt, "checkpoint")) == (1, 3, 2)
@@ -48,17 +47,16 @@ def test_unavailable_database_is_retried_with_backoff_and_nothing_is_lost(tmp_pa
 def test_a_refused_restore_is_not_retried_and_the_batch_fails(tmp_path: Path) -> None:
     rt, sink = make_runtime(tmp_path)
     sink.reject.add("load_turbines")
-    acked: list[tuple[int, int]] = []
 
     async def run() -> None:
         with pytest.raises(WriteRejected):
-            await rt.handle_batch(events([("WT-1", 0)], acked=acked))
+            await rt.handle_batch(events([("WT-1", 0)]))
 
     try:
         asyncio.run(run())
     finally:
         rt.close()
-    assert sink.calls.count("load_turbines") == 1 and sink.batches == [] and acked == []
+    assert sink.calls.count("load_turbines") == 1 and sink.batches == [] and rt.pending_acks == []
     assert "InsufficientPrivilege" in str(rt.db_error)
 
 
