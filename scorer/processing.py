@@ -71,6 +71,9 @@ _AUX_COLUMNS = np.array([SIGNALS.index(name) for name in AUX_FIELDS])
 _FIRST = itemgetter(0)
 _VALUE = attrgetter("value")
 _KEY = attrgetter("key")
+_PARTITION = attrgetter("partition")
+_OFFSET = attrgetter("offset")
+_TIMESTAMP = attrgetter("timestamp")
 
 
 def _utc(ts: float) -> datetime:
@@ -368,16 +371,7 @@ class BatchProcessor:
         out = BatchOutcome(events=len(records))
         wall = now or datetime.now(UTC)
         next_offset = self.next_offset
-        live: list[RawRecord] = []
-        for rec in records:
-            floor = next_offset.get(rec.partition)
-            if floor is not None and rec.offset < floor:
-                out.skipped_replayed += 1  # already applied before the last checkpoint
-                continue
-            next_offset[rec.partition] = rec.offset + 1
-            if rec.timestamp is not None:
-                out.last_record_ts = rec.timestamp
-            live.append(rec)
+        live = self._not_applied(records, out)
         for p, off in next_offset.items():
             out.next_offsets[p] = off
         limits: dict[str, Any] = {
@@ -404,6 +398,43 @@ class BatchProcessor:
             out.dead_letters.sort(key=lambda d: (d.source_partition or 0, d.source_offset or 0))
         return ParsedBatch(out, wall, decoded, [live[p] for p in decoded.positions])
 
+    def _not_applied(self, records: Sequence[RawRecord], out: BatchOutcome) -> Sequence[RawRecord]:
+        """The records not applied before the last checkpoint (offsets below a partition's next one are
+        skipped: replayed); the next offsets and the newest record timestamp move on.
+
+        The usual batch (each partition's offsets rising from its next offset) is checked over arrays;
+        any other one record by record: a record is skipped when its offset is below the one after the
+        last record applied from its partition.
+        """
+        next_offset = self.next_offset
+        if records:
+            parts = np.fromiter(map(_PARTITION, records), dtype=np.int64, count=len(records))
+            offs = np.fromiter(map(_OFFSET, records), dtype=np.int64, count=len(records))
+            ends: dict[int, int] = {}
+            for p in np.unique(parts).tolist():
+                o = offs[parts == p]
+                floor = next_offset.get(p)
+                if (floor is not None and o[0] < floor) or (len(o) > 1 and not (o[1:] > o[:-1]).all()):
+                    break
+                ends[p] = int(o[-1]) + 1
+            else:
+                next_offset.update(ends)
+                stamps = [t for t in map(_TIMESTAMP, records) if t is not None]
+                if stamps:
+                    out.last_record_ts = stamps[-1]
+                return records
+        live: list[RawRecord] = []
+        for rec in records:
+            floor = next_offset.get(rec.partition)
+            if floor is not None and rec.offset < floor:
+                out.skipped_replayed += 1  # already applied before the last checkpoint
+                continue
+            next_offset[rec.partition] = rec.offset + 1
+            if rec.timestamp is not None:
+                out.last_record_ts = rec.timestamp
+            live.append(rec)
+        return live
+
     def apply(self, batch: ParsedBatch) -> BatchOutcome:
         """Apply parsed events to windows, then rescore the touched turbines that are due in ONE call.
 
@@ -422,13 +453,12 @@ class BatchProcessor:
         tol = s.out_of_order_tolerance_s
         recs = batch.records
         tids = ev.turbine_id
-        groups: dict[str, list[int]] = {}
-        for i, tid in enumerate(tids):
-            g = groups.get(tid)
-            if g is None:
-                groups[tid] = [i]
-            else:
-                g.append(i)
+        # Each turbine's events in arrival order, turbines in order of first appearance.
+        code_of = {t: k for k, t in enumerate(dict.fromkeys(tids))}
+        codes = np.fromiter(map(code_of.__getitem__, tids), dtype=np.intp, count=n)
+        order = np.argsort(codes, kind="stable").tolist()
+        ends = np.cumsum(np.bincount(codes, minlength=len(code_of))).tolist()
+        groups = {t: order[(ends[k - 1] if k else 0) : ends[k]] for t, k in code_of.items()}
         ids = ev.event_id
         ts_list: list[float] = ev.ts.tolist()
         status = ev.status_code
@@ -474,22 +504,14 @@ class BatchProcessor:
             ts_arr = ev.ts[acc]
             sig = ev.signals[acc]
             vals = sig[:, _TRACKED_COLUMNS]
-            owner_of = {id(st): k for k, st in enumerate(states)}
-            rows_of = {id(st): st.window.row for st in states}
-            acc_list = acc.tolist()
-            key = [id(self.turbines[tids[i]]) for i in acc_list]
-            self.store.ingest(
-                np.array([rows_of[k] for k in key], dtype=np.intp),
-                ts_arr,
-                vals,
-                status[acc],
-                sig[:, _AUX_COLUMNS],
-            )
-            agg_rows = add_to_buckets(
-                states, np.array([owner_of[k] for k in key], dtype=np.int64), ts_arr, vals[:, AGG_COLUMNS]
-            )
-            arrivals = [recs[i].timestamp for i in acc_list]
-            out.arrival_ts.extend(a for a in arrivals if a is not None)
+            rank = np.zeros(len(code_of), dtype=np.int64)  # turbine code -> index in states (touched)
+            rank[[code_of[st.turbine_id] for st in states]] = np.arange(len(states))
+            owner = rank[codes[acc]]  # accepted => touched
+            rows = np.array([st.window.row for st in states], dtype=np.intp)
+            self.store.ingest(rows[owner], ts_arr, vals, status[acc], sig[:, _AUX_COLUMNS])
+            agg_rows = add_to_buckets(states, owner, ts_arr, vals[:, AGG_COLUMNS])
+            stamps = list(map(_TIMESTAMP, recs)) if m == n else [recs[i].timestamp for i in acc.tolist()]
+            out.arrival_ts.extend(t for t in stamps if t is not None)
             out.event_time_lag_s.extend((wall_ts - ts_arr).tolist())
         if states:
             self._rows_and_scores(states, latest, ev, agg_rows, out, wall_ts)
