@@ -547,3 +547,47 @@ def test_bulk_load_can_skip_bad_states() -> None:
     # the rows of the bad states went back to the free list
     assert store.capacity == 5  # 3 format-4 states with a readable header + 2 others, exactly
     assert len(store.rows_for(["a", "b"])) == 2 and store.capacity == 5
+
+
+def test_bulk_load_overlaps_the_callers_work_with_the_decode() -> None:
+    """>= 256 format-4 states decode on a helper thread while ``overlap(rows)`` runs here; an error in
+    either leaves no row of the call in the store."""
+    src = WindowStore(1)
+    rows = src.rows_for([f"S{i}" for i in range(300)])
+    rng = np.random.default_rng(3)
+    n = 300 * 20
+    src.ingest(
+        np.repeat(rows, 20),
+        T0 + np.tile(np.arange(20) * 600.0, 300),
+        rng.normal(60, 15, (n, K)),
+        np.zeros(n),
+        rng.normal(0, 90, (n, 3)),
+    )
+    blobs = src.to_bytes_many(rows)
+    ids = [f"T{i}" for i in range(300)]
+    seen: list[np.ndarray] = []
+    dst = WindowStore(1)
+    got = dst.load_many(ids, blobs, overlap=lambda r: seen.append(r.copy()))
+    np.testing.assert_array_equal(seen[0], got)
+    for name in WindowStore._SPEC:
+        np.testing.assert_array_equal(getattr(dst, name)[got], getattr(src, name)[rows], err_msg=name)
+
+    def boom(_rows: np.ndarray) -> None:
+        raise RuntimeError("caller failed")
+
+    other = WindowStore(1)
+    with pytest.raises(RuntimeError, match="caller failed"):
+        other.load_many(ids, blobs, overlap=boom)
+    assert len(other) == 0 and len(other._free) == other.capacity
+    from models.window_store import _HEADER4
+
+    hs = _HEADER4.size
+    tid_len = int.from_bytes(blobs[299][hs - 6 : hs - 4], "little")
+    # a consistent header whose 1-byte body says "128 literal bytes follow": fails only in the kernel
+    bad = [
+        *blobs[:299],
+        blobs[299][: hs - 4] + (1).to_bytes(4, "little") + blobs[299][hs : hs + tid_len] + b"\x7f",
+    ]
+    with pytest.raises(ValueError, match="turbine T299: corrupted FeatureWindow state: body ends inside"):
+        other.load_many(ids, bad, overlap=lambda r: None)
+    assert len(other) == 0 and len(other._free) == other.capacity
