@@ -628,13 +628,14 @@ class Sink:
 
         def tx(conn: psycopg.Connection) -> tuple[list[StoredWindow], dict[str, HistoryMark]]:
             ids = list(turbine_ids)
-            windows = [
-                StoredWindow(r[0], r[1], int(r[2]), bytes(r[3]), bytes(r[4]))
+            windows = [  # binary results: bytea as bytes (as load_partitions)
+                StoredWindow(r[0], r[1], r[2], r[3], r[4])
                 for r in conn.execute(
                     "SELECT turbine_id, site_id, partition, state, aux FROM scorer_windows "
                     "WHERE consumer_group = %s AND turbine_id = ANY(%s)",
                     (self.group, ids),
-                )
+                    binary=True,
+                ).fetchall()
             ]
             return windows, self._history_marks(conn, ids)
 
