@@ -14,6 +14,7 @@ caps the data clock (a sensor clock slightly ahead) and dates the run itself (``
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import queue
@@ -241,12 +242,15 @@ def sweep_and_write(
     write: Callable[..., None],
     model_version: str | None,
     t0: float,
+    scored: Callable[[], None] | None = None,
 ) -> WrittenSweep:
     """:func:`sweep_fleet` with its rows written as they are made (``Sink.write_sweep``: one
     transaction, run in a writer thread): the database stores one part while the next is scored.
 
-    ``t0`` (``time.perf_counter()``) is the sweep's start, for the run's duration. If the scoring
-    fails, the transaction is rolled back and the error raised; if the write fails, the scoring still
+    ``t0`` (``time.perf_counter()``) is the sweep's start, for the run's duration. ``scored()`` is
+    called (from this thread) as soon as the windows are no longer read, the scoring done or failed:
+    the caller may let the stream change them while the last rows are written. If the scoring fails,
+    the transaction is rolled back and the error raised; if the write fails, the scoring still
     completes and the error is returned with all the rows (the caller writes them again).
     """
     parts: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -277,12 +281,15 @@ def sweep_and_write(
         parts.put(exc)
         thread.join()
         raise
-    scored = time.perf_counter()
-    summary.append(SweepSummary(len(result.history_rows), result.counts, (scored - t0) * 1000))
+    finally:
+        if scored is not None:
+            scored()
+    done = time.perf_counter()
+    summary.append(SweepSummary(len(result.history_rows), result.counts, (done - t0) * 1000))
     parts.put(_END)
     thread.join()
     write_s = span[-1] - span[0] if len(span) > 1 else 0.0
-    return WrittenSweep(result, scored - t0, write_s, failed[0] if failed else None)
+    return WrittenSweep(result, done - t0, write_s, failed[0] if failed else None)
 
 
 def _describe_sites(site_as_of: dict[str, datetime], wall: datetime, limit: int = 20) -> dict[str, Any]:
@@ -388,6 +395,16 @@ class Sweeper:
             write = getattr(rt.aux_sink, "write_sweep", None)  # scored and written at once
             write_error: BaseException | None = None
             write_s = 0.0
+            loop = asyncio.get_running_loop()
+            windows_read: asyncio.Future[Any] = loop.create_future()
+
+            def read_done() -> None:
+                if not windows_read.done():
+                    windows_read.set_result(None)
+
+            def release() -> None:  # from the aux thread: the windows are no longer read
+                loop.call_soon_threadsafe(read_done)
+
             async with rt.lock:  # owned windows are consistent while the stream waits (~1 s/day)
                 if write is None:
                     result = await rt._in(
@@ -402,20 +419,27 @@ class Sweeper:
                     )
                     score_s = time.perf_counter() - t0
                 else:
-                    written = await rt._in(
-                        rt.aux,
-                        without_cyclic_gc(sweep_and_write),
-                        rt.processor,
-                        stored,
-                        set(rt.restored),
-                        fleet,
-                        wall,
-                        run_id,
-                        write,
-                        version,
-                        t0,
+                    task: asyncio.Future[Any] = asyncio.ensure_future(
+                        rt._in(
+                            rt.aux,
+                            without_cyclic_gc(sweep_and_write),
+                            rt.processor,
+                            stored,
+                            set(rt.restored),
+                            fleet,
+                            wall,
+                            run_id,
+                            write,
+                            version,
+                            t0,
+                            release,
+                        )
                     )
-                    result, score_s, write_error = written.result, written.score_s, written.write_error
+                    # the lock is held while the windows are read; the last rows are committed after
+                    await asyncio.wait([windows_read, task], return_when=asyncio.FIRST_COMPLETED)
+            if write is not None:
+                written: WrittenSweep = await task  # the aux thread (and its connection) stays the writer's
+                result, score_s, write_error = written.result, written.score_s, written.write_error
             hist_rows, state_rows, counts, site_as_of = (
                 result.history_rows,
                 result.state_rows,
