@@ -394,8 +394,6 @@ class BatchProcessor:
                 self.dead_letter(live[pos], err.reason, err.code, wall, out)
             else:  # a validator bug (or a key of a strange type) must not stop the stream
                 self._internal_error(live[pos], err, wall, out)
-        if decoded.errors:  # dead letters in record order, as they were one by one
-            out.dead_letters.sort(key=lambda d: (d.source_partition or 0, d.source_offset or 0))
         return ParsedBatch(out, wall, decoded, [live[p] for p in decoded.positions])
 
     def _not_applied(self, records: Sequence[RawRecord], out: BatchOutcome) -> Sequence[RawRecord]:
@@ -411,7 +409,7 @@ class BatchProcessor:
             parts = np.fromiter(map(_PARTITION, records), dtype=np.int64, count=len(records))
             offs = np.fromiter(map(_OFFSET, records), dtype=np.int64, count=len(records))
             ends: dict[int, int] = {}
-            for p in np.unique(parts).tolist():
+            for p in dict.fromkeys(parts.tolist()):  # in order of first record, as one by one
                 o = offs[parts == p]
                 floor = next_offset.get(p)
                 if (floor is not None and o[0] < floor) or (len(o) > 1 and not (o[1:] > o[:-1]).all()):

@@ -251,3 +251,37 @@ def test_fast_prune_keeps_the_rebuilt_dict() -> None:
             ref.dirty.clear()
             ref.prune(300)
         assert list(st.recent.items()) == list(ref.recent.items())
+
+
+def test_replayed_offsets_are_skipped_as_record_by_record() -> None:
+    """Offsets over arrays (the usual batch) or one by one: the same records, next offsets and newest
+    record timestamp as the per-record rule (skip below the offset after the last record applied)."""
+    rng = random.Random(11)
+    settings = load_settings(ScorerSettings)
+    for _ in range(300):
+        proc = BatchProcessor(settings)
+        floors = {p: rng.randrange(0, 20) for p in range(3) if rng.random() < 0.5}
+        proc.next_offset.update(floors)
+        recs = []
+        cursor = {p: rng.randrange(0, 25) for p in range(3)}
+        for i in range(rng.randrange(0, 30)):
+            p = rng.randrange(3)
+            cursor[p] += rng.choice((1, 1, 1, 2, 0, -3))
+            stamp = None if rng.random() < 0.2 else float(i)
+            recs.append(RawRecord(p, cursor[p], stamp, b"{}", "t", b"k"))
+        expected_next = dict(floors)
+        kept, last = [], None
+        for r in recs:
+            floor = expected_next.get(r.partition)
+            if floor is not None and r.offset < floor:
+                continue
+            expected_next[r.partition] = r.offset + 1
+            last = r.timestamp if r.timestamp is not None else last
+            kept.append(r)
+        out = proc.parse(recs, T0 + timedelta(days=30))
+        assert proc.next_offset == expected_next and out.out.next_offsets == expected_next
+        assert out.out.skipped_replayed == len(recs) - len(kept)
+        assert out.out.last_record_ts == last
+        assert [(d.source_partition, d.source_offset) for d in out.out.dead_letters] == [
+            (r.partition, r.offset) for r in kept
+        ]
