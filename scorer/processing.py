@@ -446,6 +446,7 @@ class BatchProcessor:
         ev = batch.decoded
         n = len(ev)
         if n == 0:
+            self._pending_marks = {}  # as after any batch: a mark waits for the batch after install
             return out
         wall_ts = batch.wall.timestamp()
         tol = s.out_of_order_tolerance_s
