@@ -933,6 +933,17 @@ async def _sweep_child(n: int, db_url: str, registry: Path, in_memory: bool) -> 
 
     settings = _sweep_settings(db_url, registry)
     topic, group = settings.telemetry_topic, settings.consumer_group
+    # The worker compiles (or loads from numba's cache) its kernels at start: so does this child, so
+    # that no timed part below pays a first compilation (older trees may lack the state codec's).
+    from models.feature_kernels import warm_up
+
+    warm_up()
+    try:
+        from models.window_store import warm_up_codec  # type: ignore[attr-defined]
+    except ImportError:
+        pass
+    else:
+        warm_up_codec()
     # 1. One real checkpoint row: 7 days of 10-min readings of one turbine through the worker's own
     #    batch processor (hourly batches) and checkpoint (whatever format the code under test writes).
     src = _runtime(settings)

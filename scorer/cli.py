@@ -128,11 +128,14 @@ def worker(
             file=sys.stderr,
         )
         raise SystemExit(EXIT_KAFKA_UNREACHABLE) from None
-    # Compile (or load from numba's cache) the feature kernels before joining the group, so the
-    # first batch after an assignment is not held by compilation (~11 s cold, ~0.5 s cached).
+    # Compile (or load from numba's cache) the feature and window-state kernels before joining the
+    # group, so the first batch, restore or checkpoint after an assignment is not held by compilation
+    # (~11 s cold, ~0.5 s cached for the features; ~0.8 s cold, ~1 ms cached for the state codec).
     from models.feature_kernels import warm_up
+    from models.window_store import warm_up_codec
 
     event(log, "feature kernels ready", seconds=round(warm_up(), 2))
+    event(log, "window state kernels ready", seconds=round(warm_up_codec(), 2))
     watchdog = ShutdownWatchdog(settings.shutdown_timeout_s)
     faust_app = create_app(settings)
     watchdog.watch(lambda: bool(faust_app.crashed))
