@@ -8,6 +8,7 @@ worker`` builds settings, then the app, then runs faust's worker.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 from typing import Any
@@ -116,4 +117,7 @@ def create_app(settings: ScorerSettings) -> faust.App:
     register_agents(app, runtime)
     register_timers(app, runtime)
     register_views(app, runtime)
+    # Modules, the model and the app live as long as the process: out of the cyclic gc's generations
+    # (its full collections would traverse them during every batch).
+    gc.freeze()
     return app

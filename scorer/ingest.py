@@ -15,6 +15,7 @@ durable too. A write that fails for good marks the runtime broken: no later chec
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections import deque
@@ -263,6 +264,9 @@ class Ingest:
             parts = set(tails) - rt.restored
             if parts:
                 await rt.checkpointer.restore_partitions(sorted(parts))
+                # The restored windows and bookkeeping live as long as the worker: out of the cyclic
+                # gc's generations, so its full collections stop traversing them at every batch.
+                gc.freeze()
             proc = rt.processor
             proc.scorer = rt.holder.scorer
             if rt.registers.register is None:  # routing needs the register: its first read first
