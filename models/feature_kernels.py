@@ -778,25 +778,39 @@ def quality_dicts(
     """The data-quality dicts of windows from their :class:`QualitySums` and per-window scalars
     (``last_ts`` / ``first_ts`` epoch seconds, NaN = none; ``late`` events dropped).
 
-    Arrays become Python lists first: the loop then handles Python ints and floats only.
+    Arrays become Python lists first: the loop then handles Python ints and floats only. Which rows
+    have a frozen or a silent sensor, and each row's count of values, are found over arrays; only
+    those rows build their entries (same dicts and lists, same order, as the per-signal loops).
     """
-    ctr24, cnt24 = q.ctr24.tolist(), q.cnt24.tolist()
+    events24s = q.ctr24[:, CTR_EVENTS].tolist()
+    spikes = q.ctr24[:, CTR_SPIKES].tolist()
+    cnt_sum = q.cnt24.sum(axis=1).tolist()
     events_all, coverage = q.events_all.tolist(), q.coverage24.tolist()
-    acnt24 = None if q.acnt24 is None else q.acnt24.tolist()
-    fhs, lasts, firsts, lates = frozen_hours.tolist(), last_ts.tolist(), first_ts.tolist(), late.tolist()
+    acnt24 = q.acnt24
+    lasts, firsts, lates = last_ts.tolist(), first_ts.tolist(), late.tolist()
     key_idx = [int(k) for k in KEY_IDX]
+    with np.errstate(invalid="ignore"):
+        has_frozen: list[bool] = np.any(frozen_hours > 0, axis=1).tolist()
+    has_silent: list[bool] = ((q.cnt24[:, KEY_IDX] == 0).any(axis=1) & (q.ctr24[:, CTR_EVENTS] > 0)).tolist()
     out: list[dict[str, Any]] = []
     for i in range(len(events_all)):
-        c24 = ctr24[i]
-        cnt = cnt24[i]
-        events24 = int(c24[CTR_EVENTS])
-        frozen = {TRACKED_SIGNALS[k]: round(h, 2) for k, h in enumerate(fhs[i]) if h > 0}
-        silent = [sig for sig, k in zip(KEY_SIGNALS, key_idx, strict=True) if cnt[k] == 0 and events24 > 0]
+        events24 = int(events24s[i])
+        if has_frozen[i]:
+            fh = frozen_hours[i].tolist()
+            frozen = {TRACKED_SIGNALS[k]: round(h, 2) for k, h in enumerate(fh) if h > 0}
+        else:
+            frozen = {}
+        if has_silent[i]:
+            cnt_i = q.cnt24[i].tolist()
+            silent = [sig for sig, k in zip(KEY_SIGNALS, key_idx, strict=True) if cnt_i[k] == 0]
+        else:
+            silent = []
         fit = None if fitted is None else fitted[i]
         if fit is None:
             expected_values = events24 * K
-            missing24 = expected_values - sum(cnt)
+            missing24 = expected_values - int(cnt_sum[i])
         else:
+            cnt = q.cnt24[i].tolist()
             have = frozenset(fit)
             present = [cnt[k] for k, sig in enumerate(TRACKED_SIGNALS) if sig in have]
             if acnt24 is not None:
@@ -806,7 +820,7 @@ def quality_dicts(
                     (AUX_SIGNALS[2], ACNT_NDIR),
                 ):
                     if name in have:
-                        present.append(acnt24[i][j])
+                        present.append(int(acnt24[i, j]))
             expected_values = events24 * len(present)
             missing24 = expected_values - sum(present)
             frozen = {sig: h for sig, h in frozen.items() if sig in have}
@@ -829,7 +843,7 @@ def quality_dicts(
                 else round((last_t - first) / 3600, 2),
                 "coverage_hours_24h": int(coverage[i]),
                 "missing_share_24h": round(missing24 / expected_values, 4) if expected_values else 1.0,
-                "spikes_24h": int(c24[CTR_SPIKES]),
+                "spikes_24h": int(spikes[i]),
                 "frozen_signals": frozen,
                 "silent_key_signals_24h": silent,
                 "late_events_dropped": int(lates[i]),

@@ -287,6 +287,7 @@ class ReasonTable:
         for name, words, unit in _FIXED_REASONS:
             add(_FIXED, name, words=words, unit=unit)
         self.candidates = cands
+        self._texts = [self._text_parts(c) for c in cands]
         self._cols = np.array([c.col for c in cands], dtype=np.intp)
         self._lo = np.array([c.rng[0] for c in cands], dtype=np.float64)
         self._hi = np.array([c.rng[1] for c in cands], dtype=np.float64)
@@ -357,27 +358,36 @@ class ReasonTable:
             trend[rows, chosen].tolist(),
             strict=True,
         )
+        texts = self._texts
         for i, j, val, slope, annotate in picked:
-            out[i].append(self._reason(cands[j], val, slope if annotate else None))
+            kind, head, tail, rng = texts[j]
+            if kind == _RESID:
+                text = f"{head}{abs(val):.1f}{tail}"
+                if annotate:
+                    way = "rising" if slope > 0 else "falling"
+                    text = f"{text}, {way} {abs(slope):.1f} {cands[j].unit}/day"
+            elif kind == _SLOPE:
+                way = "rising" if val > 0 else "falling"
+                text = f"{head}{way} {abs(val):.1f}{tail}"
+            else:
+                text = f"{head}{val:.1f}{tail}"
+            out[i].append(
+                {"indicator": cands[j].name, "text": text, "value": round(val, 2), "normal_range": list(rng)}
+            )
         return out
 
     @staticmethod
-    def _reason(c: _Candidate, val: float, slope: float | None) -> dict[str, Any]:
+    def _text_parts(c: _Candidate) -> tuple[int, str, str, tuple[float, float]]:
+        """(kind, text before the value, text after it, range) of a candidate's reason: the texts that
+        do not depend on the row, made once per table (:meth:`top` adds the value and the trend)."""
         rng = c.rng
         if c.kind == _RESID:
-            unit = c.unit
-            text = f"{pretty_signal(c.sig)} {abs(val):.1f} {unit} above expected for this load"
-            if slope is not None:
-                trend = "rising" if slope > 0 else "falling"
-                text += f", {trend} {abs(slope):.1f} {unit}/day"
-        elif c.kind == _SLOPE:
-            trend = "rising" if val > 0 else "falling"
-            text = f"{pretty_signal(c.sig)} {trend} {abs(val):.1f} {c.unit}/day over 3 days" + _fmt_range(
-                rng, f"{c.unit}/day"
-            )
-        else:
-            text = f"{c.words}: {val:.1f} {c.unit}".rstrip() + _fmt_range(rng, c.unit)
-        return {"indicator": c.name, "text": text, "value": round(val, 2), "normal_range": list(rng)}
+            return _RESID, f"{pretty_signal(c.sig)} ", f" {c.unit} above expected for this load", rng
+        if c.kind == _SLOPE:
+            range_text = _fmt_range(rng, f"{c.unit}/day")
+            return _SLOPE, f"{pretty_signal(c.sig)} ", f" {c.unit}/day over 3 days{range_text}", rng
+        # f"{words}: {value} {unit}".rstrip(): a formatted finite value never ends with a space
+        return _FIXED, f"{c.words}: ", f" {c.unit}".rstrip() + _fmt_range(rng, c.unit), rng
 
 
 # --------------------------------------------------------------------------------------------------
