@@ -62,7 +62,10 @@ class ScorerSettings(RegistrySettings):
     # Telemetry records fetched by faust's consumer wait in one queue for the ingest
     # (scorer/batch_consumer.py): when it holds this many, the fetcher waits (backpressure).
     ingest_queue_max_events: int = Field(
-        default=40_000, ge=1_000, le=1_000_000, description="Most fetched records queued for the ingest."
+        default=40_000,
+        ge=1_000,
+        le=1_000_000,
+        description="Most fetched telemetry records waiting for the ingest; when full, fetching pauses.",
     )
     stream_buffer_maxsize: int = Field(default=16384, ge=16, description="Faust stream buffer (events).")
     # Bytes fetched per partition per request (faust ``consumer_max_fetch_size``, default 1 MiB). Larger
