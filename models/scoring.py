@@ -80,6 +80,14 @@ def _opt(v: float) -> float | None:
     return float(v) if math.isfinite(v) else None
 
 
+def _opts(a: np.ndarray) -> list[float | None]:
+    """:func:`_opt` of every value of a float array (one check over the array when all are finite)."""
+    values: list[float] = a.tolist()
+    if np.isfinite(a).all():
+        return values  # type: ignore[return-value]
+    return [v if math.isfinite(v) else None for v in values]
+
+
 class BatchScorer:
     """Scores ``(turbine_id, FeatureWindow | FeatureRow)`` items with a bundle and a policy."""
 
@@ -180,10 +188,10 @@ class BatchScorer:
             as_ofs,
             data_quality,
             decisions,
-            prob.tolist(),
-            q10.tolist(),
-            q50.tolist(),
-            q90.tolist(),
+            _opts(prob),
+            _opts(q10),
+            _opts(q50),
+            _opts(q90),
             strict=True,
         ):
             results.append(
@@ -192,10 +200,10 @@ class BatchScorer:
                     as_of=as_of,
                     score=d.score,
                     tier=d.tier,
-                    probability=_opt(p),
-                    ttf_days=_opt(mid),
-                    ttf_low_days=_opt(lo),
-                    ttf_high_days=_opt(hi),
+                    probability=p,
+                    ttf_days=mid,
+                    ttf_low_days=lo,
+                    ttf_high_days=hi,
                     reasons=d.reasons,
                     data_quality=dq,
                     model_version=version,

@@ -269,6 +269,7 @@ def sweep_rows_pair(history_rows: Sequence[HistoryRow], state_rows: Sequence[Sta
 
 _I32 = struct.Struct(">i").pack
 _F8 = struct.Struct(">id").pack  # field length (8) + big-endian double
+_F8X4 = struct.Struct(">idididid").pack  # four of them
 _TS = struct.Struct(">iq").pack  # field length (8) + microseconds since 2000-01-01 UTC
 _NULL = b"\xff\xff\xff\xff"
 _PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -288,11 +289,6 @@ def _text(v: str | None) -> bytes:
     return _I32(len(b)) + b
 
 
-def _jsonb_field(v: str) -> bytes:
-    b = v.encode()
-    return _I32(len(b) + 1) + b"\x01" + b  # jsonb binary format: version 1, then the JSON text
-
-
 def sweep_copy_data(history_rows: Sequence[HistoryRow], state_rows: Sequence[StateRow]) -> bytes:
     """The binary COPY stream (signature to trailer) of :data:`SWEEP_COLUMNS` for paired sweep rows.
 
@@ -300,12 +296,6 @@ def sweep_copy_data(history_rows: Sequence[HistoryRow], state_rows: Sequence[Sta
     version, run id, site, as-of time) are encoded once, the JSON texts go as they are.
     """
     memo: dict[Any, bytes] = {}
-
-    def once(kind: Callable[[Any], bytes], v: Any) -> bytes:
-        b = memo.get((kind, v))
-        if b is None:
-            b = memo[(kind, v)] = kind(v)
-        return b
 
     def ts(v: datetime | None) -> bytes:
         if v is None:
@@ -316,27 +306,49 @@ def sweep_copy_data(history_rows: Sequence[HistoryRow], state_rows: Sequence[Sta
     def run(v: str | None) -> bytes:
         return _NULL if v is None else _I32(16) + _uuid(v).bytes  # type: ignore[union-attr]
 
+    # values a sweep repeats on every row: encoded once per distinct group, as one byte string
+    tiers: dict[str, bytes] = {}
+    triggers: dict[str, bytes] = {}
     parts = [_COPY_SIGNATURE]
-    add = parts.append
+    add = parts.extend
     for h, s in zip(history_rows, state_rows, strict=True):
-        add(_N_SWEEP_FIELDS)
-        add(_f8(h.score))
-        add(once(_text, h.tier))
-        add(_f8(h.probability))
-        add(_f8(h.ttf_days))
-        add(_f8(h.ttf_low_days))
-        add(_f8(h.ttf_high_days))
-        add(once(_text, h.model_version))
-        add(once(run, h.run_id))
-        add(once(ts, h.time))
-        add(_text(h.turbine_id))
-        add(once(_text, h.trigger))
-        add(_jsonb_field(h.reasons))
-        add(_jsonb_field(h.data_quality))
-        add(once(_text, h.calibration_version))
-        add(once(_text, s.site_id))
-        add(once(ts, s.last_event_time))
-    add(_COPY_TRAILER)
+        p, t, lo, hi = h.probability, h.ttf_days, h.ttf_low_days, h.ttf_high_days
+        k1 = (h.model_version, h.run_id, h.time)
+        mid = memo.get(k1)
+        if mid is None:
+            mid = memo[k1] = _text(h.model_version) + run(h.run_id) + ts(h.time)
+        k2 = (h.calibration_version, s.site_id, s.last_event_time, None)  # 4 items: never a k1
+        end = memo.get(k2)
+        if end is None:
+            end = memo[k2] = _text(h.calibration_version) + _text(s.site_id) + ts(s.last_event_time)
+        tier = tiers.get(h.tier)
+        if tier is None:
+            tier = tiers[h.tier] = _text(h.tier)
+        trigger = triggers.get(h.trigger)
+        if trigger is None:
+            trigger = triggers[h.trigger] = _text(h.trigger)
+        reasons, quality = h.reasons.encode(), h.data_quality.encode()
+        add(
+            (
+                _N_SWEEP_FIELDS,
+                _f8(h.score),
+                tier,
+                _F8X4(8, p, 8, t, 8, lo, 8, hi)
+                if p is not None and t is not None and lo is not None and hi is not None
+                else _f8(p) + _f8(t) + _f8(lo) + _f8(hi),
+                mid,
+                _text(h.turbine_id),
+                trigger,
+                _I32(len(reasons) + 1),
+                b"\x01",  # jsonb binary format: version 1, then the JSON text
+                reasons,
+                _I32(len(quality) + 1),
+                b"\x01",
+                quality,
+                end,
+            )
+        )
+    parts.append(_COPY_TRAILER)
     return b"".join(parts)
 
 
