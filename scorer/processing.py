@@ -280,7 +280,9 @@ class BatchProcessor:
 
     def restore(self, stored: Iterable[Checkpointed], marks: dict[str, HistoryMark] | None = None) -> int:
         """Install checkpointed turbines not in memory: window bytes straight into the store (no
-        per-window object), bookkeeping from their aux; then the history marks (see :meth:`install`).
+        per-window object), bookkeeping from their aux (recent ids and 10-minute buckets decoded when
+        the turbine is first touched: ``TurbineState.from_aux(lazy=True)``); then the history marks
+        (see :meth:`install`).
 
         All windows go into the store in one ``WindowStore.load_many`` (one kernel call, on a helper
         thread while the aux of every turbine is decoded here; the first checkpoint of a turbine given
@@ -299,7 +301,7 @@ class BatchProcessor:
         def bookkeeping(rows: np.ndarray) -> None:  # runs while the windows decode (another thread)
             view = FeatureWindow.view
             states.extend(
-                TurbineState.from_aux(w.turbine_id, w.partition, view(self.store, r), w.aux)
+                TurbineState.from_aux(w.turbine_id, w.partition, view(self.store, r), w.aux, lazy=True)
                 for w, r in zip(todo.values(), rows.tolist(), strict=True)
             )
 

@@ -26,7 +26,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
 from operator import lt
+from typing import Any
 
+import msgspec
 import numpy as np
 import orjson
 
@@ -152,6 +154,32 @@ class TurbineState:
     _top: float = field(default=-math.inf, init=False, repr=False, compare=False)
     _ooo: list[str] | None = field(default=None, init=False, repr=False, compare=False)
     _indexed: dict[str, float] | None = field(default=None, init=False, repr=False, compare=False)
+    # A restored turbine not touched since: the checkpoint's JSON of ``recent`` and ``agg``, not decoded
+    # yet (both slots unset until first read, see ``__getattr__``).
+    _lazy: tuple[msgspec.Raw, msgspec.Raw] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __getattr__(self, name: str) -> Any:
+        """Reached only when a slot is unset: ``recent`` or ``agg`` of a lazily restored turbine are
+        decoded from its checkpoint at first read (a restore builds neither for turbines never touched)."""
+        if name in ("recent", "agg") and self._lazy is not None:
+            self._decode_lazy()
+            return getattr(self, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}", name=name, obj=self)
+
+    def _decode_lazy(self) -> None:
+        raw_recent, raw_agg = self._lazy  # type: ignore[misc]
+        try:  # the same conversions as an eager decode (``_aux_fields``)
+            recent = _id_times(orjson.loads(memoryview(raw_recent)) or {})
+            agg = {int(k): array("d", v) for k, v in orjson.loads(memoryview(raw_agg)).items()}
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"turbine {self.turbine_id}: corrupted checkpoint aux: {exc}") from exc
+        cls = type(self)
+        for name, value in (("recent", recent), ("agg", agg)):
+            try:  # a slot given a value meanwhile keeps it
+                getattr(cls, name).__get__(self, cls)
+            except AttributeError:
+                setattr(self, name, value)
+        self._lazy = None
 
     # ------------------------------------------------------------------ ingestion
     def accept(self, event_id: str, ts: float, tolerance_s: float, status_code: int = 0) -> None:
@@ -438,9 +466,46 @@ class TurbineState:
         return cls.from_aux(turbine_id, partition, FeatureWindow.from_bytes(window_bytes), aux)
 
     @classmethod
-    def from_aux(cls, turbine_id: str, partition: int, window: FeatureWindow, aux: bytes) -> TurbineState:
-        """The state of a checkpoint whose window is already loaded (``window``)."""
-        data = orjson.loads(aux)
+    def from_aux(
+        cls, turbine_id: str, partition: int, window: FeatureWindow, aux: bytes, *, lazy: bool = False
+    ) -> TurbineState:
+        """The state of a checkpoint whose window is already loaded (``window``).
+
+        ``lazy``: ``recent`` and ``agg`` (the bulk of the aux: ~70 % of its decode) stay undecoded
+        until first read; everything else (what the sweep, the tier counts, the history marks and the
+        pending set read for every turbine) is decoded now. The result is the same state either way.
+        """
+        head = _aux_head(aux)
+        if head is None:  # not the shape aux_bytes writes: decoded as it always was
+            return cls._from_aux_dict(turbine_id, partition, window, orjson.loads(aux))
+        if head.v != AUX_FORMAT:
+            raise ValueError(f"turbine {turbine_id}: unsupported checkpoint aux format {head.v!r}")
+        hist, rs = head.hist, head.rs
+        st = cls(
+            turbine_id=turbine_id,
+            site_id=head.site,
+            partition=partition,
+            window=window,
+            last_ts=-math.inf if head.last is None else head.last,
+            history=None if hist is None else HistoryMark(hist[0], hist[1], hist[2]),
+            last_tier=head.tier,
+            late=head.late,
+            duplicates=head.dup,
+            rescore=None if rs is None else RescoreMark(rs[0], rs[1]),
+            newest_status=head.ns,
+            pending=head.pend,
+        )
+        del st.recent, st.agg
+        st._lazy = (head.recent, head.agg)
+        if not lazy:
+            st._decode_lazy()
+        return st
+
+    @classmethod
+    def _from_aux_dict(
+        cls, turbine_id: str, partition: int, window: FeatureWindow, data: Any
+    ) -> TurbineState:
+        """Any aux ``orjson`` reads (loose types converted as ``float``/``int``/``str`` do)."""
         if data.get("v") != AUX_FORMAT:
             raise ValueError(f"turbine {turbine_id}: unsupported checkpoint aux format {data.get('v')!r}")
         hist = data.get("hist")
@@ -461,6 +526,37 @@ class TurbineState:
             newest_status=int(data.get("ns", NORMAL)),
             pending=bool(data.get("pend", False)),
         )
+
+
+class _AuxHead(msgspec.Struct):
+    """An aux as :meth:`TurbineState.aux_bytes` writes it, strictly typed; ``recent`` and ``agg`` kept
+    as their JSON text (validated, not decoded). Whatever this refuses is decoded loosely instead."""
+
+    site: str
+    v: Any = None
+    last: float | None = None
+    recent: msgspec.Raw = msgspec.Raw(b"{}")
+    agg: msgspec.Raw = msgspec.Raw(b"{}")
+    hist: tuple[float, float, str] | None = None
+    tier: str | None = None
+    late: int = 0
+    dup: int = 0
+    rs: tuple[float, int] | None = None
+    ns: int = NORMAL
+    pend: bool = False
+
+
+_AUX_DECODER = msgspec.json.Decoder(_AuxHead)
+
+
+def _aux_head(aux: bytes) -> _AuxHead | None:
+    try:
+        head = _AUX_DECODER.decode(aux)
+    except msgspec.DecodeError:
+        return None
+    if memoryview(head.recent)[:1] != b"{" or memoryview(head.agg)[:1] != b"{":
+        return None
+    return head
 
 
 def _id_times(recent: dict[str, float]) -> dict[str, float]:
