@@ -356,6 +356,11 @@ class WindowStore:
             target = max(target, step)
         self._grow(target)
 
+    def reserve(self, extra: int) -> None:
+        """Room for ``extra`` more rows in one growth (a restore read in chunks knows its total first:
+        loading chunk by chunk would otherwise copy the whole store at each growth)."""
+        self._reserve(extra, exact=True)
+
     def _allocate(self, turbine_id: str) -> int:
         if not self._free:
             self._reserve(1)

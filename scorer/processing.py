@@ -312,6 +312,16 @@ class BatchProcessor:
             raise
         return self.install(states, marks)
 
+    def forget(self, turbine_ids: Iterable[str]) -> None:
+        """Forget these turbines as if never restored (a restore that failed after part of it ran)."""
+        gone = [t for t in turbine_ids if self.turbines.pop(t, None) is not None]
+        for tid in gone:
+            self.dirty.discard(tid)
+            self.pending.discard(tid)
+        self.store.remove(gone)
+        if not self.pending:
+            self._pending_since = None
+
     def drop_partitions(self, keep: set[int]) -> None:
         """Forget turbines and offsets of partitions no longer assigned (another worker owns them now)."""
         gone = [t for t, st in self.turbines.items() if st.partition not in keep]

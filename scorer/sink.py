@@ -702,6 +702,48 @@ class Sink:
 
         return self.run(tx, "scorer_offsets/scorer_windows/score_history")
 
+    def load_partitions_streamed(
+        self,
+        topic: str,
+        partitions: Sequence[int],
+        begin: Callable[[int], object],
+        consume: Callable[[list[StoredWindow]], object],
+        chunk: int = 1024,
+    ) -> tuple[dict[int, int], dict[str, HistoryMark]]:
+        """:meth:`load_partitions` with the windows handed over as they arrive: ``begin(count)`` once
+        (an upper bound of the rows to come), then ``consume(rows)`` per ``chunk`` rows, in the reading
+        thread; returns the next offsets and the history marks. Why: the caller decodes chunk k while
+        chunk k+1 is read (a restore no longer waits for the whole read before its first decode)."""
+
+        def tx(conn: psycopg.Connection) -> tuple[dict[int, int], dict[str, HistoryMark]]:
+            key = (self.group, topic, list(partitions))
+            offs = {
+                int(p): int(o)
+                for p, o in conn.execute(
+                    "SELECT partition, next_offset FROM scorer_offsets WHERE consumer_group = %s "
+                    "AND topic = %s AND partition = ANY(%s)",
+                    key,
+                )
+            }
+            where = "WHERE consumer_group = %s AND topic = %s AND partition = ANY(%s)"
+            row = conn.execute(f"SELECT count(*) FROM scorer_windows {where}", key).fetchone()
+            begin(int(row[0]) if row else 0)
+            ids: list[str] = []
+            part: list[StoredWindow] = []
+            query = f"SELECT turbine_id, site_id, partition, state, aux FROM scorer_windows {where}"
+            for r in conn.cursor(binary=True).stream(query, key, size=chunk):
+                part.append(StoredWindow(r[0], r[1], r[2], r[3], r[4]))
+                if len(part) == chunk:
+                    ids.extend(w.turbine_id for w in part)
+                    consume(part)
+                    part = []
+            if part:
+                ids.extend(w.turbine_id for w in part)
+                consume(part)
+            return offs, self._history_marks(conn, ids)
+
+        return self.run(tx, "scorer_offsets/scorer_windows/score_history")
+
     def load_all_windows(self, topic: str, exclude_partitions: Sequence[int] = ()) -> list[StoredWindow]:
         """Checkpointed windows of the whole fleet except the partitions this worker holds in memory."""
         return self.run(
