@@ -56,8 +56,19 @@ class TwoStageTTF:
         if n == 0:
             return np.zeros((len(levels), 0))
         p = self.gate_probability(x)
-        cl = self.conditional_log(x)
         lv = np.asarray(self.levels)
+        # The conditional quantiles matter only where some level falls inside the gate's mass (p > a) or
+        # where the threshold rule reads them; elsewhere every quantile is the horizon. Most of a fleet is
+        # healthy: its rows skip the conditional models (a tree predicts each row on its own: same values).
+        need = p > min(levels) if len(levels) else np.zeros(n, dtype=bool)
+        if self.threshold is not None:
+            need |= p >= self.threshold
+        if need.all():
+            cl = self.conditional_log(x)
+        else:
+            cl = np.zeros((len(lv), n))
+            if need.any():
+                cl[:, need] = self.conditional_log(x[need])
         out = np.empty((len(levels), n))
         for i, a in enumerate(levels):
             # mixture quantile: conditional quantile at a / p where a < p, else beyond the horizon

@@ -91,3 +91,50 @@ def test_fit_models_falls_back_to_censored_without_both_sides_of_the_horizon() -
     settings = TrainSettings(max_iter=5, min_samples_leaf=5, threads=1)
     models = fit_models(x, y, np.full(100, 5.0), x, y, settings)
     assert not isinstance(models["ttf_q50"], TTFQuantile)
+
+
+class _Rows:
+    """A conditional model whose value depends on the row, recording the rows it was asked for."""
+
+    def __init__(self, base: float) -> None:
+        self.base = base
+        self.seen: list[np.ndarray] = []
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        self.seen.append(x[:, 0].copy())
+        return np.log1p(self.base + x[:, 0])
+
+
+def _all_rows_quantiles(m: TwoStageTTF, x: np.ndarray, levels: tuple[float, ...]) -> np.ndarray:
+    """The quantiles with the conditional models run on every row (the computation before the skip)."""
+    p = m.gate_probability(x)
+    cl = m.conditional_log(x)
+    lv = np.asarray(m.levels)
+    out = np.empty((len(levels), x.shape[0]))
+    for i, a in enumerate(levels):
+        inside = p > a
+        val = np.where(
+            inside, np.expm1(_interp_rows(np.where(inside, a / np.maximum(p, 1e-12), 1.0), lv, cl)), 30.0
+        )
+        if m.threshold is not None:
+            val = np.where(p >= m.threshold, np.expm1(_interp_rows(np.full(len(p), a), lv, cl)), val)
+        out[i] = np.clip(val, 0.0, 30.0)
+    out.sort(axis=0)
+    return out
+
+
+@pytest.mark.parametrize("threshold", [None, 0.5])
+def test_healthy_rows_skip_the_conditional_models_with_the_same_quantiles(threshold: float | None) -> None:
+    rng = np.random.default_rng(7)
+    p = np.concatenate([np.zeros(40), rng.uniform(0, 0.1, 30), rng.uniform(0, 1, 30)])
+    x = rng.uniform(0, 20, (len(p), 2))
+    levels = (0.1, 0.5, 0.9)
+    cond = [_Rows(1.0), _Rows(3.0), _Rows(8.0)]
+    m = TwoStageTTF(_Gate(p), cond, 30.0, threshold)
+    got = m.quantiles(x, levels)
+    asked = cond[0].seen[-1]
+    need = (p > 0.1) | (p >= threshold if threshold is not None else False)
+    np.testing.assert_array_equal(np.sort(asked), np.sort(x[need, 0]))  # only rows that read them
+    np.testing.assert_array_equal(got, _all_rows_quantiles(m, x, levels))
+    m_none = TwoStageTTF(_Gate(np.zeros(5)), cond, 30.0, threshold)
+    np.testing.assert_array_equal(m_none.quantiles(np.ones((5, 2)), levels), np.full((3, 5), 30.0))
