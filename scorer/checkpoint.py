@@ -11,22 +11,20 @@ whatever partition wrote it, with the newest ``stream`` row of ``score_history``
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 from collections.abc import Callable, Collection, Sequence
-from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from common.logging import event
 from common.rows import WindowRow
+from scorer.ingest import WorkerStopping
 
 if TYPE_CHECKING:
-    from scorer.ports import StoredWindow
     from scorer.runtime import ScorerRuntime
-    from scorer.state import HistoryMark
 
 log = logging.getLogger("scorer")
 T = TypeVar("T")
@@ -45,60 +43,35 @@ def _without_gc(fn: Callable[..., T], *args: Any) -> T:
             gc.enable()
 
 
-class _Pipeline:
-    """Chunks of checkpointed windows restored on the compute thread (one at a time, in order) as the
-    DB read hands them over from the DB thread: the window kernel releases the GIL, so decoding chunk
-    k overlaps reading chunk k+1. ``BatchProcessor.restore`` skips turbines already in memory, so a
-    read retried after a DB failure installs each turbine once."""
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    """A checkpoint taken under the lock, written outside it: changed windows, next offsets, and the
+    batch write that was running then (the checkpoint commits after it)."""
 
-    def __init__(self, rt: ScorerRuntime) -> None:
-        self.rt = rt
-        self.futures: list[Future[int]] = []
-        self.before: set[str] | None = None
-        self.ids: list[str] = []
-
-    def begin(self, count: int) -> None:  # DB thread: room for every row at once (no growth copies)
-        self.futures.append(self.rt.compute.submit(self._begin, count))
-
-    def _begin(self, count: int) -> int:
-        proc = self.rt.processor
-        if self.before is None:
-            self.before = set(proc.turbines)
-        proc.store.reserve(count)
-        return 0
-
-    def feed(self, rows: list[StoredWindow]) -> None:  # DB thread
-        self.ids.extend(w.turbine_id for w in rows)
-        self.futures.append(self.rt.compute.submit(self.rt.processor.restore, rows))
-
-    async def finish(self, marks: dict[str, HistoryMark]) -> int:
-        n = 0
-        for f in self.futures:
-            n += await asyncio.wrap_future(f)
-        await self.rt._in(self.rt.compute, self.rt.processor.install, [], marks)
-        return n
-
-    async def undo(self) -> None:
-        """Forget every turbine this restore installed (after its pending chunks ran)."""
-        for f in self.futures:
-            with contextlib.suppress(BaseException):
-                await asyncio.wrap_future(f)
-        if self.before is not None:
-            before = self.before
-            gone = [t for t in self.ids if t not in before]
-            with contextlib.suppress(Exception):  # the worker is stopping: its pools are closed
-                await self.rt._in(self.rt.compute, self.rt.processor.forget, gone)
+    rows: list[WindowRow]
+    offsets: dict[int, int]
+    prior: asyncio.Future[None] | None
 
 
 class Checkpointer:
-    """Checkpoints and restores against the runtime's sink, under the runtime's lock."""
+    """Checkpoints and restores against the runtime's sinks; snapshots under the runtime's lock."""
 
     def __init__(self, runtime: ScorerRuntime) -> None:
         self.rt = runtime
+        self.serial = asyncio.Lock()
 
-    async def checkpoint(self) -> None:
-        async with self.rt.lock:
-            await self.checkpoint_locked()
+    async def checkpoint(self, *, hold_lock: bool = False) -> None:
+        """Snapshot under the lock, then write it while the stream goes on (``hold_lock``: the stream
+        waits for the commit too, as at a rebalance or the final checkpoint of a stop)."""
+        async with self.serial:  # one checkpoint at a time: their commits stay in snapshot order
+            if hold_lock:
+                async with self.rt.lock:
+                    await self.checkpoint_locked()
+                return
+            async with self.rt.lock:
+                snap = await self.snapshot()
+            if snap is not None:
+                await self.commit(snap)
 
     def _rows(self, dirty: Sequence[str]) -> list[WindowRow]:
         rt = self.rt
@@ -129,31 +102,67 @@ class Checkpointer:
 
     async def checkpoint_locked(self) -> None:
         """Changed windows + next offsets, then the acks of every durably written batch (lock held)."""
+        snap = await self.snapshot()
+        if snap is not None:
+            await self.commit(snap)
+
+    async def snapshot(self) -> _Snapshot | None:
+        """What the next checkpoint writes, taken under the runtime's lock (a few ms: the changed
+        windows' bytes in one kernel call, the next offsets). Their dirty marks are cleared now: a
+        window changed after this is dirty again and goes in the next checkpoint."""
         rt = self.rt
         rt.ingest.refuse_if_broken()
-        await rt.ingest.drain()  # the checkpoint must only cover durably written batches
         proc = rt.processor
-        if not proc.dirty and not rt.pending_acks:
-            return
+        prior = rt.ingest.inflight
+        if prior is not None and prior.done():
+            prior = None  # written (its acks are pending) or failed (broken: raised below)
+        if not proc.dirty and not rt.pending_acks and prior is None:
+            return None
         dirty = list(proc.dirty)
         rows = await rt._in(rt.compute, self._rows, dirty)
         offsets = {p: o for p, o in proc.next_offset.items() if p in rt.assigned or not rt.assigned}
+        proc.dirty.difference_update(dirty)
+        # The batch write still running when the snapshot was taken: the checkpoint commits after it
+        # (its offsets are in ``offsets``; a checkpoint never gets ahead of the rows it covers).
+        return _Snapshot(rows, offsets, prior)
+
+    async def commit(self, snap: _Snapshot) -> None:
+        """Write a snapshot on the checkpoint's own connection, then ack the offsets it covers.
+
+        It first waits for the batch write that was running at the snapshot (a failure there
+        propagates: crash-only); a write that fails for good marks the runtime broken."""
+        rt = self.rt
+        if snap.prior is not None:
+            await asyncio.shield(snap.prior)
+        rt.ingest.refuse_if_broken()  # a write that failed before the snapshot was taken
         try:
             await rt._retry(
-                "checkpoint", rt.sink.write_checkpoint, rt.settings.telemetry_topic, rows, offsets
+                "checkpoint",
+                rt.checkpoint_sink.write_checkpoint,
+                rt.settings.telemetry_topic,
+                snap.rows,
+                snap.offsets,
+                pool=rt.checkpoint_pool,
             )
+        except WorkerStopping:
+            raise
         except Exception as exc:  # not unavailability: the next batch raises, the worker stops
             rt.broken = exc
             raise
-        rt.metrics.checkpoint_windows.inc(len(rows))
-        proc.dirty.difference_update(dirty)
-        acks, rt.pending_acks = rt.pending_acks, []
-        # Per partition, the newest next offset of a durably written batch: never past ``offsets`` just
-        # checkpointed (every applied batch was drained above). Faust's commit handler commits it.
+        rt.metrics.checkpoint_windows.inc(len(snap.rows))
+        # Per partition, the newest next offset of a durably written batch the snapshot covers (every
+        # batch up to the snapshot is written: its last write was awaited above). Later batches'
+        # acks wait for the next checkpoint. Faust's commit handler commits them.
         commit: dict[int, int] = {}
-        for a in acks:
-            if a.next_offset > commit.get(a.partition, -1):
-                commit[a.partition] = a.next_offset
+        rest = []
+        for a in rt.pending_acks:
+            covered = snap.offsets.get(a.partition)
+            if covered is not None and a.next_offset <= covered:
+                if a.next_offset > commit.get(a.partition, -1):
+                    commit[a.partition] = a.next_offset
+            else:
+                rest.append(a)
+        rt.pending_acks = rest
         if commit and rt.committer is not None:
             rt.committer.ack_offsets(rt.settings.telemetry_topic, commit)
 
@@ -163,35 +172,13 @@ class Checkpointer:
         Windows of turbines that now arrive on another partition are restored per turbine
         (:meth:`restore_turbines`); loading the partition's windows too keeps the turbines that sent
         nothing since the start in memory, where the sweep scores them.
-
-        The rows are decoded into the store chunk by chunk on the compute thread while the next chunk
-        is read (:class:`_Pipeline`); a restore that fails leaves none of its turbines in memory.
         """
         rt = self.rt
+        offsets, stored, marks = await rt._retry(
+            "restore", rt.sink.load_partitions, rt.settings.telemetry_topic, list(partitions)
+        )
         proc = rt.processor
-        topic = rt.settings.telemetry_topic
-        streamed = getattr(rt.sink, "load_partitions_streamed", None)
-        was = gc.isenabled()
-        gc.disable()  # see _without_gc: the whole read + decode allocates a few objects per turbine
-        try:
-            if streamed is None:  # a sink without streaming (tests' fakes): read all, then decode
-                offsets, stored, marks = await rt._retry(
-                    "restore", rt.sink.load_partitions, topic, list(partitions)
-                )
-                n = await rt._in(rt.compute, proc.restore, stored, marks)
-            else:
-                pipe = _Pipeline(rt)
-                try:
-                    offsets, marks = await rt._retry(
-                        "restore", streamed, topic, list(partitions), pipe.begin, pipe.feed
-                    )
-                    n = await pipe.finish(marks)
-                except BaseException:
-                    await pipe.undo()
-                    raise
-        finally:
-            if was:
-                gc.enable()
+        n = await rt._in(rt.compute, _without_gc, proc.restore, stored, marks)  # bytes into the store
         for p in partitions:
             if p in offsets and p not in proc.next_offset:
                 proc.next_offset[p] = offsets[p]

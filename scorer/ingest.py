@@ -191,9 +191,10 @@ class Ingest:
 
     async def collect(self, queue: RecordQueue) -> list[FetchedBatch]:
         """The next micro-batch: up to ``batch_max_size`` events, or what came within ``batch_within_s``
-        of its first record. Behind (a backlog, a replay: Kafka holds at least half a batch more), it
-        keeps collecting up to ``batch_max_size`` so each touched turbine is rescored once per many
-        events. Batches of an older consumer generation are dropped (fetched before a rebalance)."""
+        of its first record's timestamp (what is queued already is always taken). Behind (a backlog, a
+        replay: Kafka holds at least half a batch more), it keeps collecting up to ``batch_max_size`` so
+        each touched turbine is rescored once per many events. Batches of an older consumer generation
+        are dropped (fetched before a rebalance)."""
         s = self.rt.settings
         limit, within = s.batch_max_size, s.batch_within_s
         loop = asyncio.get_running_loop()
@@ -203,7 +204,11 @@ class Ingest:
         first = self._fit(queue, first, limit)
         pending = [first]
         n = len(first.records)
-        deadline = loop.time() + within
+        # ``within`` counts from the first record's arrival (its Kafka timestamp), not from now: records
+        # that queued while the previous batch was computed have waited already (live latency).
+        ts = first.records[0].timestamp if first.records else None
+        waited = min(within, max(0.0, time.time() - ts)) if ts is not None else 0.0
+        deadline = loop.time() + within - waited
         while n < limit:
             nxt = queue.get_nowait()
             if nxt is None:

@@ -11,7 +11,7 @@ retried).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from common.rows import HistoryRow, StateRow, WindowRow
     from scorer.processing import BatchOutcome
+    from scorer.sink import SweepSummary
     from scorer.state import HistoryMark
 
 
@@ -67,6 +68,14 @@ class SinkPort(Protocol):
         duration_ms: float,
         history_rows: Sequence[HistoryRow],
         state_rows: Sequence[StateRow],
+    ) -> None: ...
+
+    def write_sweep(
+        self,
+        run_id: str,
+        model_version: str | None,
+        parts: Iterable[tuple[Sequence[HistoryRow], Sequence[StateRow]]],
+        summary: Callable[[], SweepSummary],
     ) -> None: ...
 
     def last_successful_sweep(self) -> datetime | None: ...

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -58,6 +59,7 @@ class ScorerRuntime:
         ``registers`` default to PostgreSQL at ``settings.database_url``; unit tests pass fakes."""
         self.settings = settings
         self.holder = holder
+        sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)  # scorer/settings.py: GIL hand-off
         self.metrics = ScorerMetrics()
         self.processor = BatchProcessor(settings, holder.scorer)
         self.drift = DriftMonitor(settings, self.metrics)  # feature drift (scorer/drift.py)
@@ -69,9 +71,13 @@ class ScorerRuntime:
         self._register_first: asyncio.Future[None] | None = None  # first read, started at assignment
         self.sink: SinkPort = sink or _pg_sink(settings)
         self.aux_sink: SinkPort = aux_sink or _pg_sink(settings)
+        # Checkpoints are written on their own connection and thread while batches go on (the fakes
+        # of unit tests share one sink).
+        self.checkpoint_sink: SinkPort = sink if sink is not None else _pg_sink(settings)
         self.compute = ThreadPoolExecutor(1, thread_name_prefix="scorer-compute")
         self.db = ThreadPoolExecutor(1, thread_name_prefix="scorer-db")
         self.aux = ThreadPoolExecutor(1, thread_name_prefix="scorer-aux")
+        self.checkpoint_pool = ThreadPoolExecutor(1, thread_name_prefix="scorer-checkpoint")
         self.lock = asyncio.Lock()
         self.model_ready = asyncio.Event()
         # Next offsets of durably written batches, per partition: acked by the checkpoint that follows.
@@ -226,7 +232,10 @@ class ScorerRuntime:
 
     # ------------------------------------------------------------------ checkpoints (scorer/checkpoint.py)
     async def checkpoint(self) -> None:
-        await self.checkpointer.checkpoint()
+        """Snapshot under the lock, written while the stream goes on; once the app is stopping (the
+        final checkpoint) the stream waits for the commit, so no batch runs after what it covers."""
+        stopping = bool(getattr(self.app, "should_stop", False)) if self.app is not None else False
+        await self.checkpointer.checkpoint(hold_lock=stopping)
 
     async def on_revoked(self, revoked: set[Any]) -> None:
         """Rebalance: checkpoint everything so the next owner continues exactly where we stopped.
@@ -237,7 +246,7 @@ class ScorerRuntime:
         if dropped:
             event(log, "queued records dropped at rebalance", records=dropped)
         try:
-            await self.checkpoint()
+            await self.checkpointer.checkpoint(hold_lock=True)
         except Exception as exc:
             event(log, "checkpoint on revoke failed", logging.ERROR, error=str(exc))
 
@@ -281,10 +290,12 @@ class ScorerRuntime:
 
     def close(self) -> None:
         self.closing = True
-        for pool in (self.compute, self.db, self.aux):
+        for pool in (self.compute, self.db, self.aux, self.checkpoint_pool):
             pool.shutdown(wait=False, cancel_futures=True)
         self.sink.close()
         self.aux_sink.close()
+        if self.checkpoint_sink is not self.sink:
+            self.checkpoint_sink.close()
 
 
 def _pg_sink(settings: ScorerSettings) -> SinkPort:

@@ -59,6 +59,12 @@ class ScorerSettings(RegistrySettings):
     # each touched turbine is rescored once per many events (throughput).
     batch_max_size: int = Field(default=20_000, ge=1, le=100_000, description="Most events per micro-batch.")
     batch_within_s: float = Field(default=0.1, gt=0, le=30, description="Longest wait to fill a micro-batch.")
+    # The worker's threads (event loop, Kafka fetcher, compute, database) share one GIL: a thread back
+    # from I/O waits up to this long for a CPU-bound one to let go (Python's default 5 ms; each batch
+    # write waits on its socket several times). Applied once by the worker's runtime.
+    gil_switch_interval_ms: float = Field(
+        default=1.0, gt=0, le=100, description="Python's thread switch interval in the worker (GIL hand-off)."
+    )
     # Telemetry records fetched by faust's consumer wait in one queue for the ingest
     # (scorer/batch_consumer.py): when it holds this many, the fetcher waits (backpressure).
     ingest_queue_max_events: int = Field(

@@ -10,7 +10,7 @@ records the offsets the checkpoint acks (what faust's consumer would commit).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -21,7 +21,7 @@ from common.db import DatabaseUnavailable
 from common.rows import HistoryRow, Row, StateRow, WindowRow
 from scorer.ports import SinkPort, StoredWindow
 from scorer.processing import BatchOutcome
-from scorer.sink import WriteRejected
+from scorer.sink import SweepSummary, WriteRejected
 from scorer.state import HistoryMark
 
 
@@ -130,6 +130,19 @@ class FakeSink:
         self._enter("finish_sweep")
         self._add(history_rows)
         self._add(state_rows)
+
+    def write_sweep(
+        self,
+        run_id: str,
+        model_version: str | None,
+        parts: Iterable[tuple[Sequence[HistoryRow], Sequence[StateRow]]],
+        summary: Callable[[], SweepSummary],
+    ) -> None:
+        self._enter("write_sweep")
+        for history_rows, state_rows in parts:
+            self._add(history_rows)
+            self._add(state_rows)
+        summary()
 
     def last_successful_sweep(self) -> datetime | None:
         self._enter("last_successful_sweep")
