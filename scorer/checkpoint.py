@@ -11,9 +11,11 @@ whatever partition wrote it, with the newest ``stream`` row of ``score_history``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -24,7 +26,9 @@ from common.rows import WindowRow
 from scorer.ingest import WorkerStopping
 
 if TYPE_CHECKING:
+    from scorer.ports import StoredWindow
     from scorer.runtime import ScorerRuntime
+    from scorer.state import HistoryMark
 
 log = logging.getLogger("scorer")
 T = TypeVar("T")
@@ -51,6 +55,51 @@ class _Snapshot:
     rows: list[WindowRow]
     offsets: dict[int, int]
     prior: asyncio.Future[None] | None
+
+
+class _Pipeline:
+    """Chunks of checkpointed windows restored on the compute thread (one at a time, in order) as the
+    DB read hands them over from the DB thread: the window kernel releases the GIL, so decoding chunk
+    k overlaps reading chunk k+1. ``BatchProcessor.restore`` skips turbines already in memory, so a
+    read retried after a DB failure installs each turbine once."""
+
+    def __init__(self, rt: ScorerRuntime) -> None:
+        self.rt = rt
+        self.futures: list[Future[int]] = []
+        self.before: set[str] | None = None
+        self.ids: list[str] = []
+
+    def begin(self, count: int) -> None:  # DB thread: room for every row at once (no growth copies)
+        self.futures.append(self.rt.compute.submit(self._begin, count))
+
+    def _begin(self, count: int) -> int:
+        proc = self.rt.processor
+        if self.before is None:
+            self.before = set(proc.turbines)
+        proc.store.reserve(count)
+        return 0
+
+    def feed(self, rows: list[StoredWindow]) -> None:  # DB thread
+        self.ids.extend(w.turbine_id for w in rows)
+        self.futures.append(self.rt.compute.submit(self.rt.processor.restore, rows))
+
+    async def finish(self, marks: dict[str, HistoryMark]) -> int:
+        n = 0
+        for f in self.futures:
+            n += await asyncio.wrap_future(f)
+        await self.rt._in(self.rt.compute, self.rt.processor.install, [], marks)
+        return n
+
+    async def undo(self) -> None:
+        """Forget every turbine this restore installed (after its pending chunks ran)."""
+        for f in self.futures:
+            with contextlib.suppress(BaseException):
+                await asyncio.wrap_future(f)
+        if self.before is not None:
+            before = self.before
+            gone = [t for t in self.ids if t not in before]
+            with contextlib.suppress(Exception):  # the worker is stopping: its pools are closed
+                await self.rt._in(self.rt.compute, self.rt.processor.forget, gone)
 
 
 class Checkpointer:
@@ -172,13 +221,35 @@ class Checkpointer:
         Windows of turbines that now arrive on another partition are restored per turbine
         (:meth:`restore_turbines`); loading the partition's windows too keeps the turbines that sent
         nothing since the start in memory, where the sweep scores them.
+
+        The rows are decoded into the store chunk by chunk on the compute thread while the next chunk
+        is read (:class:`_Pipeline`); a restore that fails leaves none of its turbines in memory.
         """
         rt = self.rt
-        offsets, stored, marks = await rt._retry(
-            "restore", rt.sink.load_partitions, rt.settings.telemetry_topic, list(partitions)
-        )
         proc = rt.processor
-        n = await rt._in(rt.compute, _without_gc, proc.restore, stored, marks)  # bytes into the store
+        topic = rt.settings.telemetry_topic
+        streamed = getattr(rt.sink, "load_partitions_streamed", None)
+        was = gc.isenabled()
+        gc.disable()  # see _without_gc: the whole read + decode allocates a few objects per turbine
+        try:
+            if streamed is None:  # a sink without streaming (tests' fakes): read all, then decode
+                offsets, stored, marks = await rt._retry(
+                    "restore", rt.sink.load_partitions, topic, list(partitions)
+                )
+                n = await rt._in(rt.compute, proc.restore, stored, marks)
+            else:
+                pipe = _Pipeline(rt)
+                try:
+                    offsets, marks = await rt._retry(
+                        "restore", streamed, topic, list(partitions), pipe.begin, pipe.feed
+                    )
+                    n = await pipe.finish(marks)
+                except BaseException:
+                    await pipe.undo()
+                    raise
+        finally:
+            if was:
+                gc.enable()
         for p in partitions:
             if p in offsets and p not in proc.next_offset:
                 proc.next_offset[p] = offsets[p]
