@@ -170,8 +170,7 @@ def _decode_kernel(buf, starts, ends, dsts, drows, lay, raw_size, status, scratc
                 if o + m > raw_size:
                     err = 2
                     break
-                for t in range(m):
-                    scratch[o + t] = buf[p + t]
+                scratch[o : o + m] = buf[p : p + m]
                 p += m
                 o += m
             else:
@@ -182,9 +181,7 @@ def _decode_kernel(buf, starts, ends, dsts, drows, lay, raw_size, status, scratc
                 if o + m > raw_size:
                     err = 2
                     break
-                v = buf[p]
-                for t in range(m):
-                    scratch[o + t] = v
+                scratch[o : o + m] = buf[p]
                 p += 1
                 o += m
         if err == 0 and o != raw_size:
