@@ -14,13 +14,14 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
+from common.gc_pause import without_cyclic_gc
 from common.logging import event
 from common.rows import WindowRow
 from scorer.ingest import WorkerStopping
@@ -32,19 +33,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("scorer")
 T = TypeVar("T")
-
-
-def _without_gc(fn: Callable[..., T], *args: Any) -> T:
-    """``fn(*args)`` with the cyclic garbage collector paused: a bulk restore allocates a few objects
-    per turbine (states, their dicts and lists), and with the collector on each generation-2 pass walks
-    the whole heap again (measured: 10,000 aux decodes 0.63-1.1 s with it, 0.37 s without)."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        return fn(*args)
-    finally:
-        if was:
-            gc.enable()
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +218,7 @@ class Checkpointer:
         topic = rt.settings.telemetry_topic
         streamed = getattr(rt.sink, "load_partitions_streamed", None)
         was = gc.isenabled()
-        gc.disable()  # see _without_gc: the whole read + decode allocates a few objects per turbine
+        gc.disable()  # see common/gc_pause.py: the whole read + decode allocates a few objects per turbine
         try:
             if streamed is None:  # a sink without streaming (tests' fakes): read all, then decode
                 offsets, stored, marks = await rt._retry(
@@ -276,7 +264,7 @@ class Checkpointer:
         if not missing:
             return
         stored, marks = await rt._retry("restore", rt.sink.load_turbines, missing)
-        n = await rt._in(rt.compute, _without_gc, rt.processor.restore, stored, marks)
+        n = await rt._in(rt.compute, without_cyclic_gc(rt.processor.restore), stored, marks)
         event(
             log,
             "turbines restored from checkpoint",

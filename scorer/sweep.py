@@ -15,7 +15,6 @@ caps the data clock (a sensor clock slightly ahead) and dates the run itself (``
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import queue
 import threading
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import numpy as np
 
 from common.contracts import TIERS, SweepCommand
+from common.gc_pause import without_cyclic_gc
 from common.logging import event
 from common.rows import HistoryRow, StateRow
 from models.fleet_scoring import FleetScorer
@@ -298,28 +298,6 @@ def _describe_sites(site_as_of: dict[str, datetime], wall: datetime, limit: int 
         site: {"as_of": t.isoformat(), "behind_wall_s": round((wall - t).total_seconds())}
         for site, t in sorted(site_as_of.items())[:limit]
     }
-
-
-def without_cyclic_gc(fn: Callable[..., T]) -> Callable[..., T]:
-    """``fn`` run with Python's cyclic garbage collector paused (reference counting still frees).
-
-    Why: a sweep allocates about a hundred container objects per turbine (assessments, reasons, data
-    quality, rows) that live until the write; the allocation bursts trigger collections that walk every
-    object the worker holds (measured: ~0.9 s of a 10,000-turbine sweep's ~2.7 s, scoring and write).
-    The sweep makes no cycles worth collecting. Used around one synchronous step (one thread call), so
-    the pause never spans a wait for the database; the collector resumes when it returns.
-    """
-
-    def run(*args: Any) -> T:
-        was = gc.isenabled()
-        gc.disable()
-        try:
-            return fn(*args)
-        finally:
-            if was:
-                gc.enable()
-
-    return run
 
 
 class Sweeper:

@@ -12,12 +12,13 @@ import pandas as pd
 import pytest
 
 from common.fleet import FleetRegister, TurbineSpec
+from common.gc_pause import without_cyclic_gc
 from models.fleet_scoring import FleetScorer
 from models.operational import OperationalScorer
 from scorer import sweep
 from scorer.processing import assessment_rows
 from scorer.repairs import annotate_from_window
-from scorer.sweep import plan_sweep, sweep_and_write, sweep_fleet, without_cyclic_gc
+from scorer.sweep import plan_sweep, sweep_and_write, sweep_fleet
 from tests.unit.scorer.test_fleet_routing import OPERATIONAL, _calibration
 
 pytestmark = pytest.mark.unit
