@@ -54,16 +54,6 @@ def register_agents(app: faust.App, runtime: ScorerRuntime) -> None:
         async for raw in stream:
             await runtime.handle_command(raw)
 
-    @app.timer(interval=s.dead_letter_retry_interval_s, name="scorer.dead_letters")
-    async def republish_dead_letters() -> None:
-        """Fallback rows back to the dead-letter topic once it works again (never raises)."""
-        try:
-            await runtime.republish_dead_letters()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            event(log, "dead-letter re-publish failed", logging.ERROR, error=str(exc)[:300])
-
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def _close_dead_letters(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         await runtime.dead_letters.close()

@@ -60,6 +60,11 @@ def register_timers(app: faust.App, runtime: ScorerRuntime) -> None:
         """Rescores deferred by coalescing, when no batch came to flush them (end of a burst)."""
         await _guard("rescore flush", runtime.flush_rescores)
 
+    @app.timer(interval=s.dead_letter_retry_interval_s, name="scorer.dead_letters")
+    async def republish_dead_letters() -> None:
+        """Fallback rows back to the dead-letter topic once it works again."""
+        await _guard("dead-letter re-publish", runtime.republish_dead_letters)
+
     @app.timer(interval=s.heartbeat_interval_s, name="scorer.heartbeat")
     async def heartbeat() -> None:
         await _guard("heartbeat", runtime.heartbeat)
