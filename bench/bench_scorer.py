@@ -51,6 +51,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -875,54 +876,91 @@ def store_nbytes_per_turbine(n: int, end: datetime) -> float | None:
 
 
 # ---------------------------------------------------------------------------------------------- sweep
-def bench_sweep(registry: Path, db_url: str, sizes: list[int], restore_max: int, rep: Report) -> None:
-    """One child process per size (clean peak memory): the real sweep of an in-process ScorerRuntime."""
-    for n in sizes:
-        cmd = [
-            sys.executable,
-            __file__,
-            "--sweep-child",
-            str(n),
-            "--sweep-db",
-            db_url,
-            "--registry",
-            str(registry),
-        ]
-        if n > restore_max:
-            cmd.append("--sweep-in-memory")
-        print(f"\n[sweep] {n:,} turbines ...", flush=True)
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=ROOT)
-        line = next((ln for ln in out.stdout.splitlines() if ln.startswith("SWEEP ")), None)
-        if line is None:
-            raise RuntimeError(f"sweep child failed: {out.stdout[-3000:]}\n{out.stderr[-3000:]}")
-        r = orjson.loads(line[6:])
-        rep.info.setdefault("sweep", {})[str(n)] = r
-        label = f"{n:,}"
-        target = ("<=", 1.0) if n == 10_000 else None
-        rep.add(
-            "sweep",
-            f"sweep {label} turbines incl. DB write",
-            r["sweep_s"],
-            "s",
-            baseline=r["bare_predict_s"],
-            baseline_label="bare predict, same rows",
-            target=target,
+#: The judged sweep fleet: this many distinct turbines simulated by ``simulator.Fleet`` (its default
+#: "realistic" mix of healthy, degrading and faulty turbines and sensors, seed 0), 7 days of 10-min
+#: readings each through the worker's own processor and checkpoint, copied round-robin up to N.
+SWEEP_SIM_TURBINES = 256
+SWEEP_SIM_DAYS = 7.0
+#: ``BENCH_SCORER_SWEEP_FLEET`` of a sweep child: "simulated" (judged) or "one-degrading" (the old
+#: fleet: N copies of one synthetic turbine whose gate probability is 0.41, so every row runs the TTF
+#: model's conditional predicts; the worst case, reported beside it, not judged).
+SWEEP_FLEETS = ("simulated", "one-degrading")
+
+
+def describe_sweep_fleet(kind: str, n: int) -> str:
+    """What the sweep fleet of a child is, in words (printed with its figures)."""
+    if kind == "simulated":
+        return (
+            f"{n:,} turbines = {SWEEP_SIM_TURBINES} distinct simulated turbines (simulator.Fleet, preset "
+            f"realistic, seed 0, {SWEEP_SIM_DAYS:.0f} days of 10-min readings) copied round-robin"
         )
-        for part in ("features_s", "data_quality_s", "predict_policy_s", "write_s"):
-            rep.add("sweep", f"  {label}: {part[:-2].replace('_', ' ')}", r[part], "s")
-        rep.add("sweep", f"peak RSS of the sweep process, {label}", r["peak_rss_bytes"] / 2**20, "MB")
-        rep.add("sweep", f"RSS held by {label} windows in the worker", r["windows_rss_bytes"] / 2**20, "MB")
-        if r.get("restore_s") is not None:
-            rep.add(
-                "restore",
-                f"restore {label} windows (DB read + load)",
-                r["restore_s"],
-                "s",
-                baseline=r["raw_read_s"],
-                baseline_label="raw DB read, same bytes",
-                target=("<=", 0.5) if n == 10_000 else None,
-                note=f"{r['raw_bytes'] / 2**20:.0f} MB of window + aux bytes",
-            )
+    return f"{n:,} copies of ONE synthetic degrading turbine (gate probability 0.41: worst case)"
+
+
+def bench_sweep(registry: Path, db_url: str, sizes: list[int], restore_max: int, rep: Report) -> None:
+    """One child process per size (clean peak memory): the real sweep of an in-process ScorerRuntime.
+
+    Judged: the simulated fleet (:data:`SWEEP_SIM_TURBINES` distinct turbines); at 10,000 the old fleet
+    of copies of one degrading turbine is swept too and reported beside it as the worst case (its
+    restore figure is the restore target's, unchanged)."""
+    for n in sizes:
+        kinds = SWEEP_FLEETS if n == 10_000 else SWEEP_FLEETS[:1]
+        for kind in kinds:
+            _bench_sweep_one(registry, db_url, n, kind, n > restore_max, rep)
+
+
+def _bench_sweep_one(registry: Path, db_url: str, n: int, kind: str, in_memory: bool, rep: Report) -> None:
+    cmd = [
+        sys.executable,
+        __file__,
+        "--sweep-child",
+        str(n),
+        "--sweep-db",
+        db_url,
+        "--registry",
+        str(registry),
+    ]
+    if in_memory:
+        cmd.append("--sweep-in-memory")
+    fleet = describe_sweep_fleet(kind, n)
+    print(f"\n[sweep] {fleet} ...", flush=True)
+    env = {**os.environ, "BENCH_SCORER_SWEEP_FLEET": kind}
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=ROOT, env=env)
+    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("SWEEP ")), None)
+    if line is None:
+        raise RuntimeError(f"sweep child failed: {out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+    r = orjson.loads(line[6:])
+    r["fleet"] = fleet
+    rep.info.setdefault("sweep", {})[f"{n}" if kind == "simulated" else f"{n}-{kind}"] = r
+    label = f"{n:,}" if kind == "simulated" else f"{n:,} {kind}"
+    judged = kind == "simulated" and n == 10_000
+    tiers = ", ".join(f"{t} {c:,}" for t, c in r.get("tier_counts", {}).items() if c)
+    rep.add(
+        "sweep",
+        f"sweep {label} turbines incl. DB write" + ("" if kind == "simulated" else " (worst case)"),
+        r["sweep_s"],
+        "s",
+        baseline=r["bare_predict_s"],
+        baseline_label="bare predict, same rows",
+        target=("<=", 1.0) if judged else None,
+        note=f"{fleet}; tiers: {tiers}",
+    )
+    for part in ("features_s", "data_quality_s", "predict_policy_s", "write_s"):
+        rep.add("sweep", f"  {label}: {part[:-2].replace('_', ' ')}", r[part], "s")
+    rep.add("sweep", f"peak RSS of the sweep process, {label}", r["peak_rss_bytes"] / 2**20, "MB")
+    rep.add("sweep", f"RSS held by {label} windows in the worker", r["windows_rss_bytes"] / 2**20, "MB")
+    if r.get("restore_s") is not None:
+        rep.add(
+            "restore",
+            f"restore {label} windows (DB read + load)",
+            r["restore_s"],
+            "s",
+            baseline=r["raw_read_s"],
+            baseline_label="raw DB read, same bytes",
+            # the restore target keeps its fleet (copies of one turbine's checkpoint)
+            target=("<=", 0.5) if n == 10_000 and kind == "one-degrading" else None,
+            note=f"{r['raw_bytes'] / 2**20:.0f} MB of window + aux bytes",
+        )
 
 
 def sweep_child(n: int, db_url: str, registry: Path, in_memory: bool) -> None:
@@ -976,16 +1014,22 @@ async def _restore(rt: Any, partitions: list[int]) -> None:
         await rt._restore(partitions)
 
 
-def _install_in_memory(rt: Any, n: int, row: tuple[Any, ...]) -> None:
-    """``n`` copies of one checkpoint row installed as the worker's restore installs them (no DB read)."""
+def _install_in_memory(rt: Any, n: int, rows: list[tuple[Any, ...]]) -> None:
+    """``n`` turbines installed as the worker's restore installs them (no DB read): turbine ``i`` holds
+    the checkpoint of ``rows[i % len(rows)]`` (and its site)."""
     from types import SimpleNamespace
 
-    _tid, site, _part, state, aux = row
     proc = rt.processor
+    k = len(rows)
     if hasattr(proc, "restore"):  # columnar store: window bytes straight into the store
+        blobs = [(r[1], bytes(r[3]), bytes(r[4])) for r in rows]
         stored = [
             SimpleNamespace(
-                turbine_id=f"ST-{i:06d}", site_id=site, partition=i % 3, state=bytes(state), aux=bytes(aux)
+                turbine_id=f"ST-{i:06d}",
+                site_id=blobs[i % k][0],
+                partition=i % 3,
+                state=blobs[i % k][1],
+                aux=blobs[i % k][2],
             )
             for i in range(n)
         ]
@@ -993,8 +1037,58 @@ def _install_in_memory(rt: Any, n: int, row: tuple[Any, ...]) -> None:
     else:  # per-object windows
         from scorer.state import TurbineState
 
-        proc.install([TurbineState.restore(f"ST-{i:06d}", i % 3, bytes(state), bytes(aux)) for i in range(n)])
+        proc.install(
+            [
+                TurbineState.restore(f"ST-{i:06d}", i % 3, bytes(rows[i % k][3]), bytes(rows[i % k][4]))
+                for i in range(n)
+            ]
+        )
     rt.restored.update({0, 1, 2})
+
+
+def simulated_batches(
+    turbines: int, days: float, end: datetime, topic: str, hours: int
+) -> Iterator[list[Any]]:
+    """``days`` of 10-min readings of ``turbines`` simulated turbines (``simulator.Fleet``, preset
+    realistic, seed 0) ending at ``end``, as the worker's ``RawRecord``s (time-major), in batches of
+    ``hours`` hours of readings (made as they are consumed: bounded memory)."""
+    from scorer.processing import RawRecord
+    from simulator.config import FleetConfig
+    from simulator.fleet import Fleet
+
+    end = end.replace(second=0, microsecond=0) - timedelta(minutes=end.minute % 10)
+    fleet = Fleet(FleetConfig(n_turbines=turbines, duration_days=days, start=end - timedelta(days=days)))
+    now = time.time()
+    size = hours * 6 * turbines
+    batch: list[Any] = []
+    for i, rec in enumerate(fleet.iter_records()):
+        rec["schema_version"] = 1
+        batch.append(RawRecord(0, i, now, orjson.dumps(rec), topic, rec["turbine_id"].encode()))
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _reset_peak_rss() -> bool:
+    """Reset this process's peak RSS (Linux ``clear_refs``: VmHWM); False where it cannot be."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def _peak_rss() -> int:
+    """Peak RSS since the last :func:`_reset_peak_rss` (VmHWM), else since the process started."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _data_quality(windows: list[Any], now: datetime) -> list[dict[str, Any]]:
@@ -1007,7 +1101,6 @@ def _data_quality(windows: list[Any], now: datetime) -> list[dict[str, Any]]:
 
 async def _sweep_child(n: int, db_url: str, registry: Path, in_memory: bool) -> dict[str, Any]:
     import gc
-    import resource
 
     from models.scoring import MAX_BATCH
     from scorer.processing import RawRecord
@@ -1025,43 +1118,69 @@ async def _sweep_child(n: int, db_url: str, registry: Path, in_memory: bool) -> 
         pass
     else:
         warm_up_codec()
-    # 1. One real checkpoint row: 7 days of 10-min readings of one turbine through the worker's own
-    #    batch processor (hourly batches) and checkpoint (whatever format the code under test writes).
+    # 1. Real checkpoint rows through the worker's own batch processor (batches of 1 or 6 hours of 10-min
+    #    readings) and checkpoint (whatever format the code under test writes): the simulated
+    #    fleet's distinct turbines, or the one synthetic degrading turbine (worst case).
+    kind = os.environ.get("BENCH_SCORER_SWEEP_FLEET", "simulated")
     src = _runtime(settings)
-    msgs = synthetic_events(1, 7 * 24 * 6, datetime.now(UTC), prefix="SRC")
-    now = time.time()
-    records = [RawRecord(0, i, now, v, topic, k) for i, (k, v) in enumerate(msgs)]
-    for start in range(0, len(records), 6):  # hourly batches, as live 10-min data arrives
-        src.processor.process(records[start : start + 6])
+    if kind == "simulated":  # 6-hour batches: the same windows as hourly ones, fewer rescorings
+        end = datetime.now(UTC)
+        for batch in simulated_batches(SWEEP_SIM_TURBINES, SWEEP_SIM_DAYS, end, topic, hours=6):
+            src.processor.process(batch)
+    elif kind == "one-degrading":
+        msgs = synthetic_events(1, 7 * 24 * 6, datetime.now(UTC), prefix="SRC")
+        now = time.time()
+        records = [RawRecord(0, i, now, v, topic, k) for i, (k, v) in enumerate(msgs)]
+        for start in range(0, len(records), 6):  # hourly batches, as live 10-min data arrives
+            src.processor.process(records[start : start + 6])
+    else:
+        raise ValueError(f"BENCH_SCORER_SWEEP_FLEET={kind!r}: expected one of {SWEEP_FLEETS}")
     await src.checkpoint()
     src.close()
     sql_rows = (
         "SELECT turbine_id, site_id, partition, state, aux FROM scorer_windows "
         "WHERE consumer_group = %s AND topic = %s AND partition = ANY(%s)"
     )
+    # source turbine k (in turbine order) is copied to ST-i for every i = k mod (number of sources)
+    sources = (
+        "(SELECT row_number() OVER (ORDER BY turbine_id) - 1 AS k, site_id, state, aux FROM scorer_windows "
+        "WHERE consumer_group = %s AND topic = %s AND turbine_id NOT LIKE 'ST-%%') AS s "
+        "JOIN generate_series(0, %s - 1) AS g ON s.k = g %% %s"
+    )
     with psycopg.connect(db_url, autocommit=True) as c:
-        row = c.execute(sql_rows, (group, topic, [0, 1, 2])).fetchone()
-        assert row is not None, "the source turbine's checkpoint row is missing"
-        c.execute("DELETE FROM scorer_windows WHERE consumer_group = %s", (group,))
+        src_rows = c.execute(sql_rows + " ORDER BY turbine_id", (group, topic, [0, 1, 2])).fetchall()
+        assert src_rows, "the source turbines' checkpoint rows are missing"
+        k = len(src_rows)
         c.execute(  # the fleet table the assessments refer to (the stream path fills it)
-            "INSERT INTO turbines (turbine_id, site_id) SELECT 'ST-' || lpad(g::text, 6, '0'), %s "
-            "FROM generate_series(0, %s - 1) AS g ON CONFLICT DO NOTHING",
-            (row[1], n),
+            "INSERT INTO turbines (turbine_id, site_id) SELECT 'ST-' || lpad(g::text, 6, '0'), s.site_id "
+            "FROM " + sources + " ON CONFLICT DO NOTHING",
+            (group, topic, n, k),
         )
-        if not in_memory:  # 2. n copies of it, spread over 3 partitions (what n turbines checkpoint)
+        if not in_memory:  # 2. n turbines from them, spread over 3 partitions (what n turbines checkpoint)
             c.execute(
                 "INSERT INTO scorer_windows (consumer_group, turbine_id, site_id, topic, partition, "
-                "last_event_time, state, aux) SELECT %s, 'ST-' || lpad(g::text, 6, '0'), %s, %s, g %% 3, "
-                "%s, %s, %s FROM generate_series(0, %s - 1) AS g",
-                (group, row[1], topic, datetime.now(UTC), row[3], row[4], n),
+                "last_event_time, state, aux) SELECT %s, 'ST-' || lpad(g::text, 6, '0'), s.site_id, %s, "
+                "g %% 3, %s, s.state, s.aux FROM " + sources,
+                (group, topic, datetime.now(UTC), group, topic, n, k),
             )
+        c.execute(
+            "DELETE FROM scorer_windows WHERE consumer_group = %s AND turbine_id NOT LIKE 'ST-%%'", (group,)
+        )
+        if not in_memory:
             c.execute("VACUUM ANALYZE scorer_windows")
-    out: dict[str, Any] = {"turbines": n, "window_bytes": len(row[3]), "aux_bytes": len(row[4])}
+    out: dict[str, Any] = {
+        "turbines": n,
+        "fleet": kind,
+        "distinct_turbines": k,
+        "window_bytes": sum(len(r[3]) for r in src_rows) / k,
+        "aux_bytes": sum(len(r[4]) for r in src_rows) / k,
+    }
     gc.collect()
+    _reset_peak_rss()  # the peak of restore + sweep, not of making the source turbines
     rt = _runtime(settings)
     rss0 = _rss_of(os.getpid())
     if in_memory:
-        _install_in_memory(rt, n, row)
+        _install_in_memory(rt, n, src_rows)
         out.update(restore_s=None, raw_read_s=None, raw_bytes=None)
     else:
         # 3. baseline: the raw read of the same rows; 4. the worker's restore of them
@@ -1090,6 +1209,10 @@ async def _sweep_child(n: int, db_url: str, registry: Path, in_memory: bool) -> 
         return float(reg.get_sample_value(name, labels) or 0.0)
 
     out["write_s"] = sample("scorer_db_write_duration_seconds_sum", {"kind": "sweep_finish"})
+    out["tier_counts"] = {
+        t: int(sample("scorer_turbines_by_tier", {"tier": t}))
+        for t in ("low", "moderate", "high", "critical", "unknown")
+    }
     # 6. its parts, measured again on the same windows (one pass each, chunks as the scorer's)
     scorer = rt.holder.scorer
     as_of = max(w.as_of for _, w in items)
@@ -1108,7 +1231,7 @@ async def _sweep_child(n: int, db_url: str, registry: Path, in_memory: bool) -> 
         feats, dq_s, pp_s, bare_s = feats + t1 - t0, dq_s + t2 - t1, pp_s + t3 - t2, bare_s + t4 - t3
     out.update(features_s=feats, data_quality_s=dq_s, predict_policy_s=pp_s, bare_predict_s=bare_s)
     out["rest_s"] = out["sweep_s"] - feats - dq_s - pp_s - out["write_s"]
-    out["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    out["peak_rss_bytes"] = _peak_rss()
     rt.close()
     shutil.rmtree(settings.data_dir, ignore_errors=True)
     with psycopg.connect(db_url, autocommit=True) as c:
