@@ -11,15 +11,37 @@ rescored only when its score can have moved:
 * its newest event entered another hourly bin (the window's unit of time);
 * its status moved to or from an alarm or a fault (an operator must see it at once).
 
-Otherwise it is *pending*. Pending turbines are rescored by the next batch that makes them due, or by a
-flush at least every ``COCKPIT_RESCORE_FLUSH_S`` of wall time (:func:`flush_due`), so no turbine's score
-lags its newest accepted event by more than those bounds. The decisions use event time only (the mark
-is the event time a score was based on), so as-of times and the history policy stay deterministic on
-replay; only the flush, which rescores as of the same newest event, looks at the wall clock.
+Otherwise it is *pending* (:class:`PendingRescores`: turbine -> wall time it became pending, in that
+order). A pending turbine is *overdue* once it has been pending ``flush_s`` (``COCKPIT_RESCORE_FLUSH_S``)
+of wall time. Overdue turbines are flushed oldest first, at most ``max_per_batch``
+(``COCKPIT_RESCORE_FLUSH_MAX_PER_BATCH``) per stream batch, and the flush timer (every ``flush_s``)
+drains every turbine overdue when it starts, in chunks of ``max_per_batch``. Why bounded and per
+turbine: flushing every pending turbine at once (1,000 of them: 0.3-0.6 s of scoring) stalled the batch
+that did it and every event queued behind it; per-turbine deadlines spread the flushes, and since a
+rescored turbine becomes pending again at its next event, they stay spread (they self-stagger).
+
+The bound, precisely: a turbine whose newest accepted event was applied at wall time ``w`` and which
+was not rescored then is pending since ``w`` at the latest, and is rescored as of its newest event
+
+* by the first batch that makes it due (the rules above), or
+* once overdue (``w + flush_s``), by a batch: each batch takes up to ``max_per_batch`` overdue turbines
+  from the head of the order and a turbine only ever has older ones ahead of it, so under continuous
+  traffic (a batch at least every ``P`` s) it is rescored by ``w + flush_s + ceil(pending / max_per_batch)
+  * P`` (``pending`` = turbines pending then, at most the worker's turbines), or
+* at the latest by the flush timer's first run after ``w + flush_s`` (timer runs are ``flush_s`` apart):
+  by ``w + 2 * flush_s`` plus the time to drain what is overdue then.
+
+So no score lags its newest accepted event by more than ``min_interval_s`` of event time (while it is
+not overdue) nor by more than those wall-clock bounds. The decisions use event time only (the mark is
+the event time a score was based on, and a flush rescores as of the turbine's newest event), so as-of
+times and the history policy stay deterministic on replay; only WHEN a pending turbine is flushed looks
+at the wall clock.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass
 
 from common.contracts import (
@@ -67,10 +89,67 @@ def rescore_due(mark: RescoreMark | None, newest_ts: float, status: int, min_int
     return newest_ts - mark.ts >= min_interval_s
 
 
-def flush_due(last_flush: float | None, now: float, flush_s: float) -> bool:
-    """Whether pending turbines are rescored now (wall clock, epoch seconds); ``last_flush`` None = never.
+class PendingRescores:
+    """Turbines whose rescoring is deferred, in the order they became pending, with that wall time.
 
-    A clock that went backwards (``now < last_flush``) flushes: better one rescoring too many than a
-    score that lags for as long as the clock was off.
+    An insertion-ordered dict (turbine -> epoch seconds it became pending): a turbine keeps its first
+    pending time until it is rescored (:meth:`discard`), so the head is always the oldest. A turbine
+    restored pending from a checkpoint (its pending time unknown) goes to the head, overdue at once.
     """
-    return last_flush is None or now - last_flush >= flush_s or now < last_flush
+
+    __slots__ = ("_since",)
+
+    def __init__(self) -> None:
+        self._since: dict[str, float] = {}
+
+    def __len__(self) -> int:
+        return len(self._since)
+
+    def __contains__(self, turbine_id: object) -> bool:
+        return turbine_id in self._since
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._since)
+
+    def since(self, turbine_id: str) -> float | None:
+        """Wall time the turbine became pending (-inf: restored pending), None when not pending."""
+        return self._since.get(turbine_id)
+
+    def add(self, turbine_id: str, now: float) -> None:
+        """Pending from ``now`` (wall clock, epoch seconds); a turbine already pending keeps its time."""
+        self._since.setdefault(turbine_id, now)
+
+    def add_overdue(self, turbine_ids: Iterable[str]) -> None:
+        """Pending since an unknown time (restored from a checkpoint): at the head, overdue at once."""
+        new = [t for t in turbine_ids if t not in self._since]
+        if new:
+            head = dict.fromkeys(new, -math.inf)
+            head.update(self._since)
+            self._since = head
+
+    def discard(self, turbine_id: str) -> None:
+        self._since.pop(turbine_id, None)
+
+    def clear(self) -> None:
+        self._since.clear()
+
+    def overdue(self, now: float, flush_s: float, limit: int, skip: Container[str] = ()) -> list[str]:
+        """Up to ``limit`` turbines pending for at least ``flush_s`` at ``now``, oldest first (those in
+        ``skip`` are passed over, not counted). Nothing is removed: a rescoring removes its turbine.
+
+        The walk stops at the first turbine not overdue (all behind it are younger). A pending time
+        after ``now`` (the wall clock went back) counts as overdue: better one rescoring too many than
+        a score that lags for as long as the clock was off.
+        """
+        out: list[str] = []
+        if limit <= 0:
+            return out
+        for tid, since in self._since.items():
+            if not (now - since >= flush_s or now < since):
+                break
+            if tid in skip:
+                continue
+            out.append(tid)
+            if len(out) >= limit:
+                break
+        return out

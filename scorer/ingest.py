@@ -292,24 +292,32 @@ class Ingest:
             self.inflight = asyncio.ensure_future(self._write(out, acks, t0))
 
     async def flush_rescores(self) -> None:
-        """Timer: rescore the turbines whose rescoring coalescing deferred, once the flush is due.
+        """Timer: rescore every turbine overdue now (pending ``rescore_flush_s`` of wall time), in chunks
+        of ``rescore_flush_max_per_batch``, oldest first, the lock released between chunks.
 
-        Without it the last events of a burst would wait for the next batch. Same lock and write
-        pipeline as a batch; nothing to ack (no event is consumed here).
+        Without it the last events of a burst would wait for the next batch; chunked, so a batch waits
+        for one chunk at most, never for the whole pending set (scorer/coalescing.py). The cut-off is
+        the time the timer started: what becomes overdue meanwhile is the next run's (the drain ends).
+        Same lock and write pipeline as a batch; nothing to ack (no event is consumed here).
         """
         rt = self.rt
-        async with rt.lock:
-            if rt.closing or not rt.processor.pending:
-                return
-            self.refuse_if_broken()
-            t0 = time.perf_counter()
-            rt.processor.scorer = rt.holder.scorer
-            rt.processor.fleet = rt.routing.scorer()
-            out = await rt._in(rt.compute, rt.processor.flush, datetime.now(UTC))
-            if out is None:
-                return
-            await self.drain()
-            self.inflight = asyncio.ensure_future(self._write(out, [], t0))
+        now = datetime.now(UTC)
+        chunk = rt.settings.rescore_flush_max_per_batch
+        rounds = len(rt.processor.pending) // chunk + 1  # bounds the drain even if the clock jumps
+        for _ in range(rounds):
+            async with rt.lock:
+                if rt.closing or not rt.processor.pending:
+                    return
+                self.refuse_if_broken()
+                t0 = time.perf_counter()
+                rt.processor.scorer = rt.holder.scorer
+                rt.processor.fleet = rt.routing.scorer()
+                out = await rt._in(rt.compute, rt.processor.flush, now)
+                if out is None:
+                    return
+                await self.drain()
+                self.inflight = asyncio.ensure_future(self._write(out, [], t0))
+            await asyncio.sleep(0)  # a batch waiting for the lock goes before the next chunk
 
     async def _write(self, out: BatchOutcome, acks: list[PartitionAck], t0: float) -> None:
         """Durable write of one batch (retried while the database is unavailable); then its offsets are

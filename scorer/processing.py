@@ -48,7 +48,7 @@ from models.features import TRACKED_SIGNALS, FeatureWindow, window_data_quality,
 from models.fleet_scoring import FleetScorer
 from models.scoring import MAX_BATCH, BatchScorer, RiskAssessment
 from models.window_store import WindowStore
-from scorer.coalescing import RescoreMark, flush_due, rescore_due, status_class
+from scorer.coalescing import PendingRescores, RescoreMark, rescore_due, status_class
 from scorer.drift import DriftMonitor
 from scorer.repairs import annotate_from_window
 from scorer.settings import ScorerSettings
@@ -217,8 +217,9 @@ class BatchProcessor:
         self.store = WindowStore()  # every window of this worker; TurbineState.window is a view on a row
         self.turbines: dict[str, TurbineState] = {}
         self.dirty: set[str] = set()
-        self.pending: set[str] = set()  # touched turbines whose rescoring is deferred (coalescing)
-        self._pending_since: float | None = None  # wall time the pending set became non-empty
+        # Touched turbines whose rescoring is deferred (coalescing), oldest first, with the wall time each
+        # became pending: flushed once overdue, a bounded number per batch (scorer/coalescing.py).
+        self.pending = PendingRescores()
         self.next_offset: dict[int, int] = {}  # partition -> first offset not yet applied
         self._pending_marks: dict[str, HistoryMark] = {}  # marks of turbines without a checkpoint
         # The envelope always fits the dead-letter topic: its max message size (the producer's maximum
@@ -260,6 +261,7 @@ class BatchProcessor:
         """
         marks = dict(marks or {})
         n = 0
+        restored_pending: list[str] = []
         for st in states:
             if st.turbine_id in self.turbines:
                 continue
@@ -267,8 +269,9 @@ class BatchProcessor:
                 self._adopt(st)
             self.turbines[st.turbine_id] = st
             if st.pending:
-                self.pending.add(st.turbine_id)
+                restored_pending.append(st.turbine_id)
             n += 1
+        self.pending.add_overdue(restored_pending)  # since when is unknown: overdue at once
         for tid, mark in marks.items():
             known = self.turbines.get(tid)
             if known is None:
@@ -319,8 +322,6 @@ class BatchProcessor:
             self.dirty.discard(tid)
             self.pending.discard(tid)
         self.store.remove(gone)
-        if not self.pending:
-            self._pending_since = None
 
     def drop_partitions(self, keep: set[int]) -> None:
         """Forget turbines and offsets of partitions no longer assigned (another worker owns them now)."""
@@ -330,8 +331,6 @@ class BatchProcessor:
             self.dirty.discard(tid)
             self.pending.discard(tid)
         self.store.remove(gone)
-        if not self.pending:
-            self._pending_since = None
         for p in [p for p in self.next_offset if p not in keep]:
             del self.next_offset[p]
 
@@ -563,10 +562,13 @@ class BatchProcessor:
         if self.scorer is None:
             return
         # Coalescing (scorer/coalescing.py): a touched turbine is rescored when due, else it is pending
-        # until a later batch makes it due or the flush (every rescore_flush_s of wall time) takes it.
+        # until a later batch makes it due or it is overdue (pending rescore_flush_s of wall time): then
+        # this batch takes it, oldest first, at most rescore_flush_max_per_batch of them (the flush is
+        # spread over batches instead of stalling one), or the flush timer does.
         s = self.settings
         interval = s.rescore_min_event_interval_s
         due: list[TurbineState] = []
+        pending = self.pending
         for st, newest in zip(touched, last_ts.tolist(), strict=True):
             if newest == -math.inf:
                 continue
@@ -574,30 +576,47 @@ class BatchProcessor:
                 due.append(st)
             elif not st.pending:
                 st.pending = True
-                self.pending.add(st.turbine_id)
-                if self._pending_since is None:
-                    self._pending_since = wall_ts
-        if self.pending and flush_due(self._pending_since, wall_ts, s.rescore_flush_s):
+                pending.add(st.turbine_id, wall_ts)
+        if pending:
             chosen = {st.turbine_id for st in due}
-            due.extend(self.turbines[t] for t in sorted(self.pending - chosen) if t in self.turbines)
+            due.extend(self._overdue(wall_ts, s.rescore_flush_max_per_batch, chosen))
         self._rescore(due, out)
         out.deferred = sum(1 for st in touched if st.pending)
 
-    def flush(self, now: datetime | None = None) -> BatchOutcome | None:
-        """Rescore every pending turbine once the flush is due (runtime timer, nothing to ack).
+    def _overdue(self, wall_ts: float, limit: int, skip: set[str] | None = None) -> list[TurbineState]:
+        """Up to ``limit`` overdue pending turbines, oldest first, not in ``skip`` (an id no longer in
+        memory is dropped from the order: it never holds the head)."""
+        flush_s = self.settings.rescore_flush_s
+        skip = set(skip or ())
+        out: list[TurbineState] = []
+        while len(out) < limit:
+            ids = self.pending.overdue(wall_ts, flush_s, limit - len(out), skip)
+            if not ids:
+                break
+            stale = [t for t in ids if t not in self.turbines]
+            out.extend(self.turbines[t] for t in ids if t in self.turbines)
+            if not stale:
+                break
+            for t in stale:
+                self.pending.discard(t)
+            skip.update(ids)
+        return out
 
-        None when nothing is pending, no model is loaded, or the oldest pending rescoring waited less
-        than ``rescore_flush_s`` of wall time.
+    def flush(self, now: datetime | None = None, limit: int | None = None) -> BatchOutcome | None:
+        """Rescore up to ``limit`` (default ``rescore_flush_max_per_batch``) overdue pending turbines,
+        oldest first (runtime timer, nothing to ack; the timer calls it until it returns None).
+
+        None when no model is loaded or no pending turbine waited ``rescore_flush_s`` of wall time
+        as of ``now``.
         """
         wall_ts = (now or datetime.now(UTC)).timestamp()
         if not self.pending or self.scorer is None:
             return None
-        if not flush_due(self._pending_since, wall_ts, self.settings.rescore_flush_s):
+        due = self._overdue(wall_ts, self.settings.rescore_flush_max_per_batch if limit is None else limit)
+        if not due:
             return None
         out = BatchOutcome()
-        self._rescore([self.turbines[t] for t in sorted(self.pending) if t in self.turbines], out)
-        self.pending.clear()
-        self._pending_since = None
+        self._rescore(due, out)
         return out
 
     def _rescore(self, due: list[TurbineState], out: BatchOutcome) -> None:
@@ -653,11 +672,8 @@ class BatchProcessor:
                 out.history_rows.append(hist)
                 st.history = HistoryMark(ts, a.score, a.tier)
             st.rescore = RescoreMark(ts, st.newest_status)
-            if st.pending:
-                st.pending = False
-                self.pending.discard(st.turbine_id)
+            st.pending = False
+            self.pending.discard(st.turbine_id)  # always: a stale entry must not hold the head
             self.dirty.add(st.turbine_id)  # the marks are checkpointed with the window
-        if not self.pending:
-            self._pending_since = None
         if self.drift is not None:  # once per turbine per drift_sample_hours of event time; never raises
             self.drift.observe(list(zip(due, assessments, strict=True)), scorer.bundle.normal_model)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,8 +25,8 @@ from scorer.coalescing import (
     BIN_SECONDS,
     FAULT,
     NORMAL,
+    PendingRescores,
     RescoreMark,
-    flush_due,
     rescore_due,
     status_class,
 )
@@ -104,11 +105,33 @@ def test_a_1hz_burst_costs_about_one_rescoring_a_minute() -> None:
     assert 55 <= scored <= 62
 
 
-def test_flush_due() -> None:
-    assert flush_due(None, 100.0, 10.0)
-    assert not flush_due(100.0, 109.9, 10.0)
-    assert flush_due(100.0, 110.0, 10.0)
-    assert flush_due(100.0, 50.0, 10.0)  # the wall clock went back: flush rather than lag
+def test_pending_turbines_are_overdue_oldest_first_each_after_its_own_wait() -> None:
+    p = PendingRescores()
+    p.add("B", 100.0)
+    p.add("A", 103.0)
+    p.add("C", 105.0)
+    p.add("B", 104.0)  # already pending: keeps its first time and place
+    assert list(p) == ["B", "A", "C"] and p.since("B") == 100.0 and len(p) == 3
+    assert p.overdue(109.9, 10.0, 10) == []
+    assert p.overdue(110.0, 10.0, 10) == ["B"]
+    assert p.overdue(115.0, 10.0, 10) == ["B", "A", "C"]
+    assert p.overdue(115.0, 10.0, 2) == ["B", "A"]  # bounded, oldest first
+    assert p.overdue(115.0, 10.0, 2, skip={"A"}) == ["B", "C"]  # skipped ones are not counted
+    assert p.overdue(115.0, 10.0, 0) == []
+    p.discard("B")
+    p.discard("B")
+    assert p.overdue(113.0, 10.0, 10) == ["A"] and "B" not in p and p.since("B") is None
+    p.add_overdue(["R", "A"])  # restored pending, time unknown: at the head, overdue at once
+    assert list(p) == ["R", "A", "C"] and p.overdue(110.0, 10.0, 10) == ["R"]
+    p.add("D", 200.0)
+    assert p.overdue(50.0, 10.0, 10) == [
+        "R",
+        "A",
+        "C",
+        "D",
+    ]  # the wall clock went back: flush rather than lag
+    p.clear()
+    assert not p and p.overdue(1e12, 10.0, 10) == []
 
 
 # ------------------------------------------------------------------------------------ in the processor
@@ -175,12 +198,12 @@ def test_a_1hz_burst_is_rescored_once_a_minute_and_flushed_to_its_last_event(tin
     assert rescored == 5 and deferred == 25
     last = T0 + timedelta(seconds=299)
     st = proc.turbines["WT-C"]
-    assert st.pending and proc.pending == {"WT-C"} and st.rescore is not None
+    assert st.pending and list(proc.pending) == ["WT-C"] and st.rescore is not None
     assert st.rescore.ts < last.timestamp()
     assert proc.flush(wall + timedelta(seconds=12.4)) is None  # less than rescore_flush_s waited
-    out = proc.flush(wall + timedelta(seconds=12.5))  # 10 s after the oldest deferral (batch 25)
-    assert out is not None and out.rescored == 1 and out.events == 0
-    assert [r.as_of for r in out.state_rows] == [last]
+    flushed = proc.flush(wall + timedelta(seconds=12.5))  # 10 s after its deferral (batch 25)
+    assert flushed is not None and flushed.rescored == 1 and flushed.events == 0
+    assert [r.as_of for r in flushed.state_rows] == [last]
     assert not proc.pending and not st.pending and st.rescore.ts == last.timestamp()
     assert proc.flush(wall + timedelta(seconds=60)) is None  # nothing pending
 
@@ -229,6 +252,127 @@ def test_pending_rescoring_survives_a_checkpoint(tiny_scorer: Any) -> None:
     assert restored.pending and restored.rescore == st.rescore
     proc2 = _processor(tiny_scorer)
     proc2.install([restored])
-    assert proc2.pending == {"WT-C"}
+    assert list(proc2.pending) == ["WT-C"]
     out = proc2.flush(wall)
     assert out is not None and [r.as_of for r in out.state_rows] == [T0 + timedelta(seconds=1)]
+
+
+# ------------------------------------------------------------------------ a spread flush, no starvation
+def _fleet_feed(proc: BatchProcessor) -> Any:
+    offset = 0
+
+    def feed(readings: list[tuple[str, datetime]], wall: datetime) -> BatchOutcome:
+        nonlocal offset
+        recs = [
+            RawRecord(0, offset + i, 1.0, _reading(tid, t), "telemetry", tid.encode())
+            for i, (tid, t) in enumerate(readings)
+        ]
+        offset += len(recs)
+        return proc.process(recs, now=wall)
+
+    return feed
+
+
+@pytest.mark.parametrize("touched_every", [1, 3])
+def test_under_continuous_traffic_every_pending_turbine_is_rescored_within_the_bound(
+    tiny_scorer: Any, touched_every: int
+) -> None:
+    """20 turbines, a batch every P = 0.1 s for 25 s, each turbine in every batch (touched_every=1)
+    or every third one; coalescing never makes them due by event time (1 h interval, one hour bin), so
+    only the flush rescores them: at most 1 overdue turbine a batch (capacity 10/s for a fleet that
+    wants 20/s at flush_s = 1 s). Each pending turbine is rescored, as of its newest event, within
+    flush_s + ceil(n / max_per_batch) * P of the wall time it became pending (scorer/coalescing.py;
+    the longest wait measured is 2.7-2.9 s of the 3.0 s bound), and no batch flushes more than
+    max_per_batch."""
+    n, flush_s, limit, period = 20, 1.0, 1, 0.1
+    proc = _processor(
+        tiny_scorer,
+        rescore_min_event_interval_s=3600,
+        rescore_flush_s=flush_s,
+        rescore_flush_max_per_batch=limit,
+    )
+    feed = _fleet_feed(proc)
+    ids = [f"WT-{i:02d}" for i in range(n)]
+    wall0 = T0 + timedelta(days=1)
+    newest: dict[str, datetime] = {}
+    since: dict[str, float] = {}  # turbine -> wall time it became pending (this episode)
+    waits: dict[str, list[float]] = {t: [] for t in ids}
+    bound = flush_s + math.ceil(n / limit) * period
+    for b in range(250):
+        wall = wall0 + timedelta(seconds=period * b)
+        t = T0 + timedelta(seconds=period * b)  # event time = send time, all inside one hour bin
+        readings = [(tid, t) for k, tid in enumerate(ids) if (b + k) % touched_every == 0]
+        newest.update(readings)
+        out = feed(readings, wall)
+        scored = [r.turbine_id for r in out.state_rows]
+        assert len(scored) == len(set(scored)) and (b < touched_every or len(scored) <= limit)
+        for r in out.state_rows:  # as of the turbine's newest event, whenever the flush happens
+            assert r.as_of == newest[r.turbine_id]
+            if r.turbine_id in since:
+                waits[r.turbine_id].append(wall.timestamp() - since.pop(r.turbine_id))
+        for tid in proc.pending:
+            if tid not in since:
+                since[tid] = proc.pending.since(tid)  # type: ignore[assignment]
+    longest = max(w for ws in waits.values() for w in ws)
+    assert flush_s <= longest <= bound + 1e-6
+    assert all(len(ws) >= 8 for ws in waits.values())  # every turbine, again and again: none starves
+    # the still-pending ones have not waited longer than the bound either
+    assert all(wall.timestamp() - s <= bound + 1e-6 for s in since.values())
+
+
+def test_a_fleet_wide_flush_is_spread_over_batches_and_stays_spread(tiny_scorer: Any) -> None:
+    """All 30 turbines become pending in the same batch: the flush takes 10 per batch over 3 batches
+    instead of 30 in one, and since a rescored turbine is pending again from its next event, the next
+    round is spread the same way (self-staggered)."""
+    n, limit = 30, 10
+    proc = _processor(
+        tiny_scorer, rescore_min_event_interval_s=3600, rescore_flush_s=2.0, rescore_flush_max_per_batch=limit
+    )
+    feed = _fleet_feed(proc)
+    ids = [f"WT-{i:02d}" for i in range(n)]
+    wall0 = T0 + timedelta(days=1)
+    per_batch: list[int] = []
+    for b in range(100):  # 0.1 s apart, 10 s
+        t = T0 + timedelta(seconds=0.1 * b)
+        per_batch.append(feed([(tid, t) for tid in ids], wall0 + timedelta(seconds=0.1 * b)).rescored)
+    assert per_batch[0] == n  # first scores: due at once, never bounded
+    flushing = [k for k, c in enumerate(per_batch) if c and k]
+    assert max(per_batch[1:]) == limit and sum(per_batch[1:]) >= 3 * n
+    assert flushing[:3] == [21, 22, 23]  # pending from batch 1, overdue 2 s later, 10 a batch
+    assert all(per_batch[k] == limit for k in flushing)
+
+
+def test_the_timer_flush_drains_what_is_overdue_in_bounded_chunks(tiny_scorer: Any) -> None:
+    proc = _processor(
+        tiny_scorer, rescore_min_event_interval_s=3600, rescore_flush_s=5.0, rescore_flush_max_per_batch=4
+    )
+    feed = _fleet_feed(proc)
+    wall = T0 + timedelta(days=1)
+    old = [f"WT-{i:02d}" for i in range(10)]
+    young = ["WT-Y1", "WT-Y2"]
+    feed([(tid, T0) for tid in old + young], wall)  # first scores
+    feed([(tid, T0 + timedelta(seconds=1)) for tid in old], wall)  # pending from wall
+    feed([(tid, T0 + timedelta(seconds=2)) for tid in young], wall + timedelta(seconds=3))
+    assert proc.flush(wall + timedelta(seconds=4.9)) is None  # nothing overdue yet
+    now = wall + timedelta(seconds=6)
+    chunks = []
+    while (out := proc.flush(now)) is not None:
+        chunks.append([r.turbine_id for r in out.state_rows])
+        assert all(r.as_of == T0 + timedelta(seconds=1) for r in out.state_rows)
+    assert chunks == [old[:4], old[4:8], old[8:]]  # oldest first, 4 at a time
+    assert list(proc.pending) == young  # not overdue as of the timer's start
+    out = proc.flush(now, limit=100)
+    assert out is None
+    out = proc.flush(wall + timedelta(seconds=8), limit=100)
+    assert out is not None and [r.turbine_id for r in out.state_rows] == young and not proc.pending
+
+
+def test_a_forgotten_turbine_never_holds_the_head_of_the_pending_order(tiny_scorer: Any) -> None:
+    proc = _processor(tiny_scorer, rescore_min_event_interval_s=3600, rescore_flush_s=1.0)
+    feed = _fleet_feed(proc)
+    wall = T0 + timedelta(days=1)
+    feed([("WT-A", T0), ("WT-B", T0)], wall)
+    feed([("WT-A", T0 + timedelta(seconds=1)), ("WT-B", T0 + timedelta(seconds=1))], wall)
+    del proc.turbines["WT-A"]  # gone without leaving the order (must not happen; must not starve B)
+    out = proc.flush(wall + timedelta(seconds=2), limit=1)
+    assert out is not None and [r.turbine_id for r in out.state_rows] == ["WT-B"] and not proc.pending
