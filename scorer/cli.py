@@ -67,6 +67,37 @@ def ensure_topics_at_start(settings: Any, *, retry_every_s: float = 2.0) -> dict
         return outcomes
 
 
+def tune_allocator(settings: Any) -> Any:
+    """glibc's mallopt parameters from the settings, and the thread that gives free heap pages back
+    (common/allocator.py); before the worker's threads allocate. Returns the trimmer (or None)."""
+    from common.allocator import Trimmer, TrimResult, configure
+    from common.logging import event
+
+    report = configure(
+        mmap_threshold_bytes=settings.malloc_mmap_threshold_bytes,
+        trim_threshold_bytes=settings.malloc_trim_threshold_bytes,
+        arena_max=settings.malloc_arena_max,
+    )
+    if not report.supported:
+        event(log, "allocator tuning skipped: not glibc", **report.as_log())
+        return None
+    event(log, "allocator tuned", logging.WARNING if report.failed else logging.INFO, **report.as_log())
+    if settings.malloc_trim_interval_s <= 0:
+        return None
+
+    def logged(r: TrimResult) -> None:
+        event(
+            log,
+            "malloc trimmed",
+            logging.DEBUG,
+            free_mb=round(r.free_bytes / 2**20, 1),
+            released_mb=None if r.released_bytes is None else round(r.released_bytes / 2**20, 1),
+            ms=round(r.seconds * 1000, 2),
+        )
+
+    return Trimmer(settings.malloc_trim_interval_s, settings.malloc_trim_min_free_bytes, logged).start()
+
+
 def _make_worker(faust_app: Any, settings: Any, watchdog: Any) -> Any:
     import faust
 
@@ -111,6 +142,7 @@ def worker(
     overrides = {k: v for k, v in {"web_port": web_port, "worker_id": worker_id}.items() if v is not None}
     settings = load_settings(ScorerSettings, **overrides)
     configure_logging("scorer", settings.log_level, settings.log_format)
+    tune_allocator(settings)
     try:
         ensure_topics_at_start(settings)
     except TopicError as exc:

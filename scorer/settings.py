@@ -214,6 +214,30 @@ class ScorerSettings(RegistrySettings):
         default=30.0, gt=0, le=600, description="SIGTERM or a crash ends the process within this bound."
     )
 
+    # glibc's allocator (common/allocator.py; docs/performance.md, "Memory"): applied by the worker at
+    # start. A batch frees tens of MB of short-lived buffers between long-lived ones; glibc keeps them
+    # inside its heaps unless told otherwise. 0 leaves a parameter at glibc's default (no-op elsewhere).
+    malloc_mmap_threshold_bytes: int = Field(
+        default=256 << 10,
+        ge=0,
+        le=32 << 20,
+        description="Blocks from this size get their own mmap, returned on free (0: glibc's dynamic).",
+    )
+    malloc_trim_threshold_bytes: int = Field(
+        default=0, ge=0, le=1 << 30, description="Free top of the main heap kept below this (0: glibc's)."
+    )
+    malloc_arena_max: int = Field(
+        default=2, ge=0, le=64, description="Most glibc heaps (arenas) the worker's threads use (0: glibc's)."
+    )
+    malloc_trim_interval_s: float = Field(
+        default=5.0, ge=0, le=3600, description="Free heap pages are given back this often (0: never)."
+    )
+    malloc_trim_min_free_bytes: int = Field(
+        default=16 << 20,
+        ge=0,
+        description="A trim runs only when glibc's heaps hold this much free memory (mallinfo2 fordblks).",
+    )
+
     @model_validator(mode="after")
     def _drift_thresholds(self) -> ScorerSettings:
         if self.drift_psi_moderate > self.drift_psi_significant:
@@ -222,6 +246,13 @@ class ScorerSettings(RegistrySettings):
                 f"COCKPIT_DRIFT_PSI_SIGNIFICANT ({self.drift_psi_significant})"
             )
         return self
+
+    @field_validator("malloc_mmap_threshold_bytes")
+    @classmethod
+    def _mmap_threshold(cls, value: int) -> int:
+        if 0 < value < 4096:
+            raise ValueError("must be 0 (glibc's dynamic threshold) or at least one page (4096 bytes)")
+        return value
 
     @field_validator("sweep_time")
     @classmethod
