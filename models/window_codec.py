@@ -104,6 +104,22 @@ def _planes_in(row, scratch, o, slots, cols, size):  # type: ignore[no-untyped-d
 
 
 @_jit
+def _literals(out, p, scratch, lit, end):  # type: ignore[no-untyped-def]
+    """``scratch[lit:end]`` as PackBits literal runs (128 bytes at most each) at ``out[p:]``; returns
+    the new end of ``out`` (unsigned byte loops, as :func:`_unpack`)."""
+    p, lit, end = _U(p), _U(lit), _U(end)
+    while lit < end:
+        m = min(_U(128), end - lit)
+        out[p] = m - _U(1)
+        p += _U(1)
+        for t in range(m):
+            out[p + t] = scratch[lit + t]
+        p += m
+        lit += m
+    return p
+
+
+@_jit
 def _encode_kernel(srcs, srows, lay, out, out_starts, lens, scratch):  # type: ignore[no-untyped-def]
     """Encode row ``srows[i, j]`` of every section array ``srcs[i]`` (uint8 rows) into ``out`` at
     ``out_starts[j]``; ``lens[j]`` = encoded length (``out`` holds body + body // 128 + 2 per state)."""
@@ -116,37 +132,62 @@ def _encode_kernel(srcs, srows, lay, out, out_starts, lens, scratch):  # type: i
             row = srcs[i][srows[i, j]]
             _planes_out(row, scratch, o, slots, cols, size)
             o += slots * cols * size
-        # 2. PackBits
-        raw = o
-        p = out_starts[j]
-        k = 0
-        lit = 0  # start of the pending literal bytes
+        # 2. PackBits (unsigned indices throughout: no signed/unsigned mixing)
+        raw = _U(o)
+        start = _U(out_starts[j])
+        p = start
+        k = _U(0)
+        lit = _U(0)  # start of the pending literal bytes
         while k < raw:
             v = scratch[k]
-            e = k + 1
-            while e < raw and scratch[e] == v and e - k < 130:
-                e += 1
-            if e - k >= 3:
-                while lit < k:  # flush literals, 128 at most per control byte
-                    m = min(128, k - lit)
-                    out[p] = m - 1
-                    p += 1
-                    out[p : p + m] = scratch[lit : lit + m]
-                    p += m
-                    lit += m
-                out[p] = e - k + 125
-                out[p + 1] = v
-                p += 2
+            e = k + _U(1)
+            while e < raw and scratch[e] == v and e - k < _U(130):
+                e += _U(1)
+            if e - k >= _U(3):
+                p = _literals(out, p, scratch, lit, k)
+                out[p] = e - k + _U(125)
+                out[p + _U(1)] = v
+                p += _U(2)
                 lit = e
             k = e
-        while lit < raw:
-            m = min(128, raw - lit)
-            out[p] = m - 1
-            p += 1
-            out[p : p + m] = scratch[lit : lit + m]
+        p = _literals(out, p, scratch, lit, raw)
+        lens[j] = p - start
+
+
+@_jit
+def _unpack(buf, p, end, scratch, raw_size):  # type: ignore[no-untyped-def]
+    """PackBits of ``buf[p:end]`` into ``scratch``: the error code (OK when it fills exactly
+    ``raw_size`` bytes). Byte loops over unsigned indices: LLVM turns them into wide copies and fills
+    (measured 1.5 us per bench state against 8-18 us for numba's slice assignments, whose signed
+    indices and view objects cost ~35 ns per run)."""
+    p, end, raw = _U(p), _U(end), _U(raw_size)
+    one = _U(1)
+    o = _U(0)
+    while p < end:
+        c = _U(buf[p])
+        p += one
+        if c < _U(128):
+            m = c + one
+            if p + m > end:
+                return TRUNCATED
+            if o + m > raw:
+                return TOO_LONG
+            for t in range(m):
+                scratch[o + t] = buf[p + t]
             p += m
-            lit += m
-        lens[j] = p - out_starts[j]
+            o += m
+        else:
+            m = c - _U(125)
+            if p >= end:
+                return TRUNCATED
+            if o + m > raw:
+                return TOO_LONG
+            v = buf[p]
+            for t in range(m):
+                scratch[o + t] = v
+            p += one
+            o += m
+    return OK if o == raw else TOO_SHORT
 
 
 @_jit
@@ -155,37 +196,7 @@ def _decode_kernel(buf, starts, ends, dsts, drows, lay, raw_size, status, scratc
     ``dsts[i]`` (uint8 rows); ``status[j]`` = OK or the error (nothing written for that state then)."""
     n_sec = lay.shape[0]
     for j in range(starts.shape[0]):
-        p = starts[j]
-        end = ends[j]
-        o = 0
-        err = 0
-        while p < end:
-            c = buf[p]
-            p += 1
-            if c < 128:
-                m = c + 1
-                if p + m > end:
-                    err = 1
-                    break
-                if o + m > raw_size:
-                    err = 2
-                    break
-                scratch[o : o + m] = buf[p : p + m]
-                p += m
-                o += m
-            else:
-                m = c - 125
-                if p >= end:
-                    err = 1
-                    break
-                if o + m > raw_size:
-                    err = 2
-                    break
-                scratch[o : o + m] = buf[p]
-                p += 1
-                o += m
-        if err == 0 and o != raw_size:
-            err = 3
+        err = _unpack(buf, starts[j], ends[j], scratch, raw_size)
         status[j] = err
         if err:
             continue

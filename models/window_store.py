@@ -321,13 +321,16 @@ class WindowStore:
     def _grow(self, capacity: int) -> None:
         """Reallocate every array for ``capacity`` rows. Rows not allocated hold no defined value
         (``np.empty``: their pages cost no memory until used): :meth:`_allocate` resets a row, a bulk
-        load writes every array of it."""
+        load writes every array of it. Only rows up to the last one in use are copied (free rows hold
+        nothing: copying a fresh worker's empty rows faulted in ~17 MB for nothing)."""
         old = self._cap
+        held = np.flatnonzero(self._used[:old])
+        keep = int(held[-1]) + 1 if len(held) else 0
         for name, (shape, dtype, _fill) in self._SPEC.items():
             dt = self._cdtype if dtype == "count" else dtype
             arr = np.empty((capacity, *shape), dtype=dt)
-            if old:
-                arr[:old] = getattr(self, name)
+            if keep:
+                arr[:keep] = getattr(self, name)[:keep]
             setattr(self, name, arr)
         self._mv = None
         used = np.zeros(capacity, dtype=bool)
@@ -1190,6 +1193,7 @@ class _V4Job:
             | (head["k"] != K)
             | (head["flags"] >= len(_COUNT_DTYPES))
             | (body_ends != starts + lens)
+            | _bad_scalars(head)
         )
         if bad.any():
             msgs = [
@@ -1291,6 +1295,49 @@ class _V4Job:
         return failed
 
 
+#: Event times a state may hold: datetime's range (its data-quality dict formats them as dates); and
+#: the hours of those times. Anything else in a header is corruption (hostile bytes must not load).
+_TS_MIN, _TS_MAX = -62135596800.0, 253402300799.0
+_H_MIN, _H_MAX = int(_TS_MIN // BIN_SECONDS), int(_TS_MAX // BIN_SECONDS)
+
+
+def _time_ok(v: Any, empty: float) -> Any:
+    return (v == empty) | ((v >= _TS_MIN) & (v <= _TS_MAX))
+
+
+def _hour_ok(v: Any) -> Any:
+    return (v == NO_HOUR) | ((v >= _H_MIN) & (v <= _H_MAX))
+
+
+#: header scalar -> its rule (element-wise over a header record array, or on one value)
+_SCALAR_RULES: tuple[tuple[str, Callable[[Any], Any]], ...] = (
+    ("_last_ts", lambda v: _time_ok(v, -math.inf)),
+    ("_first", lambda v: _time_ok(v, math.inf)),
+    ("_floor", lambda v: _time_ok(v, -math.inf)),
+    ("_newest", _hour_ok),
+    ("_base_hour", _hour_ok),
+    ("_fmin_s", lambda v: (v >= 0) & (v <= _TS_MAX)),
+    ("_late", lambda v: v >= 0),
+    ("_total", lambda v: v >= 0),
+)
+
+
+def _bad_scalars(head: np.ndarray) -> np.ndarray:
+    """Per state of a header record array: a scalar outside what any window holds."""
+    bad = np.zeros(len(head), dtype=bool)
+    for name, ok in _SCALAR_RULES:
+        bad |= ~ok(head[name])
+    return bad
+
+
+def _scalar_error(values: Any) -> str | None:
+    """The first header scalar of one state (record or dict) outside its rule, named."""
+    for name, ok in _SCALAR_RULES:
+        if not ok(values[name]):
+            return f"corrupted FeatureWindow state: {name.lstrip('_')} = {values[name]!r} is out of range"
+    return None
+
+
 def _is_v4(data: bytes) -> bool:
     return len(data) > _HEADER4.size and data[4] == STATE_FORMAT_VERSION and data[:4] == _MAGIC
 
@@ -1306,6 +1353,9 @@ def _v4_header_error(head: Any, size: int) -> str:
         )
     if head["flags"] >= len(_COUNT_DTYPES):
         return f"corrupted FeatureWindow state: count type {head['flags']}"
+    scalar = _scalar_error(head)
+    if scalar is not None:
+        return scalar
     want = _HEADER4.size + int(head["tid_len"]) + int(head["body_len"])
     return f"corrupted FeatureWindow state: {size} bytes, its header names {want}"
 
@@ -1441,6 +1491,9 @@ def parse_state(data: bytes) -> dict[str, Any]:
             if flags & _V2_FLOOR:
                 floor = float(take(np.float64, 1)[0])
         out["_asum"], out["_acnt"], out["_floor"] = asum, acnt, floor
+    scalar = _scalar_error(out)
+    if scalar is not None:
+        raise ValueError(scalar)
     out["_top"] = max(int(out["_cnt"].max()), int(out["_ctr"].max()), int(out["_acnt"].max()))
     return out
 

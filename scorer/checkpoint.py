@@ -237,6 +237,10 @@ class Checkpointer:
                     raise
         finally:
             if was:
+                # The restored windows and bookkeeping live as long as the worker: out of the cyclic
+                # gc's generations before it resumes (re-enabled, its next young collection walked
+                # every object the restore made: ~7 ms of CPU per 10,000 bookkeeping records alone).
+                gc.freeze()
                 gc.enable()
         for p in partitions:
             if p in offsets and p not in proc.next_offset:
