@@ -47,6 +47,7 @@ from models.drift import (
     warm_mask,
 )
 from models.features import FEATURE_NAMES, NormalModel, window_features
+from models.scoring import MAX_BATCH
 from scorer.settings import ScorerSettings
 
 if TYPE_CHECKING:
@@ -189,9 +190,19 @@ class DriftMonitor:
                 due.append((st, ts))
         if not due:
             return 0
+        window = self.settings.drift_window_hours * 3600.0
+        kept = 0
+        # In chunks of MAX_BATCH turbines, as the scoring does: a batch that touches the whole fleet
+        # would otherwise build one float64 matrix of every row (+ the kernel's temporaries) at once.
+        for start in range(0, len(due), MAX_BATCH):
+            kept += self._keep(due[start : start + MAX_BATCH], normal_model, window)
+        return kept
+
+    def _keep(
+        self, due: Sequence[tuple[TurbineState, float]], normal_model: NormalModel | None, window: float
+    ) -> int:
         x = window_features([st.window for st, _ in due], normal_model)  # one gather per store
         warm = warm_mask(x, FEATURE_NAMES)
-        window = self.settings.drift_window_hours * 3600.0
         kept = 0
         with self._lock:
             for (st, ts), row, ok in zip(due, x, warm, strict=True):
