@@ -792,17 +792,34 @@ MEMORY_EVENTS_PER_TURBINE = 28  # one reading every 6 h over 7 days
 MEMORY_STEP_S = 6 * 3600
 
 
+#: Worker settings of the memory run beside the judged one: glibc's allocator left at its defaults
+#: (common/allocator.py off), the same readings in the same run (the before of the allocator tuning).
+MEMORY_GLIBC_DEFAULTS = {"malloc_mmap_threshold_bytes": 0, "malloc_arena_max": 0, "malloc_trim_interval_s": 0}
+
+
 def bench_memory(registry: Path, db_url: str, tmp: Path, sizes: list[int], rep: Report) -> None:
-    """RSS growth of the worker after N turbines were ingested, divided by N; the store's own nbytes."""
+    """RSS growth of the worker after N turbines were ingested, divided by N; the store's own nbytes.
+
+    Twice: the worker as configured (judged), then with glibc's allocator at its defaults (reported).
+    Each reading also splits the RSS growth by mapping kind (``rss_breakdown``)."""
     end = datetime.now(UTC)
+    for tuned in (True, False):
+        _memory_run(registry, db_url, tmp, sizes, rep, end, tuned)
+
+
+def _memory_run(
+    registry: Path, db_url: str, tmp: Path, sizes: list[int], rep: Report, end: datetime, tuned: bool
+) -> None:
     topic = make_topic(3)
+    suffix = "" if tuned else " (glibc malloc defaults)"
     print(
-        f"\n[memory] worker RSS after N turbines ({MEMORY_EVENTS_PER_TURBINE} readings each, one every 6 h "
-        "over 7 days), minus its RSS after 10 warm-up turbines",
+        f"\n[memory{suffix}] worker RSS after N turbines ({MEMORY_EVENTS_PER_TURBINE} readings each, one "
+        "every 6 h over 7 days), minus its RSS after 10 warm-up turbines",
         flush=True,
     )
     try:
-        w = WorkerProc(db_url, topic, registry, tmp / "worker-memory.log")
+        env: dict[str, object] = {} if tuned else dict(MEMORY_GLIBC_DEFAULTS)
+        w = WorkerProc(db_url, topic, registry, tmp / f"worker-memory{'' if tuned else '-glibc'}.log", **env)
         try:
             w.wait_ready()
             sent = 0
@@ -816,44 +833,83 @@ def bench_memory(registry: Path, db_url: str, tmp: Path, sizes: list[int], rep: 
                     if time.monotonic() > deadline:
                         raise RuntimeError("worker did not consume the memory test's events in 900 s")
                     time.sleep(0.3)
-                time.sleep(6)  # one checkpoint cycle (5 s) after the last batch
+                time.sleep(6)  # one checkpoint cycle (5 s) after the last batch (and one trim period)
 
             ingest(synthetic_events(10, MEMORY_EVENTS_PER_TURBINE, end, MEMORY_STEP_S, prefix="MW"))
-            rss0 = w.rss()
+            rss0, parts0 = w.rss(), rss_breakdown(w.proc.pid)
             done = 0
             prev_rss, prev_n = rss0, 0
             for n in sizes:
                 ingest(synthetic_events(n - done, MEMORY_EVENTS_PER_TURBINE, end, MEMORY_STEP_S, first=done))
                 done = n
-                rss = w.rss()
+                rss, parts = w.rss(), rss_breakdown(w.proc.pid)
                 store = store_nbytes_per_turbine(n, end)
+                kinds = sorted(set(parts) | set(parts0))
+                growth = {k: (parts.get(k, 0) - parts0.get(k, 0)) / n for k in kinds}
+                split = ", ".join(f"{k} {v / 1024:.1f}" for k, v in growth.items() if abs(v) >= 102)
+                print(f"  N={n:,}: KB/turbine by mapping: {split}", flush=True)
                 rep.add(
                     "memory",
-                    f"worker RSS growth / turbine at N={n:,}",
+                    f"worker RSS growth / turbine at N={n:,}{suffix}",
                     (rss - rss0) / n / 1024,
                     "KB",
                     baseline=None if store is None else store / 1024,
                     baseline_label="store nbytes()/N" if store is not None else "",
-                    target=("<=", 20.0),
+                    target=("<=", 20.0) if tuned else None,
                     note=f"RSS {rss0 / 2**20:.0f} -> {rss / 2**20:.0f} MB",
                 )
                 if prev_n:
                     rep.add(
                         "memory",
-                        f"marginal RSS / turbine, N={prev_n:,} -> {n:,}",
+                        f"marginal RSS / turbine, N={prev_n:,} -> {n:,}{suffix}",
                         (rss - prev_rss) / (n - prev_n) / 1024,
                         "KB",
                     )
-                rep.info.setdefault("memory", {})[str(n)] = {
+                rep.info.setdefault("memory" if tuned else "memory_glibc_defaults", {})[str(n)] = {
                     "rss0_bytes": rss0,
                     "rss_bytes": rss,
                     "store_nbytes_per_turbine": store,
+                    "growth_bytes_per_turbine_by_mapping": growth,
                 }
                 prev_rss, prev_n = rss, n
         finally:
             w.stop()
     finally:
         delete_topic_family(topic)
+
+
+def rss_breakdown(pid: int) -> dict[str, int]:
+    """Resident bytes of a process by mapping kind (/proc/<pid>/smaps): ``heap`` (glibc's main heap),
+    ``malloc arenas`` (its other heaps: 64 MB-aligned anonymous mappings), ``1 MB anon`` (CPython's
+    object arenas), ``other anon`` (mmapped blocks: numpy arrays above the mmap threshold, stacks...),
+    ``files`` (code, libraries, mapped files)."""
+    out: dict[str, int] = {}
+    kind, prev_end, prev_kind = "", -1, ""
+    try:
+        lines = Path(f"/proc/{pid}/smaps").read_text().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        head = line.split(maxsplit=5)
+        if "-" in head[0] and len(head) >= 5 and not head[0].endswith(":"):
+            lo, hi = (int(x, 16) for x in head[0].split("-"))
+            name = head[5].strip() if len(head) > 5 else ""
+            if name == "[heap]":
+                kind = "heap"
+            elif name.startswith("/"):
+                kind = "files"
+            elif name:
+                kind = "other"
+            elif lo % (64 << 20) == 0 or (prev_kind == "malloc arenas" and prev_end == lo):
+                kind = "malloc arenas"
+            elif hi - lo == 1 << 20:
+                kind = "1 MB anon"
+            else:
+                kind = "other anon"
+            prev_end, prev_kind = hi, kind
+        elif line.startswith("Rss:"):
+            out[kind] = out.get(kind, 0) + int(line.split()[1]) * 1024
+    return out
 
 
 def store_nbytes_per_turbine(n: int, end: datetime) -> float | None:
