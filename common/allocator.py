@@ -220,15 +220,22 @@ class TrimResult:
         return self.rss_before - self.rss_after
 
 
-def trim_if_worth(min_free_bytes: int, lib: Any = None) -> TrimResult | None:
+def trim_if_worth(min_free_bytes: int, lib: Any = None, last: TrimResult | None = None) -> TrimResult | None:
     """``malloc_trim(0)`` when glibc's heaps hold at least ``min_free_bytes`` free (``mallinfo2``).
 
-    None when nothing was done (not glibc, too little free memory). The C calls release the GIL: the
-    other threads run on; only allocations in the heap being trimmed wait for it.
+    None when nothing was done (not glibc, too little free memory, or nothing moved since ``last``:
+    trimmed pages stay counted as free, so the same free bytes and no RSS growth mean nothing to
+    return). The C calls release the GIL: the other threads run on; only allocations in the heap
+    being trimmed wait for it.
     """
     s = stats(lib)
     if s is None or s.free_bytes < min_free_bytes:
         return None
+    if last is not None and last.rss_after is not None:
+        rss = rss_bytes()
+        step = max(min_free_bytes // 4, 1 << 20)
+        if abs(s.free_bytes - last.free_bytes) < step and (rss is None or rss - last.rss_after < step):
+            return None
     before = rss_bytes()
     seconds = trim(lib)
     if seconds is None:
@@ -255,6 +262,7 @@ class Trimmer:
         self.lib = lib
         self.trims = 0
         self.seconds = 0.0
+        self.last: TrimResult | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="malloc-trim", daemon=True)
 
@@ -273,10 +281,11 @@ class Trimmer:
 
     def once(self) -> TrimResult | None:
         try:
-            r = trim_if_worth(self.min_free_bytes, self.lib)
+            r = trim_if_worth(self.min_free_bytes, self.lib, self.last)
         except Exception:  # never let the allocator helper kill anything; the next round retries
             return None
         if r is not None:
+            self.last = r
             self.trims += 1
             self.seconds += r.seconds
             if self.on_trim is not None:

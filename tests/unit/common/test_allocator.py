@@ -117,6 +117,16 @@ def test_trimmer_thread_trims_and_stops() -> None:
         Trimmer(0, 0)
 
 
+def test_trimmer_skips_rounds_where_nothing_moved() -> None:
+    lib = FakeGlibc(free_bytes=200 << 20)
+    t = Trimmer(1.0, 64 << 20, lib=lib)
+    assert t.once() is not None and len(lib.malloc_trim.calls) == 1
+    assert t.once() is None and len(lib.malloc_trim.calls) == 1  # same free bytes, RSS did not grow
+    lib.mallinfo2.result.fordblks = 300 << 20  # a batch freed 100 MB more
+    assert t.once() is not None and len(lib.malloc_trim.calls) == 2
+    assert t.trims == 2
+
+
 _PROBE = """
 import ctypes, sys
 from common.allocator import configure, stats
