@@ -713,7 +713,12 @@ class Sink:
         """:meth:`load_partitions` with the windows handed over as they arrive: ``begin(count)`` once
         (an upper bound of the rows to come), then ``consume(rows)`` per ``chunk`` rows, in the reading
         thread; returns the next offsets and the history marks. Why: the caller decodes chunk k while
-        chunk k+1 is read (a restore no longer waits for the whole read before its first decode)."""
+        chunk k+1 is read (a restore no longer waits for the whole read before its first decode).
+
+        Each window's history mark (the newest ``stream`` row of ``score_history``, as
+        :meth:`_history_marks`) comes with it in the same rows (a lateral probe per row while the rows
+        stream), not by a query of every id after the read: that one ran after the last chunk, on
+        the restore's critical path (~60 ms for 10,000 ids with an empty history)."""
 
         def tx(conn: psycopg.Connection) -> tuple[dict[int, int], dict[str, HistoryMark]]:
             key = (self.group, topic, list(partitions))
@@ -728,19 +733,24 @@ class Sink:
             where = "WHERE consumer_group = %s AND topic = %s AND partition = ANY(%s)"
             row = conn.execute(f"SELECT count(*) FROM scorer_windows {where}", key).fetchone()
             begin(int(row[0]) if row else 0)
-            ids: list[str] = []
+            marks: dict[str, HistoryMark] = {}
             part: list[StoredWindow] = []
-            query = f"SELECT turbine_id, site_id, partition, state, aux FROM scorer_windows {where}"
+            query = (
+                "SELECT w.turbine_id, w.site_id, w.partition, w.state, w.aux, h.time, h.score, h.tier "
+                "FROM scorer_windows w LEFT JOIN LATERAL (SELECT time, score, tier FROM score_history "
+                "WHERE turbine_id = w.turbine_id AND trigger = 'stream' ORDER BY time DESC LIMIT 1) h "
+                "ON true WHERE w.consumer_group = %s AND w.topic = %s AND w.partition = ANY(%s)"
+            )
             for r in conn.cursor(binary=True).stream(query, key, size=chunk):
                 part.append(StoredWindow(r[0], r[1], r[2], r[3], r[4]))
+                if r[5] is not None:
+                    marks[r[0]] = HistoryMark(r[5].timestamp(), float(r[6]), str(r[7]))
                 if len(part) == chunk:
-                    ids.extend(w.turbine_id for w in part)
                     consume(part)
                     part = []
             if part:
-                ids.extend(w.turbine_id for w in part)
                 consume(part)
-            return offs, self._history_marks(conn, ids)
+            return offs, marks
 
         return self.run(tx, "scorer_offsets/scorer_windows/score_history")
 
