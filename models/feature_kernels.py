@@ -878,6 +878,9 @@ def warm_up() -> float:
         store.features(rows, None)
         store.data_quality(rows, np.array([3600.0]), [None])
     response(np.zeros((1, 24, 1)), np.zeros((1, 24)), 24, 0.01)
+    from models.tree_predict import warm_up as warm_up_trees  # the models' tree kernel (same start)
+
+    warm_up_trees()
     return time.perf_counter() - t0
 
 

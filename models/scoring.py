@@ -17,6 +17,7 @@ import numpy as np
 from models.features import FEATURE_NAMES, N_FEATURES, FeatureWindow, WindowSnapshot, window_features
 from models.policy import ReasonTable, RiskPolicy
 from models.registry import ModelBundle
+from models.tree_predict import accelerate
 
 MAX_BATCH = 2048  # bounds the memory of the vectorised feature computation (~35 MB per chunk)
 
@@ -95,6 +96,8 @@ class BatchScorer:
         self.bundle = bundle
         self.policy = policy or RiskPolicy()
         self._reasons = ReasonTable(FEATURE_NAMES, bundle.normal_ranges)
+        for model in bundle.models.values():  # every tree of a model in one compiled call, same values
+            accelerate(model)
 
     def features(
         self,

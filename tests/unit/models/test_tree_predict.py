@@ -1,0 +1,105 @@
+"""models.tree_predict: accelerated histogram gradient boosting gives scikit-learn's values to the bit."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.frozen import FrozenEstimator
+
+from models.tree_predict import _FastRaw, accelerate, supported
+from models.ttf import TTFQuantile, TwoStageTTF
+
+pytestmark = pytest.mark.unit
+
+
+def _data(n: int = 600, f: int = 12, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, f))
+    x[rng.random(x.shape) < 0.1] = np.nan  # missing values: both missing_go_to_left sides learnt
+    y = np.nan_to_num(x[:, 0]) + 0.5 * np.nan_to_num(x[:, 1]) + rng.normal(scale=0.3, size=n)
+    return x, y
+
+
+def _hostile_rows(est: object, f: int) -> np.ndarray:
+    """Random rows, NaN / +-inf / huge values, and every split threshold exactly (the <= edge)."""
+    rng = np.random.default_rng(1)
+    rows = [rng.normal(size=(300, f)) * 3]
+    for v in (np.nan, np.inf, -np.inf, 1e308, -1e308, 0.0, -0.0):
+        rows.append(np.full((1, f), v))
+    nodes = np.concatenate([p[0].nodes for p in est._predictors])  # type: ignore[attr-defined]
+    splits = nodes[nodes["is_leaf"] == 0]
+    edge = rng.normal(size=(len(splits), f))
+    edge[np.arange(len(splits)), splits["feature_idx"]] = splits["num_threshold"]
+    rows.append(edge)
+    mixed = rng.normal(size=(200, f))
+    mixed[rng.random(mixed.shape) < 0.3] = np.nan
+    rows.append(mixed)
+    return np.vstack(rows)
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b, equal_nan=True)
+
+
+def test_classifier_regressor_and_calibrated_same_values_to_the_bit() -> None:
+    x, y = _data()
+    clf = HistGradientBoostingClassifier(max_iter=40, random_state=0).fit(x, y > 0)
+    reg = HistGradientBoostingRegressor(loss="quantile", quantile=0.9, max_iter=40, random_state=0).fit(x, y)
+    cal = CalibratedClassifierCV(FrozenEstimator(copy.deepcopy(clf)), method="sigmoid").fit(x, y > 0)
+    rows = _hostile_rows(clf, x.shape[1])
+    ref = {
+        "proba": clf.predict_proba(rows),
+        "decision": clf.decision_function(rows),
+        "reg": reg.predict(rows),
+        "cal": cal.predict_proba(rows),
+    }
+    assert accelerate(clf) == 1 and accelerate(reg) == 1 and accelerate(cal) == 1
+    assert accelerate(clf) == 0  # once
+    assert isinstance(clf.__dict__["_raw_predict"], _FastRaw)
+    got = {
+        "proba": clf.predict_proba(rows),
+        "decision": clf.decision_function(rows),
+        "reg": reg.predict(rows),
+        "cal": cal.predict_proba(rows),
+    }
+    for name in ref:
+        assert _same(ref[name], got[name]), name
+    for chunk in (rows[:1], np.asfortranarray(rows), rows[::3]):  # one row, Fortran order, a view
+        assert _same(type(clf)._raw_predict(clf, chunk), clf._raw_predict(chunk))
+    with pytest.raises(ValueError, match="features"):  # scikit-learn's own validation stays
+        clf.predict_proba(rows[:, :5])
+
+
+def test_two_stage_ttf_and_copies() -> None:
+    x, y = _data(seed=2)
+    gate = HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(x, y > 0.5)
+    cond = [
+        HistGradientBoostingRegressor(loss="quantile", quantile=q, max_iter=20, random_state=0).fit(x, y)
+        for q in (0.1, 0.5, 0.9)
+    ]
+    model = TTFQuantile(TwoStageTTF(gate, cond, 30.0, threshold=0.5), 0.5)
+    rows = _hostile_rows(gate, x.shape[1])
+    ref = model.model.quantiles(rows, (0.1, 0.5, 0.9))
+    assert accelerate(model) == 4
+    assert _same(ref, model.model.quantiles(rows, (0.1, 0.5, 0.9)))
+    for other in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
+        assert isinstance(other.model.gate.__dict__["_raw_predict"], _FastRaw)
+        assert other.model.gate.__dict__["_raw_predict"].est is other.model.gate
+        assert _same(ref, other.model.quantiles(rows, (0.1, 0.5, 0.9)))
+
+
+def test_what_it_does_not_cover_is_left_to_scikit_learn() -> None:
+    rng = np.random.default_rng(3)
+    x = np.column_stack([rng.integers(0, 5, 300), rng.normal(size=300)])
+    cat = HistGradientBoostingClassifier(max_iter=10, categorical_features=[0]).fit(x, x[:, 0] > 2)
+    multi = HistGradientBoostingClassifier(max_iter=10).fit(x, rng.integers(0, 3, 300))
+    unfitted = HistGradientBoostingRegressor()
+    for est in (cat, multi, unfitted, object(), None):
+        assert not supported(est)
+        assert accelerate(est) == 0
+    assert "_raw_predict" not in cat.__dict__
