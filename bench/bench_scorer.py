@@ -937,6 +937,9 @@ def store_nbytes_per_turbine(n: int, end: datetime) -> float | None:
 #: readings each through the worker's own processor and checkpoint, copied round-robin up to N.
 SWEEP_SIM_TURBINES = 256
 SWEEP_SIM_DAYS = 7.0
+#: Simulated before those days (not sent): degradations (5-30 days) already under way, as in a fleet
+#: that has been running, not one that starts healthy.
+SWEEP_SIM_WARMUP_DAYS = 30.0
 #: ``BENCH_SCORER_SWEEP_FLEET`` of a sweep child: "simulated" (judged) or "one-degrading" (the old
 #: fleet: N copies of one synthetic turbine whose gate probability is 0.41, so every row runs the TTF
 #: model's conditional predicts; the worst case, reported beside it, not judged).
@@ -946,9 +949,11 @@ SWEEP_FLEETS = ("simulated", "one-degrading")
 def describe_sweep_fleet(kind: str, n: int) -> str:
     """What the sweep fleet of a child is, in words (printed with its figures)."""
     if kind == "simulated":
+        days = SWEEP_SIM_DAYS + SWEEP_SIM_WARMUP_DAYS
         return (
             f"{n:,} turbines = {SWEEP_SIM_TURBINES} distinct simulated turbines (simulator.Fleet, preset "
-            f"realistic, seed 0, {SWEEP_SIM_DAYS:.0f} days of 10-min readings) copied round-robin"
+            f"realistic, seed 0, the last {SWEEP_SIM_DAYS:.0f} of {days:.0f} simulated days of 10-min "
+            "readings) copied round-robin"
         )
     return f"{n:,} copies of ONE synthetic degrading turbine (gate probability 0.41: worst case)"
 
@@ -991,6 +996,7 @@ def _bench_sweep_one(registry: Path, db_url: str, n: int, kind: str, in_memory: 
     label = f"{n:,}" if kind == "simulated" else f"{n:,} {kind}"
     judged = kind == "simulated" and n == 10_000
     tiers = ", ".join(f"{t} {c:,}" for t, c in r.get("tier_counts", {}).items() if c)
+    print(f"  fleet: {fleet}; tiers of the sweep: {tiers}", flush=True)
     rep.add(
         "sweep",
         f"sweep {label} turbines incl. DB write" + ("" if kind == "simulated" else " (worst case)"),
@@ -1106,18 +1112,20 @@ def simulated_batches(
     turbines: int, days: float, end: datetime, topic: str, hours: int
 ) -> Iterator[list[Any]]:
     """``days`` of 10-min readings of ``turbines`` simulated turbines (``simulator.Fleet``, preset
-    realistic, seed 0) ending at ``end``, as the worker's ``RawRecord``s (time-major), in batches of
-    ``hours`` hours of readings (made as they are consumed: bounded memory)."""
+    realistic, seed 0, simulated from :data:`SWEEP_SIM_WARMUP_DAYS` before) ending at ``end``, as the
+    worker's ``RawRecord``s (time-major), in batches of ``hours`` hours of readings (made as they are
+    consumed: bounded memory)."""
     from scorer.processing import RawRecord
     from simulator.config import FleetConfig
     from simulator.fleet import Fleet
 
     end = end.replace(second=0, microsecond=0) - timedelta(minutes=end.minute % 10)
-    fleet = Fleet(FleetConfig(n_turbines=turbines, duration_days=days, start=end - timedelta(days=days)))
+    total = days + SWEEP_SIM_WARMUP_DAYS
+    fleet = Fleet(FleetConfig(n_turbines=turbines, duration_days=total, start=end - timedelta(days=total)))
     now = time.time()
     size = hours * 6 * turbines
     batch: list[Any] = []
-    for i, rec in enumerate(fleet.iter_records()):
+    for i, rec in enumerate(fleet.iter_records(start=end - timedelta(days=days))):
         rec["schema_version"] = 1
         batch.append(RawRecord(0, i, now, orjson.dumps(rec), topic, rec["turbine_id"].encode()))
         if len(batch) == size:
