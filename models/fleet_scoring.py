@@ -54,6 +54,12 @@ def _helper() -> ThreadPoolExecutor:
         return _HELPER
 
 
+#: Share of a chunk's rows the overlap's helper thread predicts after gathering their features (the
+#: scoring thread predicts the rest beside data quality, policy and rows): the two threads' work per
+#: chunk about even (the sweep of the bench's simulated fleet: features ~30 us per window, predict ~25,
+#: the rest ~27, in thread CPU).
+HELPER_PREDICT_SHARE = 0.5
+
 #: Reasons of the full model that compare with the simulator's power curve (replaced when calibrated).
 SIMULATOR_POWER_REASONS = frozenset({"power_curve_resid_24h"})
 
@@ -128,9 +134,10 @@ class FleetScorer:
 
         Parts: the turbines no model takes, those of the operational model, then the full model's in
         chunks of ``chunk`` turbines (default ``MAX_BATCH``; in ``items`` order). ``overlap``: each
-        next chunk's features and predict (numba and scikit-learn, both release the GIL) run in a helper
-        thread while this one judges data quality and applies the policy to the current chunk (the
-        sweep: two cores).
+        next chunk's features (the numba kernel, which releases the GIL) and the prediction of its first
+        rows (:data:`HELPER_PREDICT_SHARE`; compiled trees, also without the GIL) run in a helper thread
+        while this one judges data quality, predicts the other rows and applies the policy to the
+        current chunk (the sweep: two cores, about even).
         """
         nows: Sequence[datetime | None] = (
             [now] * len(items) if now is None or isinstance(now, datetime) else now
@@ -172,11 +179,17 @@ class FleetScorer:
         try:
             for k, idx in enumerate(chunks):
                 part = [items[i] for i in idx]
-                if pool is not None:  # this chunk's prediction (if not yet asked) and the next one's
+                if pool is not None:  # this chunk's features (if not yet asked) and the next one's
                     for nxt in chunks[k + len(pending) : k + 2]:
-                        pending.append(pool.submit(self._predict_full, [items[i] for i in nxt]))
+                        pending.append(pool.submit(self._features_and_head, [items[i] for i in nxt]))
                 dqs = self._full_data_quality(part, [nows[i] for i in idx], [fitted[i] for i in idx])
-                x, pred = self._predict_full(part) if pool is None else pending.pop(0).result()
+                if pool is None:
+                    x, pred = self._predict_full(part)
+                else:  # the helper predicted the chunk's first rows, this thread predicts the others
+                    assert self.full is not None
+                    x, head = pending.pop(0).result()
+                    tail = self.full.bundle.predict(x[len(head["probability"]) :])
+                    pred = {name: np.concatenate((head[name], tail[name])) for name in head}
                 yield idx, self._assess_full(part, [fitted[i] for i in idx], dqs, x, pred)
         finally:  # stopped early: the helper must not go on reading windows the caller may now change
             for f in pending:
@@ -184,8 +197,23 @@ class FleetScorer:
             wait(pending)
 
     def _predict_full(self, items: Sequence[tuple[str, Any]]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """(feature matrix, the bundle's prediction) of one chunk: the windows' features gathered from
-        their stores in one pass, a precomputed row's own."""
+        """(feature matrix, the bundle's prediction) of one chunk (:meth:`_features_full`)."""
+        assert self.full is not None
+        x = self._features_full(items)
+        return x, self.full.bundle.predict(x)
+
+    def _features_and_head(
+        self, items: Sequence[tuple[str, Any]]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(feature matrix, the bundle's prediction of its first :data:`HELPER_PREDICT_SHARE` of rows):
+        the helper's part of a chunk (each row is predicted on its own: the same values as one call)."""
+        assert self.full is not None
+        x = self._features_full(items)
+        return x, self.full.bundle.predict(x[: int(len(x) * HELPER_PREDICT_SHARE)])
+
+    def _features_full(self, items: Sequence[tuple[str, Any]]) -> np.ndarray:
+        """Feature matrix of one chunk: the windows' features gathered from their stores in one pass,
+        a precomputed row's own."""
         assert self.full is not None
         bundle = self.full.bundle
         x = np.empty((len(items), len(bundle.feature_names)))
@@ -199,7 +227,7 @@ class FleetScorer:
                 x[i] = np.asarray(it.features, dtype=float) if isinstance(it, FeatureRow) else np.nan
         if win_idx:
             x[win_idx] = window_features(windows, bundle.normal_model)
-        return x, bundle.predict(x)
+        return x
 
     def _full_data_quality(
         self,
