@@ -13,29 +13,35 @@ rescored only when its score can have moved:
 
 Otherwise it is *pending* (:class:`PendingRescores`: turbine -> wall time it became pending, in that
 order). A pending turbine is *overdue* once it has been pending ``flush_s`` (``COCKPIT_RESCORE_FLUSH_S``)
-of wall time. Overdue turbines are flushed oldest first, at most ``max_per_batch``
-(``COCKPIT_RESCORE_FLUSH_MAX_PER_BATCH``) per stream batch, and the flush timer (every ``flush_s``)
-drains every turbine overdue when it starts, in chunks of ``max_per_batch``. Why bounded and per
-turbine: flushing every pending turbine at once (1,000 of them: 0.3-0.6 s of scoring) stalled the batch
-that did it and every event queued behind it; per-turbine deadlines spread the flushes, and since a
-rescored turbine becomes pending again at its next event, they stay spread (they self-stagger).
+of wall time. A stream batch flushes overdue turbines oldest first, at most ``max_per_batch``
+(``COCKPIT_RESCORE_FLUSH_MAX_PER_BATCH``) of them; when it rescores nothing else and they are fewer
+than ``max_per_batch``, it waits until the oldest has been pending ``(1 + FLUSH_GRACE) * flush_s``
+(a scoring call has a fixed cost: a trickle of overdue turbines is gathered into fuller calls). The
+flush timer (every ``flush_s``) drains every turbine overdue when it starts, in chunks of
+``max_per_batch``, the lock released between chunks. Why bounded and per turbine: flushing every
+pending turbine at once (1,000 of them: 0.3-0.6 s of scoring) stalled the batch that did it and every
+event queued behind it; per-turbine deadlines spread the flushes, and since a rescored turbine becomes
+pending again at its next event, they stay spread (they self-stagger).
 
-The bound, precisely: a turbine whose newest accepted event was applied at wall time ``w`` and which
-was not rescored then is pending since ``w`` at the latest, and is rescored as of its newest event
+The bound, precisely. A turbine whose newest accepted event was applied at wall time ``w`` without a
+rescoring is pending since ``w`` at the latest, and is rescored, as of its newest event then, no later
+than the earliest of:
 
-* by the first batch that makes it due (the rules above), or
-* once overdue (``w + flush_s``), by a batch: each batch takes up to ``max_per_batch`` overdue turbines
-  from the head of the order and a turbine only ever has older ones ahead of it, so under continuous
-  traffic (a batch at least every ``P`` s) it is rescored by ``w + flush_s + ceil(pending / max_per_batch)
-  * P`` (``pending`` = turbines pending then, at most the worker's turbines), or
-* at the latest by the flush timer's first run after ``w + flush_s`` (timer runs are ``flush_s`` apart):
-  by ``w + 2 * flush_s`` plus the time to drain what is overdue then.
+* the first batch that makes it due (the rules above);
+* under continuous traffic (a batch at least every ``P`` s): ``w + (1 + FLUSH_GRACE) * flush_s +
+  ceil(pending / max_per_batch) * P``, where ``pending`` is the number of turbines pending then (at
+  most the worker's turbines). From that age on, every turbine ahead of it in the order is older (also
+  past the grace), so each batch takes ``max_per_batch`` turbines from the head, or every overdue one;
+* the flush timer's first run after ``w + flush_s`` (runs are ``flush_s`` apart): by
+  ``w + 2 * flush_s`` plus the time to drain what is overdue at that run (finite: the run takes only
+  turbines overdue when it started, at most ``pending / max_per_batch + 1`` chunks).
 
-So no score lags its newest accepted event by more than ``min_interval_s`` of event time (while it is
-not overdue) nor by more than those wall-clock bounds. The decisions use event time only (the mark is
-the event time a score was based on, and a flush rescores as of the turbine's newest event), so as-of
-times and the history policy stay deterministic on replay; only WHEN a pending turbine is flushed looks
-at the wall clock.
+So no stream score lags its turbine's newest accepted event by more than these wall-clock bounds, and
+between rescorings the events it has not seen stay within ``min_interval_s`` of event time, one hour
+bin and one status class of the score's as-of time (anything else makes the turbine due at once). The
+decisions use event time only (the mark is the event time a score was based on, and a flush rescores
+as of the turbine's newest event), so as-of times and the history policy stay deterministic on
+replay; only WHEN a pending turbine is flushed looks at the wall clock.
 """
 
 from __future__ import annotations
@@ -54,6 +60,11 @@ from common.contracts import (
 #: Width of a window bin (models.features.BIN_SECONDS; repeated here so the API can import the module
 #: without numpy: a test pins both equal).
 BIN_SECONDS = 3600
+
+#: A batch that rescores nothing else flushes fewer than ``max_per_batch`` overdue turbines only once the
+#: oldest has been pending ``(1 + FLUSH_GRACE) * flush_s``: each scoring call has a fixed cost (tens of
+#: ms: one predict per tree of each model), so a trickle of overdue turbines is gathered into fuller calls.
+FLUSH_GRACE = 0.5
 
 #: Status classes: a change of class makes a turbine due at once.
 NORMAL, ALARM, FAULT = 0, 1, 2
@@ -132,6 +143,18 @@ class PendingRescores:
 
     def clear(self) -> None:
         self._since.clear()
+
+    def flush_now(self, ids: list[str], now: float, flush_s: float, limit: int, rescoring: bool) -> bool:
+        """Whether a stream batch flushes the overdue turbines ``ids`` (from :meth:`overdue`, oldest
+        first) now: when the batch rescores turbines anyway (``rescoring``: the call's fixed cost is
+        paid), when they fill a chunk (``limit``), or when the oldest has been pending
+        ``(1 + FLUSH_GRACE) * flush_s`` (or the wall clock went back); else they wait for more."""
+        if not ids:
+            return False
+        if rescoring or len(ids) >= limit:
+            return True
+        since = self._since[ids[0]]
+        return now - since >= (1 + FLUSH_GRACE) * flush_s or now < since
 
     def overdue(self, now: float, flush_s: float, limit: int, skip: Container[str] = ()) -> list[str]:
         """Up to ``limit`` turbines pending for at least ``flush_s`` at ``now``, oldest first (those in

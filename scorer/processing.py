@@ -563,8 +563,9 @@ class BatchProcessor:
             return
         # Coalescing (scorer/coalescing.py): a touched turbine is rescored when due, else it is pending
         # until a later batch makes it due or it is overdue (pending rescore_flush_s of wall time): then
-        # this batch takes it, oldest first, at most rescore_flush_max_per_batch of them (the flush is
-        # spread over batches instead of stalling one), or the flush timer does.
+        # a batch takes it, oldest first, at most rescore_flush_max_per_batch of them (the flush is
+        # spread over batches instead of stalling one; a few are gathered into a fuller call unless
+        # the batch rescores anyway: PendingRescores.flush_now), or the flush timer does.
         s = self.settings
         interval = s.rescore_min_event_interval_s
         due: list[TurbineState] = []
@@ -579,7 +580,11 @@ class BatchProcessor:
                 pending.add(st.turbine_id, wall_ts)
         if pending:
             chosen = {st.turbine_id for st in due}
-            due.extend(self._overdue(wall_ts, s.rescore_flush_max_per_batch, chosen))
+            limit = s.rescore_flush_max_per_batch
+            extra = self._overdue(wall_ts, limit, chosen)
+            ids = [st.turbine_id for st in extra]
+            if pending.flush_now(ids, wall_ts, s.rescore_flush_s, limit, rescoring=bool(due)):
+                due.extend(extra)
         self._rescore(due, out)
         out.deferred = sum(1 for st in touched if st.pending)
 

@@ -24,6 +24,7 @@ from scorer.coalescing import (
     ALARM,
     BIN_SECONDS,
     FAULT,
+    FLUSH_GRACE,
     NORMAL,
     PendingRescores,
     RescoreMark,
@@ -223,14 +224,19 @@ def test_scada_data_is_rescored_at_every_reading_and_an_alarm_at_once(tiny_score
 
 
 def test_a_batch_flushes_pending_turbines_once_the_flush_is_due(tiny_scorer: Any) -> None:
+    """Overdue after rescore_flush_s; alone (less than a chunk, nothing else rescored) it waits for
+    company until (1 + FLUSH_GRACE) * rescore_flush_s."""
     proc = _processor(tiny_scorer, rescore_flush_s=5)
     feed = Feed(proc)
     wall = T0 + timedelta(days=1)
     feed([_reading("WT-C", T0)], wall)
     assert feed([_reading("WT-C", T0 + timedelta(seconds=1))], wall).deferred == 1
     assert feed([_reading("WT-C", T0 + timedelta(seconds=2))], wall + timedelta(seconds=4)).rescored == 0
-    out = feed([_reading("WT-C", T0 + timedelta(seconds=3))], wall + timedelta(seconds=5))
+    assert feed([_reading("WT-C", T0 + timedelta(seconds=3))], wall + timedelta(seconds=5)).rescored == 0
+    late = wall + timedelta(seconds=5 * (1 + FLUSH_GRACE))
+    out = feed([_reading("WT-C", T0 + timedelta(seconds=4))], late)
     assert out.rescored == 1 and out.deferred == 0 and not proc.pending
+    assert out.state_rows[0].as_of == T0 + timedelta(seconds=4)
 
 
 def test_zero_interval_turns_coalescing_off(tiny_scorer: Any) -> None:
@@ -279,11 +285,11 @@ def test_under_continuous_traffic_every_pending_turbine_is_rescored_within_the_b
 ) -> None:
     """20 turbines, a batch every P = 0.1 s for 25 s, each turbine in every batch (touched_every=1)
     or every third one; coalescing never makes them due by event time (1 h interval, one hour bin), so
-    only the flush rescores them: at most 1 overdue turbine a batch (capacity 10/s for a fleet that
-    wants 20/s at flush_s = 1 s). Each pending turbine is rescored, as of its newest event, within
-    flush_s + ceil(n / max_per_batch) * P of the wall time it became pending (scorer/coalescing.py;
-    the longest wait measured is 2.7-2.9 s of the 3.0 s bound), and no batch flushes more than
-    max_per_batch."""
+    only the flush rescores them: at most 1 overdue turbine a batch (always a full chunk, so no grace
+    wait; capacity 10/s for a fleet that wants 20/s at flush_s = 1 s). Each pending turbine is
+    rescored, as of its newest event, within flush_s + ceil(n / max_per_batch) * P of the wall time it
+    became pending (scorer/coalescing.py; the longest wait measured is 2.7-2.9 s of the 3.0 s bound),
+    and no batch flushes more than max_per_batch."""
     n, flush_s, limit, period = 20, 1.0, 1, 0.1
     proc = _processor(
         tiny_scorer,
@@ -376,3 +382,25 @@ def test_a_forgotten_turbine_never_holds_the_head_of_the_pending_order(tiny_scor
     del proc.turbines["WT-A"]  # gone without leaving the order (must not happen; must not starve B)
     out = proc.flush(wall + timedelta(seconds=2), limit=1)
     assert out is not None and [r.turbine_id for r in out.state_rows] == ["WT-B"] and not proc.pending
+
+
+def test_a_trickle_of_overdue_turbines_is_gathered_into_fewer_scoring_calls(tiny_scorer: Any) -> None:
+    """Five turbines first scored together, then each streaming from its own second (A at 1 s, B at
+    2 s...), a batch every 0.5 s; flush_s = 2 s. Overdue one at a time, they are not flushed one per
+    call: a batch that rescores nothing else waits until the oldest has been pending
+    (1 + FLUSH_GRACE) * 2 = 3 s, then takes every overdue one."""
+    proc = _processor(tiny_scorer, rescore_min_event_interval_s=3600, rescore_flush_s=2.0)
+    feed = _fleet_feed(proc)
+    ids = ["A", "B", "C", "D", "E"]
+    wall0 = T0 + timedelta(days=1)
+    flushes: list[tuple[float, list[str]]] = []
+    for j in range(17):  # 0 .. 8 s
+        at = 0.5 * j
+        t = T0 + timedelta(seconds=at)
+        readings = [(tid, t) for k, tid in enumerate(ids) if j == 0 or at >= 1 + k]
+        out = feed(readings, wall0 + timedelta(seconds=at))
+        if j and out.state_rows:
+            flushes.append((at, [r.turbine_id for r in out.state_rows]))
+            assert all(r.as_of == t for r in out.state_rows)  # as of each one's newest event
+    # pending since A 1, B 2, C 3, D 4, E 5 (and again from the batch after each flush)
+    assert flushes == [(4.0, ["A", "B"]), (6.0, ["C", "D"]), (7.5, ["A", "B", "E"])]
