@@ -8,10 +8,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
+import psycopg
 import pytest
 
 from common.rows import HistoryRow, WindowRow
-from models.features import FeatureWindow
+from models.features import TRACKED_SIGNALS, FeatureWindow
 from scorer.ports import StoredWindow
 from scorer.processing import BatchProcessor
 from scorer.settings import ScorerSettings
@@ -146,3 +148,41 @@ def test_restore_of_streamed_rows_equals_restore_of_read_all(
         assert window == bytes(by_id[tid].state), tid
         if tid not in s_marks:
             assert aux == bytes(by_id[tid].aux), tid
+
+
+def test_windows_are_stored_in_their_rows(fresh_database: Callable[[str], str]) -> None:
+    """Migration 0009: a week-long window (~7.7 KB) stays in its heap row (no TOAST probes at restore),
+    the aux goes out of line, and both read back byte for byte."""
+    url = fresh_database("restorestorage")
+    rng = np.random.default_rng(7)
+    signals = TRACKED_SIGNALS[:8]  # 8 noisy signals of 12: a ~7.2 KB state, as the bench's (7.7 KB)
+    w = FeatureWindow("WT-BIG")
+    for k in range(7 * 24 * 6):
+        values = rng.normal(50, 5, len(signals)).tolist()
+        w.update(
+            {"event_time": (T0 + timedelta(minutes=10 * k)).timestamp()}
+            | dict(zip(signals, values, strict=True))
+        )
+    state = w.to_bytes()
+    assert 6_000 < len(state) < 8_100
+    st = TurbineState("WT-BIG", "SITE", 0, w)
+    rows = [WindowRow(GROUP, f"WT-{i:03d}", "SITE", TOPIC, 0, T0, state, st.aux_bytes()) for i in range(20)]
+    sink = Sink(url, "w", GROUP)
+    try:
+        sink.write_checkpoint(TOPIC, rows, {0: 1})
+        chunks: list[list[StoredWindow]] = []
+        sink.load_partitions_streamed(TOPIC, [0], lambda n: None, chunks.append, 8)
+    finally:
+        sink.close()
+    with psycopg.connect(url) as conn:
+        storage = dict(
+            conn.execute(
+                "SELECT attname, attstorage FROM pg_attribute WHERE attrelid = 'scorer_windows'::regclass "
+                "AND attname IN ('state', 'aux')"
+            ).fetchall()
+        )
+        heap = conn.execute("SELECT pg_relation_size('scorer_windows')").fetchone()
+    assert storage == {"state": "m", "aux": "e"}
+    assert heap is not None and heap[0] >= 20 * 7_000  # one window per heap page, not a TOAST pointer
+    got = sorted((w.turbine_id, bytes(w.state), bytes(w.aux)) for part in chunks for w in part)
+    assert got == sorted((r.turbine_id, r.state, r.aux) for r in rows)
