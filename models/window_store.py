@@ -1042,20 +1042,22 @@ class WindowStore:
         return out
 
     def _section_arrays(
-        self, rows: np.ndarray, count_dtype: Any, counts: list[np.ndarray] | None
+        self, rows: np.ndarray, count_dtype: Any, counts: list[np.ndarray] | None, *, direct: bool = False
     ) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
         """Each v4 section as a (rows, bytes) uint8 array and the row of each state in it.
 
         Store arrays are used in place; count sections are copies in ``count_dtype`` (one row per
         state): converted from the store (``counts`` None, encoding), or the given empty arrays to
-        decode into.
+        decode into; or (``direct``, ``count_dtype`` being the store's) the store's own arrays too.
         """
         n = len(rows)
         arrays: list[np.ndarray] = []
         srows = np.empty((len(_SECTIONS), n), dtype=np.intp)
         c = 0
+        if direct and np.dtype(count_dtype) != np.dtype(self._cdtype):
+            raise ValueError(f"counts of {np.dtype(count_dtype)} into a store of {np.dtype(self._cdtype)}")
         for i, sec in enumerate(_SECTIONS):
-            if sec.itemsize:
+            if sec.itemsize or direct:
                 arrays.append(getattr(self, sec.name).reshape(self._cap, -1).view(np.uint8))
                 srows[i] = rows
             else:
@@ -1218,24 +1220,40 @@ class _V4Job:
         store._reserve(n + extra, exact=True)
         self.rows = np.array([store._free.pop() for _ in range(n)], dtype=np.intp)
         self.status = np.zeros(n, dtype=np.int8)
-        self.groups = []
-        for w in np.unique(head["flags"]).tolist():
-            sel = np.flatnonzero(head["flags"] == w)
-            dt = _COUNT_DTYPES[w]
-            tmp = [np.empty((len(sel), N_BINS * sec.cols), dtype=dt) for sec in _SECTIONS if not sec.itemsize]
-            dsts, drows = store._section_arrays(self.rows[sel], dt, tmp)
-            self.groups.append((w, sel, tmp, dsts, drows, body_starts[sel], body_ends[sel]))
+        # states by count width: (width, their indices, body starts, body ends)
+        self.groups = [
+            (w, sel, body_starts[sel], body_ends[sel])
+            for w in np.unique(head["flags"]).tolist()
+            for sel in [np.flatnonzero(head["flags"] == w)]
+        ]
+        self.plan: list[tuple[Any, ...]] = []
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 
+    def _prepare(self) -> None:
+        """Where each group decodes, decided when the decode starts (a state loaded by ``load`` before
+        may have widened the store's counts): counts of the store's own width straight into its rows;
+        other widths into arrays of their own, converted by :meth:`finish`."""
+        st = self.store
+        for w, sel, starts, ends in self.groups:
+            dt = _COUNT_DTYPES[w]
+            tmp = None
+            if dt != st._cdtype:
+                tmp = [
+                    np.empty((len(sel), N_BINS * sec.cols), dtype=dt) for sec in _SECTIONS if not sec.itemsize
+                ]
+            dsts, drows = st._section_arrays(self.rows[sel], dt, tmp, direct=tmp is None)
+            self.plan.append((w, sel, tmp, dsts, drows, starts, ends))
+
     def _run(self) -> None:
         try:
-            for w, sel, _tmp, dsts, drows, starts, ends in self.groups:
+            for w, sel, _tmp, dsts, drows, starts, ends in self.plan:
                 self.status[sel] = decode_many(self.buf, starts, ends, dsts, drows, _LAYOUTS[w])
         except BaseException as exc:  # re-raised by finish() on the caller's thread
             self._error = exc
 
     def start(self, *, thread: bool) -> None:
+        self._prepare()
         if thread:
             self._thread = threading.Thread(target=self._run, name="window-decode", daemon=True)
             self._thread.start()
@@ -1273,7 +1291,9 @@ class _V4Job:
                 raise ValueError(failed[0][1])
             st._free.extend(self.rows[bad[::-1]].tolist())
         rows = self.rows
-        for _w, sel, tmp, *_ in self.groups:
+        for _w, sel, tmp, *_ in self.plan:
+            if tmp is None:  # decoded in place
+                continue
             good = ok[sel]
             if not good.all():  # only with ``errors``: the states that decoded
                 tmp = [t[good] for t in tmp]

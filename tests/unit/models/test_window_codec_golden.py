@@ -172,3 +172,38 @@ def test_gc_is_left_enabled_by_a_failed_bulk_load() -> None:
     with pytest.raises(ValueError):
         WindowStore(1).load_many(["x"], [b"FWIN\x04" + bytes(200)])
     assert gc.isenabled()
+
+
+def _counted(tid: str, per_hour: int) -> FeatureWindow:
+    """A window whose largest count needs uint8 (per_hour < 256) or uint16 (more)."""
+    w = FeatureWindow(tid)
+    t0 = 1_790_000_000.0
+    for k in range(per_hour):
+        w.update({"event_time": t0 + k * 3600.0 / per_hour, "power_kw": float(k % 7)})
+    w.update({"event_time": t0 + 7200.0, "power_kw": 1.0})
+    return w
+
+
+@pytest.mark.parametrize("pre_widen", [0, 300, 70_000])
+@pytest.mark.parametrize("order", ["narrow first", "wide first"])
+def test_counts_of_every_width_land_in_the_store(pre_widen: int, order: str) -> None:
+    """Counts of the store's own width decode straight into its rows; other widths through arrays of
+    their own, widened or converted: whatever the mix, the arrays equal the windows written."""
+    windows = [_counted("n1", 5), _counted("w1", 400), _counted("n2", 9), _counted("w2", 300)]
+    if order == "wide first":
+        windows.reverse()
+    blobs = [w.to_bytes() for w in windows]
+    assert {b[5] for b in blobs} == {0, 1}  # uint8 and uint16 count widths
+    store = WindowStore(2)
+    store._widen(pre_widen)
+    rows = store.load_many([w.turbine_id for w in windows], blobs)
+    for w, r in zip(windows, rows.tolist(), strict=True):
+        src = w.store
+        s_row = src.row_of(w.turbine_id)
+        for name in WindowStore._SPEC:
+            np.testing.assert_array_equal(
+                getattr(store, name)[r].astype(np.float64),
+                getattr(src, name)[s_row].astype(np.float64),
+                err_msg=name,
+            )
+        assert store.to_bytes(r) == w.to_bytes()
