@@ -792,6 +792,7 @@ def quality_dicts(
     with np.errstate(invalid="ignore"):
         has_frozen: list[bool] = np.any(frozen_hours > 0, axis=1).tolist()
     has_silent: list[bool] = ((q.cnt24[:, KEY_IDX] == 0).any(axis=1) & (q.ctr24[:, CTR_EVENTS] > 0)).tolist()
+    stamps: dict[float, str] = {}  # a fleet's readings share their 10-min stamps: each made once
     out: list[dict[str, Any]] = []
     for i in range(len(events_all)):
         events24 = int(events24s[i])
@@ -827,6 +828,9 @@ def quality_dicts(
             silent = [sig for sig in silent if sig in have]
         last = lasts[i]
         last_t = None if math.isnan(last) else last
+        stamp = None if last_t is None else stamps.get(last_t)
+        if stamp is None and last_t is not None:
+            stamp = stamps[last_t] = datetime.fromtimestamp(last_t, UTC).isoformat()
         t_now = None if now is None else now[i]
         since = None if t_now is None or last_t is None else max(0.0, t_now - last_t)
         first = firsts[i]
@@ -834,9 +838,7 @@ def quality_dicts(
             {
                 "events_in_window": int(events_all[i]),
                 "events_24h": events24,
-                "last_event_time": None
-                if last_t is None
-                else datetime.fromtimestamp(last_t, UTC).isoformat(),
+                "last_event_time": stamp,
                 "seconds_since_last_event": since,
                 "history_hours": 0.0
                 if math.isnan(first) or last_t is None
