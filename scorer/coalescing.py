@@ -13,28 +13,29 @@ rescored only when its score can have moved:
 
 Otherwise it is *pending* (:class:`PendingRescores`: turbine -> wall time it became pending, in that
 order). A pending turbine is *overdue* once it has been pending ``flush_s`` (``COCKPIT_RESCORE_FLUSH_S``)
-of wall time. A stream batch flushes overdue turbines oldest first, at most ``max_per_batch``
-(``COCKPIT_RESCORE_FLUSH_MAX_PER_BATCH``) of them; when it rescores nothing else and they are fewer
-than ``max_per_batch``, it waits until the oldest has been pending ``(1 + FLUSH_GRACE) * flush_s``
-(a scoring call has a fixed cost: a trickle of overdue turbines is gathered into fuller calls). The
-flush timer (every ``flush_s``) drains every turbine overdue when it starts, in chunks of
-``max_per_batch``, the lock released between chunks. Why bounded and per turbine: flushing every
-pending turbine at once (1,000 of them: 0.3-0.6 s of scoring) stalled the batch that did it and every
-event queued behind it; per-turbine deadlines spread the flushes, and since a rescored turbine becomes
-pending again at its next event, they stay spread (they self-stagger).
+of wall time, and *late* once pending ``LATE_FLUSHES * flush_s``. Overdue turbines are flushed (rescored)
+oldest first in chunks of at most ``max_per_batch`` (``COCKPIT_RESCORE_FLUSH_MAX_PER_BATCH``), each
+chunk inside a stream batch or by the flush timer, and chunks are spaced by :func:`flush_gap` (so every
+pending turbine is flushed once per ``flush_s``, and the stream recovers between two chunks). A batch
+flushes a chunk when the gap has elapsed since the last one, when it rescores turbines anyway (the
+scoring call's fixed cost, tens of ms, is paid), or when the oldest pending turbine is late. The timer
+(every ``flush_s``) flushes the same way and, when no batch ran for ``IDLE_FLUSHES * flush_s`` (no
+traffic), drains every overdue turbine. Why: flushing every pending turbine at once (1,000 of them:
+0.3-0.6 s of scoring) stalled the batch that did it and every event queued behind it; chunks in
+consecutive batches measured worse still (each call's fixed cost, no recovery between them).
+Per-turbine deadlines keep the flushes spread: a rescored turbine is pending again from its next event.
 
 The bound, precisely. A turbine whose newest accepted event was applied at wall time ``w`` without a
 rescoring is pending since ``w`` at the latest, and is rescored, as of its newest event then, no later
 than the earliest of:
 
 * the first batch that makes it due (the rules above);
-* under continuous traffic (a batch at least every ``P`` s): ``w + (1 + FLUSH_GRACE) * flush_s +
-  ceil(pending / max_per_batch) * P``, where ``pending`` is the number of turbines pending then (at
-  most the worker's turbines). From that age on, every turbine ahead of it in the order is older (also
-  past the grace), so each batch takes ``max_per_batch`` turbines from the head, or every overdue one;
-* the flush timer's first run after ``w + flush_s`` (runs are ``flush_s`` apart): by
-  ``w + 2 * flush_s`` plus the time to drain what is overdue at that run (finite: the run takes only
-  turbines overdue when it started, at most ``pending / max_per_batch + 1`` chunks).
+* under continuous traffic (a batch at least every ``P`` s): ``w + LATE_FLUSHES * flush_s +
+  ceil(pending / max_per_batch) * P``, ``pending`` being the turbines pending then (at most the
+  worker's turbines): once it is late, every turbine ahead of it is older, hence late too, and each
+  batch flushes ``max_per_batch`` of them from the head;
+* without traffic: the flush timer's first run after ``w + flush_s`` (runs are ``flush_s`` apart),
+  which drains every overdue turbine: by ``w + 2 * flush_s`` plus the drain.
 
 So no stream score lags its turbine's newest accepted event by more than these wall-clock bounds, and
 between rescorings the events it has not seen stay within ``min_interval_s`` of event time, one hour
@@ -61,10 +62,12 @@ from common.contracts import (
 #: without numpy: a test pins both equal).
 BIN_SECONDS = 3600
 
-#: A batch that rescores nothing else flushes fewer than ``max_per_batch`` overdue turbines only once the
-#: oldest has been pending ``(1 + FLUSH_GRACE) * flush_s``: each scoring call has a fixed cost (tens of
-#: ms: one predict per tree of each model), so a trickle of overdue turbines is gathered into fuller calls.
-FLUSH_GRACE = 0.5
+#: A pending turbine is *late* after this many ``flush_s``: then it is flushed without waiting for the
+#: chunk spacing (:func:`flush_gap`).
+LATE_FLUSHES = 2.0
+#: The stream is idle when no batch ran for this many ``flush_s``: the flush timer then drains every
+#: overdue turbine (no event waits behind it).
+IDLE_FLUSHES = 0.5
 
 #: Status classes: a change of class makes a turbine due at once.
 NORMAL, ALARM, FAULT = 0, 1, 2
@@ -98,6 +101,18 @@ def rescore_due(mark: RescoreMark | None, newest_ts: float, status: int, min_int
     if newest_ts // BIN_SECONDS != mark.ts // BIN_SECONDS:
         return True
     return newest_ts - mark.ts >= min_interval_s
+
+
+def flush_gap(flush_s: float, max_per_batch: int, pending: int) -> float:
+    """Wall time between two flush chunks of a stream worker: ``flush_s * max_per_batch / pending``
+    (at most ``flush_s``), so chunks of ``max_per_batch`` flush every pending turbine once per
+    ``flush_s`` and the worker recovers between two of them."""
+    return flush_s * max_per_batch / max(pending, max_per_batch)
+
+
+def gap_elapsed(last: float | None, now: float, gap: float) -> bool:
+    """Whether ``gap`` seconds passed since ``last`` (None: never; a clock that went back: yes)."""
+    return last is None or now - last >= gap or now < last
 
 
 class PendingRescores:
@@ -143,18 +158,6 @@ class PendingRescores:
 
     def clear(self) -> None:
         self._since.clear()
-
-    def flush_now(self, ids: list[str], now: float, flush_s: float, limit: int, rescoring: bool) -> bool:
-        """Whether a stream batch flushes the overdue turbines ``ids`` (from :meth:`overdue`, oldest
-        first) now: when the batch rescores turbines anyway (``rescoring``: the call's fixed cost is
-        paid), when they fill a chunk (``limit``), or when the oldest has been pending
-        ``(1 + FLUSH_GRACE) * flush_s`` (or the wall clock went back); else they wait for more."""
-        if not ids:
-            return False
-        if rescoring or len(ids) >= limit:
-            return True
-        since = self._since[ids[0]]
-        return now - since >= (1 + FLUSH_GRACE) * flush_s or now < since
 
     def overdue(self, now: float, flush_s: float, limit: int, skip: Container[str] = ()) -> list[str]:
         """Up to ``limit`` turbines pending for at least ``flush_s`` at ``now``, oldest first (those in

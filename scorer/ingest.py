@@ -292,16 +292,16 @@ class Ingest:
             self.inflight = asyncio.ensure_future(self._write(out, acks, t0))
 
     async def flush_rescores(self) -> None:
-        """Timer: rescore every turbine overdue now (pending ``rescore_flush_s`` of wall time), in chunks
-        of ``rescore_flush_max_per_batch``, oldest first, the lock released between chunks.
+        """Timer: flush overdue deferred rescorings in chunks of ``rescore_flush_max_per_batch``,
+        oldest first, the lock released between chunks (``BatchProcessor.flush`` decides each chunk:
+        late ones, the chunk spacing, or everything overdue when no batch runs).
 
         Without it the last events of a burst would wait for the next batch; chunked, so a batch waits
-        for one chunk at most, never for the whole pending set (scorer/coalescing.py). The cut-off is
-        the time the timer started: what becomes overdue meanwhile is the next run's (the drain ends).
-        Same lock and write pipeline as a batch; nothing to ack (no event is consumed here).
+        for one chunk at most, never for the whole pending set (scorer/coalescing.py). At most
+        ``pending / chunk + 1`` chunks per run (the drain ends). Same lock and write pipeline as a
+        batch; nothing to ack (no event is consumed here).
         """
         rt = self.rt
-        now = datetime.now(UTC)
         chunk = rt.settings.rescore_flush_max_per_batch
         rounds = len(rt.processor.pending) // chunk + 1  # bounds the drain even if the clock jumps
         for _ in range(rounds):
@@ -312,7 +312,7 @@ class Ingest:
                 t0 = time.perf_counter()
                 rt.processor.scorer = rt.holder.scorer
                 rt.processor.fleet = rt.routing.scorer()
-                out = await rt._in(rt.compute, rt.processor.flush, now)
+                out = await rt._in(rt.compute, rt.processor.flush, datetime.now(UTC))
                 if out is None:
                     return
                 await self.drain()

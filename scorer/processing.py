@@ -48,7 +48,16 @@ from models.features import TRACKED_SIGNALS, FeatureWindow, window_data_quality,
 from models.fleet_scoring import FleetScorer
 from models.scoring import MAX_BATCH, BatchScorer, RiskAssessment
 from models.window_store import WindowStore
-from scorer.coalescing import PendingRescores, RescoreMark, rescore_due, status_class
+from scorer.coalescing import (
+    IDLE_FLUSHES,
+    LATE_FLUSHES,
+    PendingRescores,
+    RescoreMark,
+    flush_gap,
+    gap_elapsed,
+    rescore_due,
+    status_class,
+)
 from scorer.drift import DriftMonitor
 from scorer.repairs import annotate_from_window
 from scorer.settings import ScorerSettings
@@ -220,6 +229,8 @@ class BatchProcessor:
         # Touched turbines whose rescoring is deferred (coalescing), oldest first, with the wall time each
         # became pending: flushed once overdue, a bounded number per batch (scorer/coalescing.py).
         self.pending = PendingRescores()
+        self._last_flush: float | None = None  # wall time of the last flush chunk (batch or timer)
+        self._last_batch: float | None = None  # wall time of the last batch that touched turbines
         self.next_offset: dict[int, int] = {}  # partition -> first offset not yet applied
         self._pending_marks: dict[str, HistoryMark] = {}  # marks of turbines without a checkpoint
         # The envelope always fits the dead-letter topic: its max message size (the producer's maximum
@@ -563,9 +574,8 @@ class BatchProcessor:
             return
         # Coalescing (scorer/coalescing.py): a touched turbine is rescored when due, else it is pending
         # until a later batch makes it due or it is overdue (pending rescore_flush_s of wall time): then
-        # a batch takes it, oldest first, at most rescore_flush_max_per_batch of them (the flush is
-        # spread over batches instead of stalling one; a few are gathered into a fuller call unless
-        # the batch rescores anyway: PendingRescores.flush_now), or the flush timer does.
+        # a chunk of at most rescore_flush_max_per_batch, oldest first, is flushed by a batch or the
+        # timer, chunks spaced by coalescing.flush_gap unless late (spread, never one stall).
         s = self.settings
         interval = s.rescore_min_event_interval_s
         due: list[TurbineState] = []
@@ -578,20 +588,20 @@ class BatchProcessor:
             elif not st.pending:
                 st.pending = True
                 pending.add(st.turbine_id, wall_ts)
+        self._last_batch = wall_ts
         if pending:
-            chosen = {st.turbine_id for st in due}
-            limit = s.rescore_flush_max_per_batch
-            extra = self._overdue(wall_ts, limit, chosen)
-            ids = [st.turbine_id for st in extra]
-            if pending.flush_now(ids, wall_ts, s.rescore_flush_s, limit, rescoring=bool(due)):
-                due.extend(extra)
+            extra = self._flush_chunk(wall_ts, {st.turbine_id for st in due}, rescoring=bool(due))
+            due.extend(extra)
         self._rescore(due, out)
         out.deferred = sum(1 for st in touched if st.pending)
 
-    def _overdue(self, wall_ts: float, limit: int, skip: set[str] | None = None) -> list[TurbineState]:
-        """Up to ``limit`` overdue pending turbines, oldest first, not in ``skip`` (an id no longer in
-        memory is dropped from the order: it never holds the head)."""
-        flush_s = self.settings.rescore_flush_s
+    def _overdue(
+        self, wall_ts: float, limit: int, skip: set[str] | None = None, after_s: float | None = None
+    ) -> list[TurbineState]:
+        """Up to ``limit`` turbines pending at least ``after_s`` (default ``rescore_flush_s``), oldest
+        first, not in ``skip`` (an id no longer in memory is dropped from the order: it never holds the
+        head)."""
+        flush_s = self.settings.rescore_flush_s if after_s is None else after_s
         skip = set(skip or ())
         out: list[TurbineState] = []
         while len(out) < limit:
@@ -607,17 +617,37 @@ class BatchProcessor:
             skip.update(ids)
         return out
 
-    def flush(self, now: datetime | None = None, limit: int | None = None) -> BatchOutcome | None:
-        """Rescore up to ``limit`` (default ``rescore_flush_max_per_batch``) overdue pending turbines,
-        oldest first (runtime timer, nothing to ack; the timer calls it until it returns None).
+    def _flush_chunk(
+        self, wall_ts: float, skip: set[str], rescoring: bool, quiet: bool = False
+    ) -> list[TurbineState]:
+        """The overdue turbines to flush now (scorer/coalescing.py): late ones whenever there are some;
+        else overdue ones when the chunk gap elapsed, the caller rescores anyway, or ``quiet``."""
+        s = self.settings
+        limit = s.rescore_flush_max_per_batch
+        late = self._overdue(wall_ts, limit, skip, LATE_FLUSHES * s.rescore_flush_s)
+        if late:
+            chunk = late
+        else:
+            gap = flush_gap(s.rescore_flush_s, limit, len(self.pending))
+            if not (rescoring or quiet or gap_elapsed(self._last_flush, wall_ts, gap)):
+                return []
+            chunk = self._overdue(wall_ts, limit, skip)
+        if chunk:
+            self._last_flush = wall_ts
+        return chunk
 
-        None when no model is loaded or no pending turbine waited ``rescore_flush_s`` of wall time
-        as of ``now``.
+    def flush(self, now: datetime | None = None) -> BatchOutcome | None:
+        """Rescore one chunk of overdue pending turbines (runtime timer, nothing to ack; the timer
+        calls it until it returns None): late ones, or overdue ones when the chunk gap elapsed or no
+        batch ran for ``IDLE_FLUSHES * rescore_flush_s`` (no traffic: everything overdue is drained).
+
+        None when no model is loaded or nothing is to be flushed now.
         """
         wall_ts = (now or datetime.now(UTC)).timestamp()
         if not self.pending or self.scorer is None:
             return None
-        due = self._overdue(wall_ts, self.settings.rescore_flush_max_per_batch if limit is None else limit)
+        quiet = gap_elapsed(self._last_batch, wall_ts, IDLE_FLUSHES * self.settings.rescore_flush_s)
+        due = self._flush_chunk(wall_ts, set(), rescoring=False, quiet=quiet)
         if not due:
             return None
         out = BatchOutcome()

@@ -96,15 +96,15 @@ class ScorerSettings(RegistrySettings):
     rescore_flush_s: float = Field(
         default=10.0, gt=0, le=3600, description="Deferred (coalesced) rescorings are flushed this often."
     )
-    # A pending turbine is overdue once pending rescore_flush_s; each stream batch (and each chunk of the
-    # flush timer) rescores at most this many overdue turbines, oldest first, so the flush is spread over
-    # batches instead of stalling one (1,000 turbines at once: 0.3-0.6 s). 100 at ~0.4 ms each: about
-    # 40 ms added to a batch; raise it above (turbines per worker / rescore_flush_s) x batch period.
+    # A pending turbine is overdue once pending rescore_flush_s; overdue ones are flushed in chunks of at
+    # most this many, oldest first (in a stream batch or by the flush timer), chunks spaced by
+    # rescore_flush_s x this / pending (scorer/coalescing.py): 1,000 turbines at once cost 0.3-0.6 s in
+    # one batch; 100 cost ~0.1 s (a scoring call's fixed cost is tens of ms, so not much smaller).
     rescore_flush_max_per_batch: int = Field(
         default=100,
         ge=1,
         le=100_000,
-        description="Most overdue deferred rescorings one batch (or flush chunk) takes, oldest first.",
+        description="Most overdue deferred rescorings per flush chunk (batch or timer), oldest first.",
     )
 
     # Validation of event times. No wall-clock age limit: a history import years old is scored in event

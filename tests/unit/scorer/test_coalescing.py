@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,10 +25,12 @@ from scorer.coalescing import (
     ALARM,
     BIN_SECONDS,
     FAULT,
-    FLUSH_GRACE,
+    LATE_FLUSHES,
     NORMAL,
     PendingRescores,
     RescoreMark,
+    flush_gap,
+    gap_elapsed,
     rescore_due,
     status_class,
 )
@@ -224,19 +227,23 @@ def test_scada_data_is_rescored_at_every_reading_and_an_alarm_at_once(tiny_score
 
 
 def test_a_batch_flushes_pending_turbines_once_the_flush_is_due(tiny_scorer: Any) -> None:
-    """Overdue after rescore_flush_s; alone (less than a chunk, nothing else rescored) it waits for
-    company until (1 + FLUSH_GRACE) * rescore_flush_s."""
     proc = _processor(tiny_scorer, rescore_flush_s=5)
     feed = Feed(proc)
     wall = T0 + timedelta(days=1)
     feed([_reading("WT-C", T0)], wall)
     assert feed([_reading("WT-C", T0 + timedelta(seconds=1))], wall).deferred == 1
     assert feed([_reading("WT-C", T0 + timedelta(seconds=2))], wall + timedelta(seconds=4)).rescored == 0
-    assert feed([_reading("WT-C", T0 + timedelta(seconds=3))], wall + timedelta(seconds=5)).rescored == 0
-    late = wall + timedelta(seconds=5 * (1 + FLUSH_GRACE))
-    out = feed([_reading("WT-C", T0 + timedelta(seconds=4))], late)
+    out = feed([_reading("WT-C", T0 + timedelta(seconds=3))], wall + timedelta(seconds=5))
     assert out.rescored == 1 and out.deferred == 0 and not proc.pending
-    assert out.state_rows[0].as_of == T0 + timedelta(seconds=4)
+    assert out.state_rows[0].as_of == T0 + timedelta(seconds=3)
+
+
+def test_flush_chunks_are_spaced_to_flush_every_pending_turbine_once_per_interval() -> None:
+    assert flush_gap(10.0, 100, 1000) == 1.0  # 10 chunks of 100 over 10 s
+    assert flush_gap(10.0, 100, 50) == 10.0  # one chunk takes them all: once per interval
+    assert flush_gap(10.0, 100, 10_000) == 0.1
+    assert gap_elapsed(None, 5.0, 1.0) and gap_elapsed(4.0, 5.0, 1.0) and not gap_elapsed(4.5, 5.0, 1.0)
+    assert gap_elapsed(6.0, 5.0, 1.0)  # the wall clock went back: flush rather than lag
 
 
 def test_zero_interval_turns_coalescing_off(tiny_scorer: Any) -> None:
@@ -285,11 +292,10 @@ def test_under_continuous_traffic_every_pending_turbine_is_rescored_within_the_b
 ) -> None:
     """20 turbines, a batch every P = 0.1 s for 25 s, each turbine in every batch (touched_every=1)
     or every third one; coalescing never makes them due by event time (1 h interval, one hour bin), so
-    only the flush rescores them: at most 1 overdue turbine a batch (always a full chunk, so no grace
-    wait; capacity 10/s for a fleet that wants 20/s at flush_s = 1 s). Each pending turbine is
-    rescored, as of its newest event, within flush_s + ceil(n / max_per_batch) * P of the wall time it
-    became pending (scorer/coalescing.py; the longest wait measured is 2.7-2.9 s of the 3.0 s bound),
-    and no batch flushes more than max_per_batch."""
+    only the flush rescores them: at most 1 overdue turbine a batch (capacity 10/s for a fleet that
+    wants 20/s at flush_s = 1 s: they fall late). Each pending turbine is rescored, as of its newest
+    event, within LATE_FLUSHES * flush_s + ceil(n / max_per_batch) * P of the wall time it became
+    pending (scorer/coalescing.py), and no batch flushes more than max_per_batch."""
     n, flush_s, limit, period = 20, 1.0, 1, 0.1
     proc = _processor(
         tiny_scorer,
@@ -303,7 +309,7 @@ def test_under_continuous_traffic_every_pending_turbine_is_rescored_within_the_b
     newest: dict[str, datetime] = {}
     since: dict[str, float] = {}  # turbine -> wall time it became pending (this episode)
     waits: dict[str, list[float]] = {t: [] for t in ids}
-    bound = flush_s + math.ceil(n / limit) * period
+    bound = LATE_FLUSHES * flush_s + math.ceil(n / limit) * period
     for b in range(250):
         wall = wall0 + timedelta(seconds=period * b)
         t = T0 + timedelta(seconds=period * b)  # event time = send time, all inside one hour bin
@@ -326,10 +332,11 @@ def test_under_continuous_traffic_every_pending_turbine_is_rescored_within_the_b
     assert all(wall.timestamp() - s <= bound + 1e-6 for s in since.values())
 
 
-def test_a_fleet_wide_flush_is_spread_over_batches_and_stays_spread(tiny_scorer: Any) -> None:
-    """All 30 turbines become pending in the same batch: the flush takes 10 per batch over 3 batches
-    instead of 30 in one, and since a rescored turbine is pending again from its next event, the next
-    round is spread the same way (self-staggered)."""
+def test_a_fleet_wide_flush_is_spread_over_the_interval_in_spaced_chunks(tiny_scorer: Any) -> None:
+    """All 30 turbines become pending in the same batch: the flush takes 10 at a time, chunks
+    flush_gap(2 s, 10, 30) = 0.67 s apart (a batch every 0.1 s: 6-7 batches between two chunks)
+    instead of 30 in one batch or 10 in each of 3 consecutive batches; and it stays spread, since a
+    rescored turbine is pending again from its next event."""
     n, limit = 30, 10
     proc = _processor(
         tiny_scorer, rescore_min_event_interval_s=3600, rescore_flush_s=2.0, rescore_flush_max_per_batch=limit
@@ -343,9 +350,9 @@ def test_a_fleet_wide_flush_is_spread_over_batches_and_stays_spread(tiny_scorer:
         per_batch.append(feed([(tid, t) for tid in ids], wall0 + timedelta(seconds=0.1 * b)).rescored)
     assert per_batch[0] == n  # first scores: due at once, never bounded
     flushing = [k for k, c in enumerate(per_batch) if c and k]
-    assert max(per_batch[1:]) == limit and sum(per_batch[1:]) >= 3 * n
-    assert flushing[:3] == [21, 22, 23]  # pending from batch 1, overdue 2 s later, 10 a batch
-    assert all(per_batch[k] == limit for k in flushing)
+    assert flushing[:3] == [21, 28, 35]  # pending from batch 1, overdue 2 s later, then every 0.67 s
+    assert all(per_batch[k] == limit for k in flushing) and sum(per_batch[1:]) >= 3 * n
+    assert all(b - a >= 6 for a, b in itertools.pairwise(flushing))
 
 
 def test_the_timer_flush_drains_what_is_overdue_in_bounded_chunks(tiny_scorer: Any) -> None:
@@ -367,10 +374,29 @@ def test_the_timer_flush_drains_what_is_overdue_in_bounded_chunks(tiny_scorer: A
         assert all(r.as_of == T0 + timedelta(seconds=1) for r in out.state_rows)
     assert chunks == [old[:4], old[4:8], old[8:]]  # oldest first, 4 at a time
     assert list(proc.pending) == young  # not overdue as of the timer's start
-    out = proc.flush(now, limit=100)
-    assert out is None
-    out = proc.flush(wall + timedelta(seconds=8), limit=100)
+    assert proc.flush(now) is None
+    out = proc.flush(wall + timedelta(seconds=8))
     assert out is not None and [r.turbine_id for r in out.state_rows] == young and not proc.pending
+
+
+def test_under_traffic_the_timer_flushes_one_spaced_chunk_not_the_whole_backlog(tiny_scorer: Any) -> None:
+    proc = _processor(
+        tiny_scorer, rescore_min_event_interval_s=3600, rescore_flush_s=5.0, rescore_flush_max_per_batch=4
+    )
+    feed = _fleet_feed(proc)
+    wall = T0 + timedelta(days=1)
+    ids = [f"WT-{i:02d}" for i in range(12)]
+    feed([(tid, T0) for tid in ids], wall)  # first scores
+    feed([(tid, T0 + timedelta(seconds=1)) for tid in ids], wall)  # all pending from wall
+    feed([("WT-00", T0 + timedelta(seconds=2))], wall + timedelta(seconds=4.9))  # traffic goes on
+    now = wall + timedelta(seconds=5.5)  # all overdue, none late, a batch 0.6 s ago
+    first = proc.flush(now)
+    assert first is not None and [r.turbine_id for r in first.state_rows] == ids[:4]
+    assert proc.flush(now) is None  # the next chunk waits flush_gap(5, 4, 8) = 2.5 s
+    feed([("WT-00", T0 + timedelta(seconds=3))], now + timedelta(seconds=2.1))  # too soon for a chunk
+    later = proc.flush(now + timedelta(seconds=2.5))  # flush_gap(5, 4, 9) = 2.2 s after the first
+    assert later is not None and [r.turbine_id for r in later.state_rows] == ids[4:8]
+    assert proc.flush(now + timedelta(seconds=2.5)) is None
 
 
 def test_a_forgotten_turbine_never_holds_the_head_of_the_pending_order(tiny_scorer: Any) -> None:
@@ -380,15 +406,14 @@ def test_a_forgotten_turbine_never_holds_the_head_of_the_pending_order(tiny_scor
     feed([("WT-A", T0), ("WT-B", T0)], wall)
     feed([("WT-A", T0 + timedelta(seconds=1)), ("WT-B", T0 + timedelta(seconds=1))], wall)
     del proc.turbines["WT-A"]  # gone without leaving the order (must not happen; must not starve B)
-    out = proc.flush(wall + timedelta(seconds=2), limit=1)
+    out = proc.flush(wall + timedelta(seconds=2))
     assert out is not None and [r.turbine_id for r in out.state_rows] == ["WT-B"] and not proc.pending
 
 
-def test_a_trickle_of_overdue_turbines_is_gathered_into_fewer_scoring_calls(tiny_scorer: Any) -> None:
+def test_a_trickle_of_overdue_turbines_is_gathered_into_spaced_scoring_calls(tiny_scorer: Any) -> None:
     """Five turbines first scored together, then each streaming from its own second (A at 1 s, B at
-    2 s...), a batch every 0.5 s; flush_s = 2 s. Overdue one at a time, they are not flushed one per
-    call: a batch that rescores nothing else waits until the oldest has been pending
-    (1 + FLUSH_GRACE) * 2 = 3 s, then takes every overdue one."""
+    2 s...), a batch every 0.5 s; flush_s = 2 s, so chunks are flush_gap(2, 100, <=5) = 2 s apart:
+    turbines overdue one at a time are flushed together, not one scoring call each."""
     proc = _processor(tiny_scorer, rescore_min_event_interval_s=3600, rescore_flush_s=2.0)
     feed = _fleet_feed(proc)
     ids = ["A", "B", "C", "D", "E"]
@@ -403,4 +428,4 @@ def test_a_trickle_of_overdue_turbines_is_gathered_into_fewer_scoring_calls(tiny
             flushes.append((at, [r.turbine_id for r in out.state_rows]))
             assert all(r.as_of == t for r in out.state_rows)  # as of each one's newest event
     # pending since A 1, B 2, C 3, D 4, E 5 (and again from the batch after each flush)
-    assert flushes == [(4.0, ["A", "B"]), (6.0, ["C", "D"]), (7.5, ["A", "B", "E"])]
+    assert flushes == [(3.0, ["A"]), (5.0, ["B", "C"]), (7.0, ["A", "D", "E"])]
