@@ -230,7 +230,7 @@ class ScorerSettings(RegistrySettings):
         default=2, ge=0, le=64, description="Most glibc heaps (arenas) the worker's threads use (0: glibc's)."
     )
     malloc_trim_interval_s: float = Field(
-        default=2.0, ge=0, le=3600, description="Free heap pages are given back this often (0: never)."
+        default=1.0, ge=0, le=3600, description="Free heap pages are given back this often (0: never)."
     )
     malloc_trim_min_free_bytes: int = Field(
         default=16 << 20,
