@@ -444,6 +444,26 @@ class WindowStore:
         self._ctr = self._ctr.astype(dt)
         self._acnt = self._acnt.astype(dt)
 
+    def take(self, rows: np.ndarray) -> WindowStore:
+        """A new store holding a copy of ``rows`` (row ``i`` of it = ``rows[i]`` here, same turbine ids,
+        same count width): one fancy-index copy per array. A checkpoint takes it under the runtime's
+        lock and encodes it outside (``take(rows).to_bytes_many(arange)`` == ``to_bytes_many(rows)``)."""
+        rows = np.asarray(rows, dtype=np.intp).reshape(-1)
+        n = len(rows)
+        out = WindowStore.__new__(WindowStore)
+        out.frozen_min_count, out.frozen_min_seconds = self.frozen_min_count, self.frozen_min_seconds
+        out._cdtype, out._cmax = self._cdtype, self._cmax
+        out._mv = None
+        for name in self._SPEC:
+            setattr(out, name, getattr(self, name)[rows])
+        ids = [self.turbine_id_of(int(r)) for r in rows]
+        out._ids = list(ids)
+        out._row = {tid: i for i, tid in enumerate(ids)}
+        out._used = np.ones(n, dtype=bool)
+        out._free = []
+        out._cap = n
+        return out
+
     def copy_rows(self, src: WindowStore, src_rows: np.ndarray, dst_rows: np.ndarray) -> None:
         """Copy the state of ``src_rows`` of ``src`` into this store's (allocated) ``dst_rows``."""
         self._widen(int(np.iinfo(src._cdtype).max) if src._cdtype != self._cdtype else 0)

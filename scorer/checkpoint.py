@@ -17,6 +17,7 @@ import logging
 from collections.abc import Collection, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
@@ -24,23 +25,40 @@ import numpy as np
 from common.gc_pause import without_cyclic_gc
 from common.logging import event
 from common.rows import WindowRow
+from models.features import FeatureWindow
 from scorer.ingest import WorkerStopping
 
 if TYPE_CHECKING:
+    from models.window_store import WindowStore
     from scorer.ports import StoredWindow
     from scorer.runtime import ScorerRuntime
-    from scorer.state import HistoryMark
+    from scorer.state import AuxInputs, HistoryMark
 
 log = logging.getLogger("scorer")
 T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
-class _Snapshot:
-    """A checkpoint taken under the lock, written outside it: changed windows, next offsets, and the
-    batch write that was running then (the checkpoint commits after it)."""
+class _Changed:
+    """One changed turbine as taken under the lock: what its checkpoint row is encoded from."""
 
-    rows: list[WindowRow]
+    turbine_id: str
+    site_id: str
+    partition: int
+    aux: AuxInputs
+    taken: int  # its row in the snapshot's store copy, or -1 (a window held elsewhere: ``blob``)
+    blob: bytes = b""
+    as_of: datetime | None = None  # of a window held elsewhere
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    """A checkpoint taken under the lock, encoded and written outside it: a copy of the changed
+    windows' rows and the bookkeeping they are encoded from, next offsets, and the batch write that was
+    running then (the checkpoint commits after it)."""
+
+    changed: list[_Changed]
+    store: WindowStore | None  # the copy of the changed rows of the worker's store
     offsets: dict[int, int]
     prior: asyncio.Future[None] | None
 
@@ -110,32 +128,55 @@ class Checkpointer:
             if snap is not None:
                 await self.commit(snap)
 
-    def _rows(self, dirty: Sequence[str]) -> list[WindowRow]:
-        rt = self.rt
-        proc = rt.processor
-        topic = rt.settings.telemetry_topic
-        group = rt.settings.consumer_group
+    def _take(self, dirty: Sequence[str]) -> tuple[list[_Changed], WindowStore | None]:
+        """Under the lock (compute thread): the changed rows of the worker's store copied (one
+        fancy-index copy per array) and each turbine's bookkeeping copied; nothing is encoded here."""
+        proc = self.rt.processor
+        store = proc.store
         states = [st for st in (proc.turbines.get(tid) for tid in dirty) if st is not None]
-        # every changed window of the worker's store coded in one kernel call (format 4); a window
-        # held elsewhere (a state put in place by hand) on its own
-        held = [i for i, st in enumerate(states) if st.window.store is proc.store]
-        blobs = [b"" if st.window.store is proc.store else st.window.to_bytes() for st in states]
-        coded = proc.store.to_bytes_many(np.array([states[i].window.row for i in held], dtype=np.intp))
-        for i, blob in zip(held, coded, strict=True):
-            blobs[i] = blob
-        return [
-            WindowRow(
-                consumer_group=group,
-                turbine_id=st.turbine_id,
-                site_id=st.site_id,
-                topic=topic,
-                partition=st.partition,
-                last_event_time=st.window.as_of,
-                state=blob,
-                aux=st.aux_bytes(),
+        held = [st.window.row for st in states if st.window.store is store]
+        taken = store.take(np.array(held, dtype=np.intp)) if held else None
+        changed = []
+        i = 0
+        for st in states:
+            w = st.window
+            if w.store is store:
+                changed.append(_Changed(st.turbine_id, st.site_id, st.partition, st.aux_inputs(), i))
+                i += 1
+            else:  # a window held elsewhere (a state put in place by hand): coded now, on its own
+                aux = st.aux_inputs()
+                changed.append(
+                    _Changed(st.turbine_id, st.site_id, st.partition, aux, -1, w.to_bytes(), w.as_of)
+                )
+        return changed, taken
+
+    def _encode(self, snap: _Snapshot) -> list[WindowRow]:
+        """The checkpoint rows of a snapshot (checkpoint thread, outside the lock): every changed window
+        of the copy coded in one kernel call (format 4), the same bytes as coded from the live store."""
+        topic = self.rt.settings.telemetry_topic
+        group = self.rt.settings.consumer_group
+        taken = snap.store
+        coded = taken.to_bytes_many(np.arange(len(taken), dtype=np.intp)) if taken is not None else []
+        rows = []
+        for c in snap.changed:
+            if c.taken >= 0:
+                assert taken is not None
+                blob, as_of = coded[c.taken], FeatureWindow.view(taken, c.taken).as_of
+            else:
+                blob, as_of = c.blob, c.as_of
+            rows.append(
+                WindowRow(
+                    consumer_group=group,
+                    turbine_id=c.turbine_id,
+                    site_id=c.site_id,
+                    topic=topic,
+                    partition=c.partition,
+                    last_event_time=as_of,
+                    state=blob,
+                    aux=c.aux.encode(),
+                )
             )
-            for st, blob in zip(states, blobs, strict=True)
-        ]
+        return rows
 
     async def checkpoint_locked(self) -> None:
         """Changed windows + next offsets, then the acks of every durably written batch (lock held)."""
@@ -144,9 +185,9 @@ class Checkpointer:
             await self.commit(snap)
 
     async def snapshot(self) -> _Snapshot | None:
-        """What the next checkpoint writes, taken under the runtime's lock (a few ms: the changed
-        windows' bytes in one kernel call, the next offsets). Their dirty marks are cleared now: a
-        window changed after this is dirty again and goes in the next checkpoint."""
+        """What the next checkpoint writes, taken under the runtime's lock (a few ms: a copy of the
+        changed windows' rows and bookkeeping, the next offsets; :meth:`commit` encodes it). Their dirty
+        marks are cleared now: a window changed after this is dirty again and goes in the next checkpoint."""
         rt = self.rt
         rt.ingest.refuse_if_broken()
         proc = rt.processor
@@ -156,12 +197,12 @@ class Checkpointer:
         if not proc.dirty and not rt.pending_acks and prior is None:
             return None
         dirty = list(proc.dirty)
-        rows = await rt._in(rt.compute, self._rows, dirty)
+        changed, taken = await rt._in(rt.compute, self._take, dirty)
         offsets = {p: o for p, o in proc.next_offset.items() if p in rt.assigned or not rt.assigned}
         proc.dirty.difference_update(dirty)
         # The batch write still running when the snapshot was taken: the checkpoint commits after it
         # (its offsets are in ``offsets``; a checkpoint never gets ahead of the rows it covers).
-        return _Snapshot(rows, offsets, prior)
+        return _Snapshot(changed, taken, offsets, prior)
 
     async def commit(self, snap: _Snapshot) -> None:
         """Write a snapshot on the checkpoint's own connection, then ack the offsets it covers.
@@ -169,6 +210,15 @@ class Checkpointer:
         It first waits for the batch write that was running at the snapshot (a failure there
         propagates: crash-only); a write that fails for good marks the runtime broken."""
         rt = self.rt
+        try:
+            # encoded on the checkpoint's thread while the batch write may still run; the snapshot's
+            # dirty marks are cleared, so an encode that fails marks the runtime broken too
+            rows = await rt._in(rt.checkpoint_pool, self._encode, snap)
+        except WorkerStopping:
+            raise
+        except Exception as exc:
+            rt.broken = exc
+            raise
         if snap.prior is not None:
             await asyncio.shield(snap.prior)
         rt.ingest.refuse_if_broken()  # a write that failed before the snapshot was taken
@@ -177,7 +227,7 @@ class Checkpointer:
                 "checkpoint",
                 rt.checkpoint_sink.write_checkpoint,
                 rt.settings.telemetry_topic,
-                snap.rows,
+                rows,
                 snap.offsets,
                 pool=rt.checkpoint_pool,
             )
@@ -186,7 +236,7 @@ class Checkpointer:
         except Exception as exc:  # not unavailability: the next batch raises, the worker stops
             rt.broken = exc
             raise
-        rt.metrics.checkpoint_windows.inc(len(snap.rows))
+        rt.metrics.checkpoint_windows.inc(len(rows))
         # Per partition, the newest next offset of a durably written batch the snapshot covers (every
         # batch up to the snapshot is written: its last write was awaited above). Later batches'
         # acks wait for the next checkpoint. Faust's commit handler commits them.

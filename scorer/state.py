@@ -105,6 +105,43 @@ def should_write_history(
     return abs(score - prev.score) >= score_delta and elapsed >= min_interval_s
 
 
+@dataclass(frozen=True, slots=True)
+class AuxInputs:
+    """A turbine's bookkeeping as :meth:`TurbineState.aux_bytes` writes it (:meth:`encode`)."""
+
+    site: str
+    last_ts: float
+    recent: dict[str, float]
+    agg: dict[int, array[float]]
+    history: HistoryMark | None
+    tier: str | None
+    late: int
+    duplicates: int
+    rescore: RescoreMark | None
+    newest_status: int
+    pending: bool
+
+    def encode(self) -> bytes:
+        return orjson.dumps(
+            {
+                "v": AUX_FORMAT,
+                "site": self.site,
+                "last": None if self.last_ts == -math.inf else self.last_ts,
+                "recent": self.recent,
+                "agg": {str(k): v.tolist() for k, v in self.agg.items()},
+                "hist": None
+                if self.history is None
+                else [self.history.ts, self.history.score, self.history.tier],
+                "tier": self.tier,
+                "late": self.late,
+                "dup": self.duplicates,
+                "rs": None if self.rescore is None else [self.rescore.ts, self.rescore.status],
+                "ns": self.newest_status,
+                "pend": self.pending,
+            }
+        )
+
+
 @dataclass(slots=True)
 class Admitted:
     """What :meth:`TurbineState.admit` decided for one turbine's events of a batch (event indices)."""
@@ -440,23 +477,24 @@ class TurbineState:
     # ------------------------------------------------------------------ checkpoint
     def aux_bytes(self) -> bytes:
         """Bookkeeping beside the window (JSON): what a restore needs to continue identically."""
-        return orjson.dumps(
-            {
-                "v": AUX_FORMAT,
-                "site": self.site_id,
-                "last": None if self.last_ts == -math.inf else self.last_ts,
-                "recent": self.recent,
-                "agg": {str(k): v.tolist() for k, v in self.agg.items()},
-                "hist": None
-                if self.history is None
-                else [self.history.ts, self.history.score, self.history.tier],
-                "tier": self.last_tier,
-                "late": self.late,
-                "dup": self.duplicates,
-                "rs": None if self.rescore is None else [self.rescore.ts, self.rescore.status],
-                "ns": self.newest_status,
-                "pend": self.pending,
-            }
+        return self.aux_inputs(copy=False).encode()
+
+    def aux_inputs(self, *, copy: bool = True) -> AuxInputs:
+        """What :meth:`aux_bytes` encodes; ``copy``: the dedup dict and the bucket arrays copied (the
+        only parts changed in place), so a checkpoint takes it under the lock and encodes it outside."""
+        agg = self.agg
+        return AuxInputs(
+            site=self.site_id,
+            last_ts=self.last_ts,
+            recent=self.recent.copy() if copy else self.recent,
+            agg={k: v[:] for k, v in agg.items()} if copy else agg,
+            history=self.history,
+            tier=self.last_tier,
+            late=self.late,
+            duplicates=self.duplicates,
+            rescore=self.rescore,
+            newest_status=self.newest_status,
+            pending=self.pending,
         )
 
     @classmethod
