@@ -6,7 +6,7 @@ In-process, no services: a runtime on fake sinks (tests/unit/scorer/runtime_help
 ``--turbines`` turbines whose windows hold 7 days of 10-min readings; the two paths run interleaved
 ``--rounds`` times on the same state (thread CPU and wall time of each call)::
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/bench_checkpoint_lock.py
+    OMP_NUM_THREADS=1 .venv/bin/python bench/bench_checkpoint_lock.py [--worker-allocator]
 """
 
 from __future__ import annotations
@@ -44,6 +44,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--turbines", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument(
+        "--worker-allocator",
+        action="store_true",
+        help="glibc tuned as the worker tunes it (ScorerSettings' malloc_*: blocks from 256 KB mmapped, "
+        "so every snapshot copy faults in fresh pages)",
+    )
     ap.add_argument("--base", default="fcf7756")  # the last commit encoding under the lock
     a = ap.parse_args()
     from models.features import TRACKED_SIGNALS
@@ -51,6 +57,19 @@ def main() -> None:
     from tests.unit.scorer.runtime_helpers import T0, events, make_runtime
 
     old_cls = _old_checkpointer(a.base)
+    if a.worker_allocator:
+        from common.allocator import configure
+        from common.settings import load_settings
+        from scorer.settings import ScorerSettings
+
+        ws = load_settings(ScorerSettings)
+        print(
+            configure(
+                mmap_threshold_bytes=ws.malloc_mmap_threshold_bytes,
+                trim_threshold_bytes=ws.malloc_trim_threshold_bytes,
+                arena_max=ws.malloc_arena_max,
+            )
+        )
     tmp = tempfile.TemporaryDirectory()
     rt, _ = make_runtime(Path(tmp.name))
     fleet = [f"WT-{i:05d}" for i in range(a.turbines)]
