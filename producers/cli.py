@@ -519,14 +519,13 @@ def scenario(
 
 def _free_replay_prefix(settings: ProducerSettings, turbine_ids: list[str], start: datetime) -> str:
     """``R-`` unless the topic already holds an overlapping replay under it (then ``R2-``...)."""
-    from producers.resume import newest_event_time
+    from producers.resume import newest_event_times
     from producers.sources import PREFIX_CANDIDATES, free_prefix
 
-    def newest_of(prefix: str) -> datetime | None:
-        ids = [prefix + tid for tid in turbine_ids]
-        return newest_event_time(settings.kafka_bootstrap_servers, settings.telemetry_topic, ids)
-
-    prefix, note = free_prefix(PREFIX_CANDIDATES, newest_of, start)  # KafkaError: caller
+    groups = {prefix: [prefix + tid for tid in turbine_ids] for prefix in PREFIX_CANDIDATES}
+    # one read of the topic for every candidate (KafkaError: caller)
+    newest = newest_event_times(settings.kafka_bootstrap_servers, settings.telemetry_topic, groups)
+    prefix, note = free_prefix(PREFIX_CANDIDATES, newest.__getitem__, start)
     if note:
         event(log, "replay prefix chosen", prefix=prefix, note=note)
         typer.echo(f"using id prefix {prefix}: {note}")

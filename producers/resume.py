@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -58,21 +58,28 @@ def _floor(value: datetime, period_s: int) -> datetime:
     return datetime.fromtimestamp(stamp - stamp % period_s, UTC)
 
 
-def _event_time(value: bytes | None, wanted: Collection[str]) -> datetime | None:
-    """Event time of a telemetry record of one of ``wanted``'s turbines; None for anything else."""
+def _owner_time(value: bytes | None, owners: Mapping[str, str]) -> tuple[str, datetime] | None:
+    """(group, event time) of a telemetry record whose turbine is in ``owners``; None for anything else."""
     if not value:
         return None
     try:
         item = orjson.loads(value)
-        if not isinstance(item, dict) or item.get("turbine_id") not in wanted:
+        if not isinstance(item, dict):
             return None
+        group = owners.get(item.get("turbine_id"))  # type: ignore[arg-type]
         raw = item.get("event_time")
-        if not isinstance(raw, str):
+        if group is None or not isinstance(raw, str):
             return None
         when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except (orjson.JSONDecodeError, ValueError, TypeError):
         return None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    return group, when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def _event_time(value: bytes | None, wanted: Collection[str]) -> datetime | None:
+    """Event time of a telemetry record of one of ``wanted``'s turbines; None for anything else."""
+    found = _owner_time(value, dict.fromkeys(wanted, ""))
+    return None if found is None else found[1]
 
 
 def newest_event_time(
@@ -87,14 +94,42 @@ def newest_event_time(
 ) -> datetime | None:
     """Newest ``event_time`` of ``turbine_ids`` in ``topic`` (None: absent, empty or none of theirs).
 
-    Reads every partition backwards from its end, ``chunk`` records at a time, until a chunk holds one of
-    the fleet's events (other producers, e.g. an incident replay, may have written after it), the start
-    of the partition, ``max_records_per_partition`` or ``timeout_s``. Raises ``KafkaError`` only when the
-    broker cannot be reached at all.
+    One group of :func:`newest_event_times`; raises ``KafkaError`` only when the broker cannot be reached.
+    """
+    return newest_event_times(
+        bootstrap_servers,
+        topic,
+        {"": turbine_ids},
+        timeout_s=timeout_s,
+        chunk=chunk,
+        max_records_per_partition=max_records_per_partition,
+        consumer=consumer,
+    )[""]
+
+
+def newest_event_times(
+    bootstrap_servers: str,
+    topic: str,
+    groups: Mapping[str, Collection[str]],
+    *,
+    timeout_s: float = 15.0,
+    chunk: int = CHUNK,
+    max_records_per_partition: int = 200_000,
+    consumer: Any = None,
+) -> dict[str, datetime | None]:
+    """Newest ``event_time`` of each group of turbine ids in ``topic`` (None: none of that group's), in
+    ONE read of the topic whatever the number of groups (e.g. every replay prefix at once).
+
+    Reads every partition backwards from its end, ``chunk`` records at a time, until every group has been
+    seen in that partition (a group's newest event is in the latest chunk that holds one of its events:
+    other producers, e.g. an incident replay, may have written after it), the start of the partition,
+    ``max_records_per_partition`` or ``timeout_s``. A group never found costs a full (bounded) read; one
+    read per group cost a full read each. Raises ``KafkaError`` only when the broker cannot be reached.
     """
     from kafka import KafkaConsumer, TopicPartition
 
-    wanted = frozenset(turbine_ids)
+    owners = {tid: name for name, ids in groups.items() for tid in ids}
+    newest: dict[str, datetime | None] = dict.fromkeys(groups)
     own = consumer is None
     if own:
         consumer = KafkaConsumer(
@@ -106,26 +141,39 @@ def newest_event_time(
             max_partition_fetch_bytes=8 * 1024 * 1024,
         )
     deadline = time.monotonic() + timeout_s
+    started = time.monotonic()
+    read = 0
     try:
         ids = consumer.partitions_for_topic(topic)
-        if not ids:
-            return None
+        if not ids or not owners:
+            return newest
         partitions = [TopicPartition(topic, p) for p in sorted(ids)]
         first = consumer.beginning_offsets(partitions)
         end = consumer.end_offsets(partitions)
-        newest: datetime | None = None
         for tp in partitions:
             upper = end[tp]
             floor = max(first[tp], end[tp] - max_records_per_partition)
-            while upper > floor and time.monotonic() < deadline:
+            missing = set(groups)
+            while upper > floor and missing and time.monotonic() < deadline:
                 lower = max(floor, upper - chunk)
-                found = _scan(consumer, tp, lower, upper, wanted, deadline)
-                if found is not None:
-                    newest = found if newest is None or found > newest else newest
-                    break
+                found = _scan(consumer, tp, lower, upper, owners, deadline)
+                read += upper - lower
+                for name, when in found.items():
+                    if name in missing:
+                        missing.discard(name)
+                        current = newest[name]
+                        newest[name] = when if current is None or when > current else current
                 upper = lower
         if time.monotonic() >= deadline:
             event(log, "resume scan ran out of time", logging.WARNING, topic=topic, timeout_s=timeout_s)
+        event(
+            log,
+            "topic scanned for newest events",
+            topic=topic,
+            groups=len(groups),
+            records=read,
+            seconds=round(time.monotonic() - started, 3),
+        )
         return newest
     finally:
         if own:
@@ -133,21 +181,23 @@ def newest_event_time(
 
 
 def _scan(
-    consumer: Any, tp: Any, lower: int, upper: int, wanted: frozenset[str], deadline: float
-) -> datetime | None:
-    """Newest event time of ``wanted`` among offsets ``[lower, upper)`` of one partition."""
+    consumer: Any, tp: Any, lower: int, upper: int, owners: Mapping[str, str], deadline: float
+) -> dict[str, datetime]:
+    """Newest event time per group among offsets ``[lower, upper)`` of one partition."""
     consumer.assign([tp])
     consumer.seek(tp, lower)
-    newest: datetime | None = None
+    newest: dict[str, datetime] = {}
     position = lower
     while position < upper and time.monotonic() < deadline:
         batches = consumer.poll(timeout_ms=500, max_records=chunk_size(upper - position))
         for record in batches.get(tp, []):
             if record.offset >= upper:
                 break
-            when = _event_time(record.value, wanted)
-            if when is not None and (newest is None or when > newest):
-                newest = when
+            found = _owner_time(record.value, owners)
+            if found is not None:
+                name, when = found
+                if name not in newest or when > newest[name]:
+                    newest[name] = when
         position = consumer.position(tp)
     return newest
 

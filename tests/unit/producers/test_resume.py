@@ -10,7 +10,7 @@ import orjson
 import pytest
 from kafka import TopicPartition
 
-from producers.resume import _event_time, choose_start, newest_event_time
+from producers.resume import _event_time, choose_start, newest_event_time, newest_event_times
 
 pytestmark = pytest.mark.unit
 
@@ -172,3 +172,30 @@ def test_topic_partition_type_is_what_the_scan_assigns() -> None:
     consumer = FakeConsumer({3: [_value("WT-001", "2026-03-10T00:00:00Z")]})
     assert _newest(consumer) is not None
     assert consumer.assigned == [TopicPartition("t", 3)]
+
+
+def test_every_group_is_found_in_one_read_of_the_topic() -> None:
+    """Replay prefixes: each group's newest event, however many groups, for one pass over the records."""
+    fleet = [_value("WT-001", "2026-03-10T00:00:00Z")] * 30
+    r1 = [_value("R-WT-001", "2026-03-11T00:00:00Z"), _value("R-WT-001", "2026-03-11T01:00:00Z")]
+    r2 = [_value("R2-WT-002", "2026-03-12T00:00:00Z")]
+    consumer = FakeConsumer({0: r1 + fleet + r2 + fleet, 1: [b"\x00" * 5, b"not json"] * 20})
+    groups = {p: [p + "WT-001", p + "WT-002"] for p in ("R-", "R2-", "R3-")}
+    found = newest_event_times("x", "t", groups, consumer=consumer, chunk=10)
+    assert found == {
+        "R-": datetime(2026, 3, 11, 1, tzinfo=UTC),
+        "R2-": datetime(2026, 3, 12, tzinfo=UTC),
+        "R3-": None,  # never present: its absence costs the bounded full read, once for every group
+    }
+    assert consumer.records_read == len(r1 + fleet + r2 + fleet) + 40
+
+
+def test_a_partition_stops_when_every_group_was_seen_there() -> None:
+    older = [_value("R2-WT-001", "2026-03-01T00:00:00Z")] * 100
+    r1 = [_value("R-WT-001", "2026-03-11T00:00:00Z")] * 5
+    tail = r1 + [_value("R2-WT-001", "2026-03-12T00:00:00Z")] * 5
+    consumer = FakeConsumer({0: older + tail})
+    groups = {"R-": ["R-WT-001"], "R2-": ["R2-WT-001"]}
+    found = newest_event_times("x", "t", groups, consumer=consumer, chunk=10)
+    assert found == {"R-": datetime(2026, 3, 11, tzinfo=UTC), "R2-": datetime(2026, 3, 12, tzinfo=UTC)}
+    assert consumer.records_read == 10
