@@ -648,7 +648,42 @@ def bench_latency(args: argparse.Namespace, registry: Path, db_url: str, tmp: Pa
     replay at the same rate (10-min readings, so every event moves its turbine by 10 min and every
     touched turbine is rescored in every batch; reported, not judged)."""
     _latency_run(args, registry, db_url, tmp, rep, live=True)
-    _latency_run(args, registry, db_url, tmp, rep, live=False)
+    if not args.latency_live_only:
+        _latency_run(args, registry, db_url, tmp, rep, live=False)
+
+
+def latency_stages(m: dict[str, float]) -> dict[str, dict[str, float]]:
+    """The worker's per-batch stage histograms (scorer/ingest.py STAGES; ``m`` the paced run's share):
+    per stage, batches, mean and interpolated p99 (ms); the event loop's lag and gc pauses likewise."""
+    from scorer.ingest import STAGES as STAGE_NAMES
+
+    out: dict[str, dict[str, float]] = {}
+    series = [
+        (f'scorer_batch_stage_seconds{{stage="{st}"}}', f"stage {st}")
+        for st in (*STAGE_NAMES, "flush")
+    ] + [
+        ("scorer_event_loop_lag_seconds", "event loop lag"),
+        *((f'scorer_gc_pause_seconds{{generation="{g}"}}', f"gc gen{g}") for g in (0, 1, 2)),
+    ]
+    for key, label in series:
+        name, _, lab = key.partition("{")
+        lab = lab.rstrip("}")
+        count = m.get(f"{name}_count{{{lab}}}" if lab else f"{name}_count", 0.0)
+        if not count:
+            continue
+        total = m.get(f"{name}_sum{{{lab}}}" if lab else f"{name}_sum", 0.0)
+        sub = {  # the series' buckets, its own label taken out (prometheus orders labels by name)
+            k.replace("," + lab, "").replace(lab + ",", ""): v
+            for k, v in m.items()
+            if k.startswith(name + "_bucket{") and (not lab or f",{lab}" in k or f"{{{lab}," in k)
+        }
+        out[label] = {
+            "n": count,
+            "mean_ms": 1000 * total / count,
+            "p99_ms": 1000 * histogram_quantile(sub, name, 0.99),
+            "sum_s": total,
+        }
+    return out
 
 
 def _latency_run(
@@ -738,7 +773,14 @@ def _latency_run(
             "rescorings",
             note=f"deferred {deferred:,.0f}",
         )
+        stages = latency_stages(m)
+        for label, st in stages.items():
+            print(
+                f"  {mode}: {label:<20} n {st['n']:>6,.0f}  mean {st['mean_ms']:7.1f} ms  "
+                f"p99 {st['p99_ms']:7.1f} ms  total {st['sum_s']:6.2f} s"
+            )
         rep.info[f"latency_{mode}"] = {
+            "stages": stages,
             "sent": sent,
             "scored_events": count,
             "share_le_250ms": within,
@@ -1338,6 +1380,9 @@ def main() -> None:
     ap.add_argument("--commit", default=None, help="commit label when the tree is not a git checkout")
     ap.add_argument("--markdown", type=Path, default=None, help="write the figures table as Markdown here")
     ap.add_argument("--probe-topic", help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--latency-live-only", action="store_true", help="latency: the live run only (no history replay)"
+    )
     ap.add_argument("--probe-expect", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--sweep-child", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--sweep-db", help=argparse.SUPPRESS)

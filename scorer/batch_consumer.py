@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from time import monotonic
+from time import monotonic, time
 from typing import Any
 
 import faust
@@ -167,6 +167,7 @@ class BatchConsumer(driver.Consumer):
                 for r in recs
             ],
             highwater,
+            time(),
         )
         queue = self.transport.record_queue
         if queue.has_room():

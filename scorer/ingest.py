@@ -15,6 +15,7 @@ durable too. A write that fails for good marks the runtime broken: no later chec
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import time
@@ -22,7 +23,9 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from prometheus_client import Histogram
 
 from common.logging import event
 from scorer.processing import BatchOutcome, RawRecord
@@ -31,6 +34,29 @@ if TYPE_CHECKING:
     from scorer.runtime import ScorerRuntime
 
 log = logging.getLogger("scorer")
+
+#: Stages of a micro-batch, in order (``scorer_batch_stage_seconds``; docs/scorer.md, "Latency"):
+#: fetch = the oldest record's Kafka timestamp -> handed to the ingest queue; queue -> taken by the
+#: batch cut; cut -> the cut closed (``batch_within_s``); lock_wait -> the runtime lock held; parse,
+#: restore, apply (windows + rescoring, on the compute thread), dead_letters; write_wait -> the
+#: previous batch's write done (pipelining: at most one write in flight); write -> this batch durably
+#: written. Their sum is the oldest record's event-to-score latency.
+STAGES = (
+    "fetch",
+    "queue",
+    "cut",
+    "lock_wait",
+    "parse",
+    "restore",
+    "apply",
+    "dead_letters",
+    "write_wait",
+    "write",
+)
+STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+#: The event loop's lag probe: a task sleeping this long measures how late it wakes (a thread holding
+#: the GIL, a long callback on the loop).
+LOOP_PROBE_S = 0.05
 
 
 class WorkerStopping(Exception):
@@ -49,6 +75,7 @@ class FetchedBatch:
     generation: int | None
     records: list[RawRecord]
     highwater: int | None = None
+    fetched: float | None = None  # wall time (epoch s) the consumer handed it over (stage metrics)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +176,31 @@ class Ingest:
     def __init__(self, runtime: ScorerRuntime) -> None:
         self.rt = runtime
         self.inflight: asyncio.Future[None] | None = None  # the write of the last batch, if running
+        self._taken: float | None = None  # wall time the batch cut took its first fetched batch
+        self._cut: float | None = None  # wall time the batch cut closed
+        r = runtime.metrics.registry
+        self.stage = Histogram(
+            "scorer_batch_stage_seconds",
+            "Wall time of each stage of a micro-batch, for its oldest record (scorer/ingest.py STAGES)",
+            ["stage"],
+            buckets=STAGE_BUCKETS,
+            registry=r,
+        )
+        self._stage = {name: self.stage.labels(name) for name in (*STAGES, "flush")}
+        self.loop_lag = Histogram(
+            "scorer_event_loop_lag_seconds",
+            f"How late a {LOOP_PROBE_S * 1000:.0f} ms sleep on the worker's event loop wakes up",
+            buckets=STAGE_BUCKETS,
+            registry=r,
+        )
+        self.gc_pause = Histogram(
+            "scorer_gc_pause_seconds",
+            "Cyclic garbage collections of the worker process, by generation",
+            ["generation"],
+            buckets=STAGE_BUCKETS,
+            registry=r,
+        )
+        self._gc_start = 0.0
 
     def refuse_if_broken(self) -> None:
         broken = self.rt.broken
@@ -172,33 +224,65 @@ class Ingest:
         A batch that raises ends this loop with the exception (the caller crashes the app: crash-only);
         :class:`WorkerStopping` (a clean stop raced the batch) ends it quietly, the batch left unacked.
         """
+        probe = asyncio.ensure_future(self._probe_loop())
+        gc.callbacks.append(self._on_gc)
+        try:
+            while True:
+                batches = await self.collect(queue)
+                if not batches:
+                    continue
+                try:
+                    await self.handle_batch(batches)
+                except WorkerStopping as stop:
+                    # Nothing of it was applied or acked; it is replayed from the committed offsets.
+                    event(
+                        log,
+                        "batch left for the next start",
+                        logging.INFO,
+                        reason=str(stop),
+                        events=sum(len(b.records) for b in batches),
+                    )
+                    return
+        finally:
+            probe.cancel()
+            with contextlib.suppress(ValueError):
+                gc.callbacks.remove(self._on_gc)
+
+    async def _probe_loop(self) -> None:
+        """The event loop's lag (``scorer_event_loop_lag_seconds``) while the ingest runs."""
+        loop = asyncio.get_running_loop()
+        observe = self.loop_lag.observe
         while True:
-            batches = await self.collect(queue)
-            if not batches:
-                continue
-            try:
-                await self.handle_batch(batches)
-            except WorkerStopping as stop:
-                # Nothing of it was applied or acked; it is replayed from the committed offsets.
-                event(
-                    log,
-                    "batch left for the next start",
-                    logging.INFO,
-                    reason=str(stop),
-                    events=sum(len(b.records) for b in batches),
-                )
-                return
+            t0 = loop.time()
+            await asyncio.sleep(LOOP_PROBE_S)
+            observe(max(0.0, loop.time() - t0 - LOOP_PROBE_S))
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        """gc callback (any thread, GIL held): the duration of each cyclic collection."""
+        if phase == "start":
+            self._gc_start = time.perf_counter()
+        else:
+            self.gc_pause.labels(str(info.get("generation", "?"))).observe(
+                time.perf_counter() - self._gc_start
+            )
 
     async def collect(self, queue: RecordQueue) -> list[FetchedBatch]:
         """The next micro-batch: up to ``batch_max_size`` events, or what came within ``batch_within_s``
         of its first record's timestamp (what is queued already is always taken). Behind (a backlog, a
         replay: Kafka holds at least half a batch more), it keeps collecting up to ``batch_max_size`` so
         each touched turbine is rescored once per many events. Batches of an older consumer generation
-        are dropped (fetched before a rebalance)."""
+        are dropped (fetched before a rebalance).
+
+        Live (no backlog) and ``batch_cut_when_writer_idle``: the cut also closes as soon as nothing more
+        is queued and no batch write is in flight, so records never wait for the cut while the database
+        waits for work (the batch period follows the write: short when it is fast, up to
+        ``batch_within_s`` when it is slow; a write runs per batch either way, its rows one per event)."""
         s = self.rt.settings
         limit, within = s.batch_max_size, s.batch_within_s
+        early = s.batch_cut_when_writer_idle
         loop = asyncio.get_running_loop()
         first = await queue.get()
+        self._taken = time.time()
         if first is None or self._is_stale(first, self._current_generation()):
             return []
         first = self._fit(queue, first, limit)
@@ -212,13 +296,15 @@ class Ingest:
         while n < limit:
             nxt = queue.get_nowait()
             if nxt is None:
+                if early and self._writer_idle() and self.backlog(pending) < limit // 2:
+                    break  # the database waits for work: this batch goes now
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     if self.backlog(pending) >= limit // 2:
                         deadline = loop.time() + within
                         continue
                     break
-                nxt = await queue.get(remaining)
+                nxt = await self._next(queue, remaining, early)
                 if nxt is None:
                     continue  # the deadline passed: the backlog decides
             if self._is_stale(nxt, self._current_generation()):
@@ -226,20 +312,43 @@ class Ingest:
             nxt = self._fit(queue, nxt, limit - n)
             pending.append(nxt)
             n += len(nxt.records)
+        self._cut = time.time()
         return pending
+
+    def _writer_idle(self) -> bool:
+        task = self.inflight
+        return task is None or task.done()
+
+    async def _next(self, queue: RecordQueue, timeout: float, wake_on_write: bool) -> FetchedBatch | None:
+        """The next fetched batch within ``timeout`` s; None at the timeout or, with ``wake_on_write``,
+        when the batch write in flight ends first (its outcome is left to :meth:`drain`)."""
+        task = self.inflight
+        if not wake_on_write or task is None or task.done():
+            return await queue.get(timeout)
+        getter = asyncio.ensure_future(queue.get(timeout))
+        await asyncio.wait((getter, task), return_when=asyncio.FIRST_COMPLETED)
+        if not getter.done():
+            getter.cancel()  # RecordQueue.get is cancel-safe: nothing is taken
+            with contextlib.suppress(asyncio.CancelledError):
+                await getter
+        if getter.cancelled():
+            return None
+        return getter.result()
 
     @staticmethod
     def _fit(queue: RecordQueue, batch: FetchedBatch, room: int) -> FetchedBatch:
         """At most ``room`` records of ``batch``; the tail goes back to the head of the queue."""
         if len(batch.records) <= room:
             return batch
-        queue.put_back(FetchedBatch(batch.generation, batch.records[room:], batch.highwater))
-        return FetchedBatch(batch.generation, batch.records[:room], batch.highwater)
+        queue.put_back(FetchedBatch(batch.generation, batch.records[room:], batch.highwater, batch.fetched))
+        return FetchedBatch(batch.generation, batch.records[:room], batch.highwater, batch.fetched)
 
     async def handle_batch(self, batches: Sequence[FetchedBatch]) -> None:
         """Process one micro-batch; its offsets are acked at the next checkpoint, never before."""
         rt = self.rt
         self.refuse_if_broken()
+        taken, cut = self._taken, self._cut  # when collect() cut this batch (None: handed in directly)
+        self._taken = self._cut = None
         if not rt.model_ready.is_set():
             event(
                 log,
@@ -253,6 +362,8 @@ class Ingest:
                 # The final checkpoint is written and the pools are closed: leave these records
                 # unacked; the next owner of the partitions replays them from the committed offsets.
                 raise WorkerStopping("batch arrived after the final checkpoint")
+            spans = _Spans(batches, taken, cut)
+            spans.lap("lock_wait")
             gen = self._current_generation()
             records: list[RawRecord] = []
             tails: dict[int, int] = {}
@@ -283,13 +394,19 @@ class Ingest:
             proc.fleet = rt.routing.scorer()
             t0 = time.perf_counter()
             # Computed while the previous batch's write may still run on the DB thread (pipelining).
+            spans.lap("restore")  # a newly assigned partition's windows (above)
             parsed = await rt._in(rt.compute, proc.parse, records)
+            spans.lap("parse")
             await rt.checkpointer.restore_turbines(parsed.turbine_ids)
+            spans.lap("restore")
             out = await rt._in(rt.compute, proc.apply, parsed)
+            spans.lap("apply")
             # Bounded (never stalls the stream); what the topic did not take is written with the batch.
             out.fallback_letters = await rt.dead_letters.publish(out.dead_letters)
+            spans.lap("dead_letters")
             await self.drain()  # writes stay in order; at most one batch waits on the database
-            self.inflight = asyncio.ensure_future(self._write(out, acks, t0))
+            spans.lap("write_wait")
+            self.inflight = asyncio.ensure_future(self._write(out, acks, t0, spans))
 
     async def flush_rescores(self) -> None:
         """Timer: flush overdue deferred rescorings in chunks of ``rescore_flush_max_per_batch``,
@@ -316,10 +433,13 @@ class Ingest:
                 if out is None:
                     return
                 await self.drain()
+                self._stage["flush"].observe(time.perf_counter() - t0)  # the lock held by this chunk
                 self.inflight = asyncio.ensure_future(self._write(out, [], t0))
             await asyncio.sleep(0)  # a batch waiting for the lock goes before the next chunk
 
-    async def _write(self, out: BatchOutcome, acks: list[PartitionAck], t0: float) -> None:
+    async def _write(
+        self, out: BatchOutcome, acks: list[PartitionAck], t0: float, spans: _Spans | None = None
+    ) -> None:
         """Durable write of one batch (retried while the database is unavailable); then its offsets are
         ackable. A write that fails for good marks the runtime broken: crash-only from here on."""
         rt = self.rt
@@ -330,7 +450,10 @@ class Ingest:
             rt.broken = exc
             raise
         rt.pending_acks.extend(acks)
-        self.record(out, time.time(), (time.perf_counter() - t0) * 1000)
+        written = time.time()
+        if spans is not None:
+            spans.lap("write", written)
+        self.record(out, written, (time.perf_counter() - t0) * 1000, spans)
 
     async def drain(self) -> None:
         """Wait for the pipelined write (its failure propagates to the caller)."""
@@ -352,10 +475,18 @@ class Ingest:
                 total += max(0, b.highwater - b.records[-1].offset - 1)
         return total
 
-    def record(self, out: BatchOutcome, written: float, duration_ms: float) -> None:
-        """Metrics and the ``scoring`` log line of one durably written batch."""
+    def record(
+        self, out: BatchOutcome, written: float, duration_ms: float, spans: _Spans | None = None
+    ) -> None:
+        """Metrics and the ``scoring`` log line of one durably written batch (with its stages when
+        known: ``spans_ms``, and ``oldest_ms`` the event-to-score latency of its oldest record)."""
         rt = self.rt
         m = rt.metrics
+        stages: dict[str, float] | None = None
+        if spans is not None:
+            stages = spans.durations()
+            for name, seconds in stages.items():
+                self._stage[name].observe(seconds)
         m.events_consumed.inc(out.events)
         m.events_accepted.inc(out.accepted)
         m.events_duplicate.inc(out.duplicates)
@@ -378,6 +509,10 @@ class Ingest:
         rt.consumed += out.events
         if out.last_record_ts is not None:
             rt.last_record_ts = out.last_record_ts
+        extra: dict[str, Any] = {}
+        if stages is not None:
+            extra["spans_ms"] = {k: round(v * 1000, 1) for k, v in stages.items()}
+            extra["oldest_ms"] = round(sum(stages.values()) * 1000, 1)
         event(
             log,
             "scoring",
@@ -392,4 +527,36 @@ class Ingest:
             duration_ms=round(duration_ms, 2),
             scoring_ms=round(out.scoring_s * 1000, 2),
             model_version=out.model_version,
+            **extra,
         )
+
+
+class _Spans:
+    """Wall-clock stages of one micro-batch for its oldest record (``STAGES``): the times the ingest
+    knew before the batch began (fetched, taken, cut), then one :meth:`lap` per stage."""
+
+    __slots__ = ("_d", "_prev")
+
+    def __init__(self, batches: Sequence[FetchedBatch], taken: float | None, cut: float | None) -> None:
+        self._d: dict[str, float] = {}
+        now = time.time()
+        first = next((b for b in batches if b.records), None)
+        origin = None if first is None else first.records[0].timestamp
+        fetched = None if first is None else first.fetched
+        prev = origin
+        for name, at in (("fetch", fetched), ("queue", taken), ("cut", cut)):
+            if at is None:
+                continue
+            if prev is not None:
+                self._d[name] = max(0.0, at - prev)
+            prev = at
+        self._prev = now if prev is None else prev
+
+    def lap(self, stage: str, now: float | None = None) -> None:
+        """``stage`` ended now: the time since the previous lap is added to it."""
+        now = time.time() if now is None else now
+        self._d[stage] = self._d.get(stage, 0.0) + max(0.0, now - self._prev)
+        self._prev = now
+
+    def durations(self) -> dict[str, float]:
+        return dict(self._d)

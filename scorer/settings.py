@@ -59,6 +59,13 @@ class ScorerSettings(RegistrySettings):
     # each touched turbine is rescored once per many events (throughput).
     batch_max_size: int = Field(default=20_000, ge=1, le=100_000, description="Most events per micro-batch.")
     batch_within_s: float = Field(default=0.1, gt=0, le=30, description="Longest wait to fill a micro-batch.")
+    # Live traffic (no backlog): the cut also closes as soon as nothing more is queued and the previous
+    # batch's write is done, instead of waiting out batch_within_s while the database is idle
+    # (scorer/ingest.py ``Ingest.collect``). The writes carry one row per event either way.
+    batch_cut_when_writer_idle: bool = Field(
+        default=True,
+        description="Close a live micro-batch early when no batch write is in flight (latency).",
+    )
     # The worker's threads (event loop, Kafka fetcher, compute, database) share one GIL: a thread back
     # from I/O waits up to this long for a CPU-bound one to let go (Python's default 5 ms; each batch
     # write waits on its socket several times). Applied once by the worker's runtime.

@@ -1,0 +1,156 @@
+"""The live batch cut follows the database writer (``batch_cut_when_writer_idle``), and every written
+batch reports its stages (``scorer_batch_stage_seconds``, the ``scoring`` log line's ``spans_ms``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+
+import pytest
+
+from scorer.ingest import STAGES, FetchedBatch, RecordQueue
+from scorer.processing import RawRecord
+from scorer.runtime import ScorerRuntime
+from tests.unit.scorer.runtime_helpers import make_runtime, reading
+
+pytestmark = pytest.mark.unit
+
+WITHIN = 30.0  # far beyond any wait below: a cut that closes did so for another reason
+
+
+def _runtime(tmp_path: Path, **update: object) -> ScorerRuntime:
+    rt, _ = make_runtime(tmp_path)
+    rt.settings = rt.settings.model_copy(update={"batch_max_size": 1000, "batch_within_s": WITHIN, **update})
+    rt.processor.settings = rt.settings
+    return rt
+
+
+def _live(offset: int, highwater: int | None = None, ts: float | None = None) -> FetchedBatch:
+    """One fresh record (Kafka timestamp now) of a live stream (nothing more in Kafka)."""
+    rec = RawRecord(
+        0, offset, time.time() if ts is None else ts, reading("WT-1", offset), "telemetry", b"WT-1"
+    )
+    return FetchedBatch(None, [rec], offset + 1 if highwater is None else highwater, time.time())
+
+
+def test_the_cut_closes_at_once_when_no_write_is_in_flight(tmp_path: Path) -> None:
+    rt = _runtime(tmp_path)
+    q = RecordQueue(1000)
+    q.put_nowait(_live(0))
+
+    async def go() -> list[FetchedBatch]:
+        return await asyncio.wait_for(rt.ingest.collect(q), 5.0)
+
+    try:
+        got = asyncio.run(go())
+    finally:
+        rt.close()
+    assert [r.offset for b in got for r in b.records] == [0]
+
+
+def test_the_cut_stays_open_while_a_write_runs_and_closes_when_it_ends(tmp_path: Path) -> None:
+    rt = _runtime(tmp_path)
+    q = RecordQueue(1000)
+
+    async def go() -> tuple[bool, list[int]]:
+        write: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        rt.ingest.inflight = write
+        q.put_nowait(_live(0))
+        cut = asyncio.ensure_future(rt.ingest.collect(q))
+        await asyncio.sleep(0.05)
+        q.put_nowait(_live(1))  # joins the open batch
+        await asyncio.sleep(0.05)
+        open_meanwhile = not cut.done()
+        write.set_result(None)  # the database is free: the batch goes
+        got = await asyncio.wait_for(cut, 5.0)
+        await rt.ingest.drain()
+        return open_meanwhile, [r.offset for b in got for r in b.records]
+
+    try:
+        open_meanwhile, offsets = asyncio.run(go())
+    finally:
+        rt.close()
+    assert open_meanwhile
+    assert offsets == [0, 1]
+    assert len(q) == 0
+
+
+def test_a_failed_write_closes_the_cut_and_its_error_is_left_to_drain(tmp_path: Path) -> None:
+    rt = _runtime(tmp_path)
+    q = RecordQueue(1000)
+
+    async def go() -> tuple[list[int], str]:
+        write: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        rt.ingest.inflight = write
+        q.put_nowait(_live(0))
+        cut = asyncio.ensure_future(rt.ingest.collect(q))
+        await asyncio.sleep(0.02)
+        write.set_exception(RuntimeError("write refused"))
+        got = await asyncio.wait_for(cut, 5.0)
+        with pytest.raises(RuntimeError) as err:
+            await rt.ingest.drain()
+        return [r.offset for b in got for r in b.records], str(err.value)
+
+    try:
+        offsets, error = asyncio.run(go())
+    finally:
+        rt.close()
+    assert offsets == [0] and error == "write refused"
+
+
+@pytest.mark.parametrize("why", ["backlog", "setting off"])
+def test_the_cut_waits_for_batch_within_s_behind_a_backlog_or_when_turned_off(
+    tmp_path: Path, why: str
+) -> None:
+    rt = _runtime(tmp_path, batch_cut_when_writer_idle=why != "setting off")
+    q = RecordQueue(1000)
+    q.put_nowait(_live(0, highwater=5000 if why == "backlog" else None))  # 4,999 more in Kafka
+
+    async def go() -> bool:
+        cut = asyncio.ensure_future(rt.ingest.collect(q))
+        await asyncio.sleep(0.1)
+        still_open = not cut.done()
+        cut.cancel()
+        return still_open
+
+    try:
+        assert asyncio.run(go())
+    finally:
+        rt.close()
+
+
+def test_a_written_batch_reports_its_stages(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    rt = _runtime(tmp_path)
+    q = RecordQueue(1000)
+    sent = time.time() - 0.2  # the record waited 200 ms before its fetch
+    q.put_nowait(_live(0, ts=sent))
+
+    async def go() -> None:
+        batches = await rt.ingest.collect(q)
+        await rt.handle_batch(batches)
+        await rt.ingest.drain()
+
+    caplog.set_level(logging.INFO, logger="scorer")
+    try:
+        asyncio.run(go())
+        done = time.time()
+        counts = {
+            s: rt.metrics.registry.get_sample_value("scorer_batch_stage_seconds_count", {"stage": s})
+            for s in STAGES
+        }
+        fetch = rt.metrics.registry.get_sample_value("scorer_batch_stage_seconds_sum", {"stage": "fetch"})
+        total = sum(
+            rt.metrics.registry.get_sample_value("scorer_batch_stage_seconds_sum", {"stage": s}) or 0.0
+            for s in STAGES
+        )
+    finally:
+        rt.close()
+    assert counts == dict.fromkeys(STAGES, 1.0)
+    assert fetch is not None and fetch >= 0.2
+    assert 0.2 <= total <= done - sent  # the stages add up to the oldest record's latency
+    lines = [r for r in caplog.records if r.getMessage() == "scoring"]
+    assert len(lines) == 1
+    ctx = getattr(lines[0], "ctx", {})
+    assert set(ctx["spans_ms"]) == set(STAGES) and ctx["oldest_ms"] >= 200
