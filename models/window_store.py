@@ -38,8 +38,10 @@ events one by one (``tests/unit/models/test_window_store.py`` checks every array
 
 from __future__ import annotations
 
+import ctypes
 import math
 import struct
+import sys
 import threading
 import zlib
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -363,6 +365,27 @@ class WindowStore:
         """Room for ``extra`` more rows in one growth (a restore read in chunks knows its total first:
         loading chunk by chunk would otherwise copy the whole store at each growth)."""
         self._reserve(extra, exact=True)
+
+    def prefault(self, count: int) -> threading.Thread | None:
+        """Fault in, on a helper thread, the memory of the next ``count`` rows a load takes (the lowest
+        free rows, when they are one run): ``madvise(MADV_POPULATE_WRITE)``, which maps the pages
+        without changing a byte, so the rows may be written meanwhile. Returns the thread (None when
+        there is nothing to do or the kernel lacks it: Linux < 5.14).
+
+        Why: a restore decodes ~17 KB per window into fresh pages; their first-touch faults were ~40 %
+        of the decode's CPU (on this VM, 10,000 windows: ~100 ms), on the restore's critical path. Started
+        when the row count is known, before the first rows arrive, they run while the DB read waits."""
+        count = min(count, len(self._free))
+        if count <= 0 or _madvise() is None:
+            return None
+        lo = self._free[-1]
+        hi = lo + count
+        if self._free[-count] != hi - 1 or hi > self._cap:
+            return None
+        arrays = [getattr(self, name).reshape(self._cap, -1)[lo:hi] for name in self._SPEC]
+        t = threading.Thread(target=_populate, args=(arrays,), name="window-prefault", daemon=True)
+        t.start()
+        return t
 
     def _allocate(self, turbine_id: str) -> int:
         if not self._free:
@@ -1180,6 +1203,37 @@ class WindowStore:
         return out
 
 
+_MADV_POPULATE_WRITE = 23  # linux/mman.h (Linux >= 5.14)
+_PAGE = 4096
+_libc_madvise: list[Any] = []
+
+
+def _madvise() -> Any:
+    """libc's ``madvise`` (ctypes: the call releases the GIL), or None off Linux; looked up once."""
+    if not _libc_madvise:
+        fn = None
+        if sys.platform.startswith("linux"):
+            try:
+                fn = ctypes.CDLL(None, use_errno=True).madvise
+                fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+                fn.restype = ctypes.c_int
+            except (OSError, AttributeError):
+                fn = None
+        _libc_madvise.append(fn)
+    return _libc_madvise[0]
+
+
+def _populate(arrays: list[np.ndarray]) -> None:
+    """Map the whole pages inside each (contiguous) array writable, contents unchanged; an error (an
+    old kernel: EINVAL) stops it quietly: the decode then faults the pages in itself."""
+    madvise = _madvise()
+    for arr in arrays:
+        start = -(-arr.ctypes.data // _PAGE) * _PAGE
+        end = (arr.ctypes.data + arr.nbytes) // _PAGE * _PAGE
+        if end > start and madvise(start, end - start, _MADV_POPULATE_WRITE) != 0:
+            return
+
+
 #: below this many format-4 states, ``load_many`` decodes on the calling thread (a thread costs ~0.1 ms)
 _THREAD_MIN = 256
 
@@ -1247,7 +1301,7 @@ class _V4Job:
             for sel in [np.flatnonzero(head["flags"] == w)]
         ]
         self.plan: list[tuple[Any, ...]] = []
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._error: BaseException | None = None
 
     def _prepare(self) -> None:
@@ -1265,25 +1319,38 @@ class _V4Job:
             dsts, drows = st._section_arrays(self.rows[sel], dt, tmp, direct=tmp is None)
             self.plan.append((w, sel, tmp, dsts, drows, starts, ends))
 
-    def _run(self) -> None:
+    def _run(self, part: int = 0, parts: int = 1) -> None:
+        """Decode the states of share ``part`` of ``parts`` (each group split in contiguous pieces)."""
         try:
             for w, sel, _tmp, dsts, drows, starts, ends in self.plan:
-                self.status[sel] = decode_many(self.buf, starts, ends, dsts, drows, _LAYOUTS[w])
+                a, b = len(sel) * part // parts, len(sel) * (part + 1) // parts
+                if a < b:
+                    self.status[sel[a:b]] = decode_many(
+                        self.buf, starts[a:b], ends[a:b], dsts, drows[:, a:b], _LAYOUTS[w]
+                    )
         except BaseException as exc:  # re-raised by finish() on the caller's thread
             self._error = exc
 
     def start(self, *, thread: bool) -> None:
+        """Decode here, or (``thread``) on helper threads while the caller goes on: two when the job is
+        large enough (the kernel releases the GIL: a restore's tail, once the DB read is done, decodes
+        on both cores)."""
         self._prepare()
         if thread:
-            self._thread = threading.Thread(target=self._run, name="window-decode", daemon=True)
-            self._thread.start()
+            parts = 2 if len(self.rows) >= 2 * _THREAD_MIN else 1
+            self._threads = [
+                threading.Thread(target=self._run, args=(k, parts), name="window-decode", daemon=True)
+                for k in range(parts)
+            ]
+            for t in self._threads:
+                t.start()
         else:
             self._run()
 
     def wait(self) -> None:
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        for t in self._threads:
+            t.join()
+        self._threads = []
 
     def release(self) -> None:
         self.store._free.extend(self.rows[::-1].tolist())  # pop() hands out the lowest row first

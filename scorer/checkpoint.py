@@ -14,7 +14,8 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import Collection, Sequence
+import time
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
@@ -74,6 +75,7 @@ class _Pipeline:
         self.futures: list[Future[int]] = []
         self.before: set[str] | None = None
         self.ids: list[str] = []
+        self.spans: list[tuple[float, float, float]] = []  # per chunk: start, end, thread CPU (s)
 
     def begin(self, count: int) -> None:  # DB thread: room for every row at once (no growth copies)
         self.futures.append(self.rt.compute.submit(self._begin, count))
@@ -83,11 +85,19 @@ class _Pipeline:
         if self.before is None:
             self.before = set(proc.turbines)
         proc.store.reserve(count)
+        proc.store.prefault(count)  # the decode then writes into resident pages (see WindowStore.prefault)
         return 0
 
     def feed(self, rows: list[StoredWindow]) -> None:  # DB thread
         self.ids.extend(w.turbine_id for w in rows)
-        self.futures.append(self.rt.compute.submit(self.rt.processor.restore, rows))
+        self.futures.append(self.rt.compute.submit(self._timed, self.rt.processor.restore, rows))
+
+    def _timed(self, fn: Callable[[T], int], chunk: T) -> int:  # compute thread
+        t0, c0 = time.perf_counter(), time.thread_time()
+        try:
+            return fn(chunk)
+        finally:
+            self.spans.append((t0, time.perf_counter(), time.thread_time() - c0))
 
     async def finish(self, marks: dict[str, HistoryMark]) -> int:
         n = 0
@@ -267,6 +277,8 @@ class Checkpointer:
         proc = rt.processor
         topic = rt.settings.telemetry_topic
         streamed = getattr(rt.sink, "load_partitions_streamed", None)
+        t0 = time.perf_counter()
+        timing: dict[str, float] = {}
         was = gc.isenabled()
         gc.disable()  # see common/gc_pause.py: the whole read + decode allocates a few objects per turbine
         try:
@@ -281,17 +293,26 @@ class Checkpointer:
                     offsets, marks = await rt._retry(
                         "restore", streamed, topic, list(partitions), pipe.begin, pipe.feed
                     )
+                    timing["read"] = time.perf_counter() - t0
                     n = await pipe.finish(marks)
                 except BaseException:
                     await pipe.undo()
                     raise
+                if pipe.spans:  # the compute thread's chunks: busy time, and how long it ran after the read
+                    timing["chunks_busy"] = sum(b - a for a, b, _c in pipe.spans)
+                    timing["chunks_cpu"] = sum(c for _a, _b, c in pipe.spans)
+                    timing["first_chunk_at"] = pipe.spans[0][0] - t0
+                    timing["last_chunk_end"] = pipe.spans[-1][1] - t0
         finally:
+            t1 = time.perf_counter()
             if was:
                 # The restored windows and bookkeeping live as long as the worker: out of the cyclic
                 # gc's generations before it resumes (re-enabled, its next young collection walked
                 # every object the restore made: ~7 ms of CPU per 10,000 bookkeeping records alone).
                 gc.freeze()
                 gc.enable()
+            timing["gc_freeze"] = time.perf_counter() - t1
+        timing["total"] = time.perf_counter() - t0
         for p in partitions:
             if p in offsets and p not in proc.next_offset:
                 proc.next_offset[p] = offsets[p]
@@ -303,6 +324,7 @@ class Checkpointer:
             windows=n,
             history_marks=len(marks),
             offsets={str(k): v for k, v in offsets.items()},
+            timing_ms={k: round(v * 1e3, 1) for k, v in timing.items()},
         )
 
     async def restore_turbines(self, turbine_ids: Collection[str]) -> None:

@@ -5,6 +5,7 @@ restore leaves none of its turbines; a read retried after a DB failure installs 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -109,3 +110,24 @@ def test_read_retried_after_a_db_failure_installs_each_turbine_once(tmp_path: Pa
     assert sink.calls[before:] == ["load_partitions", "load_partitions"]
     assert _state(rt) == _state(_restored(ref, tmp_path))
     assert len(rt.processor.store.turbine_ids()) == 7
+
+
+def test_restore_logs_where_its_time_went(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The restore's event carries its timeline (read, the compute thread's chunks, gc freeze, total)."""
+    sink = StreamingSink()
+    _checkpointed(sink, tmp_path)
+    caplog.set_level(logging.INFO, logger="scorer")
+    _restored(sink, tmp_path)
+    (rec,) = [r for r in caplog.records if r.getMessage() == "partitions restored from checkpoint"]
+    timing = rec.ctx["timing_ms"]  # type: ignore[attr-defined]
+    assert set(timing) == {
+        "read",
+        "chunks_busy",
+        "chunks_cpu",
+        "first_chunk_at",
+        "last_chunk_end",
+        "gc_freeze",
+        "total",
+    }
+    assert 0 <= timing["first_chunk_at"] <= timing["last_chunk_end"] <= timing["total"]
+    assert timing["read"] <= timing["total"] and timing["chunks_busy"] >= 0
