@@ -211,8 +211,13 @@ def _beta(n: float, sx: float, sxx: float, sd: float, sxd: float, min_var: float
 
 
 @_jit
-def _interp(x: float, xp: np.ndarray, fp: np.ndarray) -> float:
-    """``np.interp`` of one value (same rules as numpy's C loop: ends clamp, NaN stays NaN)."""
+def _interp(x: float, xp: np.ndarray, fp: np.ndarray, inv_step: float) -> float:
+    """``np.interp`` of one value (same rules as numpy's C loop: ends clamp, NaN stays NaN).
+
+    ``inv_step`` (:func:`_interp_inv_step`): for a non-decreasing ``xp``, ``(n - 1) / (xp[-1] - xp[0])``,
+    the first guess of the interval (a regular grid such as the power curve's: found at once), moved
+    to the LAST ``j`` with ``xp[j] <= x``, the interval the bisection finds; ``-1`` bisects.
+    """
     if np.isnan(x):
         return x
     n = xp.shape[0]
@@ -220,14 +225,22 @@ def _interp(x: float, xp: np.ndarray, fp: np.ndarray) -> float:
         return fp[0]
     if x > xp[n - 1]:
         return fp[n - 1]
-    lo, hi = 0, n - 1  # find j with xp[j] <= x < xp[j + 1] (or j = n - 1 when x == xp[-1])
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if xp[mid] <= x:
-            lo = mid
-        else:
-            hi = mid
-    j = hi if xp[hi] <= x else lo
+    if inv_step >= 0.0:
+        g = (x - xp[0]) * inv_step
+        j = int(g) if g < n - 1 else n - 1
+        while j > 0 and xp[j] > x:
+            j -= 1
+        while j < n - 1 and xp[j + 1] <= x:
+            j += 1
+    else:
+        lo, hi = 0, n - 1  # find j with xp[j] <= x < xp[j + 1] (or j = n - 1 when x == xp[-1])
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if xp[mid] <= x:
+                lo = mid
+            else:
+                hi = mid
+        j = hi if xp[hi] <= x else lo
     if j == n - 1 or xp[j] == x:
         return fp[j]
     slope = (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j])
@@ -237,6 +250,17 @@ def _interp(x: float, xp: np.ndarray, fp: np.ndarray) -> float:
         if np.isnan(res) and fp[j] == fp[j + 1]:
             res = fp[j]
     return res
+
+
+def _interp_inv_step(xp: np.ndarray) -> float:
+    """:func:`_interp`'s ``inv_step`` for the grid ``xp``: -1 (bisect) unless it is finite and
+    non-decreasing with distinct ends."""
+    n = len(xp)
+    if n < 2 or not np.all(np.isfinite(xp)) or np.any(xp[1:] < xp[:-1]):
+        return -1.0
+    span = float(xp[-1]) - float(xp[0])  # inf when it overflows
+    inv = (n - 1) / span if span > 0 else 0.0
+    return inv if 0.0 < inv < math.inf else -1.0
 
 
 @_jit
@@ -303,6 +327,7 @@ def _features_kernel(
     coef: np.ndarray,  # (T, 7)
     pc_wind: np.ndarray,
     pc_power: np.ndarray,
+    pc_inv: float,  # _interp_inv_step(pc_wind)
     l_comp: np.ndarray,
     l_ctx: np.ndarray,
     l_pom: np.ndarray,
@@ -439,7 +464,7 @@ def _features_kernel(
                             am[j, 3] += dv
                             am[j, 4] += amb * dv
                 if ctr[r, s, CTR_DOWN] == 0 and ctr[r, s, CTR_CURTAILED] == 0:
-                    pc = p - _interp(means[_WIND], pc_wind, pc_power)
+                    pc = p - _interp(means[_WIND], pc_wind, pc_power, pc_inv)
                     if np.isfinite(pc):
                         pc_s += pc
                         pc_n += 1.0
@@ -588,6 +613,7 @@ def ring_features(
         coef,
         pcw,
         pcp,
+        _interp_inv_step(pcw),
         lay.comp,
         lay.ctx,
         lay.pom,
