@@ -1053,6 +1053,8 @@ def _bench_sweep_one(registry: Path, db_url: str, n: int, kind: str, in_memory: 
         rep.add("sweep", f"  {label}: {part[:-2].replace('_', ' ')}", r[part], "s")
     if r.get("sweep_cpu_s") is not None:  # less sensitive to a loaded box than the wall time
         rep.add("sweep", f"  {label}: CPU of the sweep process (all threads)", r["sweep_cpu_s"], "s")
+    if r.get("pg_cpu_s") is not None:  # the sweep's own backend (claim, reads, write, commit), local server
+        rep.add("sweep", f"  {label}: CPU of PostgreSQL for the sweep (its backend)", r["pg_cpu_s"], "s")
     rep.add("sweep", f"peak RSS of the sweep process, {label}", r["peak_rss_bytes"] / 2**20, "MB")
     rep.add("sweep", f"RSS held by {label} windows in the worker", r["windows_rss_bytes"] / 2**20, "MB")
     if r.get("restore_s") is not None:
@@ -1067,6 +1069,25 @@ def _bench_sweep_one(registry: Path, db_url: str, n: int, kind: str, in_memory: 
             target=("<=", 0.5) if n == 10_000 and kind == "one-degrading" else None,
             note=f"{r['raw_bytes'] / 2**20:.0f} MB of window + aux bytes",
         )
+
+
+def _sweep_backend_pid(rt: Any) -> int | None:
+    """Process id of the PostgreSQL backend of the sink that writes sweeps (connects it if needed)."""
+    sink = getattr(rt, "aux_sink", None)
+    try:
+        return int(sink.run(lambda c: c.info.backend_pid))  # type: ignore[union-attr]
+    except Exception:  # another sink (fake, older tree): not measured
+        return None
+
+
+def _backend_cpu_s(pid: int | None) -> float | None:
+    """CPU time of a local PostgreSQL backend (/proc/<pid>/schedstat, ns); None when not readable here."""
+    if pid is None:
+        return None
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def sweep_child(n: int, db_url: str, registry: Path, in_memory: bool) -> None:
@@ -1307,10 +1328,15 @@ async def _sweep_child(n: int, db_url: str, registry: Path, in_memory: bool) -> 
     items = _windows(rt)
     assert len(items) >= n, f"{len(items)} windows in memory, expected {n}"
     # 5. the sweep itself: claim, plan, features, predict, policy, rows, DB write (one transaction)
+    pg_pid = _sweep_backend_pid(rt)
+    pg0 = _backend_cpu_s(pg_pid)
     t0, cpu0 = time.perf_counter(), time.process_time()
     status = await rt.run_sweep("on_demand", str(uuid.uuid4()), datetime.now(UTC))  # as a command does
     out["sweep_s"] = time.perf_counter() - t0
     out["sweep_cpu_s"] = time.process_time() - cpu0  # every thread of this process (not PostgreSQL's)
+    pg1 = _backend_cpu_s(pg_pid)
+    same = pg_pid is not None and _sweep_backend_pid(rt) == pg_pid  # no reconnection in between
+    out["pg_cpu_s"] = pg1 - pg0 if same and pg0 is not None and pg1 is not None else None
     assert status == "succeeded", f"sweep {status}"
     reg = rt.metrics.registry
 
