@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -454,27 +455,39 @@ def feature_columns(
     return _columns_kernel(_bins_of_snapshots(snapshots), normal_model)
 
 
-def _by_store(windows: Sequence[FeatureWindow]) -> list[tuple[WindowStore, np.ndarray, np.ndarray]]:
+def windows_by_store(windows: Sequence[FeatureWindow]) -> list[tuple[WindowStore, np.ndarray, np.ndarray]]:
     """(store, positions in ``windows``, rows) per distinct store, in first-seen order."""
-    groups: dict[int, tuple[WindowStore, list[int], list[int]]] = {}
-    for i, w in enumerate(windows):
-        g = groups.get(id(w.store))
-        if g is None:
-            g = groups[id(w.store)] = (w.store, [], [])
-        g[1].append(i)
-        g[2].append(w.row)
-    return [
-        (s, np.asarray(pos, dtype=np.intp), np.asarray(rows, dtype=np.intp))
-        for s, pos, rows in groups.values()
-    ]
+    stores = list(map(_STORE_OF, windows))
+    rows = np.fromiter(map(_ROW_OF, windows), dtype=np.intp, count=len(windows))
+    ids = list(map(id, stores))
+    distinct = list(dict.fromkeys(ids))
+    if len(distinct) == 1:  # the usual case (one worker's store): no per-window grouping
+        return [(stores[0], np.arange(len(windows), dtype=np.intp), rows)]
+    ids_arr = np.array(ids, dtype=np.uint64)
+    out = []
+    for sid in distinct:
+        pos = np.flatnonzero(ids_arr == np.uint64(sid))
+        out.append((stores[int(pos[0])], pos, rows[pos]))
+    return out
+
+
+_STORE_OF = operator.attrgetter("store")
+_ROW_OF = operator.attrgetter("row")
 
 
 def window_features(windows: Sequence[FeatureWindow], normal_model: NormalModel | None = None) -> np.ndarray:
     """Features of many windows, ``(len(windows), N_FEATURES)``: one gather per store they live in."""
     out = np.empty((len(windows), N_FEATURES))
-    for store, pos, rows in _by_store(windows):
+    for store, pos, rows in windows_by_store(windows):
         out[pos] = store.features(rows, normal_model)
     return out
+
+
+def _epoch_once(x: Any, seen: dict[Any, float]) -> float:
+    t = seen.get(x)
+    if t is None:
+        t = seen[x] = _to_epoch(x)
+    return t
 
 
 def window_data_quality(
@@ -489,9 +502,13 @@ def window_data_quality(
         t = math.nan if now is None else _to_epoch(now)
         nows = np.full(n, t)
     else:
-        nows = np.array([math.nan if x is None else _to_epoch(x) for x in now], dtype=np.float64)
+        seen: dict[Any, float] = {}  # a sweep's items share their site's as-of: each converted once
+        nows = np.array(
+            [math.nan if x is None else _epoch_once(x, seen) for x in now],
+            dtype=np.float64,
+        )
     out: list[dict[str, Any]] = [{}] * n
-    for store, pos, rows in _by_store(windows):
+    for store, pos, rows in windows_by_store(windows):
         fit = None if fitted is None else [fitted[i] for i in pos]
         for i, dq in zip(pos.tolist(), store.data_quality(rows, nows[pos], fit), strict=True):
             out[i] = dq

@@ -25,14 +25,15 @@ snapshot.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Collection, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from models.features import FeatureWindow, window_data_quality, window_features
+from models.features import FeatureWindow, window_data_quality, window_features, windows_by_store
 from models.operational import OperationalScorer
 from models.policy import RiskPolicy
 from models.scoring import MAX_BATCH, BatchScorer, FeatureRow, RiskAssessment, unknown_assessment
@@ -55,13 +56,67 @@ def _helper() -> ThreadPoolExecutor:
 
 
 #: Share of a chunk's rows the overlap's helper thread predicts after gathering their features (the
-#: scoring thread predicts the rest beside data quality, policy and rows): the two threads' work per
-#: chunk about even (the sweep of the bench's simulated fleet: features ~30 us per window, predict ~25,
-#: the rest ~27, in thread CPU).
+#: scoring thread predicts the rest beside data quality, policy and rows) at the start of a pass; each
+#: next chunk's share is then set from the thread CPU the two threads spent on the chunks done
+#: (:class:`_Balance`), so that both have the same work (the sweep's critical path is the longer one).
 HELPER_PREDICT_SHARE = 0.5
+
+
+class _Balance:
+    """The share of a chunk's rows the helper predicts, so that both threads spend the same CPU.
+
+    Per chunk done: the helper's CPU for the features ``F`` and for its rows' predict, the scoring
+    thread's for its rows' predict and for everything else it did since the previous chunk ``R`` (data
+    quality, policy, the caller's rows). With ``P`` the predict of a whole chunk (per-row cost of
+    both parts), the helper takes ``s`` with ``F + s P = R + (1 - s) P``; the estimate is smoothed
+    (half the old share, half the new one). Only the split moves: every row is predicted on its own,
+    so the values do not depend on it.
+    """
+
+    def __init__(self, share: float) -> None:
+        self.share = share
+        self._mark: float | None = None  # scoring thread CPU when it last received a chunk
+
+    def received(self) -> None:
+        self._mark = time.thread_time()
+
+    def done(self, rows: int, feat_s: float, head_rows: int, head_s: float, tail_s: float) -> None:
+        """A chunk of ``rows`` rows was assessed: ``tail_s`` is the scoring thread's predict of the
+        ``rows - head_rows`` rows it predicted; the cycle is read from the thread's CPU clock."""
+        if self._mark is None or rows <= 0:
+            return
+        cycle = time.thread_time() - self._mark
+        rest = max(0.0, cycle - tail_s)
+        per_row = (head_s + tail_s) / rows
+        whole = per_row * rows
+        if whole <= 0.0:
+            return
+        target = min(1.0, max(0.0, (rest + whole - feat_s) / (2.0 * whole)))
+        self.share = 0.5 * self.share + 0.5 * target
+
 
 #: Reasons of the full model that compare with the simulator's power curve (replaced when calibrated).
 SIMULATOR_POWER_REASONS = frozenset({"power_curve_resid_24h"})
+
+
+def _as_ofs(items: Sequence[tuple[str, Any]]) -> list[datetime | None]:
+    """Each item's ``as_of``: a window's newest event time read for all windows at once (one datetime
+    per distinct time: a fleet's readings share their 10-min stamps), another item's own."""
+    out: list[datetime | None] = [None] * len(items)
+    win_idx = [i for i, (_, it) in enumerate(items) if isinstance(it, FeatureWindow)]
+    made: dict[float, datetime] = {}
+    if win_idx:
+        for store, pos, rows in windows_by_store([items[i][1] for i in win_idx]):
+            for p, ts in zip(pos.tolist(), store.last_event_ts(rows).tolist(), strict=True):
+                if ts == ts:  # not NaN: the window has an event
+                    t = made.get(ts)
+                    if t is None:
+                        t = made[ts] = datetime.fromtimestamp(ts, UTC)
+                    out[win_idx[p]] = t
+    for i, (_, it) in enumerate(items):
+        if not isinstance(it, FeatureWindow):
+            out[i] = it.as_of
+    return out
 
 
 class FleetScorer:
@@ -78,6 +133,7 @@ class FleetScorer:
         self.operational = operational
         self.register = register
         self._used: dict[tuple[str | None, frozenset[str] | None], list[str]] = {}  # signals_used cache
+        self._balance = _Balance(HELPER_PREDICT_SHARE)  # the overlap's split, learnt over the chunks
         self.policy = policy or (
             full.policy
             if full is not None
@@ -135,9 +191,10 @@ class FleetScorer:
         Parts: the turbines no model takes, those of the operational model, then the full model's in
         chunks of ``chunk`` turbines (default ``MAX_BATCH``; in ``items`` order). ``overlap``: each
         next chunk's features (the numba kernel, which releases the GIL) and the prediction of its first
-        rows (:data:`HELPER_PREDICT_SHARE`; compiled trees, also without the GIL) run in a helper thread
-        while this one judges data quality, predicts the other rows and applies the policy to the
-        current chunk (the sweep: two cores, about even).
+        rows (a share learnt from both threads' CPU so that they do the same work, :class:`_Balance`;
+        compiled trees, also without the GIL) run in a helper thread while this one judges data
+        quality, predicts the other rows and applies the policy to the current chunk (the sweep: two
+        cores).
         """
         nows: Sequence[datetime | None] = (
             [now] * len(items) if now is None or isinstance(now, datetime) else now
@@ -175,21 +232,32 @@ class FleetScorer:
             return
         # bounded memory: one chunk's features gathered at a time (two with ``overlap``)
         pool = _helper() if overlap and len(chunks) > 1 else None
-        pending: list[Future[tuple[np.ndarray, dict[str, np.ndarray]]]] = []
+        pending: list[Future[tuple[np.ndarray, dict[str, np.ndarray], float, float]]] = []
+        balance = self._balance
         try:
             for k, idx in enumerate(chunks):
                 part = [items[i] for i in idx]
                 if pool is not None:  # this chunk's features (if not yet asked) and the next one's
                     for nxt in chunks[k + len(pending) : k + 2]:
-                        pending.append(pool.submit(self._features_and_head, [items[i] for i in nxt]))
+                        pending.append(
+                            pool.submit(self._features_and_head, [items[i] for i in nxt], balance.share)
+                        )
                 dqs = self._full_data_quality(part, [nows[i] for i in idx], [fitted[i] for i in idx])
                 if pool is None:
                     x, pred = self._predict_full(part)
-                else:  # the helper predicted the chunk's first rows, this thread predicts the others
-                    assert self.full is not None
-                    x, head = pending.pop(0).result()
-                    tail = self.full.bundle.predict(x[len(head["probability"]) :])
-                    pred = {name: np.concatenate((head[name], tail[name])) for name in head}
+                    yield idx, self._assess_full(part, [fitted[i] for i in idx], dqs, x, pred)
+                    continue
+                # the helper predicted the chunk's first rows, this thread predicts the others
+                assert self.full is not None
+                x, head, feat_s, head_s = pending.pop(0).result()
+                n_head = len(head["probability"])
+                t0 = time.thread_time()
+                tail = self.full.bundle.predict(x[n_head:])
+                tail_s = time.thread_time() - t0
+                pred = {name: np.concatenate((head[name], tail[name])) for name in head}
+                if k:
+                    balance.done(len(x), feat_s, n_head, head_s, tail_s)
+                balance.received()
                 yield idx, self._assess_full(part, [fitted[i] for i in idx], dqs, x, pred)
         finally:  # stopped early: the helper must not go on reading windows the caller may now change
             for f in pending:
@@ -203,13 +271,17 @@ class FleetScorer:
         return x, self.full.bundle.predict(x)
 
     def _features_and_head(
-        self, items: Sequence[tuple[str, Any]]
-    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """(feature matrix, the bundle's prediction of its first :data:`HELPER_PREDICT_SHARE` of rows):
-        the helper's part of a chunk (each row is predicted on its own: the same values as one call)."""
+        self, items: Sequence[tuple[str, Any]], share: float
+    ) -> tuple[np.ndarray, dict[str, np.ndarray], float, float]:
+        """(feature matrix, the bundle's prediction of its first ``share`` of rows, this thread's CPU
+        seconds for the features, for the prediction): the helper's part of a chunk (each row is
+        predicted on its own: the same values as one call)."""
         assert self.full is not None
+        t0 = time.thread_time()
         x = self._features_full(items)
-        return x, self.full.bundle.predict(x[: int(len(x) * HELPER_PREDICT_SHARE)])
+        t1 = time.thread_time()
+        head = self.full.bundle.predict(x[: int(len(x) * share)])
+        return x, head, t1 - t0, time.thread_time() - t1
 
     def _features_full(self, items: Sequence[tuple[str, Any]]) -> np.ndarray:
         """Feature matrix of one chunk: the windows' features gathered from their stores in one pass,
@@ -261,7 +333,7 @@ class FleetScorer:
         pred: dict[str, np.ndarray],
     ) -> list[RiskAssessment]:
         assert self.full is not None
-        as_ofs: list[datetime | None] = [it.as_of for _, it in items]
+        as_ofs = _as_ofs(items)
         results = self.full.assess([tid for tid, _ in items], x, pred, as_ofs, dqs)
         op = self.operational
         for i, a in enumerate(results):

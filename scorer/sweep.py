@@ -184,6 +184,7 @@ def sweep_fleet(
     result = SweepResult(counts=dict.fromkeys(TIERS, 0), site_as_of=plan.site_as_of, unreadable=unreadable)
     done: list[RiskAssessment | None] = [None] * len(ids)
     made = 0  # rows are made for done[:made], in turbine order
+    stamps: dict[float, datetime] = {}  # last event times: one datetime per distinct time
 
     def make(end: int) -> None:
         hist: list[HistoryRow] = []
@@ -193,9 +194,10 @@ def sweep_fleet(
             if a is None:  # no assessment for this item (never expected): as FleetScorer.score, no row
                 continue
             annotate_from_window(a, windows[i])  # a just-repaired turbine says so, as in the stream
-            h, st_row = assessment_rows(
-                a, "sweep", sites[i], datetime.fromtimestamp(lasts[i], UTC), as_ofs[i], run_id
-            )
+            last_t = stamps.get(lasts[i])
+            if last_t is None:
+                last_t = stamps[lasts[i]] = datetime.fromtimestamp(lasts[i], UTC)
+            h, st_row = assessment_rows(a, "sweep", sites[i], last_t, as_ofs[i], run_id)
             hist.append(h)
             state.append(st_row)
             result.counts[a.tier] = result.counts.get(a.tier, 0) + 1
