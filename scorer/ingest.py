@@ -224,6 +224,9 @@ class Ingest:
         A batch that raises ends this loop with the exception (the caller crashes the app: crash-only);
         :class:`WorkerStopping` (a clean stop raced the batch) ends it quietly, the batch left unacked.
         """
+        young = self.rt.settings.gc_young_threshold
+        if young > 0:  # fewer cyclic collections (each one stops every thread: the GIL is held)
+            gc.set_threshold(young, *gc.get_threshold()[1:])
         probe = asyncio.ensure_future(self._probe_loop())
         gc.callbacks.append(self._on_gc)
         try:

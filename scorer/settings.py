@@ -61,10 +61,22 @@ class ScorerSettings(RegistrySettings):
     batch_within_s: float = Field(default=0.1, gt=0, le=30, description="Longest wait to fill a micro-batch.")
     # Live traffic (no backlog): the cut also closes as soon as nothing more is queued and the previous
     # batch's write is done, instead of waiting out batch_within_s while the database is idle
-    # (scorer/ingest.py ``Ingest.collect``). The writes carry one row per event either way.
+    # (scorer/ingest.py ``Ingest.collect``). Off by default: on a loaded 2-core box (load 6-7) it gave
+    # more, smaller batches and no gain (docs/scorer.md, "Latency"); its benefit on a quiet one is not
+    # measured yet.
     batch_cut_when_writer_idle: bool = Field(
-        default=True,
+        default=False,
         description="Close a live micro-batch early when no batch write is in flight (latency).",
+    )
+    # Python's cyclic gc runs a young collection every N net allocations of container objects (700 by
+    # default: a live batch of 500 records triggers several, and every 10th/100th is an older, longer
+    # one, all threads stopped meanwhile: 1.0-2.1 s of collections per 20 s live bench run on a loaded
+    # box, gen2 p99 50-150 ms; none with 50,000). Set by the ingest loop when it starts; 0 keeps Python's.
+    gc_young_threshold: int = Field(
+        default=50_000,
+        ge=0,
+        le=10_000_000,
+        description="Allocations between two young gc collections in the worker (0: Python's 700).",
     )
     # The worker's threads (event loop, Kafka fetcher, compute, database) share one GIL: a thread back
     # from I/O waits up to this long for a CPU-bound one to let go (Python's default 5 ms; each batch

@@ -4,6 +4,7 @@ batch reports its stages (``scorer_batch_stage_seconds``, the ``scoring`` log li
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from pathlib import Path
@@ -22,7 +23,14 @@ WITHIN = 30.0  # far beyond any wait below: a cut that closes did so for another
 
 def _runtime(tmp_path: Path, **update: object) -> ScorerRuntime:
     rt, _ = make_runtime(tmp_path)
-    rt.settings = rt.settings.model_copy(update={"batch_max_size": 1000, "batch_within_s": WITHIN, **update})
+    rt.settings = rt.settings.model_copy(
+        update={
+            "batch_max_size": 1000,
+            "batch_within_s": WITHIN,
+            "batch_cut_when_writer_idle": True,
+            **update,
+        }
+    )
     rt.processor.settings = rt.settings
     return rt
 
@@ -154,3 +162,30 @@ def test_a_written_batch_reports_its_stages(tmp_path: Path, caplog: pytest.LogCa
     assert len(lines) == 1
     ctx = getattr(lines[0], "ctx", {})
     assert set(ctx["spans_ms"]) == set(STAGES) and ctx["oldest_ms"] >= 200
+
+
+def test_the_ingest_loop_sets_the_young_gc_threshold_and_times_collections(tmp_path: Path) -> None:
+    import gc
+
+    rt = _runtime(tmp_path, gc_young_threshold=12_345)
+    before = gc.get_threshold()
+
+    async def go() -> tuple[int, bool, float | None]:
+        loop = asyncio.ensure_future(rt.run_ingest())
+        await asyncio.sleep(0.01)
+        gc.collect(0)
+        seen = gc.get_threshold()[0], rt.ingest._on_gc in gc.callbacks
+        timed = rt.metrics.registry.get_sample_value("scorer_gc_pause_seconds_count", {"generation": "0"})
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
+        return seen[0], seen[1] and rt.ingest._on_gc not in gc.callbacks, timed
+
+    try:
+        threshold, callback_added_then_removed, timed = asyncio.run(go())
+    finally:
+        gc.set_threshold(*before)
+        rt.close()
+    assert threshold == 12_345
+    assert callback_added_then_removed
+    assert timed == 1.0
