@@ -652,6 +652,12 @@ def bench_latency(args: argparse.Namespace, registry: Path, db_url: str, tmp: Pa
         _latency_run(args, registry, db_url, tmp, rep, live=False)
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, every thread (/proc/<pid>/stat), seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def latency_stages(m: dict[str, float]) -> dict[str, dict[str, float]]:
     """The worker's per-batch stage histograms (scorer/ingest.py STAGES; ``m`` the paced run's share):
     per stage, batches, mean and interpolated p99 (ms); the event loop's lag and gc pauses likewise."""
@@ -723,10 +729,13 @@ def _latency_run(
                     target=lambda: asyncio.run(bare_consume(topic, total, bare_lat)), daemon=True
                 )
                 loop_thread.start()
+            cpu0, wall0, load0 = _cpu_seconds(w.proc.pid), time.monotonic(), os.getloadavg()[0]
             sent = paced_publish(topic, args.rate, args.seconds, msgs)
             _wait_consumed(w, warm + sent)
             time.sleep(0.5)
             m = w.metrics()
+            cpu_s, wall_s = _cpu_seconds(w.proc.pid) - cpu0, time.monotonic() - wall0
+            load1 = os.getloadavg()[0]
             loop_thread.join(60)
             bare_lat = bare_lat[warm:]
         finally:
@@ -773,6 +782,11 @@ def _latency_run(
             "rescorings",
             note=f"deferred {deferred:,.0f}",
         )
+        print(
+            f"  {mode}: worker CPU during the paced run {cpu_s:.1f} s over {wall_s:.1f} s "
+            f"({cpu_s / wall_s:.2f} cores, {1e6 * cpu_s / max(sent, 1):.0f} us per event); "
+            f"load average {load0:.1f} -> {load1:.1f}"
+        )
         stages = latency_stages(m)
         for label, st in stages.items():
             print(
@@ -781,6 +795,9 @@ def _latency_run(
             )
         rep.info[f"latency_{mode}"] = {
             "stages": stages,
+            "worker_cpu_s": cpu_s,
+            "paced_wall_s": wall_s,
+            "load_average": [load0, load1],
             "sent": sent,
             "scored_events": count,
             "share_le_250ms": within,
