@@ -849,6 +849,8 @@ def _frame_name(f: str) -> str:
 
 MEMORY_EVENTS_PER_TURBINE = 28  # one reading every 6 h over 7 days
 MEMORY_STEP_S = 6 * 3600
+#: two checkpoint periods (checkpoint_interval_s 5 s; more than one trim period, malloc_trim_interval_s)
+MEMORY_SETTLE_S = 10.0
 
 
 #: Worker settings of the memory run beside the judged one: glibc's allocator left at its defaults
@@ -892,7 +894,20 @@ def _memory_run(
                     if time.monotonic() > deadline:
                         raise RuntimeError("worker did not consume the memory test's events in 900 s")
                     time.sleep(0.3)
-                time.sleep(6)  # one checkpoint cycle (5 s) after the last batch (and one trim period)
+                # Steady state: the checkpoint covering these turbines committed (its snapshot copy of
+                # the changed rows and their coded states are transient, freed after the commit;
+                # their peak is reported apart), then one trim period.
+                # (windows written >= turbines, then no new window written for two checkpoint periods)
+                turbines = sent // MEMORY_EVENTS_PER_TURBINE
+                seen = -1.0
+                while True:
+                    written = w.metrics().get("scorer_checkpoint_windows_total", 0)
+                    if written >= turbines and written == seen:
+                        break
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("worker did not checkpoint the memory test's turbines in 900 s")
+                    seen = written
+                    time.sleep(MEMORY_SETTLE_S)
 
             ingest(synthetic_events(10, MEMORY_EVENTS_PER_TURBINE, end, MEMORY_STEP_S, prefix="MW"))
             rss0, parts0 = w.rss(), rss_breakdown(w.proc.pid)
