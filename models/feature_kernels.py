@@ -114,6 +114,9 @@ class BinArrays:
 # test_feature_kernel.py), exactly where the sums are exact (counts, counters, float32 sums).
 
 _SEG_START = (0, N_BINS - 72, N_BINS - 24, N_BINS - 6)  # 0, 96, 144, 162: segments oldest first
+#: Quantities of the component signals' per-segment sums (the kernel's ``acc``): sum, readings, max,
+#: the hourly means' least-squares sums (n, sx, sxx, sy, sxy, syy), peak over mean (segment 0 only).
+_A_SUM, _A_CNT, _A_MAX, _A_HS, _A_POM_S, _A_POM_N, _A_N = 0, 1, 2, 3, 9, 10, 11
 _N_SEG = 4
 _T = len(NBM_TARGETS)
 _N_LOAD = len(LOAD_RESPONSE_HOURS)
@@ -132,6 +135,7 @@ _MISC = (
     "frozen_max_hours",
 )
 assert tuple(HORIZONS_H) == (6, 24, 72, 168) and tuple(LOAD_RESPONSE_HOURS) == (24, 72, 168)
+assert _SEG_START[2] == N_BINS - 24  # the newest 24 hours are segments 2 and 3
 assert list(_TGT) == list(range(_T)) and list(KEY_IDX) == list(range(_T)) and _PRES == KC - 1
 
 
@@ -343,15 +347,11 @@ def _features_kernel(
 ) -> None:
     nt = coef.shape[0]
     # per-segment accumulators, reused for every row
-    c_sum = np.empty((KC, _N_SEG))
-    c_cnt = np.empty((KC, _N_SEG))
-    c_max = np.empty((KC, _N_SEG))
-    hs = np.empty((KC, 6, _N_SEG))  # hourly means: n, sx, sxx, sy, sxy, syy
+    # the component signals' sums per segment: (segment, quantity, signal), the signal innermost
+    acc = np.empty((_N_SEG, _A_N, KC))
     rs = np.empty((nt, 6, _N_SEG))  # residuals: n, sx, sxx, sy, sxy, syy
     ld = np.empty((nt, 5, _N_SEG))  # load response: n, sx, sxx, sd, sxd
     am = np.empty((nt, 5))  # ambient response over 168 h
-    pom_s = np.empty(KC)
-    pom_n = np.empty(KC)
     ctx_s = np.empty(4)
     ctx_c = np.empty(4)
     means = np.empty(K)
@@ -359,20 +359,15 @@ def _features_kernel(
     for i in range(rows.shape[0]):
         r = rows[i]
         st = start[i]
-        c_sum[:] = 0.0
-        c_cnt[:] = 0.0
-        c_max[:] = -np.inf
-        hs[:] = 0.0
+        acc[:] = 0.0
+        acc[:, _A_MAX, :] = -np.inf
         rs[:] = 0.0
         ld[:] = 0.0
         am[:] = 0.0
-        pom_s[:] = 0.0
-        pom_n[:] = 0.0
         ctx_s[:] = 0.0
         ctx_c[:] = 0.0
         pc_s24 = pc_n24 = pc_s = pc_n = 0.0
         ev24 = sp24 = al24 = dn24 = al168 = cov168 = 0.0
-        cnt24 = 0.0
         bl = baseline[i]
         if has_model:
             # the turbine's own long-term residual (linear model on 30-day means of P, P^2, rpm, rpm^2)
@@ -397,27 +392,36 @@ def _features_kernel(
             g = _seg_of(t)
             recent = t >= N_BINS - 24
             tf = float(t)
-            for k in range(K):
+            tt = tf * tf
+            # the component signals: branch-free, each signal's sums in its own lane of ``acc`` (the
+            # compiler vectorises the loop); a value that is not added adds +0.0 instead, which leaves
+            # every sum bit for bit as it was (a sum that starts at +0.0 is never -0.0, x + 0.0 == x)
+            for k in range(KC):
+                cn = float(cnts[r, s, k])
+                sm = float(sums[r, s, k])
+                y = sm / cn if cn > 0 else np.nan
+                means[k] = y
+                acc[g, _A_SUM, k] += sm
+                acc[g, _A_CNT, k] += cn
+                mx = half[max_bits[r, s, k]] if use_bits else float(max_f[r, s, k])
+                cm = acc[g, _A_MAX, k]
+                acc[g, _A_MAX, k] = mx if mx > cm else cm
+                fin = np.isfinite(y)
+                acc[g, _A_HS, k] += 1.0 if fin else 0.0
+                acc[g, _A_HS + 1, k] += tf if fin else 0.0
+                acc[g, _A_HS + 2, k] += tt if fin else 0.0
+                acc[g, _A_HS + 3, k] += y if fin else 0.0
+                acc[g, _A_HS + 4, k] += y * tf if fin else 0.0
+                acc[g, _A_HS + 5, k] += y * y if fin else 0.0
+                d = mx - y
+                ok = recent and mx != -np.inf and np.isfinite(d)
+                acc[0, _A_POM_S, k] += d if ok else 0.0
+                acc[0, _A_POM_N, k] += 1.0 if ok else 0.0
+            for k in range(KC, K):
                 cn = float(cnts[r, s, k])
                 sm = float(sums[r, s, k])
                 means[k] = sm / cn if cn > 0 else np.nan
                 if recent:
-                    cnt24 += cn
-                if k < KC:
-                    c_sum[k, g] += sm
-                    c_cnt[k, g] += cn
-                    mx = half[max_bits[r, s, k]] if use_bits else float(max_f[r, s, k])
-                    if mx > c_max[k, g]:
-                        c_max[k, g] = mx
-                    y = means[k]
-                    if np.isfinite(y):
-                        _add_point(hs, k, g, tf, y)
-                    if recent and mx != -np.inf:
-                        d = mx - y
-                        if np.isfinite(d):
-                            pom_s[k] += d
-                            pom_n[k] += 1.0
-                elif recent:
                     ctx_s[k - KC] += sm
                     ctx_c[k - KC] += cn
             ev = float(ctr[r, s, CTR_EVENTS])
@@ -475,29 +479,30 @@ def _features_kernel(
         o = out[i]
         for k in range(KC):
             for hi in range(4):
-                tc = _nest(c_cnt[k], hi)
-                o[l_comp[k, hi, 0]] = _nest(c_sum[k], hi) / tc if tc > 0 else np.nan
-                mx = c_max[k, 3]
+                tc = _nest(acc[:, _A_CNT, k], hi)
+                o[l_comp[k, hi, 0]] = _nest(acc[:, _A_SUM, k], hi) / tc if tc > 0 else np.nan
+                mx = acc[3, _A_MAX, k]
                 for sg in range(2, 2 - hi, -1):
-                    if c_max[k, sg] > mx:
-                        mx = c_max[k, sg]
+                    if acc[sg, _A_MAX, k] > mx:
+                        mx = acc[sg, _A_MAX, k]
                 o[l_comp[k, hi, 1]] = np.nan if mx == -np.inf else mx
                 _, sd_, sl_ = _tail(
-                    _nest(hs[k, 0], hi),
-                    _nest(hs[k, 1], hi),
-                    _nest(hs[k, 2], hi),
-                    _nest(hs[k, 3], hi),
-                    _nest(hs[k, 4], hi),
-                    _nest(hs[k, 5], hi),
+                    _nest(acc[:, _A_HS, k], hi),
+                    _nest(acc[:, _A_HS + 1, k], hi),
+                    _nest(acc[:, _A_HS + 2, k], hi),
+                    _nest(acc[:, _A_HS + 3, k], hi),
+                    _nest(acc[:, _A_HS + 4, k], hi),
+                    _nest(acc[:, _A_HS + 5, k], hi),
                 )
                 o[l_comp[k, hi, 2]] = sd_
                 o[l_comp[k, hi, 3]] = sl_
-            o[l_pom[k]] = pom_s[k] / pom_n[k] if pom_n[k] > 0 else np.nan
+            pn = acc[0, _A_POM_N, k]
+            o[l_pom[k]] = acc[0, _A_POM_S, k] / pn if pn > 0 else np.nan
         for c in range(4):
             o[l_ctx[c]] = ctx_s[c] / ctx_c[c] if ctx_c[c] > 0 else np.nan
         for hi in range(2):
-            tc = _nest(c_cnt[_PRES], hi)
-            m = _nest(c_sum[_PRES], hi) / tc if tc > 0 else np.nan
+            tc = _nest(acc[:, _A_CNT, _PRES], hi)
+            m = _nest(acc[:, _A_SUM, _PRES], hi) / tc if tc > 0 else np.nan
             o[l_pdev[hi]] = m - bl[_PRES]
         o[l_misc[0]] = bhours[i]
         if has_model:
@@ -536,6 +541,12 @@ def _features_kernel(
         o[l_misc[3]] = al24
         o[l_misc[4]] = al168
         o[l_misc[5]] = dn24 / ev24 if ev24 > 0 else np.nan
+        # readings of the newest 24 h (segments 2 and 3): integer counts, exact in any order
+        cnt24 = 0.0
+        for k in range(KC):
+            cnt24 += acc[2, _A_CNT, k] + acc[3, _A_CNT, k]
+        for c in range(K - KC):
+            cnt24 += ctx_c[c]
         o[l_misc[6]] = (ev24 * K - cnt24) / (max(ev24, 1.0) * K) if ev24 > 0 else 1.0
         o[l_misc[7]] = sp24
         o[l_misc[8]] = cov168
