@@ -918,6 +918,7 @@ def _memory_run(
                 done = n
                 rss, parts = w.rss(), rss_breakdown(w.proc.pid)
                 store = store_nbytes_per_turbine(n, end)
+                peak = _peak_rss_of(w.proc.pid)
                 kinds = sorted(set(parts) | set(parts0))
                 growth = {k: (parts.get(k, 0) - parts0.get(k, 0)) / n for k in kinds}
                 split = ", ".join(f"{k} {v / 1024:.1f}" for k, v in growth.items() if abs(v) >= 102)
@@ -930,7 +931,7 @@ def _memory_run(
                     baseline=None if store is None else store / 1024,
                     baseline_label="store nbytes()/N" if store is not None else "",
                     target=("<=", 20.0) if tuned else None,
-                    note=f"RSS {rss0 / 2**20:.0f} -> {rss / 2**20:.0f} MB",
+                    note=f"RSS {rss0 / 2**20:.0f} -> {rss / 2**20:.0f} MB, peak {peak / 2**20:.0f}",
                 )
                 if prev_n:
                     rep.add(
@@ -942,6 +943,7 @@ def _memory_run(
                 rep.info.setdefault("memory" if tuned else "memory_glibc_defaults", {})[str(n)] = {
                     "rss0_bytes": rss0,
                     "rss_bytes": rss,
+                    "peak_rss_bytes": peak,
                     "store_nbytes_per_turbine": store,
                     "growth_bytes_per_turbine_by_mapping": growth,
                 }
@@ -984,6 +986,15 @@ def rss_breakdown(pid: int) -> dict[str, int]:
         elif line.startswith("Rss:"):
             out[kind] = out.get(kind, 0) + int(line.split()[1]) * 1024
     return out
+
+
+def _peak_rss_of(pid: int) -> int:
+    """Peak resident set size of a process so far, bytes (/proc/<pid>/status VmHWM): the memory run's
+    steady-state RSS leaves out the transient copies (fetched records, a checkpoint's snapshot)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def store_nbytes_per_turbine(n: int, end: datetime) -> float | None:
