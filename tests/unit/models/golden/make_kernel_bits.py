@@ -53,7 +53,7 @@ def compute() -> dict[str, np.ndarray]:
 
 def main() -> None:
     out = compute()
-    np.savez_compressed(HERE / "kernel_bits.npz", **out)
+    np.savez_compressed(HERE / "kernel_bits.npz", **out)  # type: ignore[arg-type]
     import models.feature_kernels
 
     print(models.feature_kernels.__file__, {k: v.shape for k, v in out.items()})
