@@ -1434,6 +1434,9 @@ def main() -> None:
     ap.add_argument("--rate", type=int, default=5_000)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--latency-turbines", type=int, default=1_000)
+    ap.add_argument(
+        "--latency-live-only", action="store_true", help="latency: the live run only (no history replay)"
+    )
     ap.add_argument("--memory-sizes", default="1000,10000", help="N turbines at which worker RSS is read")
     ap.add_argument("--sweep-sizes", default="10000,100000")
     ap.add_argument(
@@ -1449,9 +1452,6 @@ def main() -> None:
     ap.add_argument("--commit", default=None, help="commit label when the tree is not a git checkout")
     ap.add_argument("--markdown", type=Path, default=None, help="write the figures table as Markdown here")
     ap.add_argument("--probe-topic", help=argparse.SUPPRESS)
-    ap.add_argument(
-        "--latency-live-only", action="store_true", help="latency: the live run only (no history replay)"
-    )
     ap.add_argument("--probe-expect", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--sweep-child", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--sweep-db", help=argparse.SUPPRESS)
