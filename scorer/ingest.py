@@ -546,14 +546,16 @@ class _Spans:
         first = next((b for b in batches if b.records), None)
         origin = None if first is None else first.records[0].timestamp
         fetched = None if first is None else first.fetched
-        prev = origin
+        prev, known = origin, None
         for name, at in (("fetch", fetched), ("queue", taken), ("cut", cut)):
             if at is None:
                 continue
             if prev is not None:
                 self._d[name] = max(0.0, at - prev)
-            prev = at
-        self._prev = now if prev is None else prev
+            prev = known = at
+        # The first lap starts at the last time the ingest knew; a batch handed in directly (no fetch,
+        # take or cut time) starts now: its record timestamps say nothing about the lock wait.
+        self._prev = now if known is None else known
 
     def lap(self, stage: str, now: float | None = None) -> None:
         """``stage`` ended now: the time since the previous lap is added to it."""

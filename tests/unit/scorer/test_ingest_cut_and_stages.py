@@ -189,3 +189,29 @@ def test_the_ingest_loop_sets_the_young_gc_threshold_and_times_collections(tmp_p
     assert threshold == 12_345
     assert callback_added_then_removed
     assert timed == 1.0
+
+
+def test_a_batch_handed_in_directly_times_only_what_the_ingest_saw(tmp_path: Path) -> None:
+    """No fetch, take or cut time (a batch given to ``handle_batch`` directly, records a year old): the
+    record's age is not counted as lock wait, and no stage before the lock is invented."""
+    rt = _runtime(tmp_path)
+    old = time.time() - 365 * 86_400
+    rec = RawRecord(0, 0, old, reading("WT-1", 0), "telemetry", b"WT-1")
+
+    async def go() -> None:
+        await rt.handle_batch([FetchedBatch(None, [rec], 1, None)])
+        await rt.ingest.drain()
+
+    t0 = time.time()
+    try:
+        asyncio.run(go())
+        elapsed = time.time() - t0
+        sample = rt.metrics.registry.get_sample_value
+        lock_wait = sample("scorer_batch_stage_seconds_sum", {"stage": "lock_wait"})
+        before_lock = [
+            sample("scorer_batch_stage_seconds_count", {"stage": s}) for s in ("fetch", "queue", "cut")
+        ]
+    finally:
+        rt.close()
+    assert lock_wait is not None and 0.0 <= lock_wait <= elapsed
+    assert before_lock == [None, None, None] or before_lock == [0.0, 0.0, 0.0]

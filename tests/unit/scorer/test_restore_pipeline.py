@@ -115,8 +115,9 @@ def test_read_retried_after_a_db_failure_installs_each_turbine_once(tmp_path: Pa
 def test_restore_logs_where_its_time_went(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """The restore's event carries its timeline (read, the compute thread's chunks, gc freeze, total)."""
     sink = StreamingSink()
-    _checkpointed(sink, tmp_path)
+    _checkpointed(sink, tmp_path)  # logs its own (empty) restore when the "scorer" logger is already at INFO
     caplog.set_level(logging.INFO, logger="scorer")
+    caplog.clear()
     _restored(sink, tmp_path)
     (rec,) = [r for r in caplog.records if r.getMessage() == "partitions restored from checkpoint"]
     timing = rec.ctx["timing_ms"]  # type: ignore[attr-defined]
