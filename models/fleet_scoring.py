@@ -80,15 +80,14 @@ class _Balance:
     def received(self) -> None:
         self._mark = time.thread_time()
 
-    def done(self, rows: int, feat_s: float, head_rows: int, head_s: float, tail_s: float) -> None:
-        """A chunk of ``rows`` rows was assessed: ``tail_s`` is the scoring thread's predict of the
-        ``rows - head_rows`` rows it predicted; the cycle is read from the thread's CPU clock."""
+    def done(self, rows: int, feat_s: float, head_s: float, tail_s: float) -> None:
+        """A chunk of ``rows`` rows was assessed: ``head_s`` / ``tail_s`` are the two threads' predicts
+        of their rows (together ``P``); the cycle is read from the scoring thread's CPU clock."""
         if self._mark is None or rows <= 0:
             return
         cycle = time.thread_time() - self._mark
         rest = max(0.0, cycle - tail_s)
-        per_row = (head_s + tail_s) / rows
-        whole = per_row * rows
+        whole = head_s + tail_s
         if whole <= 0.0:
             return
         target = min(1.0, max(0.0, (rest + whole - feat_s) / (2.0 * whole)))
@@ -256,7 +255,7 @@ class FleetScorer:
                 tail_s = time.thread_time() - t0
                 pred = {name: np.concatenate((head[name], tail[name])) for name in head}
                 if k:
-                    balance.done(len(x), feat_s, n_head, head_s, tail_s)
+                    balance.done(len(x), feat_s, head_s, tail_s)
                 balance.received()
                 yield idx, self._assess_full(part, [fitted[i] for i in idx], dqs, x, pred)
         finally:  # stopped early: the helper must not go on reading windows the caller may now change

@@ -29,7 +29,7 @@ def _run(monkeypatch: pytest.MonkeyPatch, feat: float, rest: float, predict: flo
         share = bal.share
         head, tail = predict * share, predict * (1 - share)
         clock.t += tail + rest  # the scoring thread's cycle: its predict, then everything else
-        bal.done(1000, feat, int(1000 * share), head, tail)
+        bal.done(1000, feat, head, tail)
         bal.received()
     return bal.share
 
@@ -45,9 +45,9 @@ def test_the_share_moves_to_equal_work(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_nothing_measured_keeps_the_share(monkeypatch: pytest.MonkeyPatch) -> None:
     bal = _Balance(0.5)
-    bal.done(100, 0.01, 50, 0.0, 0.0)  # before any chunk was received
+    bal.done(100, 0.01, 0.0, 0.0)  # before any chunk was received
     assert bal.share == 0.5
     bal.received()
-    bal.done(0, 0.01, 0, 0.0, 0.0)  # an empty chunk
-    bal.done(100, 0.01, 50, 0.0, 0.0)  # no predict time measured
+    bal.done(0, 0.01, 0.0, 0.0)  # an empty chunk
+    bal.done(100, 0.01, 0.0, 0.0)  # no predict time measured
     assert bal.share == 0.5
