@@ -1,4 +1,5 @@
-"""The sweep's write on the real PostgreSQL (no Kafka, ~10 s): one binary COPY per part stores exactly
+"""The sweep's write on the real PostgreSQL (no Kafka, ~10 s): one binary COPY per part (and one of its
+distinct JSON documents) stores exactly
 what the generic row writes store, in one transaction that a failed scoring rolls back entirely, and a
 replay of the same rows changes nothing."""
 
@@ -102,7 +103,11 @@ def test_one_copy_per_part_stores_what_the_generic_writes_store(fresh_database: 
     hist, state = _rows("WT", 23)
     assert sweep_rows_pair(hist, state)
     assert not sweep_rows_pair(hist, [dataclasses.replace(state[0], score=1.5), *state[1:]])
-    assert sweep_copy_data(hist[:1], state[:1]).startswith(b"PGCOPY\n\xff\r\n\x00")
+    data, docs = sweep_copy_data(hist, state)
+    assert data.startswith(b"PGCOPY\n\xff\r\n\x00") and docs.startswith(b"PGCOPY\n\xff\r\n\x00")
+    # each distinct JSON document goes once (the rows share their data quality), not in the rows
+    assert docs.count(hist[0].data_quality.encode()) == 1 and hist[0].data_quality.encode() not in data
+    assert all(docs.count(h.reasons.encode()) == 1 for h in hist)
     got = {}
     for path in ("generic", "copy"):
         url = fresh_database(f"sweepw_{path}")
