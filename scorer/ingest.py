@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -57,6 +58,8 @@ STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 
 #: The event loop's lag probe: a task sleeping this long measures how late it wakes (a thread holding
 #: the GIL, a long callback on the loop).
 LOOP_PROBE_S = 0.05
+#: Weight of the newest batch in the writer-idle cut's smoothed compute and write times.
+WRITER_LEAD_SMOOTHING = 0.3
 
 
 class WorkerStopping(Exception):
@@ -178,6 +181,11 @@ class Ingest:
         self.inflight: asyncio.Future[None] | None = None  # the write of the last batch, if running
         self._taken: float | None = None  # wall time the batch cut took its first fetched batch
         self._cut: float | None = None  # wall time the batch cut closed
+        # The writer-idle cut's estimates (smoothed, seconds): a batch's compute (lock taken -> its write
+        # started) and a write; and the loop time the write in flight started (None: none yet).
+        self._compute_s: float | None = None
+        self._write_s: float | None = None
+        self._write_started: float | None = None
         r = runtime.metrics.registry
         self.stage = Histogram(
             "scorer_batch_stage_seconds",
@@ -277,8 +285,9 @@ class Ingest:
         are dropped (fetched before a rebalance).
 
         Live (no backlog) and ``batch_cut_when_writer_idle``: the cut also closes as soon as nothing more
-        is queued and no batch write is in flight, so records never wait for the cut while the database
-        waits for work (the batch period follows the write: short when it is fast, up to
+        is queued and no batch write is in flight, or the write in flight is expected to end within this
+        batch's expected compute (:meth:`writer_lead`), so records never wait for the cut while the
+        database waits for work (the batch period follows the write: short when it is fast, up to
         ``batch_within_s`` when it is slow; a write runs per batch either way, its rows one per event)."""
         s = self.rt.settings
         limit, within = s.batch_max_size, s.batch_within_s
@@ -299,17 +308,19 @@ class Ingest:
         while n < limit:
             nxt = queue.get_nowait()
             if nxt is None:
-                if early and self._writer_idle() and self.backlog(pending) < limit // 2:
-                    break  # the database waits for work: this batch goes now
+                live = early and self.backlog(pending) < limit // 2
+                lead = self.writer_lead(loop.time()) if live else math.inf
+                if lead <= 0:
+                    break  # the database is free (or will be once this batch is computed): it goes now
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     if self.backlog(pending) >= limit // 2:
                         deadline = loop.time() + within
                         continue
                     break
-                nxt = await self._next(queue, remaining, early)
+                nxt = await self._next(queue, min(remaining, lead), live)
                 if nxt is None:
-                    continue  # the deadline passed: the backlog decides
+                    continue  # a deadline or the lead passed, or the write ended: decided above
             if self._is_stale(nxt, self._current_generation()):
                 continue
             nxt = self._fit(queue, nxt, limit - n)
@@ -321,6 +332,22 @@ class Ingest:
     def _writer_idle(self) -> bool:
         task = self.inflight
         return task is None or task.done()
+
+    def writer_lead(self, now: float) -> float:
+        """Seconds the live cut may still wait (``batch_cut_when_writer_idle``): 0 when no write is in
+        flight, else until the write in flight is expected to end less this batch's expected compute,
+        so that the batch is computed while the write ends and its own write starts at once (a batch
+        computed after the write ended leaves the database idle meanwhile). Estimates are smoothed over
+        past batches; without them, until the write ends (``math.inf``: the write's end wakes the cut)."""
+        if self._writer_idle():
+            return 0.0
+        if self._write_s is None or self._compute_s is None or self._write_started is None:
+            return math.inf
+        return self._write_started + self._write_s - self._compute_s - now
+
+    @staticmethod
+    def _smooth(prev: float | None, value: float) -> float:
+        return value if prev is None else prev + WRITER_LEAD_SMOOTHING * (value - prev)
 
     async def _next(self, queue: RecordQueue, timeout: float, wake_on_write: bool) -> FetchedBatch | None:
         """The next fetched batch within ``timeout`` s; None at the timeout or, with ``wake_on_write``,
@@ -367,6 +394,7 @@ class Ingest:
                 raise WorkerStopping("batch arrived after the final checkpoint")
             spans = _Spans(batches, taken, cut)
             spans.lap("lock_wait")
+            c0 = time.perf_counter()
             gen = self._current_generation()
             records: list[RawRecord] = []
             tails: dict[int, int] = {}
@@ -407,6 +435,7 @@ class Ingest:
             # Bounded (never stalls the stream); what the topic did not take is written with the batch.
             out.fallback_letters = await rt.dead_letters.publish(out.dead_letters)
             spans.lap("dead_letters")
+            self._compute_s = self._smooth(self._compute_s, time.perf_counter() - c0)
             await self.drain()  # writes stay in order; at most one batch waits on the database
             spans.lap("write_wait")
             self.inflight = asyncio.ensure_future(self._write(out, acks, t0, spans))
@@ -447,11 +476,13 @@ class Ingest:
         ackable. A write that fails for good marks the runtime broken: crash-only from here on."""
         rt = self.rt
         duration_ms = (time.perf_counter() - t0) * 1000
+        self._write_started = started = asyncio.get_running_loop().time()
         try:
             await rt._retry("stream_batch", rt.sink.write_batch, out, duration_ms)
         except BaseException as exc:
             rt.broken = exc
             raise
+        self._write_s = self._smooth(self._write_s, asyncio.get_running_loop().time() - started)
         rt.pending_acks.extend(acks)
         written = time.time()
         if spans is not None:

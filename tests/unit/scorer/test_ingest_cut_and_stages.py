@@ -108,6 +108,91 @@ def test_a_failed_write_closes_the_cut_and_its_error_is_left_to_drain(tmp_path: 
     assert offsets == [0] and error == "write refused"
 
 
+@pytest.mark.parametrize("compute_s", [0.9, 0.1])
+def test_the_cut_closes_when_the_write_in_flight_ends_within_the_expected_compute(
+    tmp_path: Path, compute_s: float
+) -> None:
+    """A write expected to take 1 s started now: with a batch expected to compute in 0.9 s the cut
+    closes about 0.1 s from now (the batch is computed while the write ends); with 0.1 s of compute it
+    stays open for ~0.9 s; both while the write is still running."""
+    rt = _runtime(tmp_path)
+    q = RecordQueue(1000)
+
+    async def go() -> tuple[float, bool, list[int]]:
+        loop = asyncio.get_running_loop()
+        write: asyncio.Future[None] = loop.create_future()
+        rt.ingest.inflight = write
+        rt.ingest._write_started = loop.time()
+        rt.ingest._write_s, rt.ingest._compute_s = 1.0, compute_s
+        q.put_nowait(_live(0))
+        t0 = loop.time()
+        cut = asyncio.ensure_future(rt.ingest.collect(q))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(cut), 0.5)
+        closed_early = cut.done()
+        got = await asyncio.wait_for(cut, 5.0)
+        waited = loop.time() - t0
+        write_running = not write.done()
+        write.set_result(None)
+        await rt.ingest.drain()
+        return waited, closed_early and write_running, [r.offset for b in got for r in b.records]
+
+    try:
+        waited, early_while_writing, offsets = asyncio.run(go())
+    finally:
+        rt.close()
+    assert offsets == [0]
+    if compute_s == 0.9:
+        assert early_while_writing  # closed within 0.5 s, the write still running
+    else:
+        assert waited >= 0.5  # waited for the write to come closer to its end
+
+
+def test_the_writer_lead_without_estimates_waits_for_the_write_and_is_zero_when_idle(
+    tmp_path: Path,
+) -> None:
+    rt = _runtime(tmp_path)
+
+    async def go() -> tuple[float, float, float]:
+        loop = asyncio.get_running_loop()
+        idle = rt.ingest.writer_lead(loop.time())
+        write: asyncio.Future[None] = loop.create_future()
+        rt.ingest.inflight = write
+        unknown = rt.ingest.writer_lead(loop.time())
+        rt.ingest._write_started, rt.ingest._write_s, rt.ingest._compute_s = loop.time(), 0.2, 0.05
+        known = rt.ingest.writer_lead(loop.time())
+        write.set_result(None)
+        await rt.ingest.drain()
+        return idle, unknown, known
+
+    try:
+        idle, unknown, known = asyncio.run(go())
+    finally:
+        rt.close()
+    assert idle == 0.0
+    assert unknown == float("inf")
+    assert 0.1 < known <= 0.15
+
+
+def test_written_batches_teach_the_cut_their_compute_and_write_times(tmp_path: Path) -> None:
+    rt = _runtime(tmp_path)
+    q = RecordQueue(1000)
+
+    async def go() -> tuple[float | None, float | None]:
+        for k in range(3):
+            q.put_nowait(_live(k))
+            await rt.ingest.handle_batch(await rt.ingest.collect(q))
+        await rt.ingest.drain()
+        return rt.ingest._compute_s, rt.ingest._write_s
+
+    try:
+        compute_s, write_s = asyncio.run(go())
+    finally:
+        rt.close()
+    assert compute_s is not None and compute_s > 0
+    assert write_s is not None and write_s > 0
+
+
 @pytest.mark.parametrize("why", ["backlog", "setting off"])
 def test_the_cut_waits_for_batch_within_s_behind_a_backlog_or_when_turned_off(
     tmp_path: Path, why: str
