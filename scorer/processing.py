@@ -178,6 +178,21 @@ def _json(obj: Any) -> str:
     return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
+#: A reading's measurements as JSON: one ``%s`` per signal (``_measurements``).
+_MEASUREMENTS = "{" + ",".join(f"{orjson.dumps(name).decode()}:%s" for name in SIGNALS) + "}"
+
+
+def _measurements(signals: np.ndarray) -> list[str]:
+    """Each row of ``signals`` (float64, ``SIGNALS`` order) as the JSON object ``_json`` makes of
+    ``{signal: value}`` with NaN as null, byte for byte: orjson writes the whole array at once (NaN as
+    null, the same number format) and each row fills the object's template (half the CPU of a dict
+    and a dumps per reading)."""
+    body = orjson.dumps(np.ascontiguousarray(signals, dtype=np.float64), option=orjson.OPT_SERIALIZE_NUMPY)
+    if len(signals) == 0:
+        return []
+    return [_MEASUREMENTS % tuple(row.split(",")) for row in body.decode()[2:-2].split("],[")]
+
+
 def assessment_rows(
     a: RiskAssessment,
     trigger: str,
@@ -559,17 +574,9 @@ class BatchProcessor:
             )
         if latest:
             picked = [i for _, i, _ in latest]
-            meas = ev.signals[picked].astype(object)
-            meas[np.isnan(ev.signals[picked])] = None
-            for (_, i, tid), values in zip(latest, meas.tolist(), strict=True):
-                out.latest_rows.append(
-                    LatestRow(
-                        tid,
-                        ev.event_time[i],
-                        _json(dict(zip(SIGNALS, values, strict=True))),
-                        int(ev.status_code[i]),
-                    )
-                )
+            codes = ev.status_code[picked].tolist()
+            for (_, i, tid), doc, code in zip(latest, _measurements(ev.signals[picked]), codes, strict=True):
+                out.latest_rows.append(LatestRow(tid, ev.event_time[i], doc, code))
         if self.scorer is None:
             return
         # Coalescing (scorer/coalescing.py): a touched turbine is rescored when due, else it is pending
