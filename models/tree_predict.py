@@ -136,13 +136,30 @@ class _FastRaw:
         if getattr(est, "_in_fit", False):  # never during a fit: scikit-learn's own path
             return type(est)._raw_predict(est, X, n_threads)
         forest, baseline, dtype = self._flat()
-        x = est._preprocess_X(X, reset=False)  # scikit-learn's validation (float64, feature count)
+        # scikit-learn's validation (float64, feature count), skipped where it would return X itself
+        x = X if _validated(est, X) else est._preprocess_X(X, reset=False)
         raw = np.zeros((x.shape[0], 1), dtype=dtype, order="F")
         raw[:, 0] = forest.raw(np.ascontiguousarray(x, dtype=np.float64), baseline)
         return raw
 
     def __reduce__(self) -> Any:
         return (_FastRaw, (self.est,))
+
+
+def _validated(est: Any, X: Any) -> bool:
+    """True when scikit-learn's input validation of ``X`` (``validate_data(reset=False)``, float64,
+    NaN allowed) would pass and return ``X`` itself: a plain 2-D float64 ndarray with rows and the
+    fitted feature count, for an estimator fitted without feature names (one with names checks them and
+    may warn). ~1 ms of Python per call (narwhals' dataframe probes, tags, check_array) skipped; any
+    other input goes through scikit-learn's own checks and errors."""
+    return (
+        type(X) is np.ndarray
+        and X.dtype == np.float64
+        and X.ndim == 2
+        and X.shape[0] >= 1
+        and X.shape[1] == getattr(est, "n_features_in_", -1)
+        and not hasattr(est, "feature_names_in_")
+    )
 
 
 def supported(est: Any) -> bool:

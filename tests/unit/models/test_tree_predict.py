@@ -103,3 +103,30 @@ def test_what_it_does_not_cover_is_left_to_scikit_learn() -> None:
         assert not supported(est)
         assert accelerate(est) == 0
     assert "_raw_predict" not in cat.__dict__
+
+
+def test_inputs_the_fast_path_does_not_take_get_scikit_learns_validation() -> None:
+    """Only a plain 2-D float64 ndarray with rows and the fitted feature count skips scikit-learn's
+    checks; every other input is validated (converted or refused) exactly as scikit-learn does."""
+    import pandas as pd
+
+    x, y = _data(seed=4)
+    clf = HistGradientBoostingClassifier(max_iter=10, random_state=0).fit(x, y > 0)
+    rows = _hostile_rows(clf, x.shape[1])
+    ref = clf.predict_proba(rows)
+    accelerate(clf)
+    for same in (rows, rows.tolist(), rows[::2], np.asfortranarray(rows)):
+        want = ref if len(same) == len(rows) else ref[::2]
+        assert _same(np.asarray(clf.predict_proba(same)), want)
+    with np.errstate(over="ignore"):  # +-1e308 -> +-inf
+        f32 = rows.astype(np.float32)  # converted to float64 by scikit-learn, as without acceleration
+    assert _same(clf.predict_proba(f32), clf.predict_proba(f32.astype(np.float64)))
+    for bad, match in ((rows[:0], "0 sample"), (rows[:, :3], "features"), (rows[0], "2D array")):
+        with pytest.raises(ValueError, match=match):
+            clf.predict_proba(bad)
+    named = HistGradientBoostingClassifier(max_iter=10, random_state=0).fit(
+        pd.DataFrame(x, columns=[f"f{i}" for i in range(x.shape[1])]), y > 0
+    )
+    accelerate(named)
+    with pytest.warns(UserWarning, match="feature names"):  # scikit-learn's own check still runs
+        named.predict_proba(rows)
