@@ -55,6 +55,8 @@ class TwoStageTTF:
         n = x.shape[0]
         if n == 0:
             return np.zeros((len(levels), 0))
+        if x.dtype == np.float64:  # one C-ordered copy of a column selection, not one per model call
+            x = np.ascontiguousarray(x)
         p = self.gate_probability(x)
         lv = np.asarray(self.levels)
         # The conditional quantiles matter only where some level falls inside the gate's mass (p > a) or
