@@ -28,6 +28,7 @@ from common.logging import event
 from common.rows import WindowRow
 from models.features import FeatureWindow
 from scorer.ingest import WorkerStopping
+from scorer.restore_rows import StoredChunk
 
 if TYPE_CHECKING:
     from models.window_store import WindowStore
@@ -88,8 +89,8 @@ class _Pipeline:
         proc.store.prefault(count)  # the decode then writes into resident pages (see WindowStore.prefault)
         return 0
 
-    def feed(self, rows: list[StoredWindow]) -> None:  # DB thread
-        self.ids.extend(w.turbine_id for w in rows)
+    def feed(self, rows: StoredChunk | list[StoredWindow]) -> None:  # DB thread
+        self.ids.extend(rows.turbine_ids if isinstance(rows, StoredChunk) else [w.turbine_id for w in rows])
         self.futures.append(self.rt.compute.submit(self._timed, self.rt.processor.restore, rows))
 
     def _timed(self, fn: Callable[[T], int], chunk: T) -> int:  # compute thread
@@ -97,6 +98,8 @@ class _Pipeline:
         try:
             return fn(chunk)
         finally:
+            if isinstance(chunk, StoredChunk):  # decoded (or failed): its buffer serves a later chunk
+                chunk.states.release()
             self.spans.append((t0, time.perf_counter(), time.thread_time() - c0))
 
     async def finish(self, marks: dict[str, HistoryMark]) -> int:

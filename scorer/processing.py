@@ -47,7 +47,7 @@ from common.rows import AggRow, HistoryRow, LatestRow, StateRow, TurbineSeenRow
 from models.features import TRACKED_SIGNALS, FeatureWindow, window_data_quality, window_features
 from models.fleet_scoring import FleetScorer
 from models.scoring import MAX_BATCH, BatchScorer, RiskAssessment
-from models.window_store import WindowStore
+from models.window_store import PackedStates, WindowStore
 from scorer.coalescing import (
     IDLE_FLUSHES,
     LATE_FLUSHES,
@@ -60,6 +60,7 @@ from scorer.coalescing import (
 )
 from scorer.drift import DriftMonitor
 from scorer.repairs import annotate_from_window
+from scorer.restore_rows import StoredChunk
 from scorer.settings import ScorerSettings
 from scorer.state import (
     AGG_COLUMNS,
@@ -307,7 +308,9 @@ class BatchProcessor:
         self._pending_marks = {t: m for t, m in marks.items() if t not in self.turbines}
         return n
 
-    def restore(self, stored: Iterable[Checkpointed], marks: dict[str, HistoryMark] | None = None) -> int:
+    def restore(
+        self, stored: Iterable[Checkpointed] | StoredChunk, marks: dict[str, HistoryMark] | None = None
+    ) -> int:
         """Install checkpointed turbines not in memory: window bytes straight into the store (no
         per-window object), bookkeeping from their aux (recent ids and 10-minute buckets decoded when
         the turbine is first touched: ``TurbineState.from_aux(lazy=True)``); then the history marks
@@ -316,26 +319,46 @@ class BatchProcessor:
         All windows go into the store in one ``WindowStore.load_many`` (one kernel call, on a helper
         thread while the aux of every turbine is decoded here; the first checkpoint of a turbine given
         twice counts). A bad window or aux raises ``ValueError`` and leaves nothing of this call in the
-        store.
+        store. A :class:`scorer.restore_rows.StoredChunk` (the streamed read's) is decoded from its
+        packed states in place.
         """
-        todo: dict[str, Checkpointed] = {}
-        for w in stored:
-            if w.turbine_id not in self.turbines and w.turbine_id not in todo:
-                todo[w.turbine_id] = w
-        if not todo:
+        ids: list[str]
+        parts: list[int]
+        auxes: list[bytes]
+        blobs: Sequence[bytes] | PackedStates
+        if isinstance(stored, StoredChunk):  # a restore's streamed read: states packed, decoded in place
+            turbines = self.turbines
+            pick: dict[str, int] = {}
+            for i, tid in enumerate(stored.turbine_ids):
+                if tid not in turbines and tid not in pick:
+                    pick[tid] = i
+            ids = list(pick)
+            at = list(pick.values())
+            parts = [stored.partitions[i] for i in at]
+            auxes = [stored.aux[i] for i in at]
+            blobs = stored.states if len(at) == len(stored) else stored.states.take(at)
+        else:
+            todo: dict[str, Checkpointed] = {}
+            for w in stored:
+                if w.turbine_id not in self.turbines and w.turbine_id not in todo:
+                    todo[w.turbine_id] = w
+            ids = list(todo)
+            parts = [w.partition for w in todo.values()]
+            auxes = [w.aux for w in todo.values()]
+            blobs = [w.state for w in todo.values()]
+        if not ids:
             return self.install([], marks)
-        ids = list(todo)
         states: list[TurbineState] = []
 
         def bookkeeping(rows: np.ndarray) -> None:  # runs while the windows decode (another thread)
             view = FeatureWindow.view
             states.extend(
-                TurbineState.from_aux(w.turbine_id, w.partition, view(self.store, r), w.aux, lazy=True)
-                for w, r in zip(todo.values(), rows.tolist(), strict=True)
+                TurbineState.from_aux(tid, part, view(self.store, r), aux, lazy=True)
+                for tid, part, aux, r in zip(ids, parts, auxes, rows.tolist(), strict=True)
             )
 
         try:
-            self.store.load_many(ids, [w.state for w in todo.values()], overlap=bookkeeping)
+            self.store.load_many(ids, blobs, overlap=bookkeeping)
         except Exception:
             self.store.remove(ids)
             raise

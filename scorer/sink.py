@@ -52,7 +52,9 @@ from common.rows import (
     TurbineSeenRow,
     WindowRow,
 )
+from models.window_store import StatePacker
 from scorer.ports import StoredWindow
+from scorer.restore_rows import StoredChunk
 from scorer.state import HistoryMark
 
 if TYPE_CHECKING:
@@ -761,13 +763,15 @@ class Sink:
         topic: str,
         partitions: Sequence[int],
         begin: Callable[[int], object],
-        consume: Callable[[list[StoredWindow]], object],
+        consume: Callable[[StoredChunk], object],
         chunk: int = 1024,
     ) -> tuple[dict[int, int], dict[str, HistoryMark]]:
         """:meth:`load_partitions` with the windows handed over as they arrive: ``begin(count)`` once
         (an upper bound of the rows to come), then ``consume(rows)`` per ``chunk`` rows, in the reading
         thread; returns the next offsets and the history marks. Why: the caller decodes chunk k while
-        chunk k+1 is read (a restore no longer waits for the whole read before its first decode).
+        chunk k+1 is read (a restore no longer waits for the whole read before its first decode). The
+        rows come as a :class:`scorer.restore_rows.StoredChunk`: each window state is copied into the
+        chunk's buffer as its row arrives (one copy, no per-state ``bytes`` kept, no join later).
 
         Each window's history mark (the newest ``stream`` row of ``score_history``, as
         :meth:`_history_marks`) comes with it in the same rows (a lateral probe per row while the rows
@@ -788,7 +792,11 @@ class Sink:
             row = conn.execute(f"SELECT count(*) FROM scorer_windows {where}", key).fetchone()
             begin(int(row[0]) if row else 0)
             marks: dict[str, HistoryMark] = {}
-            part: list[StoredWindow] = []
+            ids: list[str] = []
+            sites: list[str] = []
+            parts: list[int] = []
+            auxes: list[bytes] = []
+            packer = StatePacker(chunk * 8 << 10)  # ~8 KB per window; grows if need be
             query = (
                 "SELECT w.turbine_id, w.site_id, w.partition, w.state, w.aux, h.time, h.score, h.tier "
                 "FROM scorer_windows w LEFT JOIN LATERAL (SELECT time, score, tier FROM score_history "
@@ -797,14 +805,18 @@ class Sink:
             )
             size = max(1, chunk // 4)  # a smaller first chunk: the decode starts ~3/4 of a chunk sooner
             for r in conn.cursor(binary=True).stream(query, key, size=chunk):
-                part.append(StoredWindow(r[0], r[1], r[2], r[3], r[4]))
+                ids.append(r[0])
+                sites.append(r[1])
+                parts.append(r[2])
+                packer.add(r[3])  # copied into the chunk's buffer; the row's bytes go at once
+                auxes.append(r[4])
                 if r[5] is not None:
                     marks[r[0]] = HistoryMark(r[5].timestamp(), float(r[6]), str(r[7]))
-                if len(part) == size:
-                    consume(part)
-                    part, size = [], chunk
-            if part:
-                consume(part)
+                if len(ids) == size:
+                    consume(StoredChunk(ids, sites, parts, packer.take(), auxes))
+                    ids, sites, parts, auxes, size = [], [], [], [], chunk
+            if ids:
+                consume(StoredChunk(ids, sites, parts, packer.take(), auxes))
             return offs, marks
 
         return self.run(tx, "scorer_offsets/scorer_windows/score_history")

@@ -1,6 +1,8 @@
 """Restore of partitions read in chunks (``Sink.load_partitions_streamed``): each chunk decoded on the
 compute thread while the next is read gives the state a read-all-then-decode restore gives; a failed
-restore leaves none of its turbines; a read retried after a DB failure installs each turbine once."""
+restore leaves none of its turbines; a read retried after a DB failure installs each turbine once.
+Chunks come as rows or, as the real sink hands them, as a ``StoredChunk`` (states packed in one buffer,
+each buffer given back for a later chunk once decoded)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from common.db import DatabaseUnavailable
+from models.window_store import StatePacker
 from scorer.ports import StoredWindow
+from scorer.restore_rows import StoredChunk
 from scorer.runtime import ScorerRuntime
 from scorer.state import HistoryMark
 from tests.unit.scorer.fakes import FakeSink
@@ -28,23 +32,37 @@ class StreamingSink(FakeSink):
     chunk = 2
     fail_after_chunks: int | None = None  # DB unavailable once, after that many chunks
     corrupt: str | None = None  # a turbine whose window bytes arrive damaged
+    packed = False  # chunks as StoredChunk (states packed), as the real sink's
 
     def load_partitions_streamed(
         self,
         topic: str,
         partitions: Sequence[int],
         begin: Callable[[int], object],
-        consume: Callable[[list[StoredWindow]], object],
+        consume: Callable[[list[StoredWindow] | StoredChunk], object],
     ) -> tuple[dict[int, int], dict[str, HistoryMark]]:
         offs, stored, marks = self.load_partitions(topic, partitions)
         stored = [replace(w, state=b"\x00junk") if w.turbine_id == self.corrupt else w for w in stored]
         begin(len(stored))
+        packer = StatePacker(64)
         for k in range(0, len(stored), self.chunk):
             if self.fail_after_chunks is not None and k // self.chunk == self.fail_after_chunks:
                 self.fail_after_chunks = None
                 raise DatabaseUnavailable("PostgreSQL at fake: connection lost (load_partitions_streamed)")
-            consume(stored[k : k + self.chunk])
+            part = stored[k : k + self.chunk]
+            if not self.packed:
+                consume(part)
+                continue
+            for w in part:
+                packer.add(w.state)
+            ids = [w.turbine_id for w in part]
+            sites, parts, aux = [w.site_id for w in part], [w.partition for w in part], [w.aux for w in part]
+            consume(StoredChunk(ids, sites, parts, packer.take(), aux))
         return offs, marks
+
+
+class PackedSink(StreamingSink):
+    packed = True
 
 
 def _checkpointed(sink: FakeSink, tmp_path: Path) -> None:
@@ -76,8 +94,9 @@ def _state(rt: ScorerRuntime) -> dict[str, tuple[bytes, bytes]]:
     return {t: (st.window.to_bytes(), st.aux_bytes()) for t, st in sorted(proc.turbines.items())}
 
 
-def test_streamed_restore_equals_read_all_then_decode(tmp_path: Path) -> None:
-    plain, streamed = FakeSink(), StreamingSink()
+@pytest.mark.parametrize("streaming", [StreamingSink, PackedSink])
+def test_streamed_restore_equals_read_all_then_decode(tmp_path: Path, streaming: type[StreamingSink]) -> None:
+    plain, streamed = FakeSink(), streaming()
     for sink in (plain, streamed):
         _checkpointed(sink, tmp_path)
     a, b = _restored(plain, tmp_path), _restored(streamed, tmp_path)
@@ -86,8 +105,9 @@ def test_streamed_restore_equals_read_all_then_decode(tmp_path: Path) -> None:
     assert a.processor.store.turbine_ids() == b.processor.store.turbine_ids()
 
 
-def test_failed_restore_leaves_none_of_its_turbines(tmp_path: Path) -> None:
-    sink = StreamingSink()
+@pytest.mark.parametrize("streaming", [StreamingSink, PackedSink])
+def test_failed_restore_leaves_none_of_its_turbines(tmp_path: Path, streaming: type[StreamingSink]) -> None:
+    sink = streaming()
     _checkpointed(sink, tmp_path)
     sink.corrupt = "WT-5"  # third chunk
     rt, _ = make_runtime(tmp_path, sink)
@@ -100,8 +120,11 @@ def test_failed_restore_leaves_none_of_its_turbines(tmp_path: Path) -> None:
     assert 0 not in rt.restored and rt.processor.next_offset == {}
 
 
-def test_read_retried_after_a_db_failure_installs_each_turbine_once(tmp_path: Path) -> None:
-    ref, sink = StreamingSink(), StreamingSink()
+@pytest.mark.parametrize("streaming", [StreamingSink, PackedSink])
+def test_read_retried_after_a_db_failure_installs_each_turbine_once(
+    tmp_path: Path, streaming: type[StreamingSink]
+) -> None:
+    ref, sink = StreamingSink(), streaming()
     for s in (ref, sink):
         _checkpointed(s, tmp_path)
     sink.fail_after_chunks = 2  # two chunks installed, then the read fails and is retried
