@@ -300,3 +300,46 @@ def test_a_batch_handed_in_directly_times_only_what_the_ingest_saw(tmp_path: Pat
         rt.close()
     assert lock_wait is not None and 0.0 <= lock_wait <= elapsed
     assert before_lock == [None, None, None] or before_lock == [0.0, 0.0, 0.0]
+
+
+def test_a_batch_of_known_turbines_is_parsed_and_applied_in_one_hand_off(tmp_path: Path) -> None:
+    """The first batch of a turbine restores it between parse and apply; later ones (every turbine in
+    memory) go to the compute thread once, with the same stages reported and the same rows written."""
+    rt = _runtime(tmp_path)
+    q = RecordQueue(1000)
+    restored: list[list[str]] = []
+    hand_offs: list[str] = []
+    restore = rt.checkpointer.restore_turbines
+    run_in = rt._in
+
+    async def spy_restore(ids):  # type: ignore[no-untyped-def]
+        restored.append(sorted(ids))
+        await restore(ids)
+
+    async def spy_in(pool, fn, *args):  # type: ignore[no-untyped-def]
+        if pool is rt.compute:
+            hand_offs.append(getattr(fn, "__name__", "?"))
+        return await run_in(pool, fn, *args)
+
+    rt.checkpointer.restore_turbines = spy_restore  # type: ignore[method-assign]
+    rt._in = spy_in  # type: ignore[method-assign]
+
+    async def go() -> list[list[str]]:
+        per_batch: list[list[str]] = []
+        for k in range(2):
+            q.put_nowait(_live(k))
+            hand_offs.clear()
+            await rt.ingest.handle_batch(await rt.ingest.collect(q))
+            await rt.ingest.drain()
+            per_batch.append(list(hand_offs))
+        return per_batch
+
+    try:
+        per_batch = asyncio.run(go())
+    finally:
+        rt.close()
+    assert restored == [["WT-1"]]  # the first batch only: WT-1 was not in memory
+    first = per_batch[0]  # also the new partition's restore before, the turbine's decode between
+    assert first.count("_parse_then_apply") == 1 and first[-1] == "apply"
+    assert per_batch[1] == ["_parse_then_apply"]
+    assert rt.consumed == 2
