@@ -804,7 +804,9 @@ class Sink:
                 "ON true WHERE w.consumer_group = %s AND w.topic = %s AND w.partition = ANY(%s)"
             )
             size = max(1, chunk // 4)  # a smaller first chunk: the decode starts ~3/4 of a chunk sooner
-            for r in conn.cursor(binary=True).stream(query, key, size=chunk):
+            # fetched a quarter chunk at a time too: the first rows reach the loop after 1/4 of a chunk
+            # (not after a whole one), and each libpq result holds ~2 MB, not ~9
+            for r in conn.cursor(binary=True).stream(query, key, size=size):
                 ids.append(r[0])
                 sites.append(r[1])
                 parts.append(r[2])
