@@ -22,7 +22,7 @@ import enum
 import math
 from array import array
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
 from operator import lt
@@ -34,6 +34,7 @@ import orjson
 
 from common.rows import TELEMETRY_AGG_SIGNALS, AggRow
 from models.features import TRACKED_SIGNALS, FeatureWindow
+from scorer.book import BUCKET_WIDTH, book_for, text_code, text_of
 from scorer.coalescing import NORMAL, RescoreMark, status_class
 
 #: Signals of ``telemetry_agg`` (means per 10-minute bucket), in table column order.
@@ -45,6 +46,13 @@ AGG_COLUMNS = np.array([TRACKED_SIGNALS.index(name) for name in AGG_SIGNALS])
 #: Hard cap of the recent-id set of one turbine (protects memory against absurd event rates).
 MAX_RECENT_IDS = 20_000
 AUX_FORMAT = 1
+_NO_FIFO: list[str] = []
+_NEG_INF = -math.inf  # one object (``-math.inf`` makes a new float at each evaluation)
+#: TurbineState's attributes kept in the book's columns (what moves with a state to another row).
+_SCALARS = (
+    "site_id", "partition", "last_ts", "history", "last_tier", "late", "duplicates", "rescore",
+    "newest_status", "pending", "compacted_at",
+)  # fmt: skip
 
 
 class Verdict(enum.Enum):
@@ -154,54 +162,296 @@ class Admitted:
     late: int = 0
 
 
-@dataclass(slots=True)
 class TurbineState:
-    """Everything the stream keeps for one turbine; serialised by :meth:`aux_bytes` at checkpoints.
+    """What the stream keeps for one turbine: a thin view on its row of the worker's bookkeeping
+    columns (``scorer/book.py``, the row of its window in the store), serialised by :meth:`aux_bytes`
+    at checkpoints. The attributes read and write those columns (values, not objects kept per turbine).
 
-    ``recent`` (id -> event time) is the dedup memory. Beside it (not checkpointed; rebuilt from
-    ``recent`` whenever that dict was replaced) the ids in the order they were added while their times
-    rose strictly (``_fifo`` from ``_head``) and the others (``_ooo``): forgetting the ids at or below
-    a horizon pops the front of ``_fifo`` and scans ``_ooo`` instead of rebuilding the dict, so a 1-Hz
-    turbine (3,600 ids within the default tolerance, one prune per event) costs O(1) per event. The
-    dict that remains is the one a rebuild would give (same ids, same order).
+    ``recent`` (id -> event time) is the dedup memory: kept inline in the book between batches when it
+    fits (at most ``book.INLINE_IDS`` uuid ids), else as a dict on this object; a batch works on it as
+    a dict (:attr:`recent` builds it; :meth:`compact` puts it back inline). Beside the dict (not
+    checkpointed; rebuilt from ``recent`` whenever that dict was replaced) the ids in the order they
+    were added while their times rose strictly (``_fifo`` from ``_head``) and the others (``_ooo``):
+    forgetting the ids at or below a horizon pops the front of ``_fifo`` and scans ``_ooo`` instead of
+    rebuilding the dict, so a 1-Hz turbine (3,600 ids within the default tolerance, one prune per event)
+    costs O(1) per event. The dict that remains is the one a rebuild would give (same ids, same order).
+
+    ``agg`` (10-minute bucket start -> [n, sums..., counts...]) lives in the book's bucket pool; reading
+    :attr:`agg` gives a copy. Buckets of another width (an odd old checkpoint) stay in a dict here.
     """
 
-    turbine_id: str
-    site_id: str
-    partition: int
-    window: FeatureWindow
-    last_ts: float = -math.inf
-    recent: dict[str, float] = field(default_factory=dict)
-    # 10-minute bucket start -> [n, sums..., counts...] (doubles, not Python floats: ~220 B, no GC)
-    agg: dict[int, array[float]] = field(default_factory=dict)
-    # Buckets changed by the batch being applied (None: none): a prune must not drop them.
-    dirty_buckets: set[int] | None = None
-    history: HistoryMark | None = None
-    last_tier: str | None = None
-    late: int = 0
-    duplicates: int = 0
-    # Rescore coalescing (scorer/coalescing.py): what the last stream score was based on, the status
-    # class of the newest accepted event, and whether newer events wait for a rescoring.
-    rescore: RescoreMark | None = None
-    newest_status: int = NORMAL
-    pending: bool = False
-    compacted_at: float = -math.inf  # newest event time at the last compact() (not checkpointed)
-    _fifo: list[str] = field(default_factory=list, init=False, repr=False, compare=False)
-    _head: int = field(default=0, init=False, repr=False, compare=False)
-    _top: float = field(default=-math.inf, init=False, repr=False, compare=False)
-    _ooo: list[str] | None = field(default=None, init=False, repr=False, compare=False)
-    _indexed: dict[str, float] | None = field(default=None, init=False, repr=False, compare=False)
-    # A restored turbine not touched since: the checkpoint's JSON of ``recent`` and ``agg``, not decoded
-    # yet (both slots unset until first read, see ``__getattr__``).
-    _lazy: tuple[msgspec.Raw, msgspec.Raw] | None = field(default=None, init=False, repr=False, compare=False)
+    __slots__ = (
+        "_aggd",
+        "_book",
+        "_fifo",
+        "_head",
+        "_ids",
+        "_indexed",
+        "_lazy",
+        "_ooo",
+        "_row",
+        "_store",
+        "_top",
+        "dirty_buckets",
+        "turbine_id",
+    )
 
-    def __getattr__(self, name: str) -> Any:
-        """Reached only when a slot is unset: ``recent`` or ``agg`` of a lazily restored turbine are
-        decoded from its checkpoint at first read (a restore builds neither for turbines never touched)."""
-        if name in ("recent", "agg") and self._lazy is not None:
+    def __init__(
+        self,
+        turbine_id: str,
+        site_id: str,
+        partition: int,
+        window: FeatureWindow,
+        last_ts: float = -math.inf,
+        recent: dict[str, float] | None = None,
+        agg: dict[int, array[float]] | None = None,
+        dirty_buckets: set[int] | None = None,
+        history: HistoryMark | None = None,
+        last_tier: str | None = None,
+        late: int = 0,
+        duplicates: int = 0,
+        rescore: RescoreMark | None = None,
+        newest_status: int = NORMAL,
+        pending: bool = False,
+        compacted_at: float = -math.inf,
+    ) -> None:
+        self.turbine_id = turbine_id
+        self._store = window.store
+        self._book = book = book_for(window.store)
+        book.reset(window.row)
+        self._row = book.row_ints[window.row]  # (an int made at the book's growth, not now)
+        self._ids: dict[str, float] | None = recent
+        self._aggd: dict[int, array[float]] | None = None
+        self.dirty_buckets = dirty_buckets
+        self._fifo: list[str] = _NO_FIFO  # (never changed: _index() gives a list of its own first)
+        self._head = 0
+        self._top = _NEG_INF
+        self._ooo: list[str] | None = None
+        self._indexed: dict[str, float] | None = None
+        # A restored turbine not touched since: the checkpoint's JSON of ``recent`` and ``agg``, not
+        # decoded yet (decoded at first read of either).
+        self._lazy: tuple[msgspec.Raw, msgspec.Raw] | None = None
+        self.site_id = site_id
+        self.partition = partition
+        self.last_ts = last_ts
+        self.history = history
+        self.last_tier = last_tier
+        self.late = late
+        self.duplicates = duplicates
+        self.rescore = rescore
+        self.newest_status = newest_status
+        self.pending = pending
+        self.compacted_at = compacted_at
+        if agg:
+            self._agg_load(agg)
+
+    # ------------------------------------------------------------------ the row's columns
+    @property
+    def window(self) -> FeatureWindow:
+        return FeatureWindow.view(self._store, self._row)  # (made at each read: not kept per turbine)
+
+    @window.setter
+    def window(self, window: FeatureWindow) -> None:
+        """A window on another row (``BatchProcessor._adopt`` moves a state into the worker's store):
+        the bookkeeping moves with it."""
+        if window.store is self._store and window.row == self._row:
+            return
+        self._ensure()
+        recent = self.recent  # kept on this object while it moves
+        agg = self._agg_snapshot()
+        values = {name: getattr(self, name) for name in _SCALARS}
+        self._book.free_buckets(self._row)
+        self._store = window.store
+        self._book = book = book_for(window.store)
+        book.reset(window.row)
+        self._row = book.row_ints[window.row]
+        for name, value in values.items():
+            setattr(self, name, value)
+        self._ids = recent
+        self._aggd = None
+        self._agg_load(agg)
+
+    @property
+    def site_id(self) -> str:
+        return text_of(self._book.site[self._row])  # type: ignore[attr-defined]
+
+    @site_id.setter
+    def site_id(self, value: str) -> None:
+        self._book.site[self._row] = text_code(value)  # type: ignore[attr-defined]
+
+    @property
+    def partition(self) -> int:
+        return self._book.partition[self._row]  # type: ignore[attr-defined,no-any-return]
+
+    @partition.setter
+    def partition(self, value: int) -> None:
+        self._book.partition[self._row] = value  # type: ignore[attr-defined]
+
+    @property
+    def last_ts(self) -> float:
+        return self._book.last_ts[self._row]  # type: ignore[attr-defined,no-any-return]
+
+    @last_ts.setter
+    def last_ts(self, value: float) -> None:
+        self._book.last_ts[self._row] = value  # type: ignore[attr-defined]
+
+    @property
+    def compacted_at(self) -> float:
+        """Newest event time at the last :meth:`compact` (not checkpointed)."""
+        return self._book.compacted_at[self._row]  # type: ignore[attr-defined,no-any-return]
+
+    @compacted_at.setter
+    def compacted_at(self, value: float) -> None:
+        self._book.compacted_at[self._row] = value  # type: ignore[attr-defined]
+
+    @property
+    def late(self) -> int:
+        return self._book.late[self._row]  # type: ignore[attr-defined,no-any-return]
+
+    @late.setter
+    def late(self, value: int) -> None:
+        self._book.late[self._row] = value  # type: ignore[attr-defined]
+
+    @property
+    def duplicates(self) -> int:
+        return self._book.dup[self._row]  # type: ignore[attr-defined,no-any-return]
+
+    @duplicates.setter
+    def duplicates(self, value: int) -> None:
+        self._book.dup[self._row] = value  # type: ignore[attr-defined]
+
+    @property
+    def last_tier(self) -> str | None:
+        code = self._book.tier[self._row]  # type: ignore[attr-defined]
+        return None if code < 0 else text_of(code)
+
+    @last_tier.setter
+    def last_tier(self, value: str | None) -> None:
+        self._book.tier[self._row] = -1 if value is None else text_code(value)  # type: ignore[attr-defined]
+
+    @property
+    def history(self) -> HistoryMark | None:
+        """The last row written to ``score_history`` by the stream (a new mark object at each read)."""
+        book, row = self._book, self._row
+        code = book.hist_tier[row]  # type: ignore[attr-defined]
+        if code < 0:
+            return None
+        return HistoryMark(book.hist_ts[row], book.hist_score[row], text_of(code))  # type: ignore[attr-defined]
+
+    @history.setter
+    def history(self, mark: HistoryMark | None) -> None:
+        book, row = self._book, self._row
+        if mark is None:
+            book.hist_tier[row] = -1  # type: ignore[attr-defined]
+            return
+        book.hist_ts[row] = mark.ts  # type: ignore[attr-defined]
+        book.hist_score[row] = mark.score  # type: ignore[attr-defined]
+        book.hist_tier[row] = text_code(mark.tier)  # type: ignore[attr-defined]
+
+    @property
+    def rescore(self) -> RescoreMark | None:
+        """What the last stream score was based on (scorer/coalescing.py; a new object at each read)."""
+        book, row = self._book, self._row
+        if not book.has_rs[row]:  # type: ignore[attr-defined]
+            return None
+        return RescoreMark(book.rs_ts[row], book.rs_status[row])  # type: ignore[attr-defined]
+
+    @rescore.setter
+    def rescore(self, mark: RescoreMark | None) -> None:
+        book, row = self._book, self._row
+        if mark is None:
+            book.has_rs[row] = 0  # type: ignore[attr-defined]
+            return
+        book.rs_ts[row] = mark.ts  # type: ignore[attr-defined]
+        book.rs_status[row] = mark.status  # type: ignore[attr-defined]
+        book.has_rs[row] = 1  # type: ignore[attr-defined]
+
+    @property
+    def newest_status(self) -> int:
+        """Status class of the newest accepted event (rescore coalescing)."""
+        return self._book.newest_status[self._row]  # type: ignore[attr-defined,no-any-return]
+
+    @newest_status.setter
+    def newest_status(self, value: int) -> None:
+        self._book.newest_status[self._row] = value  # type: ignore[attr-defined]
+
+    @property
+    def pending(self) -> bool:
+        """Newer events wait for a rescoring."""
+        return bool(self._book.pending[self._row])  # type: ignore[attr-defined]
+
+    @pending.setter
+    def pending(self, value: bool) -> None:
+        self._book.pending[self._row] = 1 if value else 0  # type: ignore[attr-defined]
+
+    # ------------------------------------------------------------------ recent ids, buckets
+    @property
+    def recent(self) -> dict[str, float]:
+        ids = self._ids
+        if ids is None:
+            if self._lazy is not None:
+                self._decode_lazy()
+                return self.recent
+            ids = self._ids = self._book.ids(self._row)
+        return ids
+
+    @recent.setter
+    def recent(self, value: dict[str, float]) -> None:
+        self._ensure()
+        self._ids = value
+
+    def _recent_copy(self) -> dict[str, float]:
+        """A copy of ``recent`` that leaves the inline ids inline (a checkpoint)."""
+        self._ensure()
+        ids = self._ids
+        return ids.copy() if ids is not None else self._book.ids(self._row)
+
+    def _park(self) -> None:
+        """Put ``recent`` back inline when it fits (its side structures go with the dict)."""
+        ids = self._ids
+        if ids is not None and self._book.park_ids(self._row, ids):
+            self._ids = None
+            self._fifo = _NO_FIFO
+            self._ooo = self._indexed = None
+            self._head = 0
+            self._top = _NEG_INF
+
+    @property
+    def agg(self) -> dict[int, array[float]]:
+        """The 10-minute buckets (a copy: they change through :func:`add_to_buckets` and prunes)."""
+        return self._agg_snapshot()
+
+    def _agg_snapshot(self) -> dict[int, array[float]]:
+        self._ensure()
+        if self._aggd is not None:
+            return {k: v[:] for k, v in self._aggd.items()}
+        return dict(self._book.bucket_items(self._row))
+
+    def _agg_load(self, agg: dict[int, array[float]]) -> None:
+        if any(len(v) != BUCKET_WIDTH for v in agg.values()):
+            self._aggd = dict(agg)  # not the pool's width: kept as decoded
+            return
+        book, row = self._book, self._row
+        for start, values in agg.items():
+            slot = book.add_bucket(row, start)
+            book.b_data[slot] = np.frombuffer(values, dtype=np.float64)
+
+    def _agg_min(self) -> float:
+        self._ensure()
+        if self._aggd is not None:
+            return min(self._aggd) if self._aggd else math.inf
+        return self._book.bucket_min(self._row)
+
+    def _agg_drop(self, before: int, keep: Any) -> None:
+        if self._aggd is not None:
+            for bucket in [b for b in self._aggd if b < before and b not in keep]:
+                del self._aggd[bucket]
+        else:
+            self._book.drop_buckets(self._row, before, keep)
+
+    def _ensure(self) -> None:
+        if self._lazy is not None:
             self._decode_lazy()
-            return getattr(self, name)
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}", name=name, obj=self)
 
     def _decode_lazy(self) -> None:
         raw_recent, raw_agg = self._lazy  # type: ignore[misc]
@@ -210,13 +460,41 @@ class TurbineState:
             agg = {int(k): array("d", v) for k, v in orjson.loads(memoryview(raw_agg)).items()}
         except (TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"turbine {self.turbine_id}: corrupted checkpoint aux: {exc}") from exc
-        cls = type(self)
-        for name, value in (("recent", recent), ("agg", agg)):
-            try:  # a slot given a value meanwhile keeps it
-                getattr(cls, name).__get__(self, cls)
-            except AttributeError:
-                setattr(self, name, value)
         self._lazy = None
+        if self._ids is None:  # (a dict given meanwhile keeps it)
+            self._ids = recent
+        self._agg_load(agg)
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (
+            self.turbine_id,
+            self.site_id,
+            self.partition,
+            self._store,  # the window: the same row of the same store
+            self._row,
+            self.last_ts,
+            self.recent,
+            self.agg,
+            self.dirty_buckets,
+            self.history,
+            self.last_tier,
+            self.late,
+            self.duplicates,
+            self.rescore,
+            self.newest_status,
+            self.pending,
+            self.compacted_at,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TurbineState):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"TurbineState({self.turbine_id!r}, row={self._row}, last_ts={self.last_ts!r})"
 
     # ------------------------------------------------------------------ ingestion
     def accept(self, event_id: str, ts: float, tolerance_s: float, status_code: int = 0) -> None:
@@ -306,13 +584,9 @@ class TurbineState:
             kept = sorted(recent.items(), key=lambda kv: kv[1])[-MAX_RECENT_IDS:]
             self.recent = dict(kept)
             self._index()
-        agg = self.agg
-        if agg:
-            oldest_open = int((horizon - AGG_BUCKET_S) // AGG_BUCKET_S) * AGG_BUCKET_S
-            if min(agg) < oldest_open:
-                dirty = self.dirty_buckets or ()
-                for bucket in [b for b in agg if b < oldest_open and b not in dirty]:
-                    del agg[bucket]
+        oldest_open = int((horizon - AGG_BUCKET_S) // AGG_BUCKET_S) * AGG_BUCKET_S
+        if self._agg_min() < oldest_open:
+            self._agg_drop(oldest_open, self.dirty_buckets or ())
 
     def compact(self, tolerance_s: float) -> None:
         """After a batch's rows are taken: forget the ids and 10-minute buckets no accepted event can
@@ -324,12 +598,14 @@ class TurbineState:
         """
         self.dirty_buckets = None
         if self.last_ts - self.compacted_at < AGG_BUCKET_S:
+            self._park()
             return
         self.compacted_at = self.last_ts
         self._prune(tolerance_s)
         if self._head:  # no reference to a forgotten id is kept between batches (memory)
             del self._fifo[: self._head]
             self._head = 0
+        self._park()
 
     def admit(
         self,
@@ -353,10 +629,9 @@ class TurbineState:
         if self._admit_new_run(rows, ids, ts, tolerance_s, accepted, res):
             return res
         marked = len(accepted)
-        agg = self.agg
         # The prune after a NEW event (more than 64 ids) only forgets ids unless the cap or a closed
         # bucket is at stake: then it is done in full (the batch's buckets marked first, as accept did).
-        agg_min = min(agg) if agg else math.inf
+        agg_min = self._agg_min()
         fifo = self._fifo
         for i in rows:
             eid = ids[i]
@@ -399,10 +674,12 @@ class TurbineState:
                 self._prune(tolerance_s)
                 recent = self.recent
                 fifo = self._fifo
-                agg_min = min(agg) if agg else math.inf
+                agg_min = self._agg_min()
         self.last_ts = last  # (no later prune in this batch before compact(): no bucket to protect)
         self.duplicates += res.duplicates
         self.late += res.late
+        if res.first is None:  # not touched: no compact() follows
+            self._park()
         return res
 
     def _admit_new_run(
@@ -447,9 +724,8 @@ class TurbineState:
         res.first = res.latest_first = rows[0]
         res.newest = res.latest = rows[-1]
         if prune:
-            agg = self.agg
             oldest_open = int((horizon - AGG_BUCKET_S) // AGG_BUCKET_S) * AGG_BUCKET_S
-            if agg and min(agg) < oldest_open:  # a closed bucket goes: the run's own are protected
+            if self._agg_min() < oldest_open:  # a closed bucket goes: the run's own are protected
                 for t in run_ts:
                     self.mark_bucket(t)
                 self._prune(tolerance_s)
@@ -481,13 +757,13 @@ class TurbineState:
 
     def aux_inputs(self, *, copy: bool = True) -> AuxInputs:
         """What :meth:`aux_bytes` encodes; ``copy``: the dedup dict and the bucket arrays copied (the
-        only parts changed in place), so a checkpoint takes it under the lock and encodes it outside."""
-        agg = self.agg
+        only parts changed in place), so a checkpoint takes it under the lock and encodes it outside.
+        Both are always copies now (``copy`` is kept for callers): ids kept inline stay inline."""
         return AuxInputs(
             site=self.site_id,
             last_ts=self.last_ts,
-            recent=self.recent.copy() if copy else self.recent,
-            agg={k: v[:] for k, v in agg.items()} if copy else agg,
+            recent=self._recent_copy(),
+            agg=self._agg_snapshot(),
             history=self.history,
             tier=self.last_tier,
             late=self.late,
@@ -533,7 +809,6 @@ class TurbineState:
             newest_status=head.ns,
             pending=head.pend,
         )
-        del st.recent, st.agg
         st._lazy = (head.recent, head.agg)
         if not lazy:
             st._decode_lazy()
@@ -637,15 +912,26 @@ def add_to_buckets(
     groups = key[starts]
     owners = (groups // span).tolist()
     buckets = ((groups % span + low) * AGG_BUCKET_S).tolist()
-    raw = total.tobytes()
-    width = total.shape[1] * 8
     for g, (o, b) in enumerate(zip(owners, buckets, strict=True)):
-        agg = states[o].agg
-        acc = agg.get(b)
-        if acc is None:
-            agg[b] = array("d", raw[g * width : (g + 1) * width])
+        st = states[o]
+        st._ensure()
+        odd = st._aggd
+        if odd is not None:  # buckets of an odd old checkpoint: as they always were
+            acc = odd.get(b)
+            if acc is None:
+                odd[b] = array("d", total[g].tobytes())
+            else:
+                held = np.frombuffer(acc, dtype=np.float64)
+                held += total[g]
+                total[g] = held
+            continue
+        book, row = st._book, st._row
+        slot = book.find_bucket(row, b)
+        if slot < 0:
+            slot = book.add_bucket(row, b)  # (may grow the pool: b_data read after)
+            book.b_data[slot] = total[g]
         else:  # what the bucket held + this batch (float additions, as one add per batch always was)
-            held = np.frombuffer(acc, dtype=np.float64)
+            held = book.b_data[slot]
             held += total[g]
             total[g] = held
     counts = total[:, 1 + _NA :]
