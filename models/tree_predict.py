@@ -146,6 +146,77 @@ class _FastRaw:
         return (_FastRaw, (self.est,))
 
 
+class _FastCalibrated:
+    """A sigmoid-calibrated binary classifier's ``predict_proba`` over accelerated estimators without
+    scikit-learn's per-call glue (fitted checks whose tags deep-copy the frozen estimator, a label
+    encoder fitted per call, validation: ~3 ms per call, 30 ms per 10,000-turbine sweep).
+
+    Same values: each calibrated classifier's decision is its estimator's ``_raw_predict`` raveled (the
+    binary ``decision_function``; the positive class is the last, so no sign flip), its probability
+    ``expit(-(a * d + b))`` (``_SigmoidCalibration.predict``), the negative class ``1 - p``, the
+    ``(1, 1 + 1e-5]`` clip, then the mean over the calibrated classifiers from zeros, as
+    ``CalibratedClassifierCV.predict_proba`` and ``_CalibratedClassifier.predict_proba`` compute them.
+    Any other model, or an input :func:`_validated` does not take, goes to scikit-learn's own method.
+    """
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def __call__(self, X: Any) -> np.ndarray:
+        model = self.model
+        parts = _sigmoid_parts(model)
+        if parts is None or not all(_validated(est, X) for est, _ in parts):
+            return np.asarray(type(model).predict_proba(model, X))
+        from scipy.special import expit
+
+        n = X.shape[0]
+        mean = np.zeros((n, 2))
+        for est, cal in parts:
+            decision = est._raw_predict(X).ravel()
+            proba = np.zeros((n, 2))
+            proba[:, 1] = expit(-(cal.a_ * decision + cal.b_))
+            proba[:, 0] = 1.0 - proba[:, 1]
+            proba[(proba > 1.0) & (proba <= 1.0 + 1e-5)] = 1.0
+            mean += proba
+        mean /= len(parts)
+        return mean
+
+    def __reduce__(self) -> Any:
+        return (_FastCalibrated, (self.model,))
+
+
+def _sigmoid_parts(model: Any) -> list[tuple[Any, Any]] | None:
+    """(accelerated estimator, sigmoid calibrator) of each calibrated classifier of a fitted binary
+    sigmoid ``CalibratedClassifierCV`` whose estimators are accelerated and know both classes in its
+    order; None for anything else."""
+    try:
+        from sklearn.calibration import CalibratedClassifierCV, _SigmoidCalibration
+    except ImportError:  # pragma: no cover - scikit-learn moved it
+        return None
+    if type(model) is not CalibratedClassifierCV or getattr(model, "method", None) != "sigmoid":
+        return None
+    classes = getattr(model, "classes_", None)
+    ccs = getattr(model, "calibrated_classifiers_", None)
+    if classes is None or len(classes) != 2 or not ccs:
+        return None
+    out = []
+    for cc in ccs:
+        est = getattr(cc, "estimator", None)
+        est = getattr(est, "estimator", est)  # a FrozenEstimator's own
+        cals = getattr(cc, "calibrators", None) or []
+        if (
+            getattr(cc, "method", None) != "sigmoid"
+            or not isinstance(vars(est).get("_raw_predict") if hasattr(est, "__dict__") else None, _FastRaw)
+            or len(cals) != 1
+            or type(cals[0]) is not _SigmoidCalibration
+            or list(getattr(est, "classes_", ())) != list(classes)
+            or list(getattr(cc, "classes", ())) != list(classes)
+        ):
+            return None
+        out.append((est, cals[0]))
+    return out
+
+
 def _validated(est: Any, X: Any) -> bool:
     """True when scikit-learn's input validation of ``X`` (``validate_data(reset=False)``, float64,
     NaN allowed) would pass and return ``X`` itself: a plain 2-D float64 ndarray with rows and the
@@ -183,13 +254,17 @@ def supported(est: Any) -> bool:
 def accelerate(model: Any) -> int:
     """Accelerate every supported estimator reachable from ``model`` (itself, a calibrated
     classifier's estimators, a wrapped (frozen) estimator, a two-stage TTF's gate and conditional
-    models); returns how many."""
+    models); returns how many. A binary sigmoid ``CalibratedClassifierCV`` over accelerated
+    estimators also gets :class:`_FastCalibrated` as its ``predict_proba`` (not counted)."""
     done = 0
     for est in _estimators(model):
         if not supported(est) or isinstance(vars(est).get("_raw_predict"), _FastRaw):
             continue
         est._raw_predict = _FastRaw(est)
         done += 1
+    for m in _estimators(model):  # then a calibrated classifier over them: its glue skipped too
+        if _sigmoid_parts(m) is not None and not isinstance(vars(m).get("predict_proba"), _FastCalibrated):
+            m.predict_proba = _FastCalibrated(m)
     return done
 
 

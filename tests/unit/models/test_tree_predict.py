@@ -11,7 +11,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.frozen import FrozenEstimator
 
-from models.tree_predict import _FastRaw, accelerate, supported
+from models.tree_predict import _FastCalibrated, _FastRaw, accelerate, supported
 from models.ttf import TTFQuantile, TwoStageTTF
 
 pytestmark = pytest.mark.unit
@@ -69,6 +69,13 @@ def test_classifier_regressor_and_calibrated_same_values_to_the_bit() -> None:
     }
     for name in ref:
         assert _same(ref[name], got[name]), name
+    assert isinstance(cal.__dict__["predict_proba"], _FastCalibrated)  # its glue skipped too
+    assert _same(np.asarray(cal.predict_proba(rows.tolist())), ref["cal"])  # scikit-learn's path
+    for other in (pickle.loads(pickle.dumps(cal)), copy.deepcopy(cal)):
+        assert other.__dict__["predict_proba"].model is other
+        assert _same(other.predict_proba(rows), ref["cal"])
+    with pytest.raises(ValueError, match="features"):
+        cal.predict_proba(rows[:, :5])
     for chunk in (rows[:1], np.asfortranarray(rows), rows[::3]):  # one row, Fortran order, a view
         assert _same(type(clf)._raw_predict(clf, chunk), clf._raw_predict(chunk))
     with pytest.raises(ValueError, match="features"):  # scikit-learn's own validation stays
@@ -91,6 +98,22 @@ def test_two_stage_ttf_and_copies() -> None:
         assert isinstance(other.model.gate.__dict__["_raw_predict"], _FastRaw)
         assert other.model.gate.__dict__["_raw_predict"].est is other.model.gate
         assert _same(ref, other.model.quantiles(rows, (0.1, 0.5, 0.9)))
+
+
+def test_calibrated_classifiers_it_does_not_cover_keep_scikit_learns_predict_proba() -> None:
+    x, y = _data(seed=5)
+    clf = HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(x, y > 0)
+    rows = _hostile_rows(clf, x.shape[1])
+    iso = CalibratedClassifierCV(FrozenEstimator(copy.deepcopy(clf)), method="isotonic").fit(x, y > 0)
+    cv = CalibratedClassifierCV(HistGradientBoostingClassifier(max_iter=10), method="sigmoid", cv=3)
+    cv.fit(x, y > 0)  # three calibrated classifiers, averaged
+    multi = CalibratedClassifierCV(HistGradientBoostingClassifier(max_iter=10), method="sigmoid", cv=2)
+    multi.fit(x, np.digitize(y, [-0.5, 0.5]))  # three classes: not accelerated at all
+    for model, fast in ((iso, False), (cv, True), (multi, False)):
+        ref = model.predict_proba(rows)
+        accelerate(model)
+        assert isinstance(model.__dict__.get("predict_proba"), _FastCalibrated) is fast
+        assert _same(model.predict_proba(rows), ref)
 
 
 def test_what_it_does_not_cover_is_left_to_scikit_learn() -> None:
