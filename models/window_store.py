@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+import mmap
 import struct
 import sys
 import threading
@@ -1276,10 +1277,11 @@ class PackedStates:
 
 class StatePacker:
     """Packs states into one buffer as they arrive (:class:`PackedStates`), one copy each; the buffer
-    doubles when full. :meth:`take` hands over what was packed and starts a new buffer of the size
-    the last one needed, reusing one given back by :meth:`PackedStates.release` when there is one:
-    a restore's chunks then cycle through a few buffers instead of faulting in a fresh one each (a
-    fresh page costs far more than the copy on this VM: ~0.5-1 ms per MB)."""
+    doubles when full. :meth:`take` hands over what was packed and starts a new buffer sized for the
+    next chunk, reusing one given back by :meth:`PackedStates.release` when there is one: a restore's
+    chunks then cycle through a few buffers instead of faulting in a fresh one each (a fresh page
+    costs far more than the copy on this VM: ~0.5-1 ms per MB). Buffers are plain anonymous maps, not
+    numpy's (which asks for transparent huge pages above 4 MB: measured, more kernel time per chunk)."""
 
     SPARE = 3  # buffers kept for reuse
 
@@ -1288,6 +1290,10 @@ class StatePacker:
         self._spare: list[np.ndarray] = []  # appended by other threads (release), popped here
         self._new(self._cap)
 
+    @staticmethod
+    def _alloc(capacity: int) -> np.ndarray:
+        return np.frombuffer(mmap.mmap(-1, capacity), dtype=np.uint8)
+
     def _new(self, capacity: int) -> None:
         buf = None
         while self._spare:
@@ -1295,7 +1301,7 @@ class StatePacker:
             if len(got) >= capacity:
                 buf = got
                 break
-        self._buf = np.empty(capacity, dtype=np.uint8) if buf is None else buf
+        self._buf = self._alloc(capacity) if buf is None else buf
         self._view = self._buf.data
         self._at = 0
         self._starts: list[int] = []
@@ -1305,7 +1311,7 @@ class StatePacker:
         at = self._at
         end = at + len(state)
         if end > len(self._buf):
-            grown = np.empty(max(2 * len(self._buf), end), dtype=np.uint8)
+            grown = self._alloc(max(2 * len(self._buf), end))
             grown[:at] = self._buf[:at]
             self._buf, self._view = grown, grown.data
         self._view[at:end] = state
@@ -1316,14 +1322,17 @@ class StatePacker:
     def __len__(self) -> int:
         return len(self._starts)
 
-    def take(self) -> PackedStates:
+    def take(self, next_count: int | None = None) -> PackedStates:
+        """What was packed; the next buffer holds ``next_count`` states of this chunk's mean size
+        (+1/8), or as much as this chunk (+1/8) without it."""
         out = PackedStates(
             self._buf[: self._at],
             np.array(self._starts, dtype=np.int64),
             np.array(self._ends, dtype=np.int64),
         )
         out._spare = (self._spare, self._buf)
-        self._cap = max(self._cap, self._at + self._at // 8)
+        need = self._at if not next_count or not self._starts else self._at * next_count // len(self._starts)
+        self._cap = max(need + need // 8, 1 << 12)
         self._new(self._cap)
         return out
 

@@ -796,14 +796,14 @@ class Sink:
             sites: list[str] = []
             parts: list[int] = []
             auxes: list[bytes] = []
-            packer = StatePacker(chunk * 8 << 10)  # ~8 KB per window; grows if need be
+            size = max(1, chunk // 4)  # a smaller first chunk: the decode starts ~3/4 of a chunk sooner
+            packer = StatePacker(size * (12 << 10))  # 7.7-11.7 KB per bench window; then sized by take()
             query = (
                 "SELECT w.turbine_id, w.site_id, w.partition, w.state, w.aux, h.time, h.score, h.tier "
                 "FROM scorer_windows w LEFT JOIN LATERAL (SELECT time, score, tier FROM score_history "
                 "WHERE turbine_id = w.turbine_id AND trigger = 'stream' ORDER BY time DESC LIMIT 1) h "
                 "ON true WHERE w.consumer_group = %s AND w.topic = %s AND w.partition = ANY(%s)"
             )
-            size = max(1, chunk // 4)  # a smaller first chunk: the decode starts ~3/4 of a chunk sooner
             # fetched a quarter chunk at a time too: the first rows reach the loop after 1/4 of a chunk
             # (not after a whole one), and each libpq result holds ~2 MB, not ~9
             for r in conn.cursor(binary=True).stream(query, key, size=size):
@@ -815,7 +815,7 @@ class Sink:
                 if r[5] is not None:
                     marks[r[0]] = HistoryMark(r[5].timestamp(), float(r[6]), str(r[7]))
                 if len(ids) == size:
-                    consume(StoredChunk(ids, sites, parts, packer.take(), auxes))
+                    consume(StoredChunk(ids, sites, parts, packer.take(chunk), auxes))
                     ids, sites, parts, auxes, size = [], [], [], [], chunk
             if ids:
                 consume(StoredChunk(ids, sites, parts, packer.take(), auxes))
