@@ -77,7 +77,9 @@ class ModelBundle:
         """
         cols = self.model_columns
         if cols is not None:
-            x = x[:, cols]
+            # Column selection by fancy indexing gives a Fortran-ordered copy; made C-ordered once here,
+            # so the models' compiled predict takes it as is instead of each call copying it again.
+            x = np.ascontiguousarray(x[:, cols])
         if x.shape[0] == 0:
             empty = np.zeros(0)
             return {"probability": empty, "ttf_q10": empty, "ttf_q50": empty, "ttf_q90": empty}
