@@ -86,13 +86,13 @@ def pack_id(event_id: str) -> bytes | None:
     None (any other id is kept as a string)."""
     if len(event_id) != 36 or event_id[8] != "-" or event_id[13] != "-" or event_id[18] != "-":
         return None
+    if event_id[23] != "-" or event_id.lower() != event_id:  # (fromhex takes upper case too)
+        return None
     try:
         raw = bytes.fromhex(event_id[:8] + event_id[9:13] + event_id[14:18] + event_id[19:23] + event_id[24:])
     except ValueError:
         return None
-    if len(raw) != _ID_BYTES or unpack_id(raw) != event_id:  # fromhex skips spaces; upper case differs
-        return None
-    return raw
+    return raw if len(raw) == _ID_BYTES else None  # (fromhex skips whitespace: then fewer bytes)
 
 
 def unpack_id(raw: bytes) -> str:

@@ -38,6 +38,14 @@ def test_only_canonical_uuid_ids_are_packed_and_they_come_back_exactly() -> None
     ):
         assert pack_id(other) is None, other
     assert pack_id(u[:8] + "-" + u[9:13] + "-" + u[14:18] + "-" + u[19:23] + "-" + u[24:]) is not None
+    alphabet = "0123456789abcdefABCDEF-_.: g"
+    for _ in range(5_000):  # near-uuids: whatever is packed comes back as the same string
+        chars = list(str(uuid.UUID(int=rng.getrandbits(128))))
+        for _ in range(rng.randint(0, 2)):
+            chars[rng.randrange(36)] = rng.choice(alphabet)
+        eid = "".join(chars)
+        raw = pack_id(eid)
+        assert raw is None or unpack_id(raw) == eid, eid
 
 
 def _state(tid: str = "WT-1") -> TurbineState:
