@@ -56,6 +56,7 @@ _COLUMNS: dict[str, tuple[str, float | int]] = {
     "partition": ("q", 0),
     "site": ("i", _NONE),
     "bucket_head": ("i", _NONE),
+    "bucket_tail": ("i", _NONE),
     "n_ids": ("b", 0),
 }
 
@@ -198,6 +199,9 @@ class Book:
 
     def find_bucket(self, row: int, start: int) -> int:
         starts = self.b_start
+        tail = self.bucket_tail[row]  # type: ignore[attr-defined]
+        if tail != _NONE and starts[tail] == start:  # the usual case: the newest bucket
+            return tail  # type: ignore[no-any-return]
         for slot in self.buckets(row):
             if starts[slot] == start:
                 return slot
@@ -208,13 +212,12 @@ class Book:
         slot = self._slot()
         self.b_start[slot] = start
         self.b_next[slot] = _NONE
-        last = _NONE
-        for last in self.buckets(row):  # noqa: B007 - the last one
-            pass
+        last = self.bucket_tail[row]  # type: ignore[attr-defined]
         if last == _NONE:
             self.bucket_head[row] = slot  # type: ignore[attr-defined]
         else:
             self.b_next[last] = slot
+        self.bucket_tail[row] = slot  # type: ignore[attr-defined]
         return slot
 
     def bucket_min(self, row: int) -> float:
@@ -234,6 +237,8 @@ class Book:
                     self.bucket_head[row] = follow  # type: ignore[attr-defined]
                 else:
                     nxt[prev] = follow
+                if follow == _NONE:
+                    self.bucket_tail[row] = prev  # type: ignore[attr-defined]
                 nxt[slot] = self._b_free
                 self._b_free = slot
             else:
