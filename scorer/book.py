@@ -116,6 +116,8 @@ class Book:
         self.b_data = np.empty((0, BUCKET_WIDTH), dtype=np.float64)
         self._b_free = _NONE
         self.row_ints: list[int] = []  # the row numbers as ints made at growth (kept by the states)
+        # (column, default) pairs for reset(): the columns grow in place, never replaced
+        self._defaults = [(getattr(self, name), fill) for name, (_code, fill) in _COLUMNS.items()]
 
     # ---------------------------------------------------------------- rows
     def ensure(self, row: int) -> None:
@@ -134,9 +136,10 @@ class Book:
     def reset(self, row: int) -> None:
         """``row`` as a new turbine's: every column at its default, its buckets freed."""
         self.ensure(row)
-        self.free_buckets(row)
-        for name, (_code, fill) in _COLUMNS.items():
-            getattr(self, name)[row] = fill
+        if self.bucket_head[row] != _NONE:  # type: ignore[attr-defined]
+            self.free_buckets(row)
+        for column, fill in self._defaults:
+            column[row] = fill
 
     # ---------------------------------------------------------------- recent ids
     def ids(self, row: int) -> dict[str, float]:

@@ -794,22 +794,37 @@ class TurbineState:
             return cls._from_aux_dict(turbine_id, partition, window, orjson.loads(aux))
         if head.v != AUX_FORMAT:
             raise ValueError(f"turbine {turbine_id}: unsupported checkpoint aux format {head.v!r}")
-        hist, rs = head.hist, head.rs
-        st = cls(
-            turbine_id=turbine_id,
-            site_id=head.site,
-            partition=partition,
-            window=window,
-            last_ts=-math.inf if head.last is None else head.last,
-            history=None if hist is None else HistoryMark(hist[0], hist[1], hist[2]),
-            last_tier=head.tier,
-            late=head.late,
-            duplicates=head.dup,
-            rescore=None if rs is None else RescoreMark(rs[0], rs[1]),
-            newest_status=head.ns,
-            pending=head.pend,
-        )
+        # What ``cls(...)`` with these fields does, written into the row's columns directly: a restore
+        # makes one state per turbine on its compute thread while the database read streams (through
+        # the property setters and two mark objects this was twice the cost: 133 vs 65 ms per 10,000).
+        st = cls.__new__(cls)
+        st.turbine_id = turbine_id
+        st._store = window.store
+        st._book = book = book_for(window.store)
+        book.reset(window.row)  # every column at its default (no marks, not pending, ...)
+        st._row = row = book.row_ints[window.row]
+        st._ids = st._aggd = st.dirty_buckets = st._ooo = st._indexed = None
+        st._fifo = _NO_FIFO
+        st._head = 0
+        st._top = _NEG_INF
         st._lazy = (head.recent, head.agg)
+        book.site[row] = text_code(head.site)  # type: ignore[attr-defined]
+        book.partition[row] = partition  # type: ignore[attr-defined]
+        if head.last is not None:
+            book.last_ts[row] = head.last  # type: ignore[attr-defined]
+        hist, rs = head.hist, head.rs
+        if hist is not None:
+            book.hist_ts[row], book.hist_score[row] = hist[0], hist[1]  # type: ignore[attr-defined]
+            book.hist_tier[row] = text_code(hist[2])  # type: ignore[attr-defined]
+        if head.tier is not None:
+            book.tier[row] = text_code(head.tier)  # type: ignore[attr-defined]
+        book.late[row] = head.late  # type: ignore[attr-defined]
+        book.dup[row] = head.dup  # type: ignore[attr-defined]
+        if rs is not None:
+            book.rs_ts[row], book.rs_status[row] = rs[0], rs[1]  # type: ignore[attr-defined]
+            book.has_rs[row] = 1  # type: ignore[attr-defined]
+        book.newest_status[row] = head.ns  # type: ignore[attr-defined]
+        book.pending[row] = 1 if head.pend else 0  # type: ignore[attr-defined]
         if not lazy:
             st._decode_lazy()
         return st

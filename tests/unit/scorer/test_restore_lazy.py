@@ -170,3 +170,19 @@ def test_times_decode_to_the_same_doubles() -> None:
         aux = orjson.dumps({"v": 1, "site": "S", "last": x, "hist": [x, -x, "low"], "rs": [x, 0]})
         st = TurbineState.from_aux("WT", 0, window, aux, lazy=True)
         assert st.last_ts == x and st.history is not None and st.history.score == -x and st.rescore.ts == x  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("last_tier", [None, "high"])
+@pytest.mark.parametrize("pending", [False, True])
+def test_fast_restore_of_a_bare_aux_equals_the_constructor(last_tier: str | None, pending: bool) -> None:
+    """``from_aux`` writes the row's columns directly (not through ``cls(...)``): a state without marks,
+    tier or events restores to the fields the constructor gives (the columns' defaults included)."""
+    window = FeatureWindow()
+    st = TurbineState("WT-BARE", "SITE-Z", 2, window, last_tier=last_tier, pending=pending, late=3)
+    aux = st.aux_bytes()
+    target = FeatureWindow()
+    fast = TurbineState.from_aux("WT-BARE", 2, target, aux, lazy=True)
+    built = TurbineState._from_aux_dict("WT-BARE", 2, FeatureWindow(), orjson.loads(aux))
+    assert _fields(fast) == _fields(built)
+    assert fast.history is None and fast.rescore is None and fast.last_ts == -math.inf
+    assert fast.compacted_at == -math.inf and fast.aux_bytes() == aux
