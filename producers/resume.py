@@ -4,7 +4,10 @@ Why: after ``make down && make run`` the demo simulator used to start again ``--
 was older than what the scorer already held for those turbines (rejected as ``late``) for many minutes.
 The topic itself is the memory: the newest event time of this fleet's turbine ids in the telemetry topic
 is where the previous run stopped. Reading it is bounded in time and records; anything unreadable means
-"start fresh", never a crash.
+"start fresh", never a crash. A record dated beyond the contract's future limit (``now`` plus
+``DEFAULT_MAX_FUTURE_SKEW``: the scorer dead-letters it as ``time_in_future``) is not an event this
+fleet published: one such record (seen: a hostile record dated 2099) made the demo simulator resume in
+2099 and publish nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from common.contracts import DEFAULT_MAX_FUTURE_SKEW
 from common.logging import event
 
 log = logging.getLogger(__name__)
@@ -58,8 +62,11 @@ def _floor(value: datetime, period_s: int) -> datetime:
     return datetime.fromtimestamp(stamp - stamp % period_s, UTC)
 
 
-def _owner_time(value: bytes | None, owners: Mapping[str, str]) -> tuple[str, datetime] | None:
-    """(group, event time) of a telemetry record whose turbine is in ``owners``; None for anything else."""
+def _owner_time(
+    value: bytes | None, owners: Mapping[str, str], latest: datetime | None = None
+) -> tuple[str, datetime] | None:
+    """(group, event time) of a telemetry record whose turbine is in ``owners``; None for anything else,
+    and for an event time after ``latest`` (the contract's future limit)."""
     if not value:
         return None
     try:
@@ -73,12 +80,17 @@ def _owner_time(value: bytes | None, owners: Mapping[str, str]) -> tuple[str, da
         when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except (orjson.JSONDecodeError, ValueError, TypeError):
         return None
-    return group, when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    if latest is not None and when > latest:
+        return None
+    return group, when
 
 
-def _event_time(value: bytes | None, wanted: Collection[str]) -> datetime | None:
+def _event_time(
+    value: bytes | None, wanted: Collection[str], latest: datetime | None = None
+) -> datetime | None:
     """Event time of a telemetry record of one of ``wanted``'s turbines; None for anything else."""
-    found = _owner_time(value, dict.fromkeys(wanted, ""))
+    found = _owner_time(value, dict.fromkeys(wanted, ""), latest)
     return None if found is None else found[1]
 
 
@@ -91,6 +103,7 @@ def newest_event_time(
     chunk: int = CHUNK,
     max_records_per_partition: int = 200_000,
     consumer: Any = None,
+    now: datetime | None = None,
 ) -> datetime | None:
     """Newest ``event_time`` of ``turbine_ids`` in ``topic`` (None: absent, empty or none of theirs).
 
@@ -104,6 +117,7 @@ def newest_event_time(
         chunk=chunk,
         max_records_per_partition=max_records_per_partition,
         consumer=consumer,
+        now=now,
     )[""]
 
 
@@ -116,6 +130,7 @@ def newest_event_times(
     chunk: int = CHUNK,
     max_records_per_partition: int = 200_000,
     consumer: Any = None,
+    now: datetime | None = None,
 ) -> dict[str, datetime | None]:
     """Newest ``event_time`` of each group of turbine ids in ``topic`` (None: none of that group's), in
     ONE read of the topic whatever the number of groups (e.g. every replay prefix at once).
@@ -124,9 +139,12 @@ def newest_event_times(
     seen in that partition (a group's newest event is in the latest chunk that holds one of its events:
     other producers, e.g. an incident replay, may have written after it), the start of the partition,
     ``max_records_per_partition`` or ``timeout_s``. A group never found costs a full (bounded) read; one
-    read per group cost a full read each. Raises ``KafkaError`` only when the broker cannot be reached.
+    read per group cost a full read each. Records dated after ``now`` (the wall clock by default) plus the
+    contract's future limit are skipped. Raises ``KafkaError`` only when the broker cannot be reached.
     """
     from kafka import KafkaConsumer, TopicPartition
+
+    latest = (now or datetime.now(UTC)) + DEFAULT_MAX_FUTURE_SKEW
 
     owners = {tid: name for name, ids in groups.items() for tid in ids}
     newest: dict[str, datetime | None] = dict.fromkeys(groups)
@@ -156,7 +174,7 @@ def newest_event_times(
             missing = set(groups)
             while upper > floor and missing and time.monotonic() < deadline:
                 lower = max(floor, upper - chunk)
-                found = _scan(consumer, tp, lower, upper, owners, deadline)
+                found = _scan(consumer, tp, lower, upper, owners, deadline, latest)
                 read += upper - lower
                 for name, when in found.items():
                     if name in missing:
@@ -181,7 +199,13 @@ def newest_event_times(
 
 
 def _scan(
-    consumer: Any, tp: Any, lower: int, upper: int, owners: Mapping[str, str], deadline: float
+    consumer: Any,
+    tp: Any,
+    lower: int,
+    upper: int,
+    owners: Mapping[str, str],
+    deadline: float,
+    latest: datetime | None = None,
 ) -> dict[str, datetime]:
     """Newest event time per group among offsets ``[lower, upper)`` of one partition."""
     consumer.assign([tp])
@@ -193,7 +217,7 @@ def _scan(
         for record in batches.get(tp, []):
             if record.offset >= upper:
                 break
-            found = _owner_time(record.value, owners)
+            found = _owner_time(record.value, owners, latest)
             if found is not None:
                 name, when = found
                 if name not in newest or when > newest[name]:

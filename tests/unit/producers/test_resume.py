@@ -199,3 +199,20 @@ def test_a_partition_stops_when_every_group_was_seen_there() -> None:
     found = newest_event_times("x", "t", groups, consumer=consumer, chunk=10)
     assert found == {"R-": datetime(2026, 3, 11, tzinfo=UTC), "R2-": datetime(2026, 3, 12, tzinfo=UTC)}
     assert consumer.records_read == 10
+
+
+def test_a_record_dated_beyond_the_contract_future_limit_is_not_where_the_fleet_stopped() -> None:
+    """Seen on the demo: one hostile record dated 2099 (dead-lettered by the scorer) made the simulator
+    resume in 2099 and publish nothing. Within the contract's skew a record still counts."""
+    now = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+    fleet = [_value("WT-001", f"2026-03-10T1{h}:00:00Z") for h in range(2)]
+    hostile = [_value("WT-001", "2099-01-01T00:00:00Z"), _value("WT-002", "2026-03-10T12:30:00Z")]
+    consumer = FakeConsumer({0: fleet + hostile})
+    assert newest_event_time("x", "t", FLEET, consumer=consumer, now=now) == datetime(
+        2026, 3, 10, 11, tzinfo=UTC
+    )
+    near = FakeConsumer({0: [*fleet, _value("WT-002", "2026-03-10T12:05:00Z")]})
+    assert newest_event_time("x", "t", FLEET, consumer=near, now=now) == datetime(
+        2026, 3, 10, 12, 5, tzinfo=UTC
+    )
+    assert _event_time(hostile[0], FLEET, latest=now) is None
