@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from models.features import K
 from models.window_store import _HEADER4, PackedStates, StatePacker, WindowStore
+from tests.unit.models.test_window_store_restore_threads import _source
 
 pytestmark = pytest.mark.unit
 
@@ -19,19 +19,7 @@ T0 = datetime(2024, 5, 1, tzinfo=UTC).timestamp()
 
 
 def _blobs(n: int, seed: int = 11) -> list[bytes]:
-    src = WindowStore(1)
-    rows = src.rows_for([f"S{i}" for i in range(n)])
-    rng = np.random.default_rng(seed)
-    per = 9
-    m = n * per
-    src.ingest(
-        np.repeat(rows, per),
-        T0 + np.tile(np.arange(per) * 600.0, n),
-        rng.normal(60, 15, (m, K)),
-        rng.integers(0, 4, m),
-        rng.normal(0, 90, (m, 3)),
-    )
-    return src.to_bytes_many(rows)
+    return _source(n, seed)[2]
 
 
 def _rows(store: WindowStore, ids: list[str]) -> list[bytes]:
