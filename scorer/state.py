@@ -215,22 +215,9 @@ class TurbineState:
         pending: bool = False,
         compacted_at: float = -math.inf,
     ) -> None:
-        self.turbine_id = turbine_id
-        self._store = window.store
-        self._book = book = book_for(window.store)
-        book.reset(window.row)
-        self._row = book.row_ints[window.row]  # (an int made at the book's growth, not now)
-        self._ids: dict[str, float] | None = recent
-        self._aggd: dict[int, array[float]] | None = None
+        self._attach(turbine_id, window)
+        self._ids = recent
         self.dirty_buckets = dirty_buckets
-        self._fifo: list[str] = _NO_FIFO  # (never changed: _index() gives a list of its own first)
-        self._head = 0
-        self._top = _NEG_INF
-        self._ooo: list[str] | None = None
-        self._indexed: dict[str, float] | None = None
-        # A restored turbine not touched since: the checkpoint's JSON of ``recent`` and ``agg``, not
-        # decoded yet (decoded at first read of either).
-        self._lazy: tuple[msgspec.Raw, msgspec.Raw] | None = None
         self.site_id = site_id
         self.partition = partition
         self.last_ts = last_ts
@@ -244,6 +231,27 @@ class TurbineState:
         self.compacted_at = compacted_at
         if agg:
             self._agg_load(agg)
+
+    def _attach(self, turbine_id: str, window: FeatureWindow) -> int:
+        """A new state on ``window``'s row: the row's columns at their defaults, no recent ids, no
+        buckets, nothing lazy; returns the row (the constructor and ``from_aux`` start here)."""
+        self.turbine_id = turbine_id
+        self._store = window.store
+        self._book = book = book_for(window.store)
+        book.reset(window.row)
+        self._row = row = book.row_ints[window.row]  # (an int made at the book's growth, not now)
+        self._ids = None
+        self._aggd: dict[int, array[float]] | None = None
+        self.dirty_buckets = None
+        self._fifo: list[str] = _NO_FIFO  # (never changed: _index() gives a list of its own first)
+        self._head = 0
+        self._top = _NEG_INF
+        self._ooo: list[str] | None = None
+        self._indexed: dict[str, float] | None = None
+        # A restored turbine not touched since: the checkpoint's JSON of ``recent`` and ``agg``, not
+        # decoded yet (decoded at first read of either).
+        self._lazy: tuple[msgspec.Raw, msgspec.Raw] | None = None
+        return row
 
     # ------------------------------------------------------------------ the row's columns
     @property
@@ -798,15 +806,8 @@ class TurbineState:
         # makes one state per turbine on its compute thread while the database read streams (through
         # the property setters and two mark objects this was twice the cost: 133 vs 65 ms per 10,000).
         st = cls.__new__(cls)
-        st.turbine_id = turbine_id
-        st._store = window.store
-        st._book = book = book_for(window.store)
-        book.reset(window.row)  # every column at its default (no marks, not pending, ...)
-        st._row = row = book.row_ints[window.row]
-        st._ids = st._aggd = st.dirty_buckets = st._ooo = st._indexed = None
-        st._fifo = _NO_FIFO
-        st._head = 0
-        st._top = _NEG_INF
+        row = st._attach(turbine_id, window)  # every column at its default (no marks, not pending...)
+        book = st._book
         st._lazy = (head.recent, head.agg)
         book.site[row] = text_code(head.site)  # type: ignore[attr-defined]
         book.partition[row] = partition  # type: ignore[attr-defined]
