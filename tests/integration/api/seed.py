@@ -99,6 +99,7 @@ class Seeded:
     sites: dict[str, str]
     runs: list[uuid.UUID] = field(default_factory=list)  # newest first
     telemetry_turbines: list[str] = field(default_factory=list)
+    history_days: set[date] = field(default_factory=set)  # UTC days holding score_history rows
 
 
 def seed_fleet(
@@ -223,6 +224,7 @@ def seed_fleet(
                         probability=score / 100 * 0.9, run_id=None, reasons="[]", data_quality="{}",
                         calibration_version=None, **common,
                     )  # fmt: skip
+                    history_days.add(t.date())
                     yield row, (t,)
                 for run_id, rt in zip(run_ids, run_times, strict=True):
                     row = HistoryRow(
@@ -231,8 +233,10 @@ def seed_fleet(
                         reasons=_json(reasons_for(base)[:3]), data_quality="{}", calibration_version=None,
                         **common,
                     )  # fmt: skip
+                    history_days.add(rt.date())
                     yield row, (rt,)
 
+        history_days: set[date] = set()
         copy_records(conn, HistoryRow, history_rows(), ("scored_at",))
 
         tele_ids = scored_ids[:telemetry_turbines]
@@ -369,6 +373,7 @@ def seed_fleet(
         sites=sites,
         runs=run_ids,
         telemetry_turbines=tele_ids,
+        history_days=history_days,
     )
 
 
