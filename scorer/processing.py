@@ -322,30 +322,25 @@ class BatchProcessor:
         store. A :class:`scorer.restore_rows.StoredChunk` (the streamed read's) is decoded from its
         packed states in place.
         """
-        ids: list[str]
-        parts: list[int]
-        auxes: list[bytes]
+        chunk = stored if isinstance(stored, StoredChunk) else None  # the streamed read's: states packed
+        rows = [] if chunk is not None else list(stored)
+        turbine_ids = chunk.turbine_ids if chunk is not None else [w.turbine_id for w in rows]
+        turbines = self.turbines
+        pick: dict[str, int] = {}  # the first checkpoint of each turbine not held
+        for i, tid in enumerate(turbine_ids):
+            if tid not in turbines and tid not in pick:
+                pick[tid] = i
+        ids = list(pick)
+        at = list(pick.values())
         blobs: Sequence[bytes] | PackedStates
-        if isinstance(stored, StoredChunk):  # a restore's streamed read: states packed, decoded in place
-            turbines = self.turbines
-            pick: dict[str, int] = {}
-            for i, tid in enumerate(stored.turbine_ids):
-                if tid not in turbines and tid not in pick:
-                    pick[tid] = i
-            ids = list(pick)
-            at = list(pick.values())
-            parts = [stored.partitions[i] for i in at]
-            auxes = [stored.aux[i] for i in at]
-            blobs = stored.states if len(at) == len(stored) else stored.states.take(at)
+        if chunk is not None:  # decoded in place from its packed states
+            parts = [chunk.partitions[i] for i in at]
+            auxes = [chunk.aux[i] for i in at]
+            blobs = chunk.states if len(at) == len(chunk) else chunk.states.take(at)
         else:
-            todo: dict[str, Checkpointed] = {}
-            for w in stored:
-                if w.turbine_id not in self.turbines and w.turbine_id not in todo:
-                    todo[w.turbine_id] = w
-            ids = list(todo)
-            parts = [w.partition for w in todo.values()]
-            auxes = [w.aux for w in todo.values()]
-            blobs = [w.state for w in todo.values()]
+            parts = [rows[i].partition for i in at]
+            auxes = [rows[i].aux for i in at]
+            blobs = [rows[i].state for i in at]
         if not ids:
             return self.install([], marks)
         states: list[TurbineState] = []
