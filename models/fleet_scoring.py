@@ -94,6 +94,31 @@ class _Balance:
         self.share = 0.5 * self.share + 0.5 * target
 
 
+def chunk_bounds(n: int, size: int, edge: int = 0) -> list[tuple[int, int]]:
+    """(start, end) of the chunks of ``n`` items: ``size`` items each; with ``edge`` > 0 the first chunk
+    and the last one hold at most ``edge`` items (the last: less than ``2 * edge`` when the rest before it
+    is smaller than ``edge``), so that a pipeline over the chunks fills and drains quickly: the first
+    chunk's features and the last chunk's rows (and their write) are the parts nothing else overlaps.
+
+    ``chunk_bounds(10_000, 1024, 256)``: 256, nine of 1,024, 272, 256.
+    """
+    if n <= 0:
+        return []
+    size = max(1, size)
+    if edge <= 0 or edge >= size or n <= 2 * edge:
+        return [(start, min(n, start + size)) for start in range(0, n, size)]
+    out = [(0, edge)]
+    start = edge
+    while n - start > size + edge:
+        out.append((start, start + size))
+        start += size
+    if n - start >= 2 * edge:  # what is left before the last chunk (less than ``edge``: in the last)
+        out.append((start, n - edge))
+        start = n - edge
+    out.append((start, n))
+    return out
+
+
 #: Reasons of the full model that compare with the simulator's power curve (replaced when calibrated).
 SIMULATOR_POWER_REASONS = frozenset({"power_curve_resid_24h"})
 
@@ -226,7 +251,8 @@ class FleetScorer:
                 [self._annotate(a, OPERATIONAL, fitted[i]) for i, a in zip(op_idx, scored, strict=True)],
             )
         size = max(1, chunk or MAX_BATCH)
-        chunks = [full_idx[start : start + size] for start in range(0, len(full_idx), size)]
+        bounds = chunk_bounds(len(full_idx), size, edge=size // 4 if overlap else 0)
+        chunks = [full_idx[start:end] for start, end in bounds]
         if not chunks:
             return
         # bounded memory: one chunk's features gathered at a time (two with ``overlap``)

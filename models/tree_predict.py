@@ -117,7 +117,8 @@ class FlatForest:
 class _FastRaw:
     """An estimator's ``_raw_predict`` computed by :class:`FlatForest` (same signature, same result).
 
-    The forest is flattened on first use; a copy or pickle of the estimator carries a new one."""
+    The forest is flattened by :func:`accelerate` (else on first use); a copy or pickle of the estimator
+    carries a new one, flattened on first use."""
 
     def __init__(self, est: Any) -> None:
         self.est = est
@@ -260,7 +261,8 @@ def accelerate(model: Any) -> int:
     for est in _estimators(model):
         if not supported(est) or isinstance(vars(est).get("_raw_predict"), _FastRaw):
             continue
-        est._raw_predict = _FastRaw(est)
+        fast = est._raw_predict = _FastRaw(est)
+        fast._flat()  # flattened now (at model load), not in the first predict (~18 ms for the bundle)
         done += 1
     for m in _estimators(model):  # then a calibrated classifier over them: its glue skipped too
         if _sigmoid_parts(m) is not None and not isinstance(vars(m).get("predict_proba"), _FastCalibrated):
