@@ -60,6 +60,9 @@ _COLUMNS: dict[str, tuple[str, float | int]] = {
     "n_ids": ("b", 0),
 }
 
+#: each scalar column's value in a reset row (``Book.reset``)
+DEFAULTS: dict[str, float | int] = {name: fill for name, (_code, fill) in _COLUMNS.items()}
+
 _TEXT: list[str] = []
 _CODE: dict[str, int] = {}
 _TEXT_LOCK = threading.Lock()
@@ -140,6 +143,32 @@ class Book:
             self.free_buckets(row)
         for column, fill in self._defaults:
             column[row] = fill
+
+    def reset_many(self, rows: list[int], values: dict[str, list[Any]]) -> None:
+        """:meth:`reset` of every row of ``rows``, then each column named in ``values`` set to its
+        list (one value per row, in ``rows`` order): a restore's bookkeeping a column at a time, not
+        a row at a time. Rows in one ascending run (a fresh restore's) are written as one slice."""
+        if not rows:
+            return
+        self.ensure(max(rows))
+        heads = self.bucket_head  # type: ignore[attr-defined]
+        for r in rows:
+            if heads[r] != _NONE:
+                self.free_buckets(r)
+        n = len(rows)
+        lo = rows[0]
+        run = rows == list(range(lo, lo + n))
+        for name, (code, fill) in _COLUMNS.items():
+            column = getattr(self, name)
+            given = values.get(name)
+            if run:
+                column[lo : lo + n] = array(code, given) if given is not None else array(code, [fill]) * n
+            elif given is None:
+                for r in rows:
+                    column[r] = fill
+            else:
+                for r, v in zip(rows, given, strict=True):
+                    column[r] = v
 
     # ---------------------------------------------------------------- recent ids
     def ids(self, row: int) -> dict[str, float]:

@@ -44,7 +44,7 @@ from common.contracts import (
     decode_telemetry_batch,
 )
 from common.rows import AggRow, HistoryRow, LatestRow, StateRow, TurbineSeenRow
-from models.features import TRACKED_SIGNALS, FeatureWindow, window_data_quality, window_features
+from models.features import TRACKED_SIGNALS, window_data_quality, window_features
 from models.fleet_scoring import FleetScorer
 from models.scoring import MAX_BATCH, BatchScorer, RiskAssessment
 from models.window_store import PackedStates, WindowStore
@@ -346,11 +346,7 @@ class BatchProcessor:
         states: list[TurbineState] = []
 
         def bookkeeping(rows: np.ndarray) -> None:  # runs while the windows decode (another thread)
-            view = FeatureWindow.view
-            states.extend(
-                TurbineState.from_aux(tid, part, view(self.store, r), aux, lazy=True)
-                for tid, part, aux, r in zip(ids, parts, auxes, rows.tolist(), strict=True)
-            )
+            states.extend(TurbineState.from_aux_many(ids, parts, self.store, rows.tolist(), auxes))
 
         try:
             self.store.load_many(ids, blobs, overlap=bookkeeping)
