@@ -476,9 +476,14 @@ _ROW_OF = operator.attrgetter("row")
 
 
 def window_features(windows: Sequence[FeatureWindow], normal_model: NormalModel | None = None) -> np.ndarray:
-    """Features of many windows, ``(len(windows), N_FEATURES)``: one gather per store they live in."""
+    """Features of many windows, ``(len(windows), N_FEATURES)``: one gather per store they live in
+    (windows of one store: the kernel's own matrix, not copied)."""
+    groups = windows_by_store(windows)
+    if len(groups) == 1:
+        store, _pos, rows = groups[0]  # positions 0 .. n - 1 in order
+        return store.features(rows, normal_model)
     out = np.empty((len(windows), N_FEATURES))
-    for store, pos, rows in windows_by_store(windows):
+    for store, pos, rows in groups:
         out[pos] = store.features(rows, normal_model)
     return out
 

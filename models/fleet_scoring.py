@@ -313,6 +313,10 @@ class FleetScorer:
         a precomputed row's own."""
         assert self.full is not None
         bundle = self.full.bundle
+        if all(isinstance(it, FeatureWindow) for _, it in items):  # the usual chunk: no copy
+            x = window_features([it for _, it in items], bundle.normal_model)
+            if x.shape == (len(items), len(bundle.feature_names)):
+                return x
         x = np.empty((len(items), len(bundle.feature_names)))
         win_idx: list[int] = []
         windows: list[FeatureWindow] = []
