@@ -126,6 +126,9 @@ class BatchConsumer(driver.Consumer):
                         await self._hand_over(tp, recs, generation, highwater)
                     else:
                         await self._deliver(tp, recs)
+                # Not held while the next fetch is awaited (a fetch's records would otherwise stay
+                # resident while the worker idles: its values are the ingest queue's to keep).
+                records, recs = {}, []
                 unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:

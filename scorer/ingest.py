@@ -244,6 +244,9 @@ class Ingest:
                     continue
                 try:
                     await self.handle_batch(batches)
+                    # Not held while the next batch is awaited: a batch's records (up to
+                    # ``batch_max_size`` values) would otherwise stay resident while the worker idles.
+                    del batches
                 except WorkerStopping as stop:
                     # Nothing of it was applied or acked; it is replayed from the committed offsets.
                     event(
