@@ -110,15 +110,19 @@ def upsert_register(
     return counts
 
 
-def load_register(conn: psycopg.Connection) -> FleetRegister:
-    """Every turbine of the database as a register (ordered by id).
+def load_register(conn: psycopg.Connection, *, declared_sensors_only: bool = False) -> FleetRegister:
+    """Every turbine of the database as a register (ordered by id); ``declared_sensors_only``: only the
+    turbines whose fitted sensors are declared (all the scorer's routing reads: a turbine without them
+    is routed as one not in the register; each worker holds the register and re-reads it every
+    minute, and one validated spec per turbine of a large fleet cost ~1 KB of worker memory each).
 
     A turbine known only from telemetry has its id and site and ``fitted_sensors`` None (not declared).
     A stored value the register model refuses (written by hand or by an older version) is dropped from
     that turbine with a warning rather than hiding the turbine.
     """
+    where = " WHERE fitted_sensors IS NOT NULL" if declared_sensors_only else ""
     try:
-        rows = conn.execute(f"SELECT {_COL_LIST} FROM turbines ORDER BY turbine_id").fetchall()
+        rows = conn.execute(f"SELECT {_COL_LIST} FROM turbines{where} ORDER BY turbine_id").fetchall()
     except psycopg.errors.UndefinedColumn as exc:
         raise RegisterSchemaMissing(
             f"the database has no fleet register columns ({exc.diag.message_primary}); "

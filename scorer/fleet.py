@@ -81,7 +81,7 @@ class RegisterHolder:
             event(
                 log,
                 "fleet register loaded",
-                turbines=len(fresh.turbines),
+                turbines=len(fresh.turbines),  # from the database: those with fitted sensors only
                 with_fitted_sensors=fitted,
                 generation=self.generation,
             )
@@ -93,7 +93,7 @@ def _load_from_database(database_url: str) -> FleetRegister:
 
     conn = connect(database_url, autocommit=True)
     try:
-        return load_register(conn)
+        return load_register(conn, declared_sensors_only=True)  # what FleetScorer reads
     except Exception as exc:
         raise RuntimeError(f"reading the fleet register from {redact(database_url)}: {exc}") from exc
     finally:

@@ -177,6 +177,15 @@ def test_store_reads_back_what_was_imported_and_updates_changes(
         assert upsert_register(conn, changed)["updated"] == 1
         spec = load_register(conn).get("WT-201")
         assert spec is not None and spec.rated_power_kw is None and spec.rotor_diameter_m == 132.0
+        # the scorer's read: only the turbines that declare their fitted sensors, each one whole
+        conn.execute("INSERT INTO turbines (turbine_id, site_id) VALUES ('WT-STREAM-ONLY', 'SITE-X')")
+        declared = load_register(conn, declared_sensors_only=True)
+        full = load_register(conn)
+        assert "WT-STREAM-ONLY" in full.turbines and "WT-STREAM-ONLY" not in declared.turbines
+        assert declared.turbines == {
+            tid: spec for tid, spec in full.turbines.items() if spec.fitted_sensors is not None
+        }
+        assert declared.turbines  # the example register declares some
 
 
 @pytest.fixture(scope="module")
