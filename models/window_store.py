@@ -250,11 +250,12 @@ def _empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
     private anonymous map of its own (zero pages until written; unmapped when the array goes).
 
     Why not numpy's: numpy asks for transparent huge pages (``madvise(MADV_HUGEPAGE)``) on every array
-    from 4 MB, and with THP in "madvise" mode such a region's first touch may compact memory to find
-    2 MB pages. A cold restore faults in ~170 MB of new rows (10,000 windows): measured on this VM,
-    populating them took 474 ms of kernel time with numpy's arrays (fragmented memory: direct
-    compaction) against 54 ms as plain 4 KB pages; the cold decode of 10,000 windows 581 vs 166 ms of
-    CPU. 4 KB pages also keep the resident size to the rows really used."""
+    from 4 MB, and with THP in "madvise" mode each first touch then zeroes a whole 2 MB page. A cold
+    restore faults in ~170 MB of new rows (10,000 windows): measured on this VM, populating them took
+    32-708 ms with 2 MB pages (474 ms in the run next to this one; ``compact_stall`` stayed 0: the cost
+    is the zeroing and the hypervisor's backing of fresh memory, not compaction) against 54-62 ms as
+    4 KB pages; the cold decode of 10,000 windows 581 vs 166-186 ms of CPU. 4 KB pages also keep the
+    resident size to the rows really used."""
     dt = np.dtype(dtype)
     nbytes = math.prod(shape) * dt.itemsize
     if nbytes < _MAP_MIN or not hasattr(mmap, "MAP_PRIVATE"):
