@@ -853,15 +853,16 @@ MEMORY_STEP_S = 6 * 3600
 MEMORY_SETTLE_S = 10.0
 
 
-#: Worker settings of the memory run beside the judged one: glibc's allocator left at its defaults
-#: (common/allocator.py off), the same readings in the same run (the before of the allocator tuning).
-MEMORY_GLIBC_DEFAULTS = {"malloc_mmap_threshold_bytes": 0, "malloc_arena_max": 0, "malloc_trim_interval_s": 0}
+#: Worker settings of the memory run beside the judged one: glibc's allocator (COCKPIT_ALLOCATOR=glibc,
+#: tuned by common/allocator.py as before jemalloc), the same readings in the same run.
+MEMORY_GLIBC = {"allocator": "glibc"}
 
 
 def bench_memory(registry: Path, db_url: str, tmp: Path, sizes: list[int], rep: Report) -> None:
     """RSS growth of the worker after N turbines were ingested, divided by N; the store's own nbytes.
 
-    Twice: the worker as configured (judged), then with glibc's allocator at its defaults (reported).
+    Twice: the worker as configured (judged: jemalloc when installed, see common/jemalloc.py), then
+    with glibc's allocator, tuned (reported: the same readings in the same run).
     Each reading also splits the RSS growth by mapping kind (``rss_breakdown``)."""
     end = datetime.now(UTC)
     for tuned in (True, False):
@@ -872,14 +873,14 @@ def _memory_run(
     registry: Path, db_url: str, tmp: Path, sizes: list[int], rep: Report, end: datetime, tuned: bool
 ) -> None:
     topic = make_topic(3)
-    suffix = "" if tuned else " (glibc malloc defaults)"
+    suffix = "" if tuned else " (glibc's allocator, tuned)"
     print(
         f"\n[memory{suffix}] worker RSS after N turbines ({MEMORY_EVENTS_PER_TURBINE} readings each, one "
         "every 6 h over 7 days), minus its RSS after 10 warm-up turbines",
         flush=True,
     )
     try:
-        env: dict[str, object] = {} if tuned else dict(MEMORY_GLIBC_DEFAULTS)
+        env: dict[str, object] = {} if tuned else dict(MEMORY_GLIBC)
         w = WorkerProc(db_url, topic, registry, tmp / f"worker-memory{'' if tuned else '-glibc'}.log", **env)
         try:
             w.wait_ready()
@@ -940,7 +941,7 @@ def _memory_run(
                         (rss - prev_rss) / (n - prev_n) / 1024,
                         "KB",
                     )
-                rep.info.setdefault("memory" if tuned else "memory_glibc_defaults", {})[str(n)] = {
+                rep.info.setdefault("memory" if tuned else "memory_glibc", {})[str(n)] = {
                     "rss0_bytes": rss0,
                     "rss_bytes": rss,
                     "peak_rss_bytes": peak,

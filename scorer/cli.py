@@ -10,6 +10,7 @@ Why our own signal handlers and a watchdog: SIGTERM/SIGINT and crashes must end 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import time
@@ -65,6 +66,42 @@ def ensure_topics_at_start(settings: Any, *, retry_every_s: float = 2.0) -> dict
             level = logging.INFO if outcome in ("created", "exists") else logging.WARNING
             event(log, "topic", level, topic=name, outcome=outcome)
         return outcomes
+
+
+def choose_allocator(settings: Any) -> str:
+    """The allocator this worker runs on, "jemalloc" or "glibc" (common/jemalloc.py says why).
+
+    Under ``allocator`` auto or jemalloc, a worker not yet under jemalloc re-executes itself under it
+    (same PID and arguments; this call then does not return) when the library is found. Not found:
+    auto logs a warning and stays on glibc; jemalloc exits, naming every place it looked.
+    """
+    from common.jemalloc import find_library, loaded, preload_environment
+    from common.logging import event
+
+    if settings.allocator == "glibc":
+        return "glibc"
+    running = loaded()
+    if running is not None:
+        event(log, "allocator: jemalloc", library=running, conf=os.environ.get("MALLOC_CONF", ""))
+        return "jemalloc"
+    library, looked = find_library(settings.jemalloc_path)
+    if library is not None and str(library) in os.environ.get("LD_PRELOAD", "").replace(":", " ").split():
+        problem = f"{library} is in LD_PRELOAD but not loaded (the dynamic loader refused it)"
+    elif library is None:
+        problem = f"libjemalloc.so.2 not found (looked in: {', '.join(looked)})"
+    else:
+        event(log, "restarting under jemalloc", library=str(library), conf=settings.jemalloc_conf)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        env = preload_environment(os.environ, library, settings.jemalloc_conf)
+        os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
+    if settings.allocator == "jemalloc":
+        print(f"scorer: COCKPIT_ALLOCATOR=jemalloc but {problem}", file=sys.stderr)
+        raise SystemExit(2)
+    event(log, "allocator: glibc (jemalloc unavailable)", logging.WARNING, problem=problem)
+    return "glibc"
 
 
 def tune_allocator(settings: Any) -> Any:
@@ -142,7 +179,8 @@ def worker(
     overrides = {k: v for k, v in {"web_port": web_port, "worker_id": worker_id}.items() if v is not None}
     settings = load_settings(ScorerSettings, **overrides)
     configure_logging("scorer", settings.log_level, settings.log_format)
-    tune_allocator(settings)
+    if choose_allocator(settings) == "glibc":
+        tune_allocator(settings)
     try:
         ensure_topics_at_start(settings)
     except TopicError as exc:

@@ -12,6 +12,7 @@ import re
 import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
@@ -256,6 +257,24 @@ class ScorerSettings(RegistrySettings):
         default=16 << 20,
         ge=0,
         description="A trim runs only when glibc's heaps hold this much free memory (mallinfo2 fordblks).",
+    )
+    allocator: Literal["auto", "jemalloc", "glibc"] = Field(
+        default="auto",
+        description=(
+            "Memory allocator of the worker: jemalloc (the worker restarts itself once under it: "
+            "LD_PRELOAD, PYTHONMALLOC=malloc), glibc, or auto (jemalloc when found, else glibc with a "
+            "warning). The malloc_* settings apply to glibc only."
+        ),
+    )
+    jemalloc_path: Path | None = Field(
+        default=None,
+        description="libjemalloc.so.2 to use (unset: the usual library directories are searched).",
+    )
+    jemalloc_conf: str = Field(
+        default="narenas:2,dirty_decay_ms:1000,muzzy_decay_ms:0,background_thread:true",
+        max_length=500,
+        pattern=r"^[A-Za-z0-9_:,.-]*$",
+        description="jemalloc's MALLOC_CONF for the worker: freed pages go back to the kernel after 1 s.",
     )
 
     @model_validator(mode="after")
