@@ -26,6 +26,8 @@ fi
 # Monitoring (deploy/local/monitoring.sh): Prometheus + promtool and Alertmanager from Debian.
 { command -v prometheus && command -v promtool; } >/dev/null || apt_missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || apt_missing+=(prometheus-alertmanager)
+# the scorer worker's allocator (common/jemalloc.py; COCKPIT_ALLOCATOR=auto falls back to glibc without it)
+compgen -G "/usr/lib/*-linux-gnu/libjemalloc.so.2" >/dev/null || apt_missing+=(libjemalloc2)
 if ((${#apt_missing[@]})); then
   command -v apt-get >/dev/null || die "missing system packages (${apt_missing[*]}) and no apt-get to install them"
   say "installing Debian packages: ${apt_missing[*]}"
