@@ -271,10 +271,13 @@ class ScorerSettings(RegistrySettings):
         description="libjemalloc.so.2 to use (unset: the usual library directories are searched).",
     )
     jemalloc_conf: str = Field(
-        default="narenas:2,dirty_decay_ms:1000,muzzy_decay_ms:0,background_thread:true",
+        default="narenas:2,dirty_decay_ms:1000,muzzy_decay_ms:0,background_thread:true,retain:false",
         max_length=500,
         pattern=r"^[A-Za-z0-9_:,.-]*$",
-        description="jemalloc's MALLOC_CONF for the worker: freed pages go back to the kernel after 1 s.",
+        description=(
+            "jemalloc's MALLOC_CONF for the worker: freed pages go back to the kernel after 1 s, and "
+            "freed address space is unmapped, not retained (less metadata)."
+        ),
     )
 
     @model_validator(mode="after")
