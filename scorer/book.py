@@ -33,6 +33,8 @@ import numpy as np
 
 #: Doubles per 10-minute bucket: samples, the sums, then the counts of ``AGG_SIGNALS``.
 BUCKET_WIDTH = 1 + 2 * 9
+#: The bucket pool is repacked (:meth:`Book.shrink_buckets`) only from this many slots (~0.7 MB).
+SHRINK_MIN_SLOTS = 4096
 #: Recent ids kept inline per turbine (10-minute data within the default 1-h tolerance holds <= 7).
 INLINE_IDS = 8
 _ID_BYTES = 16
@@ -118,6 +120,7 @@ class Book:
         self.b_next = array("i")
         self.b_data = np.empty((0, BUCKET_WIDTH), dtype=np.float64)
         self._b_free = _NONE
+        self._b_live = 0  # slots in use (the rest are on the free list)
         self.row_ints: list[int] = []  # the row numbers as ints made at growth (kept by the states)
         # (column, default) pairs for reset(): the columns grow in place, never replaced
         self._defaults = [(getattr(self, name), fill) for name, (_code, fill) in _COLUMNS.items()]
@@ -220,6 +223,7 @@ class Book:
             self.b_data = data
             slot = old
         self._b_free = self.b_next[slot]
+        self._b_live += 1
         return slot
 
     def buckets(self, row: int) -> Iterable[int]:
@@ -274,9 +278,51 @@ class Book:
                     self.bucket_tail[row] = prev  # type: ignore[attr-defined]
                 nxt[slot] = self._b_free
                 self._b_free = slot
+                self._b_live -= 1
             else:
                 prev = slot
             slot = follow
+
+    def shrink_buckets(self, min_slots: int = SHRINK_MIN_SLOTS) -> bool:
+        """Repack the bucket pool when at most a quarter of it is in use; True when it did.
+
+        Why: a batch holding many 10-minute buckets per turbine (a backlog, a history import: 20 per
+        turbine for 1,000 turbines in a 20,000-event batch) grows the pool to its peak, and the prune
+        after the batch leaves it mostly free but resident (3.5 MB for 1,000 turbines). Each row's
+        buckets keep their order; call it between batches only (no slot number is held across it).
+        """
+        total = len(self.b_start)
+        if total <= min_slots or self._b_live * 4 > total:
+            return False
+        heads, tails = self.bucket_head, self.bucket_tail  # type: ignore[attr-defined]
+        nxt, starts = self.b_next, self.b_start
+        order: list[int] = []
+        for row in range(self.cap):
+            slot = heads[row]
+            if slot == _NONE:
+                continue
+            first = len(order)
+            while slot != _NONE:
+                order.append(slot)
+                slot = nxt[slot]
+            heads[row] = first
+            tails[row] = len(order) - 1
+        live = len(order)
+        new = live + live // 4 + 256
+        new_next = array("i", range(1, new + 1))
+        for row in range(self.cap):
+            last = tails[row]
+            if last != _NONE:
+                new_next[last] = _NONE  # each row's run of slots ends its list
+        new_next[new - 1] = _NONE
+        data = np.empty((new, BUCKET_WIDTH), dtype=np.float64)
+        data[:live] = self.b_data[order]
+        self.b_start = array("q", [starts[s] for s in order]) + array("q", [0]) * (new - live)
+        self.b_next = new_next
+        self.b_data = data
+        self._b_free = live if live < new else _NONE
+        self._b_live = live
+        return True
 
     def free_buckets(self, row: int) -> None:
         self.drop_buckets(row, 2**62, ())

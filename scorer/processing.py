@@ -48,6 +48,7 @@ from models.features import TRACKED_SIGNALS, window_data_quality, window_feature
 from models.fleet_scoring import FleetScorer
 from models.scoring import MAX_BATCH, BatchScorer, RiskAssessment
 from models.window_store import PackedStates, WindowStore
+from scorer.book import book_for
 from scorer.coalescing import (
     IDLE_FLUSHES,
     LATE_FLUSHES,
@@ -607,6 +608,7 @@ class BatchProcessor:
             out.turbine_rows.append(
                 TurbineSeenRow(tid, st.site_id, None if last == -math.inf else _utc(last))
             )
+        book_for(self.store).shrink_buckets()  # after the prunes: a batch's peak of buckets freed
         if latest:
             picked = [i for _, i, _ in latest]
             codes = ev.status_code[picked].tolist()

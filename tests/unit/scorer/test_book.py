@@ -150,3 +150,78 @@ def test_a_state_moved_into_a_store_keeps_everything() -> None:
     st.window = store.window("WT-M")
     assert st._book is book_for(store) and st.window.store is store
     assert (st.aux_bytes(), st.recent, st.agg) == before
+
+
+def test_a_mostly_free_bucket_pool_is_repacked_with_every_list_intact() -> None:
+    """After a batch's peak of buckets is pruned, the pool shrinks; each row keeps its buckets (values,
+    order), the free list works, and a pool still a quarter used is left alone."""
+    rng = random.Random(7)
+    book = Book()
+    rows = 300
+    for r in range(rows):
+        book.reset(r)
+    expected: dict[int, list[tuple[int, list[float]]]] = {}
+    for r in range(rows):  # a backlog: 20 buckets per row
+        for k in range(20):
+            start = 600 * (k + 1)
+            slot = book.add_bucket(r, start)
+            values = [rng.random() for _ in range(BUCKET_WIDTH)]
+            book.b_data[slot] = values
+            expected.setdefault(r, []).append((start, values))
+    peak = len(book.b_start)
+    assert peak >= rows * 20 and not book.shrink_buckets()  # full: nothing to do
+    for r in range(rows):  # the prune after the batch: keep the newest one or two (some rows none)
+        keep = r % 3
+        book.drop_buckets(r, 600 * (20 - keep) + 1, ())
+        expected[r] = expected[r][20 - keep :]
+    assert book.shrink_buckets()
+    assert len(book.b_start) < peak // 4
+    for r in range(rows):
+        got = book.bucket_items(r)
+        assert [s for s, _ in got] == [s for s, _ in expected[r]]
+        assert [list(v) for _, v in got] == [v for _, v in expected[r]]
+        assert book.bucket_min(r) == (expected[r][0][0] if expected[r] else math.inf)
+    # new buckets after the repack: from the free list, at the end of each row's list
+    for r in range(rows):
+        slot = book.add_bucket(r, 10**6)
+        book.b_data[slot] = float(r)
+    for r in range(rows):
+        got = book.bucket_items(r)
+        assert [s for s, _ in got] == [s for s, _ in expected[r]] + [10**6]
+        assert got[-1][1] == array("d", [float(r)] * BUCKET_WIDTH)
+    assert not book.shrink_buckets()  # well used now
+
+
+def test_the_processor_repacks_the_pool_after_a_backlog_batch() -> None:
+    """A 20-readings-per-turbine batch (10-minute data, one hour of it per turbine kept open) leaves
+    the pool at the size of what the prune kept, not of the batch's peak."""
+    from datetime import UTC, datetime, timedelta
+
+    import orjson
+
+    from common.contracts import SIGNALS
+    from scorer.processing import BatchProcessor, RawRecord
+    from scorer.settings import ScorerSettings
+
+    proc = BatchProcessor(ScorerSettings())
+    start = datetime.now(UTC) - timedelta(days=2)
+    records = []
+    for k in range(40):  # 40 readings, 10 min apart, for each of 300 turbines
+        when = (start + timedelta(minutes=10 * k)).isoformat()
+        for t in range(300):
+            tid = f"WT-{t:03d}"
+            body = {
+                "schema_version": 1,
+                "event_id": str(uuid.UUID(int=k * 1000 + t)),
+                "turbine_id": tid,
+                "site_id": "SITE-A",
+                "event_time": when,
+                **{name: 1.0 for name in SIGNALS},
+                "status_code": 0,
+            }
+            records.append(RawRecord(0, len(records), None, orjson.dumps(body), "t", tid.encode()))
+    proc.process(records)
+    book = book_for(proc.store)
+    live = sum(len(book.bucket_items(proc.store.row_of(f"WT-{t:03d}"))) for t in range(300))  # type: ignore[arg-type]
+    assert 300 <= live <= 300 * 8  # the buckets within the tolerance (1 h) stay
+    assert len(book.b_start) <= live + live // 4 + 256
