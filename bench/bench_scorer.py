@@ -931,7 +931,9 @@ def _memory_run(
                     "KB",
                     baseline=None if store is None else store / 1024,
                     baseline_label="store nbytes()/N" if store is not None else "",
-                    target=("<=", 20.0) if tuned else None,
+                    # judged at the largest N (and the marginal cost below): at a small N the
+                    # worker's batch-sized buffers (~5 MB, whatever the fleet) dominate the division
+                    target=("<=", 20.0) if tuned and n == max(sizes) else None,
                     note=f"RSS {rss0 / 2**20:.0f} -> {rss / 2**20:.0f} MB, peak {peak / 2**20:.0f}",
                 )
                 if prev_n:
@@ -940,6 +942,7 @@ def _memory_run(
                         f"marginal RSS / turbine, N={prev_n:,} -> {n:,}{suffix}",
                         (rss - prev_rss) / (n - prev_n) / 1024,
                         "KB",
+                        target=("<=", 20.0) if tuned and n == max(sizes) else None,
                     )
                 rep.info.setdefault("memory" if tuned else "memory_glibc", {})[str(n)] = {
                     "rss0_bytes": rss0,
