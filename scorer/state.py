@@ -235,7 +235,7 @@ class TurbineState:
 
     def _attach(self, turbine_id: str, window: FeatureWindow) -> int:
         """A new state on ``window``'s row: the row's columns at their defaults, no recent ids, no
-        buckets, nothing lazy; returns the row (the constructor and ``from_aux`` start here)."""
+        buckets, nothing lazy; returns the row (the constructor starts here)."""
         book = book_for(window.store)
         book.reset(window.row)
         row = book.row_ints[window.row]  # (an int made at the book's growth, not now)
@@ -808,32 +808,7 @@ class TurbineState:
         head = _aux_head(aux)
         if head is None:  # not the shape aux_bytes writes: decoded as it always was
             return cls._from_aux_dict(turbine_id, partition, window, orjson.loads(aux))
-        if head.v != AUX_FORMAT:
-            raise ValueError(f"turbine {turbine_id}: unsupported checkpoint aux format {head.v!r}")
-        # What ``cls(...)`` with these fields does, written into the row's columns directly: a restore
-        # makes one state per turbine on its compute thread while the database read streams (through
-        # the property setters and two mark objects this was twice the cost: 133 vs 65 ms per 10,000).
-        st = cls.__new__(cls)
-        row = st._attach(turbine_id, window)  # every column at its default (no marks, not pending...)
-        book = st._book
-        st._lazy = (head.recent, head.agg)
-        book.site[row] = text_code(head.site)  # type: ignore[attr-defined]
-        book.partition[row] = partition  # type: ignore[attr-defined]
-        if head.last is not None:
-            book.last_ts[row] = head.last  # type: ignore[attr-defined]
-        hist, rs = head.hist, head.rs
-        if hist is not None:
-            book.hist_ts[row], book.hist_score[row] = hist[0], hist[1]  # type: ignore[attr-defined]
-            book.hist_tier[row] = text_code(hist[2])  # type: ignore[attr-defined]
-        if head.tier is not None:
-            book.tier[row] = text_code(head.tier)  # type: ignore[attr-defined]
-        book.late[row] = head.late  # type: ignore[attr-defined]
-        book.dup[row] = head.dup  # type: ignore[attr-defined]
-        if rs is not None:
-            book.rs_ts[row], book.rs_status[row] = rs[0], rs[1]  # type: ignore[attr-defined]
-            book.has_rs[row] = 1  # type: ignore[attr-defined]
-        book.newest_status[row] = head.ns  # type: ignore[attr-defined]
-        book.pending[row] = 1 if head.pend else 0  # type: ignore[attr-defined]
+        (st,) = cls._from_heads([turbine_id], [partition], window.store, [window.row], [head])
         if not lazy:
             st._decode_lazy()
         return st
@@ -860,7 +835,20 @@ class TurbineState:
                 cls.from_aux(tid, part, view(store, row), aux, lazy=True)
                 for tid, part, row, aux in zip(turbine_ids, partitions, rows, auxes, strict=True)
             ]
-        ok: list[_AuxHead] = heads  # type: ignore[assignment]
+        return cls._from_heads(turbine_ids, partitions, store, rows, heads)  # type: ignore[arg-type]
+
+    @classmethod
+    def _from_heads(
+        cls,
+        turbine_ids: Sequence[str],
+        partitions: Sequence[int],
+        store: Any,
+        rows: list[int],
+        ok: Sequence[_AuxHead],
+    ) -> list[TurbineState]:
+        """The one rule from a checkpoint's aux head to a state and its row's columns (what ``cls(...)``
+        with these fields does, written into the columns directly: no property setters, no mark
+        objects), for :meth:`from_aux` (one turbine) and :meth:`from_aux_many` (a restore's chunk)."""
         for tid, head in zip(turbine_ids, ok, strict=True):
             if head.v != AUX_FORMAT:
                 raise ValueError(f"turbine {tid}: unsupported checkpoint aux format {head.v!r}")
